@@ -1,0 +1,1 @@
+"""Everything that runs without Qt: config, registries, data, losses, engine, store."""

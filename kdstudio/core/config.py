@@ -1,0 +1,403 @@
+"""Run configuration: dataclasses, TOML load/save, `--set` overrides and validation.
+
+The same object is edited by the form, saved as TOML and run by `kdstudio run`.
+Validation never raises on user input: it returns every problem at once, each starting
+with its key path, e.g. `distill.temperature: must be > 0 (got -1)`.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import tomllib
+import types
+import typing
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("constant", "cosine", "step")
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "digits"
+    path: str = ""
+    val_fraction: float = 0.1
+    test_fraction: float = 0.2
+    batch_size: int = 64
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TeacherConfig:
+    arch: str = "cnn"
+    params: dict[str, Any] = field(default_factory=dict)
+    checkpoint: str = ""
+    epochs: int = 10
+    lr: float = 0.0  # 0 means: the same as optim.lr
+
+
+@dataclass
+class StudentConfig:
+    arch: str = "mlp"
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DistillConfig:
+    method: str = "kd"
+    temperature: float = 4.0
+    ce_weight: float = 1.0
+    kd_weight: float = 1.0
+    feature_weight: float = 0.0
+    student_layer: str = ""
+    teacher_layer: str = ""
+    baseline: bool = True
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class OptimConfig:
+    name: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    epochs: int = 10
+    schedule: str = "cosine"
+    step_size: int = 0  # epochs between decays for 'step'; 0 means a third of the epochs
+    gamma: float = 0.1
+
+
+@dataclass
+class RunConfig:
+    name: str = ""
+    seed: int = 0
+    device: str = "auto"
+    data: DataConfig = field(default_factory=DataConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    student: StudentConfig = field(default_factory=StudentConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_toml(self) -> str:
+        return tomli_w.dumps(self.to_dict())
+
+    def copy(self) -> RunConfig:
+        return copy.deepcopy(self)
+
+
+class ConfigError(ValueError):
+    """Raised with every problem of a config; `problems` holds one line each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+# ---------------------------------------------------------------- dict <-> dataclasses
+
+
+def _type_name(kind: Any) -> str:
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+            dict: "a table"}.get(kind, str(kind))
+
+
+def _coerce(value: Any, kind: Any, key: str, problems: list[str]) -> Any:
+    """Check a TOML value against a field type; ints are accepted where floats are."""
+    origin = typing.get_origin(kind) or kind
+    if origin is dict:
+        if not isinstance(value, dict):
+            problems.append(f"{key}: must be {_type_name(dict)} (got {value!r})")
+            return {}
+        return dict(value)
+    if kind is bool:
+        if not isinstance(value, bool):
+            problems.append(f"{key}: must be true or false (got {value!r})")
+        return value
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        problems.append(f"{key}: must be {_type_name(kind)} (got {value!r})")
+    return value
+
+
+def _build(cls: type, data: Any, prefix: str, problems: list[str]) -> Any:
+    if not isinstance(data, dict):
+        problems.append(f"{prefix or 'config'}: must be a table (got {data!r})")
+        return cls()
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in names:
+            where = f"{prefix}.{key}" if prefix else key
+            problems.append(f"{where}: unknown key (expected one of: {', '.join(sorted(names))})")
+    for item in dataclasses.fields(cls):
+        if item.name not in data:
+            continue
+        key = f"{prefix}.{item.name}" if prefix else item.name
+        kind = hints[item.name]
+        if dataclasses.is_dataclass(kind):
+            values[item.name] = _build(kind, data[item.name], key, problems)
+        else:
+            if isinstance(kind, types.UnionType):
+                kind = typing.get_args(kind)[0]
+            values[item.name] = _coerce(data[item.name], kind, key, problems)
+    return cls(**values)
+
+
+def config_from_dict(data: dict[str, Any]) -> tuple[RunConfig, list[str]]:
+    """A RunConfig and the type problems found; wrongly typed values keep their defaults."""
+    problems: list[str] = []
+    config = _build(RunConfig, data, "", problems)
+    if problems:
+        config = _build(RunConfig, _drop_bad(data, problems), "", [])
+    return config, problems
+
+
+def _drop_bad(data: dict[str, Any], problems: list[str]) -> dict[str, Any]:
+    cleaned = copy.deepcopy(data)
+    for problem in problems:
+        path = problem.split(":", 1)[0].split(".")
+        node = cleaned
+        for part in path[:-1]:
+            node = node.get(part, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict):
+            node.pop(path[-1], None)
+    return cleaned
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`key.path=value` -> (["key", "path"], value); value parsed as TOML, else a string."""
+    if "=" not in text:
+        raise ValueError(f"--set {text}: expected key.path=value")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ValueError(f"--set {text}: expected key.path=value")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return key.split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Set each `key.path=value` in a nested dict (copied); raises ValueError on bad syntax."""
+    result = copy.deepcopy(data)
+    for text in overrides:
+        path, value = parse_override(text)
+        node = result
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ValueError(f"--set {text}: '{part}' is not a table")
+            node = child
+        node[path[-1]] = value
+    return result
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML file; raises ValueError with a one-line message on any problem."""
+    file = Path(path)
+    try:
+        with file.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ValueError(f"{file}: no such config file") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"{file}: not valid TOML ({error})") from None
+    except OSError as error:
+        raise ValueError(f"{file}: cannot read ({error.strerror})") from None
+
+
+def save_toml(config: RunConfig, path: str | Path) -> None:
+    Path(path).write_text(config.to_toml(), encoding="utf-8")
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _number_problems(config: RunConfig) -> list[str]:
+    problems: list[str] = []
+
+    def check(key: str, value: float, ok: bool, rule: str) -> None:
+        if isinstance(value, float) and not math.isfinite(value):
+            problems.append(f"{key}: must be a finite number (got {value})")
+        elif not ok:
+            problems.append(f"{key}: must be {rule} (got {value:g})")
+
+    d, o, t = config.distill, config.optim, config.teacher
+    check("seed", config.seed, config.seed >= 0, ">= 0")
+    check("data.batch_size", config.data.batch_size, config.data.batch_size >= 1, ">= 1")
+    check("data.val_fraction", config.data.val_fraction, 0 < config.data.val_fraction < 1,
+          "between 0 and 1, exclusive")
+    check("data.test_fraction", config.data.test_fraction, 0 < config.data.test_fraction < 1,
+          "between 0 and 1, exclusive")
+    check("distill.temperature", d.temperature, d.temperature > 0, "> 0")
+    for name in ("ce_weight", "kd_weight", "feature_weight"):
+        value = getattr(d, name)
+        check(f"distill.{name}", value, value >= 0, ">= 0")
+    check("optim.lr", o.lr, o.lr > 0, "> 0")
+    check("optim.momentum", o.momentum, 0 <= o.momentum < 1, "in [0, 1)")
+    check("optim.weight_decay", o.weight_decay, o.weight_decay >= 0, ">= 0")
+    check("optim.epochs", o.epochs, o.epochs >= 1, ">= 1")
+    check("optim.step_size", o.step_size, o.step_size >= 0, ">= 0")
+    check("optim.gamma", o.gamma, 0 < o.gamma <= 1, "in (0, 1]")
+    check("teacher.epochs", t.epochs, t.epochs >= 0, ">= 0")
+    check("teacher.lr", t.lr, t.lr >= 0, ">= 0 (0 = same as optim.lr)")
+    if t.epochs == 0 and not t.checkpoint and _uses_teacher(config):
+        problems.append("teacher.epochs: must be >= 1 when no teacher.checkpoint is given (got 0)")
+    if o.name not in OPTIMIZERS:
+        problems.append(f"optim.name: unknown optimiser '{o.name}' (choose from: "
+                        f"{', '.join(OPTIMIZERS)})")
+    if o.schedule not in SCHEDULES:
+        problems.append(f"optim.schedule: unknown schedule '{o.schedule}' (choose from: "
+                        f"{', '.join(SCHEDULES)})")
+    return problems
+
+
+def _uses_teacher(config: RunConfig) -> bool:
+    from kdstudio.core.distill.methods import METHODS
+
+    return config.distill.method not in METHODS or METHODS.get(config.distill.method).uses_teacher
+
+
+def _method_problems(config: RunConfig) -> list[str]:
+    from kdstudio.core.distill.methods import METHODS, WEIGHT_KEYS
+
+    d = config.distill
+    if d.method not in METHODS:
+        return [f"distill.method: unknown method '{d.method}' (choose from: "
+                f"{', '.join(METHODS.names())})"]
+    method = METHODS.get(d.method)
+    problems: list[str] = []
+    weights = {part: getattr(d, WEIGHT_KEYS[part]) for part in method.parts}
+    if all(isinstance(w, (int, float)) and w == 0 for w in weights.values()):
+        names = " + ".join(f"distill.{WEIGHT_KEYS[p]}" for p in method.parts)
+        problems.append(f"distill: all loss weights are zero ({names} = 0); nothing would train")
+    specs = {spec.name: spec for spec in method.params}
+    for key, value in d.params.items():
+        spec = specs.get(key)
+        if spec is None:
+            problems.append(f"distill.params.{key}: method '{d.method}' has no such parameter "
+                            f"(it takes: {', '.join(specs) or 'none'})")
+        elif not isinstance(value, (int, float)) or isinstance(value, bool):
+            problems.append(f"distill.params.{key}: must be a number (got {value!r})")
+        elif (spec.minimum is not None and value < spec.minimum) or (
+            spec.maximum is not None and value > spec.maximum
+        ):
+            problems.append(f"distill.params.{key}: must be in [{spec.minimum}, {spec.maximum}] "
+                            f"(got {value})")
+    return problems
+
+
+def _data_problems(config: RunConfig):
+    """Problems with the data section, and the dataset's description when it is usable."""
+    from kdstudio.core.data import DATASETS, dataset_params, get_dataset
+
+    data = config.data
+    if data.dataset not in DATASETS:
+        return [f"data.dataset: unknown dataset '{data.dataset}' (choose from: "
+                f"{', '.join(DATASETS.names())})"], None
+    try:
+        params = dataset_params(data.dataset, data.params)
+        dataset = get_dataset(data.dataset)
+        info = dataset.describe(data.path, params)
+    except (ValueError, TypeError) as error:
+        return [f"data.params: {error}"], None
+    path_problem = dataset.check_path(data.path)
+    if path_problem:
+        return [f"data.path: {path_problem}"], info
+    return [], info
+
+
+def _model_problems(section: str, arch: str, params: dict[str, Any], info: Any):
+    """Build the model once on the CPU to check its name, parameters and input shape."""
+    from kdstudio.core.models import MODELS, create_model
+
+    if arch not in MODELS:
+        return [f"{section}.arch: unknown model '{arch}' (choose from: "
+                f"{', '.join(MODELS.names())})"], None
+    if info is None:
+        return [], None
+    try:
+        import torch
+
+        model = create_model(arch, info.input_shape, info.num_classes, **params)
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(2, *info.input_shape))
+    except (ValueError, TypeError, RuntimeError) as error:
+        return [f"{section}.params: {error}"], None
+    return [], model
+
+
+def _layer_problems(config: RunConfig, student: Any, teacher: Any) -> list[str]:
+    from kdstudio.core.distill.methods import METHODS
+
+    d = config.distill
+    if d.method not in METHODS or not METHODS.get(d.method).uses_hint_layers:
+        return []
+    problems = []
+    for key, layer, model in (("student_layer", d.student_layer, student),
+                              ("teacher_layer", d.teacher_layer, teacher)):
+        if model is None:
+            continue
+        names = list(model.feature_layers())
+        if not layer:
+            problems.append(f"distill.{key}: method '{d.method}' needs a layer "
+                            f"(choose from: {', '.join(names)})")
+        elif layer not in names:
+            problems.append(f"distill.{key}: no layer '{layer}' in {model.arch} "
+                            f"(choose from: {', '.join(names)})")
+    return problems
+
+
+def _device_problems(config: RunConfig) -> list[str]:
+    from kdstudio.core.devices import DeviceError, resolve_device
+
+    try:
+        resolve_device(config.device)
+    except DeviceError as error:
+        return [f"device: {error}"]
+    return []
+
+
+def validate(config: RunConfig) -> list[str]:
+    """Every problem with a config, one line each; empty when it can run."""
+    problems = _number_problems(config)
+    problems += _method_problems(config)
+    problems += _device_problems(config)
+    data_problems, info = _data_problems(config)
+    problems += data_problems
+    student_problems, student = _model_problems(
+        "student", config.student.arch, config.student.params, info)
+    problems += student_problems
+    teacher = None
+    if _uses_teacher(config):
+        teacher_problems, teacher = _model_problems(
+            "teacher", config.teacher.arch, config.teacher.params, info)
+        problems += teacher_problems
+        checkpoint = config.teacher.checkpoint
+        if checkpoint and not Path(checkpoint).expanduser().is_file():
+            problems.append(f"teacher.checkpoint: no such file {checkpoint}")
+    problems += _layer_problems(config, student, teacher)
+    return problems
+
+
+def load_config(data: dict[str, Any]) -> RunConfig:
+    """Build and validate; raises ConfigError listing every problem."""
+    config, problems = config_from_dict(data)
+    problems += validate(config)
+    if problems:
+        raise ConfigError(problems)
+    return config

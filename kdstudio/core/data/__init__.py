@@ -1,0 +1,180 @@
+"""Dataset registry and the preparation every run shares: split, normalise, batch.
+
+A dataset file subclasses `Dataset` and decorates it with `@register_dataset("name")`.
+`describe` must be cheap (no loading): validation uses it to check model shapes.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from kdstudio.core.registry import Registry, import_submodules
+
+TEST_SPLIT_SEED = 20150309  # fixed, so runs with different seeds share one test set
+
+
+@dataclass
+class DatasetInfo:
+    input_shape: tuple[int, ...]
+    num_classes: int
+    class_names: list[str]
+
+
+@dataclass
+class RawData:
+    """Arrays as a dataset provides them; `x_test` is None when it has no test split."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray | None
+    y_test: np.ndarray | None
+    class_names: list[str]
+
+
+class Dataset(ABC):
+    """Base class of registered datasets. `defaults` lists the parameters and their defaults."""
+
+    defaults: ClassVar[dict[str, Any]] = {}
+    needs_path: ClassVar[bool] = False
+    description: ClassVar[str] = ""
+
+    @abstractmethod
+    def describe(self, path: str, params: dict[str, Any]) -> DatasetInfo:
+        """Input shape, classes and class names, without loading the data."""
+
+    @abstractmethod
+    def load(self, path: str, params: dict[str, Any]) -> RawData:
+        """The arrays; inputs as float32 in their natural range, labels as int64."""
+
+    def check_path(self, path: str) -> str | None:
+        """A problem with `path` in one sentence, or None."""
+        return None
+
+
+DATASETS: Registry[type[Dataset]] = Registry("dataset")
+register_dataset = DATASETS.register
+
+
+def list_datasets() -> list[str]:
+    return DATASETS.names()
+
+
+def get_dataset(name: str) -> Dataset:
+    return DATASETS.get(name)()
+
+
+def dataset_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Defaults overlaid with `params`; unknown keys raise ValueError."""
+    defaults = DATASETS.get(name).defaults
+    unknown = sorted(set(params) - set(defaults))
+    if unknown:
+        raise ValueError(
+            f"dataset '{name}' has no parameter {', '.join(repr(u) for u in unknown)} "
+            f"(it takes: {', '.join(defaults) or 'none'})"
+        )
+    return {**defaults, **params}
+
+
+@dataclass
+class Splits:
+    """Tensors ready for training: normalised with statistics of the train split only."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    input_shape: tuple[int, ...]
+    num_classes: int
+    class_names: list[str]
+    mean: list[float] = field(default_factory=list)
+    std: list[float] = field(default_factory=list)
+    test_is_official: bool = True
+
+    def sizes(self) -> dict[str, int]:
+        return {"train": len(self.y_train), "val": len(self.y_val), "test": len(self.y_test)}
+
+
+def _split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    order = np.random.default_rng(seed).permutation(n)
+    cut = int(round(n * fraction))
+    return order[cut:], order[:cut]
+
+
+def channel_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std per channel for (N, C, ...) data, one value for flat (N, D) data."""
+    if x.ndim <= 2:
+        mean, std = np.array([x.mean()]), np.array([x.std()])
+    else:
+        axes = tuple(i for i in range(x.ndim) if i != 1)
+        mean, std = x.mean(axis=axes), x.std(axis=axes)
+    return mean.astype(np.float64), np.maximum(std, 1e-8).astype(np.float64)
+
+
+def normalise(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    if x.ndim <= 2:
+        return ((x - mean[0]) / std[0]).astype(np.float32)
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    return ((x - mean.reshape(shape)) / std.reshape(shape)).astype(np.float32)
+
+
+def prepare_data(
+    name: str,
+    path: str,
+    params: dict[str, Any],
+    val_fraction: float,
+    seed: int,
+    test_fraction: float = 0.2,
+) -> Splits:
+    """Load a dataset, carve validation (and, if it has none, test) splits, normalise."""
+    dataset = get_dataset(name)
+    full_params = dataset_params(name, params)
+    info = dataset.describe(path, full_params)
+    raw = dataset.load(path, full_params)
+    x, y = raw.x_train.astype(np.float32), raw.y_train.astype(np.int64)
+    test_is_official = raw.x_test is not None
+    if raw.x_test is None:
+        keep, test_idx = _split(len(y), test_fraction, TEST_SPLIT_SEED)
+        x_test, y_test = x[test_idx], y[test_idx]
+        x, y = x[keep], y[keep]
+    else:
+        x_test, y_test = raw.x_test.astype(np.float32), raw.y_test.astype(np.int64)
+    train_idx, val_idx = _split(len(y), val_fraction, seed)
+    x_train, y_train = x[train_idx], y[train_idx]
+    mean, std = channel_stats(x_train)
+
+    def tensor(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(normalise(a, mean, std).reshape(len(a), *info.input_shape))
+
+    return Splits(
+        x_train=tensor(x_train),
+        y_train=torch.from_numpy(y_train),
+        x_val=tensor(x[val_idx]),
+        y_val=torch.from_numpy(y[val_idx]),
+        x_test=tensor(x_test),
+        y_test=torch.from_numpy(y_test),
+        input_shape=info.input_shape,
+        num_classes=info.num_classes,
+        class_names=raw.class_names,
+        mean=mean.tolist(),
+        std=std.tolist(),
+        test_is_official=test_is_official,
+    )
+
+
+def batches(
+    x: torch.Tensor, y: torch.Tensor, batch_size: int, generator: torch.Generator | None
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Mini-batches in a seeded random order (`generator`) or in order (None)."""
+    n = len(y)
+    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    return [(x[idx], y[idx]) for idx in order.split(batch_size)]
+
+
+import_submodules(__name__)

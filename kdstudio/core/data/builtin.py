@@ -1,0 +1,99 @@
+"""Datasets that need no files: scikit-learn digits, MNIST-1D and Gaussian clusters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kdstudio.core.data import Dataset, DatasetInfo, RawData, register_dataset
+from kdstudio.core.paths import cache_dir
+
+DIGIT_NAMES = [str(i) for i in range(10)]
+
+
+@register_dataset("digits")
+class Digits(Dataset):
+    """scikit-learn's 1,797 handwritten digits, 8x8 grey levels 0-16 (bundled, offline)."""
+
+    defaults = {"as_image": True}
+    description = "1,797 handwritten digits, 8x8 (scikit-learn, offline)"
+
+    def describe(self, path: str, params: dict[str, Any]) -> DatasetInfo:
+        shape = (1, 8, 8) if params["as_image"] else (64,)
+        return DatasetInfo(shape, 10, DIGIT_NAMES)
+
+    def load(self, path: str, params: dict[str, Any]) -> RawData:
+        from sklearn.datasets import load_digits
+
+        bunch = load_digits()
+        x = bunch.data.astype(np.float32)
+        if params["as_image"]:
+            x = x.reshape(-1, 1, 8, 8)
+        return RawData(x, bunch.target.astype(np.int64), None, None, DIGIT_NAMES)
+
+
+@register_dataset("mnist1d")
+class MNIST1D(Dataset):
+    """MNIST-1D (Greydanus 2020): 4,000 train + 1,000 test sequences of length 40.
+
+    Generated locally with the `mnist1d` package's `make_dataset` and cached on disk; its
+    `get_dataset` (which downloads) is never called.
+    """
+
+    defaults = {"generator_seed": 42}
+    description = "MNIST-1D, 4,000 + 1,000 sequences of length 40 (generated offline)"
+
+    def describe(self, path: str, params: dict[str, Any]) -> DatasetInfo:
+        return DatasetInfo((1, 40), 10, DIGIT_NAMES)
+
+    def load(self, path: str, params: dict[str, Any]) -> RawData:
+        cache = cache_dir() / f"mnist1d-seed{int(params['generator_seed'])}.npz"
+        if not cache.exists():
+            _generate_mnist1d(cache, int(params["generator_seed"]))
+        with np.load(cache) as arrays:
+            return RawData(
+                arrays["x"].reshape(-1, 1, 40), arrays["y"],
+                arrays["x_test"].reshape(-1, 1, 40), arrays["y_test"], DIGIT_NAMES,
+            )
+
+
+def _generate_mnist1d(target: Path, seed: int) -> None:
+    from mnist1d.data import get_dataset_args, make_dataset  # lazy: pulls matplotlib
+
+    args = get_dataset_args()
+    args.seed = seed
+    data = make_dataset(args)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".tmp.npz")
+    np.savez_compressed(
+        partial, x=data["x"], y=data["y"], x_test=data["x_test"], y_test=data["y_test"]
+    )
+    partial.replace(target)
+
+
+@register_dataset("synthetic")
+class Synthetic(Dataset):
+    """Seeded Gaussian clusters: one centre per class, unit-variance noise around it."""
+
+    defaults = {"samples": 2000, "dims": 20, "classes": 4, "separation": 1.5, "data_seed": 0}
+    description = "Gaussian clusters (samples, dims, classes), seeded"
+
+    def describe(self, path: str, params: dict[str, Any]) -> DatasetInfo:
+        for key in ("samples", "dims", "classes"):
+            if int(params[key]) < 1:
+                raise ValueError(f"{key} must be a positive integer (got {params[key]})")
+        if int(params["classes"]) < 2:
+            raise ValueError(f"classes must be at least 2 (got {params['classes']})")
+        classes = int(params["classes"])
+        return DatasetInfo((int(params["dims"]),), classes, [f"class {i}" for i in range(classes)])
+
+    def load(self, path: str, params: dict[str, Any]) -> RawData:
+        info = self.describe(path, params)
+        rng = np.random.default_rng(int(params["data_seed"]))
+        dims, samples = info.input_shape[0], int(params["samples"])
+        centres = rng.normal(0.0, float(params["separation"]), size=(info.num_classes, dims))
+        y = rng.integers(0, info.num_classes, size=samples)
+        x = centres[y] + rng.normal(size=(samples, dims))
+        return RawData(x.astype(np.float32), y.astype(np.int64), None, None, info.class_names)

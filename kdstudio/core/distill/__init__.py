@@ -1,0 +1,1 @@
+"""Distillation: pure loss functions, forward-hook feature capture, the method registry."""

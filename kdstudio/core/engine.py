@@ -1,0 +1,433 @@
+"""The one training engine: teacher, then the student alone (baseline), then the distilled
+student. The GUI and the CLI both call `run`.
+
+`run(config, store, on_event, should_stop)` emits small dict events and checks
+`should_stop()` between batches (a pause is the same call blocking). It knows nothing of
+who listens. Event kinds: run_started, phase, step, epoch, log, run_finished.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from kdstudio.core.checkpoint import load_weights, save_model
+from kdstudio.core.config import ConfigError, RunConfig, validate
+from kdstudio.core.data import Splits, batches, prepare_data
+from kdstudio.core.devices import resolve_device
+from kdstudio.core.distill.features import FeatureRecorder
+from kdstudio.core.distill.losses import agreement, ce_loss, kl_divergence
+from kdstudio.core.distill.methods import WEIGHT_KEYS, Method, StepOutputs, create_method
+from kdstudio.core.models import FeatureModel, count_parameters, create_model, model_size_mb
+from kdstudio.core.store import Store
+
+Event = dict[str, Any]
+EventSink = Callable[[Event], None]
+PHASES = ("teacher", "baseline", "student")
+EVAL_BATCH = 1024
+
+
+class RunStopped(Exception):
+    """should_stop() said yes between two batches."""
+
+
+class NonFiniteLoss(Exception):
+    """A loss became NaN or infinite; the message names phase, epoch and step."""
+
+
+@dataclass
+class RunResult:
+    run_id: int
+    status: str
+    summary: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass
+class PhasePlan:
+    name: str
+    epochs: int
+    steps_per_epoch: int
+
+    @property
+    def steps(self) -> int:
+        return self.epochs * self.steps_per_epoch
+
+
+@dataclass
+class Prepared:
+    """Everything a run needs, built and checked before the run gets a row in the history."""
+
+    config: RunConfig
+    device: torch.device
+    data: Splits
+    teacher: FeatureModel | None
+    student: FeatureModel
+    method: Method
+
+
+def _seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+
+
+def prepare(config: RunConfig) -> Prepared:
+    """Validate, load the data and build the models; raises ConfigError on any bad input."""
+    problems = validate(config)
+    if problems:
+        raise ConfigError(problems)
+    device = resolve_device(config.device)
+    try:
+        data = prepare_data(config.data.dataset, config.data.path, config.data.params,
+                            config.data.val_fraction, config.seed, config.data.test_fraction)
+    except (OSError, ValueError) as error:
+        raise ConfigError([f"data: {error}"]) from None
+    d = config.distill
+    method = create_method(d.method, d.temperature, d.student_layer, d.teacher_layer, d.params)
+    _seed_everything(config.seed)
+    teacher = None
+    if method.uses_teacher:
+        teacher = create_model(config.teacher.arch, data.input_shape, data.num_classes,
+                               **config.teacher.params)
+        if config.teacher.checkpoint:
+            try:
+                load_weights(teacher, config.teacher.checkpoint)
+            except ValueError as error:
+                raise ConfigError([f"teacher.checkpoint: {error}"]) from None
+    _seed_everything(config.seed + 1)
+    student = create_model(config.student.arch, data.input_shape, data.num_classes,
+                           **config.student.params)
+    return Prepared(config, device, data, teacher, student, method)
+
+
+def _make_optimizer(params: list[nn.Parameter], config: RunConfig, lr: float
+                    ) -> torch.optim.Optimizer:
+    o = config.optim
+    if o.name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=o.momentum, weight_decay=o.weight_decay,
+                               nesterov=o.momentum > 0)
+    if o.name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=o.weight_decay)
+    return torch.optim.Adam(params, lr=lr, weight_decay=o.weight_decay)
+
+
+def lr_factor(config: RunConfig, step: int, plan: PhasePlan) -> float:
+    """Learning-rate multiplier at a step (0-based) of a phase, for the configured schedule."""
+    o = config.optim
+    if o.schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * step / max(plan.steps, 1)))
+    if o.schedule == "step":
+        every = o.step_size or max(plan.epochs // 3, 1)
+        return o.gamma ** ((step // plan.steps_per_epoch) // every)
+    return 1.0
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Logits for all of `x`, in eval mode, on the CPU."""
+    was_training = model.training
+    model.eval()
+    out = [model(chunk.to(device)).float().cpu() for chunk in x.split(EVAL_BATCH)]
+    model.train(was_training)
+    return torch.cat(out) if out else torch.empty(0)
+
+
+def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
+    return (logits.argmax(1) == y).float().mean().item() if len(y) else float("nan")
+
+
+class _Run:
+    """State of one run in progress: where events and metrics go, and when to stop."""
+
+    def __init__(self, prepared: Prepared, store: Store, on_event: EventSink,
+                 should_stop: Callable[[], bool]) -> None:
+        self.p = prepared
+        self.config = prepared.config
+        self.store = store
+        self.emit = on_event
+        self.should_stop = should_stop
+        self.run_id = -1
+        self.summary: dict[str, Any] = {}
+        self.run_step = 0
+        self.run_steps = 0
+        self.plans: dict[str, PhasePlan] = {}
+        self.teacher_val_logits: torch.Tensor | None = None
+        self.started = time.monotonic()
+
+    def log(self, message: str, level: str = "info") -> None:
+        self.emit({"type": "log", "run_id": self.run_id, "level": level, "message": message})
+
+    def plan_phases(self) -> None:
+        steps = math.ceil(len(self.p.data.y_train) / self.config.data.batch_size)
+        if self.p.teacher is not None:
+            epochs = 0 if self.config.teacher.checkpoint else self.config.teacher.epochs
+            self.plans["teacher"] = PhasePlan("teacher", epochs, steps)
+        if self.config.distill.baseline and self.p.method.uses_teacher:
+            self.plans["baseline"] = PhasePlan("baseline", self.config.optim.epochs, steps)
+        self.plans["student"] = PhasePlan("student", self.config.optim.epochs, steps)
+        self.run_steps = sum(plan.steps for plan in self.plans.values())
+
+    # ------------------------------------------------------------ one phase
+
+    def train_phase(self, plan: PhasePlan, model: FeatureModel, method: Method,
+                    lr: float, initial_state: dict[str, torch.Tensor] | None = None) -> None:
+        """Train `model` for a phase; `method` decides the loss (teacher logits if it needs)."""
+        config, device, data = self.config, self.p.device, self.p.data
+        if initial_state is not None:
+            model.load_state_dict(initial_state)
+        model.to(device).train()
+        teacher = self.p.teacher if (method.uses_teacher and plan.name == "student") else None
+        student_rec = FeatureRecorder(model.feature_layers(), method.student_feature_names())
+        teacher_rec = (FeatureRecorder(teacher.feature_layers(), method.teacher_feature_names())
+                       if teacher is not None else None)
+        adapters = None
+        if teacher is not None:
+            adapters = self._build_adapters(model, teacher, method, student_rec, teacher_rec)
+        params = list(model.parameters()) + (list(adapters.parameters()) if adapters else [])
+        optimizer = _make_optimizer(params, config, lr)
+        weights = {part: getattr(config.distill, WEIGHT_KEYS[part]) for part in method.parts}
+        if plan.name != "student":  # teacher and baseline learn from the labels alone
+            weights = {"ce": 1.0}
+        _seed_everything(config.seed + 2)  # same dropout and data order for baseline/student
+        order = torch.Generator().manual_seed(config.seed + 3)
+        self.emit({"type": "phase", "run_id": self.run_id, "phase": plan.name, "state": "started",
+                   "epochs": plan.epochs, "steps_per_epoch": plan.steps_per_epoch})
+        step = 0
+        try:
+            for epoch in range(plan.epochs):
+                totals = {"loss": 0.0, "correct": 0, "seen": 0}
+                for x, y in batches(data.x_train, data.y_train, config.data.batch_size, order):
+                    if self.should_stop():
+                        raise RunStopped
+                    factor = lr_factor(config, step, plan)
+                    for group in optimizer.param_groups:
+                        group["lr"] = lr * factor
+                    started = time.perf_counter()
+                    x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                    logits = model(x)
+                    out = StepOutputs(logits, y, student_features=student_rec.features)
+                    if teacher is not None:
+                        with torch.no_grad():
+                            out.teacher_logits = teacher(x)
+                        out.teacher_features = teacher_rec.features
+                    parts = (method.loss_parts(out, adapters) if plan.name == "student"
+                             else {"ce": ce_loss(logits, y)})
+                    total = sum(weights[name] * value for name, value in parts.items())
+                    if not torch.isfinite(total):
+                        raise NonFiniteLoss(
+                            f"the {plan.name} loss became {total.item()} in phase {plan.name}, "
+                            f"epoch {epoch + 1}, step {step + 1}; try a lower learning rate")
+                    optimizer.zero_grad(set_to_none=True)
+                    total.backward()
+                    optimizer.step()
+                    step += 1
+                    self.run_step += 1
+                    seconds = max(time.perf_counter() - started, 1e-9)
+                    values = {f"loss/{name}": value.item() for name, value in parts.items()}
+                    values |= {"loss/total": total.item(), "lr": lr * factor,
+                               "samples_per_s": len(y) / seconds}
+                    totals["loss"] += values["loss/total"] * len(y)
+                    totals["correct"] += int((logits.argmax(1) == y).sum())
+                    totals["seen"] += len(y)
+                    self.store.add_metrics(self.run_id, plan.name, step, epoch + 1, values)
+                    self.emit({"type": "step", "run_id": self.run_id, "phase": plan.name,
+                               "epoch": epoch + 1, "epochs": plan.epochs, "step": step,
+                               "steps": plan.steps, "run_step": self.run_step,
+                               "run_steps": self.run_steps, "values": values})
+                self.end_epoch(plan, model, epoch + 1, step, totals)
+        finally:
+            student_rec.close()
+            if teacher_rec is not None:
+                teacher_rec.close()
+        self.emit({"type": "phase", "run_id": self.run_id, "phase": plan.name,
+                   "state": "finished"})
+
+    def _build_adapters(self, student: FeatureModel, teacher: FeatureModel, method: Method,
+                        student_rec: FeatureRecorder, teacher_rec: FeatureRecorder
+                        ) -> nn.Module | None:
+        sample = self.p.data.x_train[:2].to(self.p.device)
+        with torch.no_grad():
+            was_training = student.training
+            student.eval()
+            student(sample)
+            teacher(sample)
+            student.train(was_training)
+        adapters = method.build_adapters(dict(student_rec.features), dict(teacher_rec.features))
+        if adapters is not None:
+            adapters.to(self.p.device).train()
+            n = count_parameters(adapters)
+            self.log(f"{method.label}: trainable adapter of {n:,} parameters "
+                     "(trained with the student, not exported)")
+        return adapters
+
+    def end_epoch(self, plan: PhasePlan, model: FeatureModel, epoch: int, step: int,
+                  totals: dict[str, float]) -> None:
+        data, device = self.p.data, self.p.device
+        val_logits = predict(model, data.x_val, device)
+        values = {
+            "train/loss": totals["loss"] / max(totals["seen"], 1),
+            "train/acc": totals["correct"] / max(totals["seen"], 1),
+            "val/loss": ce_loss(val_logits, data.y_val).item(),
+            "val/acc": accuracy(val_logits, data.y_val),
+        }
+        if plan.name != "teacher" and self.teacher_val_logits is not None:
+            values["val/agreement"] = agreement(val_logits, self.teacher_val_logits)
+            values["val/kl"] = kl_divergence(val_logits, self.teacher_val_logits)
+        self.record_epoch(plan.name, epoch, plan.epochs, step, values)
+
+    def record_epoch(self, phase: str, epoch: int, epochs: int, step: int,
+                     values: dict[str, float]) -> None:
+        self.store.add_metrics(self.run_id, phase, step, epoch, values)
+        self.store.flush()
+        acc = values["val/acc"]
+        best = max(self.summary.get(f"{phase}_best_val_acc", -1.0), acc)
+        self.summary[f"{phase}_best_val_acc"] = best
+        self.summary[f"{phase}_last_val_acc"] = acc
+        self.emit({"type": "epoch", "run_id": self.run_id, "phase": phase, "epoch": epoch,
+                   "epochs": epochs, "step": step, "values": values})
+
+    # ------------------------------------------------------------ whole run
+
+    def test_phase(self, phase: str, model: FeatureModel) -> float:
+        acc = accuracy(predict(model, self.p.data.x_test, self.p.device), self.p.data.y_test)
+        self.summary[f"{phase}_test_acc"] = acc
+        plan = self.plans.get(phase)
+        step = plan.steps if plan else 0
+        self.store.add_metrics(self.run_id, phase, step, plan.epochs if plan else 0,
+                               {"test/acc": acc})
+        return acc
+
+    def execute(self) -> None:
+        p, config = self.p, self.config
+        initial_student = {k: v.clone() for k, v in p.student.state_dict().items()}
+        teacher = p.teacher
+        if teacher is not None:
+            plan = self.plans["teacher"]
+            if config.teacher.checkpoint:
+                teacher.to(p.device)
+                self.log(f"Teacher loaded from {config.teacher.checkpoint}")
+                val_logits = predict(teacher, p.data.x_val, p.device)
+                self.record_epoch("teacher", 0, 0, 0, {
+                    "val/loss": ce_loss(val_logits, p.data.y_val).item(),
+                    "val/acc": accuracy(val_logits, p.data.y_val)})
+            else:
+                self.train_phase(plan, teacher, create_method("none", 1.0),
+                                 config.teacher.lr or config.optim.lr)
+            teacher.eval().requires_grad_(False)
+            self.teacher_val_logits = predict(teacher, p.data.x_val, p.device)
+            self.log(f"Teacher test accuracy {self.test_phase('teacher', teacher):.2%}")
+            self.save("teacher", teacher)
+        if "baseline" in self.plans:
+            baseline = create_model(p.student.arch, p.data.input_shape, p.data.num_classes,
+                                    **p.student.arch_params)
+            self.train_phase(self.plans["baseline"], baseline, create_method("none", 1.0),
+                             config.optim.lr, initial_student)
+            self.log(f"Baseline (student alone) test accuracy "
+                     f"{self.test_phase('baseline', baseline):.2%}")
+            self.save("baseline", baseline)
+        self.train_phase(self.plans["student"], p.student, p.method, config.optim.lr,
+                         initial_student)
+        self.log(f"Distilled student test accuracy {self.test_phase('student', p.student):.2%}")
+        self.save("student", p.student)
+        if "baseline_test_acc" in self.summary:
+            self.summary["kd_gain"] = (self.summary["student_test_acc"]
+                                       - self.summary["baseline_test_acc"])
+
+    def save(self, kind: str, model: FeatureModel) -> None:
+        data = self.p.data
+        extra = {"class_names": data.class_names, "mean": data.mean, "std": data.std}
+        weights, sidecar = save_model(model, self.store.artifact_dir(self.run_id), kind, extra)
+        self.store.add_artifact(self.run_id, kind, weights, "safetensors",
+                                {"spec": str(sidecar.name)})
+
+
+def _environment() -> dict[str, Any]:
+    return {"torch": torch.__version__, "python": platform.python_version(),
+            "platform": platform.platform(), "threads": torch.get_num_threads()}
+
+
+def _never_stop() -> bool:
+    return False
+
+
+def _ignore(_event: Event) -> None:
+    return None
+
+
+def run(config: RunConfig, store: Store, on_event: EventSink | None = None,
+        should_stop: Callable[[], bool] | None = None) -> RunResult:
+    """Run teacher, baseline and distilled student; everything is recorded in `store`.
+
+    Bad input raises ConfigError before anything is written. Otherwise the run ends
+    `completed`, `stopped` (should_stop said yes) or `failed` (NaN loss, error), and the
+    result says which; it does not raise.
+    """
+    prepared = prepare(config)
+    state = _Run(prepared, store, on_event or _ignore, should_stop or _never_stop)
+    state.plan_phases()
+    teacher, student = prepared.teacher, prepared.student
+    sizes = {
+        "student_params": count_parameters(student),
+        "student_size_mb": model_size_mb(student),
+        "device": str(prepared.device),
+        "env": _environment(),
+    }
+    if teacher is not None:
+        sizes |= {"teacher_params": count_parameters(teacher),
+                  "teacher_size_mb": model_size_mb(teacher),
+                  "compression": count_parameters(teacher) / max(count_parameters(student), 1)}
+    config_dict = config.to_dict()
+    state.run_id = store.create_run(config_dict, **{k: v for k, v in sizes.items() if k != "env"},
+                                    env=_json(sizes["env"]))
+    state.summary.update({k: v for k, v in sizes.items() if k not in ("env", "device")})
+    state.emit({"type": "run_started", "run_id": state.run_id, "name": config.name,
+                "config": config_dict, "device": str(prepared.device),
+                "phases": [{"name": p.name, "epochs": p.epochs, "steps": p.steps}
+                           for p in state.plans.values()],
+                "run_steps": state.run_steps, "sizes": sizes, "data": prepared.data.sizes(),
+                "class_names": prepared.data.class_names})
+    data_sizes = prepared.data.sizes()
+    state.log(f"Data {config.data.dataset}: {data_sizes['train']} train, {data_sizes['val']} "
+              f"val, {data_sizes['test']} test"
+              + ("" if prepared.data.test_is_official else " (test split carved, fixed seed)"))
+    if teacher is not None:
+        state.log(f"Teacher {teacher.arch}: {sizes['teacher_params']:,} parameters; student "
+                  f"{student.arch}: {sizes['student_params']:,} ({sizes['compression']:.1f}x "
+                  f"smaller); device {prepared.device}")
+    status, error = "completed", None
+    try:
+        state.execute()
+    except RunStopped:
+        status = "stopped"
+        state.log("Stopped by request; everything so far is saved", "warning")
+    except NonFiniteLoss as failure:
+        status, error = "failed", str(failure)
+        state.log(error, "error")
+    except Exception as failure:  # noqa: BLE001 - any crash must end the run as failed
+        status, error = "failed", f"{type(failure).__name__}: {failure}"
+        state.log(error, "error")
+    duration = time.monotonic() - state.started
+    state.summary["duration_s"] = duration
+    columns = {k: v for k, v in state.summary.items() if k in _SUMMARY_COLUMNS}
+    store.finish_run(state.run_id, status, error, summary=_json(state.summary), **columns)
+    state.emit({"type": "run_finished", "run_id": state.run_id, "status": status,
+                "error": error, "summary": dict(state.summary)})
+    return RunResult(state.run_id, status, dict(state.summary), error)
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value)
+
+
+_SUMMARY_COLUMNS = {
+    f"{phase}_{what}" for phase in PHASES
+    for what in ("best_val_acc", "last_val_acc", "test_acc")
+} | {"kd_gain", "duration_s"}

@@ -1,0 +1,66 @@
+"""Model registry: `@register_model`, `create_model`, `list_models` (timm style).
+
+A model file defines a factory `f(input_shape, num_classes, **params) -> FeatureModel` and
+decorates it with `@register_model("name")`; the keyword defaults of the factory are the
+model's parameters (the GUI builds its widgets from them, the config validates against them).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from kdstudio.core.models._base import FeatureModel, count_parameters, model_size_mb
+from kdstudio.core.registry import Registry, import_submodules
+
+ModelFactory = Callable[..., FeatureModel]
+MODELS: Registry[ModelFactory] = Registry("model")
+register_model = MODELS.register
+
+__all__ = [
+    "FeatureModel",
+    "MODELS",
+    "count_parameters",
+    "create_model",
+    "list_models",
+    "model_defaults",
+    "model_size_mb",
+    "register_model",
+]
+
+
+def list_models() -> list[str]:
+    return MODELS.names()
+
+
+def model_defaults(name: str) -> dict[str, Any]:
+    """The parameters a model takes, with their default values."""
+    signature = inspect.signature(MODELS.get(name))
+    return {
+        p.name: p.default
+        for p in list(signature.parameters.values())[2:]
+        if p.default is not inspect.Parameter.empty
+    }
+
+
+def create_model(
+    name: str, input_shape: Sequence[int], num_classes: int, **params: Any
+) -> FeatureModel:
+    """Build a registered model; it remembers how it was built so it can be rebuilt."""
+    factory = MODELS.get(name)
+    unknown = sorted(set(params) - set(model_defaults(name)))
+    if unknown:
+        raise ValueError(
+            f"model '{name}' has no parameter {', '.join(repr(u) for u in unknown)} "
+            f"(it takes: {', '.join(model_defaults(name)) or 'none'})"
+        )
+    model = factory(tuple(int(s) for s in input_shape), int(num_classes), **params)
+    model.arch = name
+    model.arch_params = dict(params)
+    model.input_shape = tuple(int(s) for s in input_shape)
+    model.num_classes = int(num_classes)
+    return model
+
+
+import_submodules(__name__)

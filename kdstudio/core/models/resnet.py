@@ -1,0 +1,106 @@
+"""CIFAR-style ResNet (He et al. 2016, section 4.2): depth 6n+2, three stages of basic blocks.
+
+Stage widths are 16k, 32k and 64k for width multiplier k, so `resnet8x4` and `resnet32x4`
+are the wide variants used throughout the distillation literature (CRD, DKD). Works on
+images (C, H, W) of any size from 8x8 up, and on sequences (C, L) with 1-D convolutions.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from kdstudio.core.models import register_model
+from kdstudio.core.models._base import FeatureModel, as_channels_first, layers_for, reshape_input
+
+DEPTHS = (8, 14, 20, 32, 56, 110)
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, ndim: int, in_channels: int, out_channels: int, stride: int) -> None:
+        super().__init__()
+        conv, norm, _, _ = layers_for(ndim)
+        self.conv1 = conv(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = norm(out_channels)
+        self.conv2 = conv(out_channels, out_channels, 3, stride=1, padding=1, bias=False)
+        self.bn2 = norm(out_channels)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(
+                conv(in_channels, out_channels, 1, stride=stride, bias=False), norm(out_channels)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return torch.relu(out + self.shortcut(x))
+
+
+class ResNet(FeatureModel):
+    def __init__(
+        self, input_shape: tuple[int, ...], num_classes: int, depth: int, width: int
+    ) -> None:
+        super().__init__()
+        self.view_shape = as_channels_first(input_shape)
+        ndim = len(self.view_shape) - 1
+        conv, norm, _, avg_pool = layers_for(ndim)
+        blocks_per_stage = (depth - 2) // 6
+        widths = [16 * width, 32 * width, 64 * width]
+        self.stem = nn.Sequential(
+            conv(self.view_shape[0], widths[0], 3, padding=1, bias=False), norm(widths[0]), nn.ReLU()
+        )
+        stages = []
+        in_channels = widths[0]
+        for index, out_channels in enumerate(widths):
+            blocks = []
+            for block_index in range(blocks_per_stage):
+                stride = 2 if index > 0 and block_index == 0 else 1
+                blocks.append(BasicBlock(ndim, in_channels, out_channels, stride))
+                in_channels = out_channels
+            stages.append(nn.Sequential(*blocks))
+        self.layer1, self.layer2, self.layer3 = stages
+        self.pool = nn.Sequential(avg_pool(1), nn.Flatten())
+        self.head = nn.Linear(widths[-1], num_classes)
+        for module in self.modules():
+            if isinstance(module, (nn.Conv1d, nn.Conv2d)):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(reshape_input(x, self.view_shape))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        return self.head(self.pool(x))
+
+    def feature_layers(self) -> dict[str, nn.Module]:
+        return {
+            "stem": self.stem,
+            "layer1": self.layer1,
+            "layer2": self.layer2,
+            "layer3": self.layer3,
+            "embedding": self.pool,
+        }
+
+
+def _build(input_shape: tuple[int, ...], num_classes: int, depth: int, width: int) -> ResNet:
+    if int(depth) not in DEPTHS:
+        raise ValueError(f"depth must be one of {', '.join(map(str, DEPTHS))} (got {depth})")
+    if int(width) < 1:
+        raise ValueError(f"width must be a positive integer (got {width})")
+    return ResNet(input_shape, num_classes, int(depth), int(width))
+
+
+@register_model("resnet")
+def resnet(input_shape: tuple[int, ...], num_classes: int, depth: int = 20, width: int = 1) -> ResNet:
+    """CIFAR ResNet of `depth` (8, 14, 20, 32, 56, 110) with stage widths multiplied by `width`."""
+    return _build(input_shape, num_classes, depth, width)
+
+
+@register_model("resnet8x4")
+def resnet8x4(input_shape: tuple[int, ...], num_classes: int) -> ResNet:
+    """ResNet-8 with 4x wider stages (64, 128, 256 channels): the usual small student."""
+    return _build(input_shape, num_classes, 8, 4)
+
+
+@register_model("resnet32x4")
+def resnet32x4(input_shape: tuple[int, ...], num_classes: int) -> ResNet:
+    """ResNet-32 with 4x wider stages (64, 128, 256 channels): the usual large teacher."""
+    return _build(input_shape, num_classes, 32, 4)

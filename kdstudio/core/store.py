@@ -1,0 +1,277 @@
+"""Run history in one SQLite file (sqlite-utils): runs, metrics and artifacts.
+
+One `Store` per thread: a file connection is bound to the thread that opened it.
+Metrics are buffered and written in batches, never more than `FLUSH_SECONDS` behind.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import socket
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+from sqlite_utils import Migrations
+
+from kdstudio.core.paths import default_db_path
+
+FLUSH_SECONDS = 0.5
+STATUSES = ("running", "completed", "stopped", "failed", "interrupted")
+
+migrations = Migrations("kdstudio")
+
+
+@migrations()
+def m001_initial(db: sqlite_utils.Database) -> None:
+    db["runs"].create(
+        {
+            "id": int, "name": str, "created_at": str, "finished_at": str, "status": str,
+            "error": str, "config": str, "device": str, "env": str, "seed": int,
+            "dataset": str, "teacher_arch": str, "student_arch": str, "method": str,
+            "temperature": float, "ce_weight": float, "kd_weight": float,
+            "feature_weight": float, "teacher_params": int, "student_params": int,
+            "teacher_size_mb": float, "student_size_mb": float, "compression": float,
+            "teacher_best_val_acc": float, "teacher_last_val_acc": float,
+            "teacher_test_acc": float, "baseline_best_val_acc": float,
+            "baseline_last_val_acc": float, "baseline_test_acc": float,
+            "student_best_val_acc": float, "student_last_val_acc": float,
+            "student_test_acc": float, "kd_gain": float, "duration_s": float,
+            "summary": str, "tags": str, "notes": str, "group_id": str, "pid": int, "host": str,
+        },
+        pk="id",
+        not_null={"created_at", "status", "config"},
+        defaults={"tags": "[]", "notes": ""},
+    )
+    db["metrics"].create(
+        {"run_id": int, "phase": str, "step": int, "epoch": int, "name": str, "value": float,
+         "wall_time": float},
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["metrics"].create_index(["run_id", "name", "phase"])
+    db["artifacts"].create(
+        {"id": int, "run_id": int, "kind": str, "path": str, "format": str, "sha256": str,
+         "created_at": str, "meta": str},
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["artifacts"].create_index(["run_id"])
+    db["runs"].create_index(["status"])
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Store:
+    """The history database. Opening it applies migrations and marks dead runs interrupted."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path is not None else default_db_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite_utils.Database(self.path)
+        self.db.execute("PRAGMA busy_timeout = 10000")
+        self.db.enable_wal()
+        self.db.execute("PRAGMA foreign_keys = ON")
+        migrations.apply(self.db)
+        self._buffer: list[tuple] = []
+        self._last_flush = time.monotonic()
+        self.mark_interrupted()
+
+    # ------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:
+        self.flush()
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def artifact_dir(self, run_id: int) -> Path:
+        return self.path.parent / f"{self.path.stem}-artifacts" / f"run-{run_id}"
+
+    def mark_interrupted(self) -> int:
+        """Rows left `running` by a process that no longer exists become `interrupted`."""
+        host = socket.gethostname()
+        dead = [
+            row["id"]
+            for row in self.db.query("SELECT id, pid, host FROM runs WHERE status = 'running'")
+            if row["host"] != host or row["pid"] is None or not _process_alive(row["pid"])
+        ]
+        with self.db.atomic():
+            for run_id in dead:
+                self.db["runs"].update(run_id, {
+                    "status": "interrupted", "finished_at": now_iso(),
+                    "error": "the process running it ended before it finished",
+                })
+        return len(dead)
+
+    # ------------------------------------------------------------ runs
+
+    def create_run(self, config: dict[str, Any], **fields: Any) -> int:
+        row = {
+            "name": config.get("name") or "run",
+            "created_at": now_iso(),
+            "status": "running",
+            "config": json.dumps(config),
+            "seed": config.get("seed"),
+            "dataset": config.get("data", {}).get("dataset"),
+            "teacher_arch": config.get("teacher", {}).get("arch"),
+            "student_arch": config.get("student", {}).get("arch"),
+            "method": config.get("distill", {}).get("method"),
+            "temperature": config.get("distill", {}).get("temperature"),
+            "ce_weight": config.get("distill", {}).get("ce_weight"),
+            "kd_weight": config.get("distill", {}).get("kd_weight"),
+            "feature_weight": config.get("distill", {}).get("feature_weight"),
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "tags": "[]",
+            "notes": "",
+            **fields,
+        }
+        return self.db["runs"].insert(row).last_pk
+
+    def update_run(self, run_id: int, **fields: Any) -> None:
+        encoded = {
+            key: json.dumps(value) if isinstance(value, (dict, list)) else value
+            for key, value in fields.items()
+        }
+        self.db["runs"].update(run_id, encoded)
+
+    def finish_run(self, run_id: int, status: str, error: str | None = None, **fields: Any) -> None:
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+        self.flush()
+        self.update_run(run_id, status=status, error=error, finished_at=now_iso(), **fields)
+
+    def get_run(self, run_id: int) -> dict[str, Any] | None:
+        rows = list(self.db.query("SELECT * FROM runs WHERE id = ?", [run_id]))
+        return _decode_run(rows[0]) if rows else None
+
+    def find_run(self, key: str | int) -> dict[str, Any] | None:
+        """A run by id, or the newest run with that name."""
+        text = str(key)
+        if text.isdigit():
+            return self.get_run(int(text))
+        rows = list(self.db.query(
+            "SELECT * FROM runs WHERE name = ? ORDER BY id DESC LIMIT 1", [text]))
+        return _decode_run(rows[0]) if rows else None
+
+    def list_runs(self, status: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM runs"
+        params: list[Any] = []
+        if status:
+            sql += " WHERE status = ?"
+            params.append(status)
+        sql += " ORDER BY id DESC"
+        if limit:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [_decode_run(row) for row in self.db.query(sql, params)]
+
+    def delete_run(self, run_id: int) -> None:
+        """Delete a run, its metric rows, its artifact rows and its files."""
+        self.flush()
+        with self.db.atomic():
+            self.db.execute("DELETE FROM metrics WHERE run_id = ?", [run_id])
+            self.db.execute("DELETE FROM artifacts WHERE run_id = ?", [run_id])
+            self.db.execute("DELETE FROM runs WHERE id = ?", [run_id])
+        shutil.rmtree(self.artifact_dir(run_id), ignore_errors=True)
+
+    # ------------------------------------------------------------ metrics
+
+    def add_metrics(
+        self, run_id: int, phase: str, step: int, epoch: int, values: dict[str, float]
+    ) -> None:
+        """Buffer metric values; they reach the file at most FLUSH_SECONDS later."""
+        wall = time.time()
+        self._buffer.extend(
+            (run_id, phase, step, epoch, name, float(value), wall) for name, value in values.items()
+        )
+        if time.monotonic() - self._last_flush >= FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._buffer:
+            with self.db.atomic():
+                self.db.conn.executemany(
+                    "INSERT INTO metrics (run_id, phase, step, epoch, name, value, wall_time) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    self._buffer,
+                )
+            self._buffer.clear()
+        self._last_flush = time.monotonic()
+
+    def metrics(
+        self, run_id: int, name: str | None = None, phase: str | None = None
+    ) -> list[dict[str, Any]]:
+        sql = "SELECT phase, step, epoch, name, value, wall_time FROM metrics WHERE run_id = ?"
+        params: list[Any] = [run_id]
+        if name:
+            sql += " AND name = ?"
+            params.append(name)
+        if phase:
+            sql += " AND phase = ?"
+            params.append(phase)
+        return list(self.db.query(sql + " ORDER BY rowid", params))
+
+    # ------------------------------------------------------------ artifacts
+
+    def add_artifact(
+        self, run_id: int, kind: str, path: Path, fmt: str, meta: dict[str, Any] | None = None
+    ) -> int:
+        return self.db["artifacts"].insert({
+            "run_id": run_id, "kind": kind, "path": str(path), "format": fmt,
+            "sha256": sha256_of(path), "created_at": now_iso(), "meta": json.dumps(meta or {}),
+        }).last_pk
+
+    def artifacts(self, run_id: int, kind: str | None = None) -> list[dict[str, Any]]:
+        sql, params = "SELECT * FROM artifacts WHERE run_id = ?", [run_id]
+        if kind:
+            sql += " AND kind = ?"
+            params.append(kind)
+        rows = list(self.db.query(sql + " ORDER BY id", params))
+        for row in rows:
+            row["meta"] = json.loads(row["meta"] or "{}")
+        return rows
+
+
+def _decode_run(row: dict[str, Any]) -> dict[str, Any]:
+    for key in ("config", "env", "summary"):
+        row[key] = json.loads(row[key]) if row.get(key) else {}
+    row["tags"] = json.loads(row["tags"]) if row.get("tags") else []
+    return row
+
+
+def rows_by_phase(rows: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        grouped.setdefault(row["phase"], []).append(row)
+    return grouped
