@@ -1,0 +1,289 @@
+"""Command line: `kdstudio` (window), `run`, `runs`, `show`, `presets`.
+
+Exit codes: 0 done, 1 run failed or stopped, 2 bad input (one line per problem, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kdstudio",
+        description="KD Studio: distil a teacher network into a small student. "
+                    "With no command, opens the window.",
+    )
+    db = argparse.ArgumentParser(add_help=False)
+    db.add_argument("--db", metavar="PATH",
+                    help="history database (default: $KDSTUDIO_DB or the user data folder)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    sub.add_parser("gui", parents=[db], help="open the window (the default)")
+
+    run = sub.add_parser("run", parents=[db], help="run a config or preset headless")
+    source = run.add_mutually_exclusive_group(required=True)
+    source.add_argument("config", nargs="?", metavar="CONFIG.toml", help="config file")
+    source.add_argument("--preset", metavar="NAME", help="a shipped preset (see `presets`)")
+    run.add_argument("--device", metavar="D", help="auto, cpu, cuda, cuda:N or mps")
+    run.add_argument("--set", dest="overrides", action="append", default=[],
+                     metavar="KEY.PATH=VALUE", help="override one config value (repeatable)")
+    run.add_argument("--quiet", action="store_true", help="print only the summary")
+
+    runs = sub.add_parser("runs", parents=[db], help="list saved runs")
+    runs.add_argument("--status", help="only runs with this status")
+    runs.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+
+    show = sub.add_parser("show", parents=[db], help="print a saved run's config and results")
+    show.add_argument("run", metavar="RUN", help="run id or name")
+
+    sub.add_parser("presets", help="list shipped presets")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command in (None, "gui"):
+        from kdstudio.gui.app import main as gui_main
+
+        return gui_main(db_path=getattr(args, "db", None))
+    handlers = {"run": cmd_run, "runs": cmd_runs, "show": cmd_show, "presets": cmd_presets}
+    try:
+        return handlers[args.command](args)
+    except BadInput as error:
+        for line in error.lines:
+            print(f"kdstudio: {line}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+class BadInput(Exception):
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+def _open_store(path: str | None):
+    from kdstudio.core.store import Store
+
+    try:
+        return Store(path)
+    except Exception as error:  # noqa: BLE001 - any open failure is a bad --db
+        raise BadInput([f"--db: cannot open history database {path or ''}: {error}"]) from None
+
+
+# ---------------------------------------------------------------- run
+
+
+def load_run_config(args: argparse.Namespace):
+    """The RunConfig that `kdstudio run` would execute; raises BadInput."""
+    from kdstudio.core.config import (
+        apply_overrides,
+        config_from_dict,
+        read_toml,
+        validate,
+    )
+    from kdstudio.core.presets import load_preset
+
+    try:
+        data = load_preset(args.preset) if args.preset else read_toml(args.config)
+        if args.device:
+            data = apply_overrides(data, [f"device={_toml_string(args.device)}"])
+        data = apply_overrides(data, args.overrides)
+    except ValueError as error:
+        raise BadInput([str(error)]) from None
+    config, problems = config_from_dict(data)
+    problems += validate(config)
+    if problems:
+        raise BadInput(problems)
+    return config
+
+
+def _toml_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = load_run_config(args)
+    from kdstudio.core.config import ConfigError
+    from kdstudio.core.engine import run
+
+    stop_requested = False
+
+    def on_interrupt(_signum: int, _frame: Any) -> None:
+        nonlocal stop_requested
+        stop_requested = True
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    printer = ConsolePrinter(sys.stdout, quiet=args.quiet)
+    store = _open_store(args.db)
+    try:
+        result = run(config, store, printer, lambda: stop_requested)
+    except ConfigError as error:
+        raise BadInput(error.problems) from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        store.close()
+    printer.finish()
+    print_summary(result.run_id, result.status, result.summary, result.error, store.path)
+    return EXIT_OK if result.status == "completed" else EXIT_FAILED
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+class ConsolePrinter:
+    """Turns engine events into a one-line progress bar (on a terminal) and epoch lines."""
+
+    WIDTH = 24
+
+    def __init__(self, stream: TextIO, quiet: bool = False) -> None:
+        self.stream = stream
+        self.quiet = quiet
+        self.tty = stream.isatty()
+        self.started = time.monotonic()
+        self.last_draw = 0.0
+        self.line_open = False
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        if self.quiet:
+            return
+        kind = event["type"]
+        if kind == "step" and self.tty:
+            now = time.monotonic()
+            if now - self.last_draw >= 0.1 or event["run_step"] == event["run_steps"]:
+                self.last_draw = now
+                self._draw(event)
+        elif kind == "epoch":
+            values = event["values"]
+            parts = [f"[{event['phase']:>8}] epoch {event['epoch']:>3}/{event['epochs']:<3}"]
+            if "train/loss" in values:
+                parts.append(f"loss {values['train/loss']:.4f}")
+            parts.append(f"val acc {values['val/acc']:6.2%}")
+            if "val/agreement" in values:
+                parts.append(f"agree {values['val/agreement']:6.2%}")
+            self._write_line("  ".join(parts))
+        elif kind == "log":
+            self._write_line(("! " if event["level"] != "info" else "") + event["message"])
+
+    def _draw(self, event: dict[str, Any]) -> None:
+        done = event["run_step"] / max(event["run_steps"], 1)
+        elapsed = time.monotonic() - self.started
+        eta = elapsed / done * (1 - done) if done > 0 else 0.0
+        filled = int(self.WIDTH * done)
+        bar = "#" * filled + "-" * (self.WIDTH - filled)
+        loss = event["values"]["loss/total"]
+        text = (f"\r[{event['phase']:>8}] epoch {event['epoch']}/{event['epochs']} [{bar}] "
+                f"{done:4.0%} loss {loss:.4f} ETA {_clock(eta)}")
+        self.stream.write(text.ljust(90))
+        self.stream.flush()
+        self.line_open = True
+
+    def _write_line(self, text: str) -> None:
+        if self.line_open:
+            self.stream.write("\r" + " " * 90 + "\r")
+            self.line_open = False
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        if self.line_open:
+            self.stream.write("\n")
+            self.line_open = False
+
+
+def _pct(value: Any) -> str:
+    return f"{value:.2%}" if isinstance(value, (int, float)) else "-"
+
+
+def print_table(headers: list[str], rows: list[list[str]], stream: TextIO = sys.stdout) -> None:
+    widths = [max(len(str(x)) for x in column) for column in zip(headers, *rows, strict=True)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
+    stream.write(line + "\n" + "  ".join("-" * w for w in widths) + "\n")
+    for row in rows:
+        stream.write("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) + "\n")
+
+
+def print_summary(run_id: int, status: str, summary: dict[str, Any], error: str | None,
+                  db_path: Path) -> None:
+    print()
+    rows = []
+    for phase, label in (("teacher", "teacher"), ("baseline", "student alone"),
+                         ("student", "student + KD")):
+        if f"{phase}_test_acc" in summary or f"{phase}_last_val_acc" in summary:
+            params = summary.get("teacher_params" if phase == "teacher" else "student_params")
+            rows.append([label, f"{params:,}" if params else "-",
+                         _pct(summary.get(f"{phase}_best_val_acc")),
+                         _pct(summary.get(f"{phase}_last_val_acc")),
+                         _pct(summary.get(f"{phase}_test_acc"))])
+    if rows:
+        print_table(["model", "params", "best val", "last val", "test"], rows)
+    if "kd_gain" in summary:
+        print(f"\nKD gain (student + KD - student alone, test): {summary['kd_gain'] * 100:+.2f} "
+              "points")
+    if "compression" in summary:
+        print(f"Compression: {summary['compression']:.1f}x fewer parameters")
+    print(f"Run {run_id} {status} in {summary.get('duration_s', 0):.1f} s; saved in {db_path}")
+    if error:
+        print(f"Error: {error}", file=sys.stderr)
+
+
+# ---------------------------------------------------------------- history
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    store = _open_store(args.db)
+    with store:
+        runs = store.list_runs(status=args.status, limit=args.limit)
+    if not runs:
+        print(f"No runs in {store.path}")
+        return EXIT_OK
+    rows = [[str(r["id"]), r["name"], r["status"], r["created_at"].replace("T", " ")[:19],
+             r["dataset"] or "-", f"{r['teacher_arch'] or '-'} -> {r['student_arch']}",
+             r["method"] or "-", _pct(r["teacher_test_acc"]), _pct(r["baseline_test_acc"]),
+             _pct(r["student_test_acc"]),
+             f"{r['kd_gain'] * 100:+.2f}" if r["kd_gain"] is not None else "-"]
+            for r in runs]
+    print_table(["id", "name", "status", "started (UTC)", "data", "teacher -> student", "method",
+                 "teacher", "alone", "student", "gain"], rows)
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from kdstudio.core.config import config_from_dict
+
+    store = _open_store(args.db)
+    with store:
+        run = store.find_run(args.run)
+        if run is None:
+            raise BadInput([f"no run '{args.run}' in {store.path}"])
+        artifacts = store.artifacts(run["id"])
+    config, _ = config_from_dict(run["config"])
+    print(f"Run {run['id']}: {run['name']}  [{run['status']}]")
+    print(f"Started {run['created_at']}, finished {run['finished_at'] or '-'}, "
+          f"device {run['device'] or '-'}, seed {run['seed']}")
+    if run["error"]:
+        print(f"Error: {run['error']}")
+    print("\nConfig:\n" + "\n".join("  " + line for line in config.to_toml().splitlines()))
+    print_summary(run["id"], run["status"], run["summary"], None, store.path)
+    if artifacts:
+        print("\nFiles:")
+        for artifact in artifacts:
+            print(f"  {artifact['kind']:<9} {artifact['path']}  sha256 {artifact['sha256'][:12]}")
+    return EXIT_OK
+
+
+def cmd_presets(_args: argparse.Namespace) -> int:
+    from kdstudio.core.presets import list_presets, preset_description
+
+    for name in list_presets():
+        print(f"{name:<20} {preset_description(name)}")
+    return EXIT_OK
