@@ -45,6 +45,18 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("run", metavar="RUN", help="run id or name")
 
     sub.add_parser("presets", help="list shipped presets")
+
+    export = sub.add_parser("export", parents=[db],
+                            help="export a run's student (safetensors, TorchScript, ONNX)")
+    export.add_argument("run", metavar="RUN", help="run id or name")
+    export.add_argument("--format", default="all", metavar="FMT",
+                        help="safetensors, torchscript, onnx or all (default: all)")
+    export.add_argument("--out", required=True, metavar="DIR", help="folder for the files")
+
+    export_metrics = sub.add_parser("export-metrics", parents=[db],
+                                    help="write the metrics of runs to one CSV file")
+    export_metrics.add_argument("runs", nargs="+", metavar="RUN", help="run ids or names")
+    export_metrics.add_argument("--out", required=True, metavar="FILE.csv", help="CSV file")
     return parser
 
 
@@ -54,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         from kdstudio.gui.app import main as gui_main
 
         return gui_main(db_path=getattr(args, "db", None))
-    handlers = {"run": cmd_run, "runs": cmd_runs, "show": cmd_show, "presets": cmd_presets}
+    handlers = {"run": cmd_run, "runs": cmd_runs, "show": cmd_show, "presets": cmd_presets,
+                "export": cmd_export, "export-metrics": cmd_export_metrics}
     try:
         return handlers[args.command](args)
     except BadInput as error:
@@ -286,4 +299,37 @@ def cmd_presets(_args: argparse.Namespace) -> int:
 
     for name in list_presets():
         print(f"{name:<20} {preset_description(name)}")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- export
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from kdstudio.core.export import ExportError, export_student
+
+    store = _open_store(args.db)
+    with store:
+        try:
+            report = export_student(store, args.run, args.out, args.format)
+        except ExportError as error:
+            raise BadInput([str(error)]) from None
+    print("\n".join(report.lines()))
+    if not report.ok:
+        print("kdstudio: an exported file does not match the student (see above)",
+              file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def cmd_export_metrics(args: argparse.Namespace) -> int:
+    from kdstudio.core.export import ExportError, export_metrics_csv
+
+    store = _open_store(args.db)
+    with store:
+        try:
+            count = export_metrics_csv(store, args.runs, args.out)
+        except ExportError as error:
+            raise BadInput([str(error)]) from None
+    print(f"{count} metric rows of {len(args.runs)} run(s) written to {args.out}")
     return EXIT_OK
