@@ -37,7 +37,10 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             if isinstance(loaded.get(key), dict):
                 loaded = loaded[key]
                 break
-    if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
+    tensors_only = isinstance(loaded, dict) and all(
+        isinstance(v, torch.Tensor) for v in loaded.values()
+    )
+    if not tensors_only:
         raise ValueError(f"{path} holds no state dict of tensors")
     return loaded
 

@@ -44,7 +44,10 @@ def model_size_mb(model: nn.Module) -> float:
     return sum(t.numel() * t.element_size() for t in tensors) / 1e6
 
 
-def layers_for(ndim: int) -> tuple[type[nn.Module], type[nn.Module], type[nn.Module], type[nn.Module]]:
+ModuleType = type[nn.Module]
+
+
+def layers_for(ndim: int) -> tuple[ModuleType, ModuleType, ModuleType, ModuleType]:
     """Conv, BatchNorm, MaxPool and AdaptiveAvgPool classes for 1-D or 2-D inputs."""
     if ndim == 1:
         return nn.Conv1d, nn.BatchNorm1d, nn.MaxPool1d, nn.AdaptiveAvgPool1d

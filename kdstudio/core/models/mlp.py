@@ -13,13 +13,18 @@ from kdstudio.core.models._base import FeatureModel, check_positive_ints
 
 class MLP(FeatureModel):
     def __init__(
-        self, input_shape: tuple[int, ...], num_classes: int, hidden_sizes: list[int], dropout: float
+        self,
+        input_shape: tuple[int, ...],
+        num_classes: int,
+        hidden_sizes: list[int],
+        dropout: float,
     ) -> None:
         super().__init__()
         width = math.prod(input_shape)
         self.hidden = nn.ModuleList()
         for size in hidden_sizes:
-            self.hidden.append(nn.Sequential(nn.Linear(width, size), nn.ReLU(), nn.Dropout(dropout)))
+            block = nn.Sequential(nn.Linear(width, size), nn.ReLU(), nn.Dropout(dropout))
+            self.hidden.append(block)
             width = size
         self.head = nn.Linear(width, num_classes)
 

@@ -47,7 +47,9 @@ class ResNet(FeatureModel):
         blocks_per_stage = (depth - 2) // 6
         widths = [16 * width, 32 * width, 64 * width]
         self.stem = nn.Sequential(
-            conv(self.view_shape[0], widths[0], 3, padding=1, bias=False), norm(widths[0]), nn.ReLU()
+            conv(self.view_shape[0], widths[0], 3, padding=1, bias=False),
+            norm(widths[0]),
+            nn.ReLU(),
         )
         stages = []
         in_channels = widths[0]
@@ -89,7 +91,9 @@ def _build(input_shape: tuple[int, ...], num_classes: int, depth: int, width: in
 
 
 @register_model("resnet")
-def resnet(input_shape: tuple[int, ...], num_classes: int, depth: int = 20, width: int = 1) -> ResNet:
+def resnet(
+    input_shape: tuple[int, ...], num_classes: int, depth: int = 20, width: int = 1
+) -> ResNet:
     """CIFAR ResNet of `depth` (8, 14, 20, 32, 56, 110) with stage widths multiplied by `width`."""
     return _build(input_shape, num_classes, depth, width)
 

@@ -1,0 +1,173 @@
+"""Engine: three phases end to end, determinism, stop, NaN, checkpoints, events."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from kdstudio.core.checkpoint import load_model
+from kdstudio.core.config import ConfigError
+from kdstudio.core.engine import PhasePlan, lr_factor, run
+from kdstudio.core.store import Store
+from tests.helpers import tiny_config
+
+
+def metric_values(store: Store, run_id: int) -> list[tuple]:
+    """Every metric row except the timing-dependent ones."""
+    return [(r["phase"], r["step"], r["epoch"], r["name"], r["value"])
+            for r in store.metrics(run_id) if r["name"] != "samples_per_s"]
+
+
+def test_full_run_records_three_phases(tmp_path: Path) -> None:
+    events: list[dict] = []
+    with Store(tmp_path / "h.db") as store:
+        result = run(tiny_config(), store, events.append)
+        assert result.status == "completed", result.error
+        row = store.get_run(result.run_id)
+        assert row["status"] == "completed"
+        for phase in ("teacher", "baseline", "student"):
+            assert 0.0 <= row[f"{phase}_test_acc"] <= 1.0
+            epochs = store.metrics(result.run_id, name="val/acc", phase=phase)
+            assert [r["epoch"] for r in epochs] == [1, 2]
+        assert row["kd_gain"] == pytest.approx(row["student_test_acc"] - row["baseline_test_acc"])
+        assert row["teacher_params"] == (6 * 32 + 32) + (32 * 3 + 3)
+        assert row["student_params"] == (6 * 8 + 8) + (8 * 3 + 3)
+        assert row["compression"] == pytest.approx(row["teacher_params"] / row["student_params"])
+        steps = store.metrics(result.run_id, name="loss/kd", phase="student")
+        assert len(steps) == 2 * math.ceil(135 / 32)  # 180 train+val, 45 val, batches of 32
+        kinds = {a["kind"] for a in store.artifacts(result.run_id)}
+        assert kinds == {"teacher", "baseline", "student"}
+    types = [e["type"] for e in events]
+    assert types[0] == "run_started" and types[-1] == "run_finished"
+    assert {"phase", "step", "epoch", "log"} <= set(types)
+    last_step = [e for e in events if e["type"] == "step"][-1]
+    assert last_step["run_step"] == last_step["run_steps"] == events[0]["run_steps"]
+    assert events[-1]["summary"]["student_test_acc"] == row["student_test_acc"]
+
+
+def test_same_seed_gives_identical_metrics(tmp_path: Path) -> None:
+    with Store(tmp_path / "h.db") as store:
+        first = run(tiny_config(), store)
+        second = run(tiny_config(), store)
+        a, b = metric_values(store, first.run_id), metric_values(store, second.run_id)
+        assert len(a) > 50 and a == b
+        config = tiny_config()
+        config.seed = 4
+        other = run(config, store)
+        assert metric_values(store, other.run_id) != a
+
+
+def test_baseline_shares_initial_weights_and_data_order(tmp_path: Path) -> None:
+    """With the KD term switched off, the distilled student is the baseline, step for step."""
+    with Store(tmp_path / "h.db") as store:
+        result = run(tiny_config(kd_weight=0.0), store)
+        rows = store.metrics(result.run_id, name="loss/ce")
+        baseline = [r["value"] for r in rows if r["phase"] == "baseline"]
+        student = [r["value"] for r in rows if r["phase"] == "student"]
+        assert baseline == student and len(baseline) > 0
+        assert result.summary["kd_gain"] == 0.0
+
+
+def test_stop_between_batches_keeps_what_was_done(tmp_path: Path) -> None:
+    seen = {"steps": 0}
+
+    def on_event(event: dict) -> None:
+        seen["steps"] += event["type"] == "step"
+
+    with Store(tmp_path / "h.db") as store:
+        result = run(tiny_config(), store, on_event, should_stop=lambda: seen["steps"] >= 5)
+        assert result.status == "stopped"
+        row = store.get_run(result.run_id)
+        assert row["status"] == "stopped" and row["finished_at"]
+        assert len(store.metrics(result.run_id, name="loss/total")) == 5
+
+
+def test_nan_loss_fails_naming_phase_epoch_and_step(tmp_path: Path) -> None:
+    config = tiny_config()
+    config.optim.name = "sgd"
+    config.optim.lr = 1e30
+    config.optim.schedule = "constant"
+    with Store(tmp_path / "h.db") as store:
+        result = run(config, store)
+        assert result.status == "failed"
+        assert "phase teacher, epoch 1, step" in result.error
+        assert store.get_run(result.run_id)["error"] == result.error
+
+
+def test_bad_config_raises_before_writing(tmp_path: Path) -> None:
+    with Store(tmp_path / "h.db") as store:
+        with pytest.raises(ConfigError) as error:
+            run(tiny_config(temperature=0.0, method="nope"), store)
+        assert len(error.value.problems) == 2
+        assert store.list_runs() == []
+
+
+def test_teacher_from_checkpoint(tmp_path: Path) -> None:
+    with Store(tmp_path / "h.db") as store:
+        first = run(tiny_config(), store)
+        teacher_file = store.artifacts(first.run_id, "teacher")[0]["path"]
+        config = tiny_config()
+        config.teacher.checkpoint = teacher_file
+        events: list[dict] = []
+        second = run(config, store, events.append)
+        assert second.status == "completed"
+        assert second.summary["teacher_test_acc"] == first.summary["teacher_test_acc"]
+        assert not store.metrics(second.run_id, name="loss/total", phase="teacher")
+        assert any("Teacher loaded from" in e.get("message", "") for e in events)
+        # a checkpoint that does not fit the architecture is bad input, not a failed run
+        config.teacher.params = {"hidden_sizes": [16]}
+        with pytest.raises(ConfigError, match="does not fit mlp"):
+            run(config, store)
+        assert len(store.list_runs()) == 2
+
+
+def test_saved_student_rebuilds_with_identical_outputs(tmp_path: Path) -> None:
+    with Store(tmp_path / "h.db") as store:
+        result = run(tiny_config(), store)
+        path = Path(store.artifacts(result.run_id, "student")[0]["path"])
+    model = load_model(path.with_suffix(".json"))
+    x = torch.randn(5, 6)
+    again = load_model(path.with_suffix(".json"))
+    assert torch.equal(model(x), again(x))
+    assert model.spec()["params"] == {"hidden_sizes": [8]}
+
+
+def test_fitnets_trains_a_regressor_that_is_not_saved(tmp_path: Path) -> None:
+    config = tiny_config(method="fitnets", student_layer="hidden1", teacher_layer="hidden1",
+                         feature_weight=1.0)
+    events: list[dict] = []
+    with Store(tmp_path / "h.db") as store:
+        result = run(config, store, events.append)
+        assert result.status == "completed", result.error
+        hint = [r["value"] for r in store.metrics(result.run_id, name="loss/feature")]
+        assert len(hint) > 0 and hint[-1] < hint[0]
+        student = store.artifacts(result.run_id, "student")[0]["path"]
+    from safetensors.torch import load_file
+
+    assert all(not key.startswith("map") for key in load_file(student))
+    assert any("adapter of 288 parameters" in e.get("message", "") for e in events)  # 8*32+32
+
+
+def test_student_alone_method_has_no_teacher(tmp_path: Path) -> None:
+    with Store(tmp_path / "h.db") as store:
+        result = run(tiny_config(method="none"), store)
+        row = store.get_run(result.run_id)
+        assert result.status == "completed"
+        assert row["teacher_test_acc"] is None and row["student_test_acc"] is not None
+        assert {r["phase"] for r in store.metrics(result.run_id)} == {"student"}
+
+
+def test_learning_rate_schedules() -> None:
+    config = tiny_config()
+    plan = PhasePlan("student", epochs=6, steps_per_epoch=10)
+    config.optim.schedule = "cosine"
+    assert lr_factor(config, 0, plan) == 1.0
+    assert lr_factor(config, 30, plan) == pytest.approx(0.5)
+    config.optim.schedule = "step"
+    assert [lr_factor(config, s, plan) for s in (0, 19, 20, 45)] == pytest.approx(
+        [1.0, 1.0, 0.1, 0.01])
+    config.optim.schedule = "constant"
+    assert lr_factor(config, 59, plan) == 1.0

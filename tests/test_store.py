@@ -1,0 +1,104 @@
+"""Store: schema by migrations, WAL, batched metrics, interrupted runs, deletion."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from kdstudio.core import store as store_module
+from kdstudio.core.paths import default_db_path
+from kdstudio.core.store import Store
+
+
+def test_schema_wal_and_migrations(tmp_path: Path) -> None:
+    with Store(tmp_path / "h.db") as store:
+        assert store.db.journal_mode == "wal"
+        assert {"runs", "metrics", "artifacts"} <= set(store.db.table_names())
+        applied = [m.name for m in store_module.migrations.applied(store.db)]
+        assert applied[0] == "m001_initial"
+    with Store(tmp_path / "h.db") as again:  # reopening applies nothing twice
+        assert [m.name for m in store_module.migrations.applied(again.db)] == applied
+
+
+def test_run_lifecycle_and_metrics(tmp_path: Path) -> None:
+    with Store(tmp_path / "h.db") as store:
+        run_id = store.create_run({"name": "a", "seed": 1, "data": {"dataset": "digits"}})
+        store.add_metrics(run_id, "student", 1, 1, {"loss/total": 0.5, "lr": 0.1})
+        store.finish_run(run_id, "completed", student_test_acc=0.9, summary={"x": 1})
+        run = store.get_run(run_id)
+        assert run["status"] == "completed" and run["student_test_acc"] == 0.9
+        assert run["summary"] == {"x": 1} and run["config"]["name"] == "a"
+        assert run["dataset"] == "digits"
+        rows = store.metrics(run_id, name="loss/total")
+        assert [(r["phase"], r["step"], r["value"]) for r in rows] == [("student", 1, 0.5)]
+        assert store.find_run("a")["id"] == run_id
+        with pytest.raises(ValueError, match="unknown status"):
+            store.finish_run(run_id, "great")
+
+
+def test_metrics_are_buffered_but_never_more_than_a_flush_period_behind(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setattr(store_module, "FLUSH_SECONDS", 0.2)
+    writer = Store(tmp_path / "h.db")
+    reader = Store(tmp_path / "h.db")
+    run_id = writer.create_run({"name": "a"})
+    writer.add_metrics(run_id, "teacher", 1, 1, {"loss/total": 1.0})
+    assert len(writer._buffer) == 1  # buffered, not yet written
+    time.sleep(0.25)
+    writer.add_metrics(run_id, "teacher", 2, 1, {"loss/total": 0.9})
+    assert [r["step"] for r in reader.metrics(run_id)] == [1, 2]
+    writer.close()
+    reader.close()
+
+
+def test_runs_of_a_dead_process_become_interrupted(tmp_path: Path) -> None:
+    db = tmp_path / "h.db"
+    code = (
+        "import sys; from kdstudio.core.store import Store;"
+        f"s = Store({str(db)!r}); s.create_run({{'name': 'orphan'}}); s.db.close()"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    with Store(db) as store:
+        run = store.find_run("orphan")
+        assert run["status"] == "interrupted"
+        assert run["finished_at"]
+        mine = store.create_run({"name": "alive"})
+        assert store.mark_interrupted() == 0  # this process is alive: its run stays running
+        assert store.get_run(mine)["status"] == "running"
+
+
+def test_delete_removes_rows_and_files(tmp_path: Path) -> None:
+    with Store(tmp_path / "h.db") as store:
+        run_id = store.create_run({"name": "a"})
+        folder = store.artifact_dir(run_id)
+        folder.mkdir(parents=True)
+        (folder / "student.safetensors").write_bytes(b"weights")
+        store.add_artifact(run_id, "student", folder / "student.safetensors", "safetensors")
+        store.add_metrics(run_id, "student", 1, 1, {"loss/total": 1.0})
+        store.flush()
+        assert store.artifacts(run_id)[0]["sha256"] == hashlib.sha256(b"weights").hexdigest()
+        store.delete_run(run_id)
+        assert store.get_run(run_id) is None
+        assert store.metrics(run_id) == [] and store.artifacts(run_id) == []
+        assert not folder.exists()
+
+
+def test_default_path_honours_environment(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("KDSTUDIO_DB", str(tmp_path / "env.db"))
+    assert default_db_path() == tmp_path / "env.db"
+    monkeypatch.delenv("KDSTUDIO_DB")
+    assert default_db_path().name == "history.db"
+    assert "kdstudio" in str(default_db_path())
+
+
+def test_pid_is_recorded(tmp_path: Path) -> None:
+    with Store(tmp_path / "h.db") as store:
+        run = store.get_run(store.create_run({"name": "a"}))
+        assert run["pid"] == os.getpid()
