@@ -217,7 +217,8 @@ def _pct(value: Any) -> str:
     return f"{value:.2%}" if isinstance(value, (int, float)) else "-"
 
 
-def print_table(headers: list[str], rows: list[list[str]], stream: TextIO = sys.stdout) -> None:
+def print_table(headers: list[str], rows: list[list[str]], stream: TextIO | None = None) -> None:
+    stream = stream or sys.stdout
     widths = [max(len(str(x)) for x in column) for column in zip(headers, *rows, strict=True)]
     line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
     stream.write(line + "\n" + "  ".join("-" * w for w in widths) + "\n")
