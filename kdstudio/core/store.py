@@ -184,7 +184,9 @@ class Store:
             "SELECT * FROM runs WHERE name = ? ORDER BY id DESC LIMIT 1", [text]))
         return _decode_run(rows[0]) if rows else None
 
-    def list_runs(self, status: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+    def list_runs(
+        self, status: str | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
         sql = "SELECT * FROM runs"
         params: list[Any] = []
         if status:
@@ -261,6 +263,79 @@ class Store:
         for row in rows:
             row["meta"] = json.loads(row["meta"] or "{}")
         return rows
+
+    # ------------------------------------------------------------ read-only queries for views
+
+    def history_signature(self) -> tuple[Any, ...]:
+        """A cheap fingerprint of the runs table: it changes when a run is added, removed or
+        finished, so a view can poll it and reload only on change."""
+        row = self.db.execute(
+            "SELECT count(*), coalesce(max(id), 0), coalesce(sum(status = 'running'), 0), "
+            "coalesce(max(finished_at), ''), coalesce(sum(id * length(status)), 0) FROM runs"
+        ).fetchone()
+        return tuple(row)
+
+    def runs_by_id(self, run_ids: Iterable[int]) -> list[dict[str, Any]]:
+        """Runs in the order of `run_ids`; unknown ids are skipped."""
+        ids = [int(i) for i in run_ids]
+        if not ids:
+            return []
+        marks = ", ".join("?" * len(ids))
+        found = {row["id"]: _decode_run(row)
+                 for row in self.db.query(f"SELECT * FROM runs WHERE id IN ({marks})", ids)}
+        return [found[i] for i in ids if i in found]
+
+    def metric_names(self, run_ids: Iterable[int]) -> list[str]:
+        """The metric names recorded for any of the runs, sorted."""
+        ids = [int(i) for i in run_ids]
+        if not ids:
+            return []
+        marks = ", ".join("?" * len(ids))
+        rows = self.db.execute(
+            f"SELECT DISTINCT name FROM metrics WHERE run_id IN ({marks}) ORDER BY name", ids)
+        return [name for (name,) in rows]
+
+    def metric_rows(self, run_ids: Iterable[int], name: str) -> list[tuple[Any, ...]]:
+        """(run_id, phase, step, epoch, value, wall_time) of one metric for many runs at once,
+        in the order they were written within each run."""
+        ids = [int(i) for i in run_ids]
+        if not ids:
+            return []
+        marks = ", ".join("?" * len(ids))
+        return self.db.execute(
+            f"SELECT run_id, phase, step, epoch, value, wall_time FROM metrics "
+            f"WHERE run_id IN ({marks}) AND name = ? ORDER BY run_id, rowid", [*ids, name]
+        ).fetchall()
+
+    def live_progress(self, run_id: int) -> dict[str, Any]:
+        """For a run still writing: the phase of its latest metric row and the best and last
+        val/acc of that phase so far (empty when nothing is written yet)."""
+        latest = self.db.execute(
+            "SELECT phase FROM metrics WHERE run_id = ? ORDER BY rowid DESC LIMIT 1", [run_id]
+        ).fetchone()
+        if latest is None:
+            return {}
+        phase = latest[0]
+        values = [v for (v,) in self.db.execute(
+            "SELECT value FROM metrics WHERE run_id = ? AND name = 'val/acc' AND phase = ? "
+            "ORDER BY rowid", [run_id, phase])]
+        out: dict[str, Any] = {"phase": phase}
+        if values:
+            out |= {"best_val_acc": max(values), "last_val_acc": values[-1]}
+        return out
+
+    def latest_export_meta(self, run_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+        """The meta of each run's most recent `export` artifact (holds measured latency)."""
+        ids = [int(i) for i in run_ids]
+        if not ids:
+            return {}
+        marks = ", ".join("?" * len(ids))
+        out: dict[int, dict[str, Any]] = {}
+        for run_id, meta in self.db.execute(
+            f"SELECT run_id, meta FROM artifacts WHERE kind = 'export' AND run_id IN ({marks}) "
+            "ORDER BY id", ids):
+            out[run_id] = json.loads(meta or "{}")
+        return out
 
 
 def _decode_run(row: dict[str, Any]) -> dict[str, Any]:
