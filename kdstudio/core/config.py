@@ -59,6 +59,8 @@ class DistillConfig:
     teacher_layer: str = ""
     baseline: bool = True
     params: dict[str, Any] = field(default_factory=dict)
+    cache_teacher: bool = True  # compute the frozen teacher's outputs once, reuse every epoch
+    schedules: dict[str, Any] = field(default_factory=dict)  # see distill/schedules.py
 
 
 @dataclass
@@ -78,6 +80,7 @@ class RunConfig:
     name: str = ""
     seed: int = 0
     device: str = "auto"
+    autocast: bool = False  # CUDA only: bf16 where supported, else fp16 with a grad scaler
     data: DataConfig = field(default_factory=DataConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     student: StudentConfig = field(default_factory=StudentConfig)
@@ -391,6 +394,9 @@ def validate(config: RunConfig) -> list[str]:
         if checkpoint and not Path(checkpoint).expanduser().is_file():
             problems.append(f"teacher.checkpoint: no such file {checkpoint}")
     problems += _layer_problems(config, student, teacher)
+    from kdstudio.core.distill.checks import distill_problems, feature_problems
+
+    problems += distill_problems(config) + feature_problems(config, student, teacher)
     return problems
 
 

@@ -20,11 +20,14 @@ from torch import nn
 
 from kdstudio.core.checkpoint import load_weights, save_model
 from kdstudio.core.config import ConfigError, RunConfig, validate
-from kdstudio.core.data import Splits, batches, prepare_data
+from kdstudio.core.data import Splits, prepare_data
 from kdstudio.core.devices import resolve_device
+from kdstudio.core.distill.cache import TeacherSource, teacher_source
 from kdstudio.core.distill.features import FeatureRecorder
 from kdstudio.core.distill.losses import agreement, ce_loss, kl_divergence
 from kdstudio.core.distill.methods import WEIGHT_KEYS, Method, StepOutputs, create_method
+from kdstudio.core.distill.precision import resolve_precision, to_device
+from kdstudio.core.distill.schedules import SCHEDULED_KEYS, PhaseSchedules
 from kdstudio.core.models import FeatureModel, count_parameters, create_model, model_size_mb
 from kdstudio.core.store import Store
 
@@ -159,6 +162,7 @@ class _Run:
         self.plans: dict[str, PhasePlan] = {}
         self.teacher_val_logits: torch.Tensor | None = None
         self.started = time.monotonic()
+        self.precision = resolve_precision(self.config.autocast, prepared.device)
 
     def log(self, message: str, level: str = "info") -> None:
         self.emit({"type": "log", "run_id": self.run_id, "level": level, "message": message})
@@ -186,14 +190,18 @@ class _Run:
         student_rec = FeatureRecorder(model.feature_layers(), method.student_feature_names())
         teacher_rec = (FeatureRecorder(teacher.feature_layers(), method.teacher_feature_names())
                        if teacher is not None else None)
-        adapters = None
+        adapters, source = None, None
         if teacher is not None:
             adapters = self._build_adapters(model, teacher, method, student_rec, teacher_rec)
+            source = self._teacher_source(teacher, teacher_rec, method)
         params = list(model.parameters()) + (list(adapters.parameters()) if adapters else [])
         optimizer = _make_optimizer(params, config, lr)
         weights = {part: getattr(config.distill, WEIGHT_KEYS[part]) for part in method.parts}
         if plan.name != "student":  # teacher and baseline learn from the labels alone
             weights = {"ce": 1.0}
+        schedules = PhaseSchedules({k: getattr(config.distill, k) for k in SCHEDULED_KEYS},
+                                   config.distill.schedules if plan.name == "student" else {},
+                                   plan.steps_per_epoch, plan.epochs)
         _seed_everything(config.seed + 2)  # same dropout and data order for baseline/student
         order = torch.Generator().manual_seed(config.seed + 3)
         self.emit({"type": "phase", "run_id": self.run_id, "phase": plan.name, "state": "started",
@@ -202,36 +210,43 @@ class _Run:
         try:
             for epoch in range(plan.epochs):
                 totals = {"loss": 0.0, "correct": 0, "seen": 0}
-                for x, y in batches(data.x_train, data.y_train, config.data.batch_size, order):
+                order_of_epoch = torch.randperm(len(data.y_train), generator=order)
+                for indices in order_of_epoch.split(config.data.batch_size):
                     if self.should_stop():
                         raise RunStopped
                     factor = lr_factor(config, step, plan)
                     for group in optimizer.param_groups:
                         group["lr"] = lr * factor
                     started = time.perf_counter()
-                    x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                    logits = model(x)
-                    out = StepOutputs(logits, y, student_features=student_rec.features)
-                    if teacher is not None:
-                        with torch.no_grad():
-                            out.teacher_logits = teacher(x)
-                        out.teacher_features = teacher_rec.features
-                    parts = (method.loss_parts(out, adapters) if plan.name == "student"
-                             else {"ce": ce_loss(logits, y)})
-                    total = sum(weights[name] * value for name, value in parts.items())
+                    x = to_device(data.x_train[indices], device)
+                    y = to_device(data.y_train[indices], device)
+                    indices = to_device(indices, device)
+                    current = schedules.values(step)
+                    if schedules.moving:
+                        method.temperature = current["temperature"]
+                        weights = {part: current[WEIGHT_KEYS[part]] for part in method.parts}
+                    with self.precision.autocast():
+                        logits = model(x)
+                        out = StepOutputs(logits, y, student_features=student_rec.features,
+                                          indices=indices)
+                        if source is not None:
+                            out.teacher_logits, out.teacher_features = source(x, indices)
+                        parts = (method.loss_parts(out, adapters) if plan.name == "student"
+                                 else {"ce": ce_loss(logits, y)})
+                        total = sum(weights[name] * value for name, value in parts.items())
                     if not torch.isfinite(total):
                         raise NonFiniteLoss(
                             f"the {plan.name} loss became {total.item()} in phase {plan.name}, "
                             f"epoch {epoch + 1}, step {step + 1}; try a lower learning rate")
                     optimizer.zero_grad(set_to_none=True)
-                    total.backward()
-                    optimizer.step()
+                    self.precision.step(total, optimizer)
                     step += 1
                     self.run_step += 1
                     seconds = max(time.perf_counter() - started, 1e-9)
                     values = {f"loss/{name}": value.item() for name, value in parts.items()}
                     values |= {"loss/total": total.item(), "lr": lr * factor,
                                "samples_per_s": len(y) / seconds}
+                    values |= schedules.metrics(current)
                     totals["loss"] += values["loss/total"] * len(y)
                     totals["correct"] += int((logits.argmax(1) == y).sum())
                     totals["seen"] += len(y)
@@ -248,6 +263,15 @@ class _Run:
         self.emit({"type": "phase", "run_id": self.run_id, "phase": plan.name,
                    "state": "finished"})
 
+    def _teacher_source(self, teacher: FeatureModel, recorder: FeatureRecorder,
+                        method: Method) -> TeacherSource:
+        """Teacher outputs for the distillation phase: cached (frozen teacher, data without
+        random augmentation) unless `distill.cache_teacher` is false or the cache too big."""
+        return teacher_source(teacher, recorder, method.teacher_feature_names(),
+                              self.p.data.x_train, self.config.data.batch_size, self.p.device,
+                              self.precision, self.config.distill.cache_teacher, to_device,
+                              self.log, self.should_stop)
+
     def _build_adapters(self, student: FeatureModel, teacher: FeatureModel, method: Method,
                         student_rec: FeatureRecorder, teacher_rec: FeatureRecorder
                         ) -> nn.Module | None:
@@ -258,7 +282,8 @@ class _Run:
             student(sample)
             teacher(sample)
             student.train(was_training)
-        adapters = method.build_adapters(dict(student_rec.features), dict(teacher_rec.features))
+        adapters = method.build_adapters(dict(student_rec.features), dict(teacher_rec.features),
+                                         len(self.p.data.y_train))
         if adapters is not None:
             adapters.to(self.p.device).train()
             n = count_parameters(adapters)
@@ -400,6 +425,8 @@ def run(config: RunConfig, store: Store, on_event: EventSink | None = None,
         state.log(f"Teacher {teacher.arch}: {sizes['teacher_params']:,} parameters; student "
                   f"{student.arch}: {sizes['student_params']:,} ({sizes['compression']:.1f}x "
                   f"smaller); device {prepared.device}")
+    if config.autocast or state.precision.enabled:
+        state.log(state.precision.message)
     status, error = "completed", None
     try:
         state.execute()
