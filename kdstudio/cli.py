@@ -43,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
 
     show = sub.add_parser("show", parents=[db], help="print a saved run's config and results")
     show.add_argument("run", metavar="RUN", help="run id or name")
+    show.add_argument("--classes", action="store_true",
+                      help="also print per-class test accuracy and KD gain")
 
     sub.add_parser("presets", help="list shipped presets")
 
@@ -280,6 +282,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         if run is None:
             raise BadInput([f"no run '{args.run}' in {store.path}"])
         artifacts = store.artifacts(run["id"])
+        knowledge = _dark_knowledge(store, run["id"]) if args.classes else None
     config, _ = config_from_dict(run["config"])
     print(f"Run {run['id']}: {run['name']}  [{run['status']}]")
     print(f"Started {run['created_at']}, finished {run['finished_at'] or '-'}, "
@@ -292,7 +295,36 @@ def cmd_show(args: argparse.Namespace) -> int:
         print("\nFiles:")
         for artifact in artifacts:
             print(f"  {artifact['kind']:<9} {artifact['path']}  sha256 {artifact['sha256'][:12]}")
+    if knowledge is not None:
+        print_class_table(knowledge)
     return EXIT_OK
+
+
+def _dark_knowledge(store: Any, run_id: int) -> Any:
+    from kdstudio.core.analysis import dark_knowledge
+
+    try:
+        return dark_knowledge(store, run_id)
+    except (ValueError, OSError) as error:
+        raise BadInput([f"--classes: {error}"]) from None
+
+
+def print_class_table(knowledge: Any) -> None:
+    """Per-class test accuracy of teacher, student alone and distilled student, and the gain."""
+    kinds = [k for k in ("teacher", "baseline", "student") if k in knowledge.accuracy]
+    labels = {"teacher": "teacher", "baseline": "alone", "student": "student"}
+    gain = knowledge.class_gain()
+    counts = knowledge.y_test.bincount(minlength=knowledge.num_classes).tolist()
+    rows = []
+    for index, name in enumerate(knowledge.class_names):
+        row = [name, str(counts[index])]
+        row += [_pct(knowledge.accuracy[k][index].item()) for k in kinds]
+        if gain is not None:
+            row.append(f"{gain[index].item() * 100:+.1f}")
+        rows.append(row)
+    headers = ["class", "n"] + [labels[k] for k in kinds] + (["gain"] if gain is not None else [])
+    print("\nPer-class test accuracy (gain = student - alone, points):")
+    print_table(headers, rows)
 
 
 def cmd_presets(_args: argparse.Namespace) -> int:

@@ -123,6 +123,10 @@ def test_runs_and_show(tmp_path: Path, capsys) -> None:
     shown = capsys.readouterr().out
     assert "Run 1: tiny  [completed]" in shown and 'dataset = "synthetic"' in shown
     assert "student.safetensors" in shown
+    assert main(["show", "1", "--db", db, "--classes"]) == 0
+    table = capsys.readouterr().out.split("Per-class test accuracy")[1].splitlines()
+    assert table[1].split() == ["class", "n", "teacher", "alone", "student", "gain"]
+    assert [line.split()[0] for line in table[3:6]] == ["class", "class", "class"]
     assert main(["show", "99", "--db", db]) == 2
     assert "no run '99'" in capsys.readouterr().err
 
