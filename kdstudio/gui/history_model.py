@@ -1,0 +1,324 @@
+"""The table model behind the history view: one row per saved run, sortable by raw values,
+filterable by free text and status, with name, tags and notes editable in place."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import QColor, QFont
+
+from kdstudio.core.store import Store
+from kdstudio.gui.compare_data import run_colour
+
+SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+ID_ROLE = Qt.ItemDataRole.UserRole + 2
+Index = QModelIndex | QPersistentModelIndex
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    header: str
+    tip: str
+    width: int
+    numeric: bool = False
+    editable: bool = False
+
+
+COLUMNS = [
+    Column("id", "ID", "Run id; the swatch is the run's colour in every chart", 56, True),
+    Column("name", "Name", "Run name (double-click to edit)", 130, editable=True),
+    Column("status", "Status", "completed, stopped, failed, interrupted or running (with the "
+           "phase it is in)", 92),
+    Column("created_at", "Started", "When the run started, local time", 118),
+    Column("duration_s", "Duration", "Wall time of the whole run", 62, True),
+    Column("dataset", "Data", "Dataset", 70),
+    Column("models", "Teacher → student", "Teacher and student architectures", 112),
+    Column("method", "Method", "Distillation method", 62),
+    Column("temperature", "T", "Distillation temperature", 36, True),
+    Column("weights", "Weights", "Loss weights: ce, kd, feature", 108),
+    Column("student_best_val_acc", "Best val", "Best validation accuracy of the distilled "
+           "student (live while the run writes)", 64, True),
+    Column("student_last_val_acc", "Last val", "Last validation accuracy of the distilled "
+           "student (live while the run writes)", 64, True),
+    Column("student_test_acc", "Student", "Test accuracy of the distilled student", 64, True),
+    Column("baseline_test_acc", "Alone", "Test accuracy of the same student trained without "
+           "a teacher (baseline)", 64, True),
+    Column("teacher_test_acc", "Teacher", "Test accuracy of the teacher", 64, True),
+    Column("kd_gain", "KD gain", "Student test accuracy minus baseline test accuracy, in "
+           "points", 60, True),
+    Column("compression", "Compression", "Teacher parameters / student parameters", 84, True),
+    Column("tags", "Tags", "Comma-separated tags (double-click to edit)", 100, editable=True),
+    Column("notes", "Notes", "Free notes (double-click to edit)", 160, editable=True),
+]
+KEYS = [c.key for c in COLUMNS]
+STATUS_COLOURS = {"running": QColor(25, 100, 200), "failed": QColor(190, 30, 30),
+                  "interrupted": QColor(170, 110, 0), "stopped": QColor(120, 120, 120)}
+
+
+def local_time(iso: str | None) -> str:
+    if not iso:
+        return "-"
+    try:
+        return dt.datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return iso
+
+
+def seconds_since(iso: str | None) -> float | None:
+    try:
+        return time.time() - dt.datetime.fromisoformat(iso).timestamp() if iso else None
+    except ValueError:
+        return None
+
+
+def clock(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "-"
+    seconds = int(max(seconds, 0))
+    if seconds >= 3600:
+        return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def parse_tags(text: str) -> list[str]:
+    """'a, b,, a' -> ['a', 'b']."""
+    return list(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
+
+
+def _num(value: Any, pattern: str) -> str:
+    return pattern.format(value) if isinstance(value, (int, float)) else "-"
+
+
+class HistoryModel(QAbstractTableModel):
+    """Runs as rows; edits of name, tags and notes are written to the store at once."""
+
+    edit_refused = Signal(str)
+
+    def __init__(self, store: Store, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.store = store
+        self.runs: list[dict[str, Any]] = []
+        self._search: list[str] = []
+
+    # ------------------------------------------------------------ content
+
+    def set_runs(self, runs: list[dict[str, Any]]) -> None:
+        self.beginResetModel()
+        self.runs = runs
+        self._search = [self._search_text(run) for run in runs]
+        self.endResetModel()
+
+    def row_of(self, run_id: int) -> int:
+        for row, run in enumerate(self.runs):
+            if run["id"] == run_id:
+                return row
+        return -1
+
+    def update_live(self, run_id: int, progress: dict[str, Any]) -> None:
+        """Refresh a running row with the phase and val/acc the run has written so far."""
+        row = self.row_of(run_id)
+        if row < 0:
+            return
+        run = self.runs[row]
+        run["live_phase"] = progress.get("phase")
+        if progress.get("phase") == "student":
+            run["student_best_val_acc"] = progress.get("best_val_acc")
+            run["student_last_val_acc"] = progress.get("last_val_acc")
+        self.dataChanged.emit(self.index(row, 0), self.index(row, len(COLUMNS) - 1))
+
+    @staticmethod
+    def _search_text(run: dict[str, Any]) -> str:
+        parts = [str(run["id"]), run.get("name") or "", run.get("status") or "",
+                 run.get("dataset") or "", run.get("teacher_arch") or "",
+                 run.get("student_arch") or "", run.get("method") or "",
+                 " ".join(run.get("tags") or []), run.get("notes") or ""]
+        return " ".join(parts).lower()
+
+    def matches(self, row: int, words: list[str], status: str) -> bool:
+        run = self.runs[row]
+        if status and run["status"] != status:
+            return False
+        text = self._search[row]
+        return all(word in text for word in words)
+
+    # ------------------------------------------------------------ Qt model interface
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008, N802
+        return 0 if parent.isValid() else len(self.runs)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008, N802
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation,  # noqa: N802
+                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(COLUMNS):
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[section].header
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return COLUMNS[section].tip
+        return None
+
+    def flags(self, index: Index) -> Qt.ItemFlag:
+        base = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+        if index.isValid() and COLUMNS[index.column()].editable:
+            base |= Qt.ItemFlag.ItemIsEditable
+        return base
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        run = self.runs[index.row()]
+        column = COLUMNS[index.column()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self.display(run, column.key)
+        if role == Qt.ItemDataRole.EditRole:
+            if column.key == "tags":
+                return ", ".join(run.get("tags") or [])
+            return run.get(column.key) or ""
+        if role == SORT_ROLE:
+            return self.sort_key(run, column)
+        if role == ID_ROLE:
+            return run["id"]
+        if role == Qt.ItemDataRole.TextAlignmentRole and column.numeric:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.DecorationRole and column.key == "id":
+            return QColor(*run_colour(run["id"]))
+        if role == Qt.ItemDataRole.ForegroundRole:
+            return self._foreground(run, column.key)
+        if role == Qt.ItemDataRole.FontRole and column.key == "student_test_acc":
+            font = QFont()
+            font.setBold(True)
+            return font
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self._tooltip(run, column.key)
+        return None
+
+    def setData(self, index: Index, value: Any,  # noqa: N802
+                role: int = Qt.ItemDataRole.EditRole) -> bool:
+        if role != Qt.ItemDataRole.EditRole or not index.isValid():
+            return False
+        run = self.runs[index.row()]
+        key = COLUMNS[index.column()].key
+        text = str(value)
+        if key == "name":
+            text = text.strip()
+            if not text:
+                self.edit_refused.emit("A run needs a name; the old name is kept")
+                return False
+            new: Any = text
+        elif key == "tags":
+            new = parse_tags(text)
+        elif key == "notes":
+            new = text
+        else:
+            return False
+        self.store.update_run(run["id"], **{key: new})
+        run[key] = new
+        self._search[index.row()] = self._search_text(run)
+        self.dataChanged.emit(index, index)
+        return True
+
+    # ------------------------------------------------------------ cell text
+
+    @staticmethod
+    def display(run: dict[str, Any], key: str) -> str:
+        value = run.get(key)
+        if key == "status":
+            phase = run.get("live_phase")
+            return f"running · {phase}" if value == "running" and phase else value
+        if key == "created_at":
+            return local_time(value)
+        if key == "duration_s":
+            if run["status"] == "running":
+                return clock(seconds_since(run.get("created_at")))
+            return clock(value)
+        if key == "models":
+            return f"{run.get('teacher_arch') or '-'} → {run.get('student_arch') or '-'}"
+        if key == "temperature":
+            return _num(value, "{:g}")
+        if key == "weights":
+            parts = [f"{label} {run[field]:g}" for label, field in
+                     (("ce", "ce_weight"), ("kd", "kd_weight"), ("feat", "feature_weight"))
+                     if isinstance(run.get(field), (int, float)) and run[field] != 0]
+            return " · ".join(parts) or "-"
+        if key.endswith("_acc"):
+            return _num(value, "{:.2%}")
+        if key == "kd_gain":
+            return _num(None if value is None else value * 100, "{:+.2f}")
+        if key == "compression":
+            return _num(value, "{:.1f}×")
+        if key == "tags":
+            return ", ".join(value or [])
+        if key == "notes":
+            return (value or "").replace("\n", " ")
+        return "-" if value is None else str(value)
+
+    @staticmethod
+    def sort_key(run: dict[str, Any], column: Column) -> Any:
+        if column.key == "duration_s" and run["status"] == "running":
+            return seconds_since(run.get("created_at")) or 0.0
+        if column.numeric:
+            value = run.get(column.key)
+            return float(value) if isinstance(value, (int, float)) else -math.inf
+        return HistoryModel.display(run, column.key).lower()
+
+    @staticmethod
+    def _foreground(run: dict[str, Any], key: str) -> QColor | None:
+        if key == "status":
+            return STATUS_COLOURS.get(run["status"])
+        if key == "kd_gain" and isinstance(run.get("kd_gain"), (int, float)):
+            if run["kd_gain"] > 0:
+                return QColor(20, 130, 50)
+            if run["kd_gain"] < 0:
+                return QColor(190, 30, 30)
+        return None
+
+    @staticmethod
+    def _tooltip(run: dict[str, Any], key: str) -> str | None:
+        if key == "status" and run.get("error"):
+            return run["error"]
+        if key == "notes" and run.get("notes"):
+            return run["notes"]
+        if key == "compression" and run.get("teacher_params"):
+            return (f"teacher {run['teacher_params']:,} parameters, student "
+                    f"{run.get('student_params') or 0:,}")
+        if key == "created_at":
+            return run.get("created_at")
+        return None
+
+
+class HistoryFilter(QSortFilterProxyModel):
+    """Free-text words (all must appear) and an exact status; sorting on raw values."""
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.words: list[str] = []
+        self.status = ""
+        self.setSortRole(SORT_ROLE)
+
+    def set_filter(self, text: str, status: str) -> None:
+        if hasattr(self, "beginFilterChange"):  # Qt >= 6.9; invalidateFilter is deprecated
+            self.beginFilterChange()
+            self.words, self.status = text.lower().split(), status
+            self.endFilterChange()
+        else:
+            self.words, self.status = text.lower().split(), status
+            self.invalidateFilter()
+
+    def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:  # noqa: N802
+        model = self.sourceModel()
+        return model.matches(source_row, self.words, self.status)

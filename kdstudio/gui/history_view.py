@@ -1,0 +1,328 @@
+"""The history view: every saved run in a sortable, filterable table.
+
+Name, tags and notes are edited in place; runs are deleted (with their files) after a
+confirmation; Open, Re-run, Compare, Export and Export metrics act on the selection. While
+a run writes, a timer polls a cheap fingerprint of the runs table and reloads only when it
+changes; running rows get their phase and live validation accuracy on each tick.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMenu,
+    QMessageBox,
+    QPushButton,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from kdstudio.core.store import STATUSES, Store
+from kdstudio.gui.history_model import COLUMNS, ID_ROLE, KEYS, HistoryFilter, HistoryModel
+
+POLL_MS = 1000
+
+
+class HistoryView(QWidget):
+    """Saved runs. Signals carry a run id, a run's config dict or a list of run ids."""
+
+    open_run_requested = Signal(int)
+    rerun_requested = Signal(object)  # the run's config as a dict
+    compare_requested = Signal(object)  # list of run ids
+    runs_deleted = Signal(object)  # list of run ids
+
+    def __init__(self, db_path: str | Path | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("historyView")
+        self.store = Store(db_path)
+        self.db_path = self.store.path
+        self._signature: tuple[Any, ...] | None = None
+        self.model = HistoryModel(self.store, self)
+        self.proxy = HistoryFilter(self)
+        self.proxy.setSourceModel(self.model)
+
+        self.search = QLineEdit()
+        self.search.setObjectName("historySearch")
+        self.search.setClearButtonEnabled(True)
+        self.search.setPlaceholderText("Filter by name, data, model, method, tag or note…")
+        self.search.setToolTip("Every word must appear somewhere in the run's name, id, "
+                               "status, dataset, architectures, method, tags or notes")
+        self.search.textChanged.connect(self._apply_filter)
+        self.status_filter = QComboBox()
+        self.status_filter.setObjectName("historyStatus")
+        self.status_filter.addItem("All statuses", "")
+        for status in STATUSES:
+            self.status_filter.addItem(status, status)
+        self.status_filter.setToolTip("Show only runs with this status")
+        self.status_filter.currentIndexChanged.connect(self._apply_filter)
+        self.count_label = QLabel()
+        self.count_label.setObjectName("historyCount")
+
+        self.buttons: dict[str, QPushButton] = {}
+        bar = QHBoxLayout()
+        for key, text, tip, slot in (
+            ("Open", "Open", "Show the selected run's charts", self.open_selected),
+            ("Rerun", "Re-run", "Load the selected run's config into the form",
+             self.rerun_selected),
+            ("Compare", "Compare", "Compare the selected runs (two or more)",
+             self.compare_selected),
+            ("Export", "Export student…", "Export the selected run's student: safetensors, "
+             "TorchScript, ONNX and a model card", self.export_selected),
+            ("ExportMetrics", "Export metrics…", "Write every metric row of the selected "
+             "runs to one CSV file", self.export_metrics_selected),
+            ("Delete", "Delete…", "Delete the selected runs, their metrics and their files "
+             "(asks first)", self.delete_selected),
+        ):
+            button = QPushButton(text)
+            button.setObjectName(f"history{key}")
+            button.setToolTip(tip)
+            button.clicked.connect(slot)
+            self.buttons[key] = button
+            bar.addWidget(button)
+        bar.addStretch(1)
+        filters = QHBoxLayout()
+        filters.addWidget(self.search, 1)
+        filters.addWidget(self.status_filter)
+        filters.addWidget(self.count_label)
+
+        self.table = QTableView()
+        self.table.setObjectName("historyTable")
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(0, Qt.SortOrder.DescendingOrder)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.DoubleClicked
+                                   | QAbstractItemView.EditTrigger.EditKeyPressed)
+        self.table.setAlternatingRowColors(True)
+        self.table.setWordWrap(False)
+        self.table.verticalHeader().setVisible(False)
+        self.table.verticalHeader().setDefaultSectionSize(24)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setStretchLastSection(True)
+        header.setHighlightSections(False)
+        for i, column in enumerate(COLUMNS):
+            self.table.setColumnWidth(i, column.width)
+        self.table.doubleClicked.connect(self._double_clicked)
+        self.table.selectionModel().selectionChanged.connect(self._update_buttons)
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(self._context_menu)
+        delete = QAction("Delete", self.table)
+        delete.setShortcut(QKeySequence.StandardKey.Delete)
+        delete.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        delete.triggered.connect(self.delete_selected)
+        self.table.addAction(delete)
+        self.model.edit_refused.connect(lambda text: self._say(text, error=True))
+
+        self.message = QLabel()
+        self.message.setObjectName("historyMessage")
+        self.message.setWordWrap(True)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(filters)
+        layout.addLayout(bar)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.message)
+
+        self.timer = QTimer(self)
+        self.timer.setObjectName("historyPoll")
+        self.timer.setInterval(POLL_MS)
+        self.timer.timeout.connect(self.poll)
+        self.reload()
+        self.timer.start()
+
+    # ------------------------------------------------------------ loading
+
+    def reload(self) -> None:
+        """Read every run again, keeping the selection."""
+        selected = self.selected_ids()
+        self._signature = self.store.history_signature()
+        self.model.set_runs(self.store.list_runs())
+        self._refresh_live()
+        self._select_ids(selected)
+        self._update_count()
+        self._update_buttons()
+
+    def poll(self) -> None:
+        """Timer tick: reload when runs were added, removed or finished; refresh live rows."""
+        try:
+            signature = self.store.history_signature()
+        except Exception as error:  # noqa: BLE001 - a locked or vanished file must not crash
+            self._say(f"Cannot read the history: {error}", error=True)
+            return
+        if signature != self._signature:
+            self.reload()
+        elif signature[2]:
+            self._refresh_live()
+
+    def _refresh_live(self) -> None:
+        for run in self.model.runs:
+            if run["status"] == "running":
+                self.model.update_live(run["id"], self.store.live_progress(run["id"]))
+
+    # ------------------------------------------------------------ selection
+
+    def selected_ids(self) -> list[int]:
+        rows = self.table.selectionModel().selectedRows()
+        return [index.data(ID_ROLE) for index in sorted(rows, key=lambda i: i.row())]
+
+    def selected_runs(self) -> list[dict[str, Any]]:
+        wanted = self.selected_ids()
+        by_id = {run["id"]: run for run in self.model.runs}
+        return [by_id[i] for i in wanted if i in by_id]
+
+    def select_runs(self, run_ids: list[int]) -> None:
+        self.table.clearSelection()
+        self._select_ids(run_ids)
+
+    def _select_ids(self, run_ids: list[int]) -> None:
+        selection = self.table.selectionModel()
+        flags = (QItemSelectionModel.SelectionFlag.Select
+                 | QItemSelectionModel.SelectionFlag.Rows)
+        for run_id in run_ids:
+            row = self.model.row_of(run_id)
+            if row >= 0:
+                index = self.proxy.mapFromSource(self.model.index(row, 0))
+                if index.isValid():
+                    selection.select(index, flags)
+
+    def visible_ids(self) -> list[int]:
+        """Run ids in the order the table shows them (after filter and sort)."""
+        return [self.proxy.index(row, 0).data(ID_ROLE) for row in range(self.proxy.rowCount())]
+
+    def column_of(self, key: str) -> int:
+        return KEYS.index(key)
+
+    # ------------------------------------------------------------ actions
+
+    def open_selected(self) -> None:
+        runs = self.selected_runs()
+        if len(runs) == 1:
+            self.open_run_requested.emit(runs[0]["id"])
+
+    def rerun_selected(self) -> None:
+        runs = self.selected_runs()
+        if len(runs) == 1:
+            self.rerun_requested.emit(dict(runs[0]["config"]))
+            self._say(f"Config of run {runs[0]['id']} ({runs[0]['name']}) sent to the form")
+
+    def compare_selected(self) -> None:
+        ids = self.selected_ids()
+        if len(ids) >= 2:
+            self.compare_requested.emit(ids)
+
+    def export_selected(self):
+        """Open the export dialog for the one selected run; returns the dialog."""
+        from kdstudio.gui.history_export import ExportDialog
+
+        runs = self.selected_runs()
+        if len(runs) != 1:
+            return None
+        dialog = ExportDialog(self.db_path, runs[0], self)
+        dialog.finished.connect(lambda _code: self.reload())
+        dialog.open()
+        return dialog
+
+    def export_metrics_selected(self) -> None:
+        from kdstudio.core.export import ExportError, export_metrics_csv
+
+        runs = self.selected_runs()
+        if not runs:
+            return
+        suggestion = str(Path.home() / (f"run-{runs[0]['id']}-metrics.csv" if len(runs) == 1
+                                        else f"{len(runs)}-runs-metrics.csv"))
+        path, _ = QFileDialog.getSaveFileName(self, "Export metrics as CSV", suggestion,
+                                              "CSV files (*.csv)")
+        if not path:
+            return
+        try:
+            count = export_metrics_csv(self.store, [run["id"] for run in runs], path)
+        except ExportError as error:
+            self._say(f"Metrics not exported: {error}", error=True)
+            return
+        self._say(f"{count:,} metric rows of {len(runs)} run(s) written to {path}")
+
+    def delete_selected(self) -> bool:
+        """Ask, then delete the selected runs with their metrics and files."""
+        runs = self.selected_runs()
+        if not runs:
+            return False
+        running = [run for run in runs if run["status"] == "running"]
+        if running:
+            self._say(f"Run {running[0]['id']} ({running[0]['name']}) is still running; stop "
+                      "it before deleting it", error=True)
+            return False
+        names = ", ".join(f"{run['id']} ({run['name']})" for run in runs[:5])
+        more = f" and {len(runs) - 5} more" if len(runs) > 5 else ""
+        answer = QMessageBox.question(
+            self, "Delete runs",
+            f"Delete {len(runs)} run(s): {names}{more}?\n\nTheir metrics and saved models "
+            f"under {self.store.artifact_dir(0).parent} are removed for good. Exported copies "
+            "in folders you chose are kept.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No)
+        if answer != QMessageBox.StandardButton.Yes:
+            return False
+        ids = [run["id"] for run in runs]
+        for run_id in ids:
+            self.store.delete_run(run_id)
+        self.reload()
+        self._say(f"Deleted {len(ids)} run(s)")
+        self.runs_deleted.emit(ids)
+        return True
+
+    # ------------------------------------------------------------ small slots
+
+    def _apply_filter(self) -> None:
+        self.proxy.set_filter(self.search.text(), self.status_filter.currentData() or "")
+        self._update_count()
+        self._update_buttons()
+
+    def _update_count(self) -> None:
+        shown, total = self.proxy.rowCount(), self.model.rowCount()
+        self.count_label.setText(f"{total:,} runs" if shown == total
+                                 else f"{shown:,} of {total:,} runs")
+
+    def _update_buttons(self) -> None:
+        runs = self.selected_runs()
+        one = len(runs) == 1
+        self.buttons["Open"].setEnabled(one)
+        self.buttons["Rerun"].setEnabled(one)
+        self.buttons["Export"].setEnabled(one and runs[0]["status"] != "running")
+        self.buttons["Compare"].setEnabled(len(runs) >= 2)
+        self.buttons["ExportMetrics"].setEnabled(bool(runs))
+        self.buttons["Delete"].setEnabled(bool(runs))
+
+    def _double_clicked(self, index: QModelIndex) -> None:
+        if not COLUMNS[index.column()].editable:
+            self.open_run_requested.emit(index.data(ID_ROLE))
+
+    def _context_menu(self, position: Any) -> None:
+        menu = QMenu(self)
+        for key in ("Open", "Rerun", "Compare", "Export", "ExportMetrics", "Delete"):
+            button = self.buttons[key]
+            action = menu.addAction(button.text())
+            action.setEnabled(button.isEnabled())
+            action.triggered.connect(button.click)
+        menu.exec(self.table.viewport().mapToGlobal(position))
+
+    def _say(self, text: str, error: bool = False) -> None:
+        self.message.setStyleSheet("color: #b01e1e;" if error else "")
+        self.message.setText(text)
+
+    def closeEvent(self, event: Any) -> None:  # noqa: N802
+        self.timer.stop()
+        super().closeEvent(event)

@@ -1,0 +1,279 @@
+"""History view: runs created through the store, filter, sort, in-place edits, delete with
+files, live updates while a run writes, Open / Re-run signals, metrics and student export."""
+
+from __future__ import annotations
+
+import csv
+import threading
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+from kdstudio.core.engine import run as engine_run
+from kdstudio.core.store import Store
+from kdstudio.gui.history_model import COLUMNS
+from kdstudio.gui.history_view import HistoryView
+from tests.helpers import tiny_config
+
+
+def config(name: str, seed: int = 0, dataset: str = "digits", student: str = "mlp",
+           temperature: float = 4.0) -> dict:
+    return {"name": name, "seed": seed,
+            "data": {"dataset": dataset, "batch_size": 64},
+            "teacher": {"arch": "cnn", "params": {"channels": [8]}},
+            "student": {"arch": student, "params": {"hidden_sizes": [16]}},
+            "distill": {"method": "kd", "temperature": temperature, "ce_weight": 0.5,
+                        "kd_weight": 0.5, "feature_weight": 0.0}}
+
+
+def add_finished(store: Store, name: str, student_acc: float | None, baseline_acc: float,
+                 status: str = "completed", **kw) -> int:
+    run_id = store.create_run(config(name, **kw), teacher_params=12_000, student_params=1_000,
+                              compression=12.0)
+    for epoch, acc in enumerate((0.5, 0.7, 0.8), start=1):
+        store.add_metrics(run_id, "student", epoch * 10, epoch, {"val/acc": acc})
+    fields = {"baseline_test_acc": baseline_acc, "teacher_test_acc": 0.95, "duration_s": 75.0,
+              "student_best_val_acc": 0.8, "student_last_val_acc": 0.8}
+    if student_acc is not None:
+        fields |= {"student_test_acc": student_acc, "kd_gain": student_acc - baseline_acc}
+    store.finish_run(run_id, status, None if status == "completed" else "boom", **fields)
+    return run_id
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    path = tmp_path / "history.db"
+    with Store(path) as store:
+        add_finished(store, "alpha", 0.91, 0.88)
+        add_finished(store, "beta", 0.86, 0.87, student="resnet")
+        add_finished(store, "gamma", None, 0.80, status="failed", dataset="mnist1d")
+        add_finished(store, "delta", 0.93, 0.90, temperature=2.0)
+        store.update_run(1, tags=["keep", "T4"], notes="first try")
+    return path
+
+
+@pytest.fixture
+def view(qtbot, db: Path) -> HistoryView:
+    widget = HistoryView(db)
+    qtbot.addWidget(widget)
+    widget.resize(1300, 400)
+    widget.show()
+    return widget
+
+
+def cell(view: HistoryView, run_id: int, key: str) -> str:
+    column = [c.key for c in COLUMNS].index(key)
+    row = view.visible_ids().index(run_id)
+    return view.proxy.index(row, column).data()
+
+
+def test_lists_runs_created_through_the_store(view: HistoryView) -> None:
+    assert view.visible_ids() == [4, 3, 2, 1]  # newest first
+    assert view.count_label.text() == "4 runs"
+    assert cell(view, 1, "name") == "alpha"
+    assert cell(view, 1, "student_test_acc") == "91.00%"
+    assert cell(view, 1, "baseline_test_acc") == "88.00%"
+    assert cell(view, 1, "kd_gain") == "+3.00"
+    assert cell(view, 2, "kd_gain") == "-1.00"
+    assert cell(view, 1, "compression") == "12.0×"
+    assert cell(view, 1, "models") == "cnn → mlp"
+    assert cell(view, 1, "weights") == "ce 0.5 · kd 0.5"
+    assert cell(view, 1, "tags") == "keep, T4"
+    assert cell(view, 1, "duration_s") == "1:15"
+    assert cell(view, 3, "status") == "failed"
+    assert cell(view, 3, "student_test_acc") == "-"
+
+
+def test_free_text_and_status_filters(view: HistoryView) -> None:
+    view.search.setText("resnet")
+    assert view.visible_ids() == [2]
+    view.search.setText("KEEP first")  # every word, any field, any case
+    assert view.visible_ids() == [1]
+    assert view.count_label.text() == "1 of 4 runs"
+    view.search.setText("mnist1d")
+    assert view.visible_ids() == [3]
+    view.search.clear()
+    view.status_filter.setCurrentIndex(view.status_filter.findData("failed"))
+    assert view.visible_ids() == [3]
+    view.status_filter.setCurrentIndex(view.status_filter.findData("completed"))
+    assert view.visible_ids() == [4, 2, 1]
+    view.search.setText("nothing-matches-this")
+    assert view.visible_ids() == []
+
+
+def test_sort_by_clicking_any_column(qtbot, view: HistoryView) -> None:
+    header = view.table.horizontalHeader()
+    column = view.column_of("student_test_acc")
+    view.table.sortByColumn(column, Qt.SortOrder.DescendingOrder)
+    assert view.visible_ids() == [4, 1, 2, 3]  # 93 %, 91 %, 86 %, then no value
+    view.table.sortByColumn(column, Qt.SortOrder.AscendingOrder)
+    assert view.visible_ids() == [3, 2, 1, 4]
+    name_x = header.sectionViewportPosition(view.column_of("name")) + 5
+    qtbot.mouseClick(header.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(name_x, 5))
+    assert view.proxy.sortColumn() == view.column_of("name")
+    names = [cell(view, i, "name") for i in view.visible_ids()]
+    assert names in (sorted(names), sorted(names, reverse=True))
+    view.table.sortByColumn(view.column_of("kd_gain"), Qt.SortOrder.DescendingOrder)
+    ids = view.visible_ids()
+    assert set(ids[:2]) == {1, 4} and ids[2] == 2  # +3.00 twice, then -1.00
+
+
+def test_edit_name_tags_and_notes_in_place(view: HistoryView, db: Path) -> None:
+    row = view.visible_ids().index(2)
+    assert view.proxy.setData(view.proxy.index(row, view.column_of("name")), "  renamed  ")
+    assert view.proxy.setData(view.proxy.index(row, view.column_of("tags")), "a, b,, a")
+    assert view.proxy.setData(view.proxy.index(row, view.column_of("notes")), "line 1\nline 2")
+    assert not view.proxy.setData(view.proxy.index(row, view.column_of("name")), "   ")
+    assert "needs a name" in view.message.text()
+    assert not view.proxy.flags(view.proxy.index(row, view.column_of("status"))) \
+        & Qt.ItemFlag.ItemIsEditable
+    with Store(db) as store:
+        saved = store.get_run(2)
+    assert (saved["name"], saved["tags"], saved["notes"]) == ("renamed", ["a", "b"],
+                                                              "line 1\nline 2")
+    view.search.setText("renamed")
+    assert view.visible_ids() == [2]
+
+
+def test_delete_asks_then_removes_rows_metrics_and_files(view: HistoryView, db: Path,
+                                                         monkeypatch) -> None:
+    with Store(db) as store:
+        folder = store.artifact_dir(1)
+        folder.mkdir(parents=True)
+        weights = folder / "student.safetensors"
+        weights.write_bytes(b"0123")
+        store.add_artifact(1, "student", weights, "safetensors")
+    answers = iter([QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes])
+    asked: list[str] = []
+
+    def question(_parent, _title, text, *_args):
+        asked.append(text)
+        return next(answers)
+
+    monkeypatch.setattr(QMessageBox, "question", question)
+    view.select_runs([1, 3])
+    assert not view.delete_selected()  # answered No: nothing happens
+    assert view.visible_ids() == [4, 3, 2, 1] and weights.exists()
+    assert view.delete_selected()
+    assert "Delete 2 run(s)" in asked[-1] and "alpha" in asked[-1]
+    assert view.visible_ids() == [4, 2]
+    assert not folder.exists()
+    with Store(db) as store:
+        assert store.get_run(1) is None and store.get_run(3) is None
+        assert store.metrics(1) == [] and store.artifacts(1) == []
+        assert len(store.list_runs()) == 2
+
+
+def test_running_run_cannot_be_deleted(view: HistoryView, db: Path, monkeypatch) -> None:
+    with Store(db) as store:
+        live = store.create_run(config("live"))
+    view.poll()
+    monkeypatch.setattr(QMessageBox, "question", lambda *a: pytest.fail("must not ask"))
+    view.select_runs([live])
+    assert not view.delete_selected()
+    assert "still running" in view.message.text()
+
+
+def test_table_follows_a_run_while_it_writes(qtbot, view: HistoryView, db: Path) -> None:
+    view.timer.setInterval(100)  # the real poll timer, ticking faster for the test
+    writer = Store(db)  # another connection, as the worker thread has
+    try:
+        live = writer.create_run(config("live"))
+        qtbot.waitUntil(lambda: live in view.visible_ids(), timeout=3000)  # the poll timer
+        assert cell(view, live, "status") == "running"
+        writer.add_metrics(live, "teacher", 5, 1, {"val/acc": 0.6})
+        writer.flush()
+        view.poll()
+        assert cell(view, live, "status") == "running · teacher"
+        writer.add_metrics(live, "student", 5, 1, {"val/acc": 0.55})
+        writer.add_metrics(live, "student", 10, 2, {"val/acc": 0.75})
+        writer.add_metrics(live, "student", 15, 3, {"val/acc": 0.7})
+        writer.flush()
+        view.poll()
+        assert cell(view, live, "status") == "running · student"
+        assert cell(view, live, "student_best_val_acc") == "75.00%"
+        assert cell(view, live, "student_last_val_acc") == "70.00%"
+        writer.finish_run(live, "completed", student_test_acc=0.72, baseline_test_acc=0.7,
+                          kd_gain=0.02)
+    finally:
+        writer.close()
+    qtbot.waitUntil(lambda: cell(view, live, "status") == "completed", timeout=3000)
+    assert cell(view, live, "kd_gain") == "+2.00"
+
+
+def test_real_run_in_another_thread_appears_and_completes(qtbot, view: HistoryView,
+                                                          db: Path) -> None:
+    result: dict = {}
+
+    def work() -> None:
+        with Store(db) as store:
+            result["run"] = engine_run(tiny_config(), store)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    qtbot.waitUntil(lambda: "run" in result, timeout=60_000)
+    thread.join()
+    run_id = result["run"].run_id
+    qtbot.waitUntil(lambda: run_id in view.visible_ids()
+                    and cell(view, run_id, "status") == "completed", timeout=3000)
+    summary = result["run"].summary
+    assert cell(view, run_id, "student_test_acc") == f"{summary['student_test_acc']:.2%}"
+    assert cell(view, run_id, "name") == "tiny"
+
+
+def test_open_and_rerun_emit_the_run(qtbot, view: HistoryView) -> None:
+    view.select_runs([4])
+    assert view.buttons["Open"].isEnabled() and not view.buttons["Compare"].isEnabled()
+    with qtbot.waitSignal(view.open_run_requested) as opened:
+        qtbot.mouseClick(view.buttons["Open"], Qt.MouseButton.LeftButton)
+    assert opened.args == [4]
+    with qtbot.waitSignal(view.rerun_requested) as rerun:
+        qtbot.mouseClick(view.buttons["Rerun"], Qt.MouseButton.LeftButton)
+    assert rerun.args[0]["name"] == "delta"
+    assert rerun.args[0]["distill"]["temperature"] == 2.0
+    view.select_runs([4, 1])
+    assert not view.buttons["Open"].isEnabled()
+    with qtbot.waitSignal(view.compare_requested) as compare:
+        qtbot.mouseClick(view.buttons["Compare"], Qt.MouseButton.LeftButton)
+    assert sorted(compare.args[0]) == [1, 4]
+
+
+def test_export_metrics_of_selected_runs(view: HistoryView, tmp_path: Path,
+                                         monkeypatch) -> None:
+    target = tmp_path / "out" / "metrics.csv"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName",
+                        lambda *a, **k: (str(target), "CSV files (*.csv)"))
+    view.select_runs([1, 2])
+    view.export_metrics_selected()
+    with target.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 6
+    assert {r["run_name"] for r in rows} == {"alpha", "beta"}
+    assert "6 metric rows of 2 run(s)" in view.message.text()
+
+
+def test_export_dialog_exports_a_real_student(qtbot, tmp_path: Path) -> None:
+    db = tmp_path / "real.db"
+    with Store(db) as store:
+        finished = engine_run(tiny_config(), store)
+    view = HistoryView(db)
+    qtbot.addWidget(view)
+    view.select_runs([finished.run_id])
+    dialog = view.export_selected()
+    assert dialog is not None
+    dialog.format_boxes["torchscript"].setChecked(False)
+    dialog.format_boxes["onnx"].setChecked(False)
+    dialog.folder.setText(str(tmp_path / "export"))
+    assert dialog.export()
+    assert sorted(p.name for p in (tmp_path / "export").iterdir()) == [
+        "MODEL_CARD.md", "student.json", "student.safetensors"]
+    assert "max |diff| 0.00e+00" in dialog.log.toPlainText()
+    dialog.format_boxes["safetensors"].setChecked(False)
+    assert not dialog.export_button.isEnabled()
+    assert dialog.status.text() == "Pick at least one format"
+    with Store(db) as store:
+        assert {a["format"] for a in store.artifacts(finished.run_id, "export")} == {
+            "json", "safetensors", "markdown"}
+    dialog.close()
