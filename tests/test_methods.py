@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from kdstudio.core.config import validate
 from kdstudio.core.distill.features import FeatureRecorder
 from kdstudio.core.distill.methods import (
     METHODS,
@@ -19,6 +20,7 @@ from kdstudio.core.distill.methods import (
 )
 from kdstudio.core.distill.methods.crd import ContrastiveMemory
 from kdstudio.core.models import create_model
+from tests.helpers import tiny_config
 
 NEW_METHODS = ["at", "crd", "dist", "dkd", "lskd", "nst", "pkt", "rkd", "sp"]
 
@@ -150,3 +152,37 @@ def test_crd_caps_negatives_at_the_training_set_size() -> None:
     with pytest.raises(ValueError, match="at least 2"):
         method.build_adapters(features, features, num_samples=1)
     assert math.isclose(float(memory.momentum), 0.5)
+
+
+# ---------------------------------------------------------------- config checks
+
+
+def test_config_rejects_vector_layers_for_map_methods() -> None:
+    config = tiny_config(method="at", feature_weight=1.0, student_layer="hidden1",
+                         teacher_layer="hidden1")
+    problems = validate(config)
+    assert problems == [
+        "distill.student_layer: method 'AT (Zagoruyko 2017)' needs a convolutional feature map "
+        "(channels x length or height x width); layer 'hidden1' gives a vector of 8 values",
+        "distill.teacher_layer: method 'AT (Zagoruyko 2017)' needs a convolutional feature map "
+        "(channels x length or height x width); layer 'hidden1' gives a vector of 32 values",
+    ]
+    config.teacher.arch, config.teacher.params = "cnn", {"channels": [4]}
+    config.distill.teacher_layer = "block1"
+    assert len(validate(config)) == 1
+
+
+def test_config_needs_an_embedding_for_embedding_methods() -> None:
+    config = tiny_config(method="rkd", feature_weight=1.0)
+    assert validate(config) == []
+    config.student.params = {"hidden_sizes": []}
+    assert validate(config) == [
+        "student.arch: method 'rkd' needs the 'embedding' layer, which this mlp does not have "
+        "(it has: none); give it at least one hidden layer"]
+
+
+def test_config_rejects_fractional_integer_parameters() -> None:
+    config = tiny_config(method="crd", feature_weight=1.0, params={"negatives": 12.5})
+    assert validate(config) == ["distill.params.negatives: must be a whole number (got 12.5)"]
+    config.distill.params = {"negatives": 12.0, "feat_dim": 1}
+    assert validate(config) == ["distill.params.feat_dim: must be in [2, 4096] (got 1)"]
