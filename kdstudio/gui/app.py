@@ -1,0 +1,578 @@
+"""The KD Studio main window and `main()`, which `kdstudio` / `kdstudio gui` call.
+
+The window is built around a QTabWidget (`mainTabs`); the first tab, "Workbench", holds the
+setup form, the run controls and the live view. Other views are added with `add_tab`.
+
+Torch takes seconds to import, so `main()` shows the window first and imports the engine
+in a background thread; the setup form (which needs the registries) appears when it is
+ready. `MainWindow(db_path=...)` without `defer_engine` builds everything at once (tests).
+
+Bench hook: with `KDSTUDIO_STARTUP_PROBE=<file>` set, `main()` appends `shown <epoch s>`
+at the window's first paint and `ready <epoch s>` when the form is built, then quits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QPushButton,
+    QSplitter,
+    QStackedWidget,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from kdstudio.core.paths import default_db_path
+from kdstudio.gui.live_view import LiveView
+from kdstudio.gui.style import STYLE
+from kdstudio.gui.worker import RunController
+
+ORGANIZATION, APPLICATION = "kdstudio", "KD Studio"
+DEFAULT_PRESET = "digits-kd"
+CLOSE_WAIT_MS = 3000
+ENGINE_MODULES = ("torch", "kdstudio.core.models", "kdstudio.core.data",
+                  "kdstudio.core.distill.methods", "kdstudio.core.engine")
+
+
+def default_settings() -> QSettings:
+    return QSettings(ORGANIZATION, APPLICATION)
+
+
+def run_name(config: Any) -> str:
+    """A readable default name: dataset, teacher -> student, method."""
+    if config.distill.method == "none":
+        return f"{config.data.dataset} {config.student.arch} alone"
+    return (f"{config.data.dataset} {config.teacher.arch}->{config.student.arch} "
+            f"{config.distill.method}")
+
+
+class MainWindow(QMainWindow):
+    """The workbench: setup form, Start/Pause/Stop, live charts; tabs for more views."""
+
+    engine_ready = Signal()
+    run_finished = Signal(object)  # dict(run_id, status, error, summary) or None; thread ended
+    _engine_imported = Signal(str)  # "" or the import error, from the preload thread
+
+    def __init__(self, db_path: str | Path | None = None, settings: QSettings | None = None,
+                 defer_engine: bool = False, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("KD Studio")
+        self.setObjectName("mainWindow")
+        self.setStyleSheet(STYLE)
+        self.db_path = Path(db_path).expanduser() if db_path else default_db_path()
+        self.settings = settings if settings is not None else default_settings()
+        self.confirm_close: bool | None = None  # set to answer "stop the run?" without asking
+        self.setup: Any = None  # SetupPanel, once the engine is imported
+        self._store: Any = None
+        self._closed = False
+        self._close_when_stopped = False
+        self._preloading = False
+        self._problems: list[str] = []
+        self.last_run_id: int | None = None
+
+        self.controller = RunController(self)
+        self.controller.event.connect(self._on_event)
+        self.controller.problems.connect(self._on_refused)
+        self.controller.finished.connect(self._on_run_done)
+        self._engine_imported.connect(self._after_import)
+
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("mainTabs")
+        self.tabs.setDocumentMode(True)
+        self.setCentralWidget(self.tabs)
+        self.live = LiveView()
+        self.tabs.addTab(self._build_workbench(), "Workbench")
+        self._build_menus()
+        self.statusBar().showMessage(f"History: {self.db_path}")
+        self._restore_window()
+        self._update_buttons()
+        if not defer_engine:
+            self.load_engine()
+
+    # ------------------------------------------------------------ layout
+
+    def _build_workbench(self) -> QWidget:
+        page = QWidget()
+        page.setObjectName("workbenchTab")
+        self.start_button = QPushButton("Start")
+        self.start_button.setObjectName("startButton")
+        self.start_button.setShortcut(QKeySequence("Ctrl+R"))
+        self.start_button.clicked.connect(self.start_run)
+        self.pause_button = QPushButton("Pause")
+        self.pause_button.setObjectName("pauseButton")
+        self.pause_button.setToolTip("Pause the run after the current batch; press again to "
+                                     "resume")
+        self.pause_button.clicked.connect(self.toggle_pause)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setObjectName("stopButton")
+        self.stop_button.setToolTip("Stop the run after the current batch (within a second); "
+                                    "everything so far stays in the history")
+        self.stop_button.clicked.connect(self.stop_run)
+        self.status_label = QLabel("Loading the engine (PyTorch)…")
+        self.status_label.setObjectName("runStatusLabel")
+        self.problems_label = QLabel()
+        self.problems_label.setObjectName("problemsLabel")
+        self.problems_label.setWordWrap(True)
+        self.problems_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.problems_label.hide()
+
+        bar = QHBoxLayout()
+        for button in (self.start_button, self.pause_button, self.stop_button):
+            bar.addWidget(button)
+        bar.addSpacing(12)
+        bar.addWidget(self.status_label, 1)
+
+        self.setup_stack = QStackedWidget()
+        self.setup_stack.setObjectName("setupStack")
+        self.loading_label = QLabel("Loading the engine (PyTorch)…")
+        self.loading_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.loading_label.setWordWrap(True)
+        self.setup_stack.addWidget(self.loading_label)
+        self.setup_stack.setMinimumWidth(380)
+
+        left = QWidget()
+        column = QVBoxLayout(left)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addLayout(bar)
+        column.addWidget(self.problems_label)
+        column.addWidget(self.setup_stack, 1)
+
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.setObjectName("workbenchSplitter")
+        self.splitter.addWidget(left)
+        self.splitter.addWidget(self.live)
+        self.splitter.setStretchFactor(0, 0)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setChildrenCollapsible(False)
+        self.splitter.setSizes([430, 1000])
+        layout = QVBoxLayout(page)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addWidget(self.splitter)
+        return page
+
+    def add_tab(self, widget: QWidget, title: str) -> int:
+        """Add a view as a tab of the main window; returns its index."""
+        return self.tabs.addTab(widget, title)
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        self.open_action = QAction("&Open config…", self)
+        self.open_action.setShortcut(QKeySequence.StandardKey.Open)
+        self.open_action.setToolTip("Load a run config (TOML), as used by `kdstudio run`")
+        self.open_action.triggered.connect(self._open_dialog)
+        self.save_action = QAction("&Save config as…", self)
+        self.save_action.setShortcut(QKeySequence.StandardKey.Save)
+        self.save_action.setToolTip("Save the form as a TOML config for `kdstudio run`")
+        self.save_action.triggered.connect(self._save_dialog)
+        quit_action = QAction("&Quit", self)
+        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        quit_action.triggered.connect(self.close)
+        for action in (self.open_action, self.save_action):
+            file_menu.addAction(action)
+        file_menu.addSeparator()
+        file_menu.addAction(quit_action)
+        self.presets_menu = self.menuBar().addMenu("&Presets")
+        self.presets_menu.setToolTipsVisible(True)
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction("About KD Studio", self._about)
+
+    def _about(self) -> None:
+        from kdstudio import __version__
+
+        QMessageBox.about(self, "About KD Studio",
+                          f"<b>KD Studio {__version__}</b><br>Distil a teacher network into a "
+                          f"small student and watch it learn.<br><br>History: {self.db_path}")
+
+    # ------------------------------------------------------------ engine loading
+
+    def preload_engine(self) -> None:
+        """Import torch and the registries in a background thread, then build the form."""
+        if self._preloading or self.setup is not None:
+            return
+        self._preloading = True
+
+        def work() -> None:
+            import importlib
+
+            try:
+                for name in ENGINE_MODULES:
+                    importlib.import_module(name)
+            except Exception as error:  # noqa: BLE001 - shown in the window, not raised
+                self._engine_imported.emit(f"{type(error).__name__}: {error}")
+                return
+            self._engine_imported.emit("")
+            _warm_up_optimizers()
+
+        threading.Thread(target=work, name="kdstudio-import", daemon=True).start()
+
+    def _after_import(self, error: str) -> None:
+        if error:
+            self.loading_label.setText(f"Could not load the training engine:\n{error}\n\n"
+                                       "Check that PyTorch is installed "
+                                       "(pip install torch).")
+            self.status_label.setText("The engine could not be loaded")
+            return
+        self.load_engine()
+
+    def load_engine(self) -> None:
+        """Build the setup form (imports torch) and restore the last config."""
+        if self.setup is not None or self._closed:
+            return
+        from kdstudio.gui.setup_panel import SetupPanel
+
+        self.setup = SetupPanel(store_provider=lambda: self.store)
+        self.setup.validated.connect(self._on_validated)
+        self.setup_stack.addWidget(self.setup)
+        self.setup_stack.setCurrentWidget(self.setup)
+        self._fill_presets_menu()
+        self._restore_config()
+        self.status_label.setText("Ready")
+        self._update_buttons()
+        self.engine_ready.emit()
+
+    def _fill_presets_menu(self) -> None:
+        from kdstudio.core.presets import list_presets, preset_description
+
+        self.presets_menu.clear()
+        for name in list_presets():
+            action = self.presets_menu.addAction(name)
+            action.setToolTip(preset_description(name))
+            action.setObjectName(f"preset_{name}")
+            action.triggered.connect(lambda _checked=False, n=name: self.load_preset(n))
+        if not self.presets_menu.actions():
+            self.presets_menu.addAction("no presets found").setEnabled(False)
+
+    @property
+    def store(self) -> Any:
+        """The GUI thread's own Store (the worker opens another); None if it cannot open."""
+        if self._store is None:
+            from kdstudio.core.store import Store
+
+            try:
+                self._store = Store(self.db_path)
+            except Exception as error:  # noqa: BLE001 - reported, the window keeps working
+                self.statusBar().showMessage(f"Cannot open the history {self.db_path}: {error}")
+                return None
+        return self._store
+
+    # ------------------------------------------------------------ config files and presets
+
+    def load_preset(self, name: str) -> list[str]:
+        from kdstudio.core.presets import load_preset
+
+        try:
+            data = load_preset(name)
+        except ValueError as error:
+            self._warn("Preset", str(error))
+            return [str(error)]
+        problems = self.setup.set_config(data)
+        self.statusBar().showMessage(f"Preset {name} loaded", 5000)
+        return problems
+
+    def _open_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open config", str(Path.home()),
+                                              "Config (*.toml);;All files (*)")
+        if path:
+            self.open_config(path)
+
+    def open_config(self, path: str | Path) -> list[str]:
+        """Load a TOML config into the form; returns (and shows) the problems found."""
+        from kdstudio.core.config import read_toml
+
+        try:
+            data = read_toml(path)
+        except ValueError as error:
+            self._warn("Open config", str(error))
+            return [str(error)]
+        problems = self.setup.set_config(data)
+        if problems:
+            self._warn("Open config", f"{path} was loaded, except for these values (the form "
+                       "keeps its defaults there):\n\n" + "\n".join(problems))
+        self.statusBar().showMessage(f"Config loaded from {path}", 5000)
+        return problems
+
+    def _save_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save config as", str(Path.home() /
+                                              "kdstudio-run.toml"), "Config (*.toml)")
+        if path:
+            self.save_config(path)
+
+    def save_config(self, path: str | Path) -> Path | None:
+        """Write the form as a TOML config that `kdstudio run` reads; None if it failed."""
+        from kdstudio.core.config import config_from_dict, save_toml
+
+        data, problems = self.setup.config_dict()
+        config, more = config_from_dict(data)
+        target = Path(path)
+        if not target.suffix:
+            target = target.with_suffix(".toml")
+        try:
+            save_toml(config, target)
+        except OSError as error:
+            self._warn("Save config", f"Cannot write {target}: {error.strerror or error}")
+            return None
+        if problems + more:
+            self._warn("Save config", f"Saved {target}, but these fields could not be read "
+                       "and were saved with their defaults:\n\n" + "\n".join(problems + more))
+        self.statusBar().showMessage(f"Config saved to {target}", 5000)
+        return target
+
+    def _warn(self, title: str, text: str) -> None:
+        QMessageBox.warning(self, title, text)
+
+    # ------------------------------------------------------------ validation and buttons
+
+    def _on_validated(self, problems: list[str]) -> None:
+        self._problems = list(problems)
+        if problems:
+            shown = problems[:8] + ([f"… and {len(problems) - 8} more"] if len(problems) > 8
+                                    else [])
+            self.problems_label.setText("<b>Cannot start yet:</b><br>" + "<br>".join(
+                "• " + html.escape(p, quote=False) for p in shown))
+        self.problems_label.setVisible(bool(problems) and not self.controller.running)
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        running = self.controller.running
+        ready = self.setup is not None and not self._problems
+        self.start_button.setEnabled(ready and not running)
+        if self.setup is None:
+            self.start_button.setToolTip("The engine is still loading")
+        elif self._problems:
+            self.start_button.setToolTip("Fix first:\n" + "\n".join(self._problems))
+        else:
+            self.start_button.setToolTip("Start the run (Ctrl+R)")
+        self.pause_button.setEnabled(running)
+        self.pause_button.setText("Resume" if self.controller.paused else "Pause")
+        self.stop_button.setEnabled(running and not self.controller.flags.stop.is_set())
+        if self.setup is not None:
+            self.setup.setEnabled(not running)
+        for action in (self.open_action, self.save_action):
+            action.setEnabled(self.setup is not None and not running)
+        self.presets_menu.setEnabled(self.setup is not None and not running)
+
+    # ------------------------------------------------------------ run control
+
+    def start_run(self) -> bool:
+        """Validate the form and start the run in the worker thread; False if refused."""
+        if self.setup is None or self.controller.running:
+            return False
+        config, problems = self.setup.run_config()
+        self._on_validated(problems)
+        if problems:
+            return False
+        if not config.name:
+            config.name = run_name(config)
+        self.live.begin_run()
+        self.live.log(f"Starting {config.name}")
+        self.controller.start(config, self.db_path)
+        self.status_label.setText(f"Running {config.name}")
+        self.problems_label.hide()
+        self._update_buttons()
+        return True
+
+    def toggle_pause(self) -> None:
+        if not self.controller.running:
+            return
+        if self.controller.paused:
+            self.controller.resume()
+            self.status_label.setText("Running")
+            self.live.log("Resumed")
+        else:
+            self.controller.pause()
+            self.status_label.setText("Paused: press Resume to continue")
+            self.live.log("Paused after the current batch")
+        self._update_buttons()
+
+    def stop_run(self) -> None:
+        if self.controller.running:
+            self.controller.stop()
+            self.status_label.setText("Stopping after the current batch…")
+            self._update_buttons()
+
+    def _on_event(self, event: dict[str, Any]) -> None:
+        self.live.push(event)
+        if event.get("type") == "run_started":
+            self.last_run_id = event.get("run_id")
+
+    def _on_refused(self, problems: list[str]) -> None:
+        for problem in problems:
+            self.live.log(problem, "error")
+        self.problems_label.setText("<b>The run could not start:</b><br>" + "<br>".join(
+            "• " + html.escape(p, quote=False) for p in problems))
+        self.problems_label.show()
+
+    def _on_run_done(self, result: dict[str, Any] | None) -> None:
+        self.live.end_run()
+        if result is not None and not self._closed:
+            store = self.store
+            row = store.get_run(result["run_id"]) if store is not None else None
+            self.live.summary_card.show_run(row or result)
+            status = result["status"]
+            self.status_label.setText(f"Run #{result['run_id']} {status}"
+                                      + (f": {result['error']}" if result.get("error") else ""))
+            self.statusBar().showMessage(f"Run #{result['run_id']} {status}; saved in "
+                                         f"{self.db_path}", 10000)
+        elif result is None:
+            self.status_label.setText("The run did not start")
+        self._update_buttons()
+        if self.setup is not None and not self._closed:
+            self.setup.refresh_saved_runs()
+            self.setup.validate_now()
+        self.run_finished.emit(result)
+        if self._close_when_stopped:
+            self.close()
+
+    # ------------------------------------------------------------ settings and closing
+
+    def _restore_window(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        if isinstance(geometry, QByteArray) and not geometry.isEmpty():
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1440, 900)
+        for key, splitter in (("window/workbench_splitter", self.splitter),
+                              ("window/live_splitter", self.live.splitter),
+                              ("window/bottom_splitter", self.live.bottom_splitter)):
+            state = self.settings.value(key)
+            if isinstance(state, QByteArray) and not state.isEmpty():
+                splitter.restoreState(state)
+        smoothing = self.settings.value("live/smoothing")
+        if smoothing is not None:
+            with contextlib.suppress(TypeError, ValueError):
+                self.live.smoothing.setValue(int(smoothing))
+
+    def _restore_config(self) -> None:
+        saved = self.settings.value("setup/last_config")
+        if isinstance(saved, str) and saved:
+            try:
+                data = json.loads(saved)
+            except ValueError:
+                data = None
+            if isinstance(data, dict):
+                self.setup.set_config(data)
+                return
+        from kdstudio.core.presets import list_presets
+
+        if DEFAULT_PRESET in list_presets():
+            self.load_preset(DEFAULT_PRESET)
+        else:
+            self.setup.validate_now()
+
+    def save_settings(self) -> None:
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/workbench_splitter", self.splitter.saveState())
+        self.settings.setValue("window/live_splitter", self.live.splitter.saveState())
+        self.settings.setValue("window/bottom_splitter", self.live.bottom_splitter.saveState())
+        self.settings.setValue("live/smoothing", self.live.smoothing.value())
+        if self.setup is not None:
+            data, _problems = self.setup.config_dict()
+            self.settings.setValue("setup/last_config", json.dumps(data))
+        self.settings.sync()
+
+    def _confirm_stop(self) -> bool:
+        if self.confirm_close is not None:
+            return self.confirm_close
+        answer = QMessageBox.question(
+            self, "Stop the run?",
+            "A run is in progress. Stop it and close the window?\n\n"
+            "Everything trained so far stays in the history (status: stopped).",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+        if self.controller.thread_alive():
+            if not self._close_when_stopped and not self._confirm_stop():
+                event.ignore()
+                return
+            self.live.log("Stopping the run: the window is closing", "warning")
+            if not self.controller.stop_and_wait(CLOSE_WAIT_MS):
+                self._close_when_stopped = True  # still preparing data: close when it ends
+                self.status_label.setText("Stopping; the window closes when the run has "
+                                          "stopped…")
+                event.ignore()
+                return
+        self.save_settings()
+        self._closed = True
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        event.accept()
+
+    def stop_for_quit(self) -> None:
+        """Called when the application quits: never leave the worker thread running."""
+        self.controller.stop_and_wait(60_000)
+
+
+def _warm_up_optimizers() -> None:
+    """The first torch optimizer of a process imports more of torch (about 2 s here); pay
+    that in the background while the user edits the form rather than after Start."""
+    import torch
+
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+
+
+class _FirstPaint(QObject):
+    """Calls `callback` once, at the first paint of the watched widget."""
+
+    def __init__(self, callback: Any) -> None:
+        super().__init__()
+        self.callback = callback
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+        if event.type() == QEvent.Type.Paint and self.callback is not None:
+            callback, self.callback = self.callback, None
+            QTimer.singleShot(0, callback)
+        return False
+
+
+def _probe(path: str, what: str) -> None:
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(f"{what} {time.time():.6f} torch={int('torch' in sys.modules)}\n")
+
+
+def main(db_path: str | None = None) -> int:
+    """Open the window; returns the application's exit code."""
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setOrganizationName(ORGANIZATION)
+    app.setApplicationName(APPLICATION)
+    try:
+        window = MainWindow(db_path=db_path, defer_engine=True)
+    except Exception as error:  # noqa: BLE001 - one clear line, no traceback
+        print(f"kdstudio: cannot open the window: {error}", file=sys.stderr)
+        return 1
+    probe = os.environ.get("KDSTUDIO_STARTUP_PROBE")
+
+    def first_paint() -> None:
+        if probe:
+            _probe(probe, "shown")
+        window.preload_engine()
+
+    painted = _FirstPaint(first_paint)
+    window.tabs.installEventFilter(painted)
+    QTimer.singleShot(2000, window.preload_engine)  # in case no paint comes (minimised)
+    if probe:
+        window.engine_ready.connect(lambda: (_probe(probe, "ready"),
+                                             QTimer.singleShot(0, window.close)))
+    app.aboutToQuit.connect(window.stop_for_quit)
+    window.show()
+    return app.exec()

@@ -1,0 +1,280 @@
+"""One chart of the live view: a pyqtgraph plot with a legend, values under the cursor,
+log-y, optional smoothing and export to PNG, SVG or CSV.
+
+Series are fed point by point (`append`) and drawn only when `redraw()` is called, which the
+live view does from a GUI-thread timer, not once per training step.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QMenu,
+    QMessageBox,
+    QSizePolicy,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from kdstudio.gui.smoothing import SmoothedSeries
+
+EXPORT_FORMATS = {"png": "PNG image (*.png)", "svg": "SVG drawing (*.svg)",
+                  "csv": "CSV table (*.csv)"}
+
+
+@dataclass
+class Series:
+    """One curve: raw points, their smoothed copy, and whether it changed since drawn."""
+
+    name: str
+    item: pg.PlotDataItem
+    xs: list[float] = field(default_factory=list)
+    values: SmoothedSeries = field(default_factory=SmoothedSeries)
+    dirty: bool = False
+
+
+class ChartPanel(QWidget):
+    """A titled chart with its own tool row (log-y, export) and a hover read-out."""
+
+    exported = Signal(str)
+
+    def __init__(self, title: str, x_label: str, y_label: str, object_name: str,
+                 smoothable: bool = False, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.title = title
+        self.smoothable = smoothable
+        self.series: dict[str, Series] = {}
+        self._weight = 0.0
+        self._markers: list[pg.InfiniteLine] = []
+
+        self.plot = pg.PlotWidget()
+        self.plot.setObjectName(object_name)
+        self.plot.setBackground("w")
+        self.plot.setMinimumHeight(120)
+        item = self.plot.getPlotItem()
+        item.showGrid(x=True, y=True, alpha=0.25)
+        item.setLabel("bottom", x_label)
+        item.setLabel("left", y_label)
+        item.getAxis("left").enableAutoSIPrefix(False)
+        item.setMenuEnabled(False)
+        item.setClipToView(True)
+        item.setDownsampling(auto=True, mode="peak")
+        self.legend = item.addLegend(offset=(-8, 8), labelTextSize="8pt")
+        self.legend.setBrush(pg.mkBrush(255, 255, 255, 200))
+        self.crosshair = pg.InfiniteLine(angle=90, movable=False,
+                                         pen=pg.mkPen((120, 120, 120), style=Qt.PenStyle.DotLine))
+        self.crosshair.setVisible(False)
+        item.addItem(self.crosshair, ignoreBounds=True)
+        self.plot.scene().sigMouseMoved.connect(self._on_mouse_moved)
+
+        self.title_label = QLabel(f"<b>{title}</b>")
+        self.hover_label = QLabel()
+        self.hover_label.setObjectName(f"{object_name}Hover")
+        self.hover_label.setTextFormat(Qt.TextFormat.RichText)
+        self.hover_label.setToolTip("Values of each curve at the cursor (nearest point)")
+        self.hover_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.log_check = QCheckBox("log y")
+        self.log_check.setToolTip("Logarithmic y axis")
+        self.log_check.toggled.connect(self.set_log_y)
+        export = QToolButton()
+        export.setText("Export")
+        export.setToolTip("Save this chart as a PNG image, an SVG drawing or a CSV table")
+        export.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(export)
+        for fmt, label in EXPORT_FORMATS.items():
+            menu.addAction(label.split(" (")[0], lambda f=fmt: self._export_dialog(f))
+        export.setMenu(menu)
+
+        tools = QHBoxLayout()
+        tools.setContentsMargins(2, 0, 2, 0)
+        tools.addWidget(self.title_label)
+        tools.addWidget(self.hover_label, 1)
+        tools.addWidget(self.log_check)
+        tools.addWidget(export)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        layout.addLayout(tools)
+        layout.addWidget(self.plot, 1)
+
+    # ------------------------------------------------------------ data
+
+    def add_series(self, name: str, color: str, dashed: bool = False,
+                   symbol: str | None = None) -> Series:
+        pen = pg.mkPen(color, width=2, style=Qt.PenStyle.DashLine if dashed else
+                       Qt.PenStyle.SolidLine)
+        item = self.plot.plot([], [], name=name, pen=pen, connect="finite",
+                              symbol=symbol, symbolSize=6, symbolBrush=color, symbolPen=color)
+        series = Series(name, item, values=SmoothedSeries(self._weight if self.smoothable
+                                                          else 0.0))
+        self.series[name] = series
+        return series
+
+    def append(self, name: str, x: float, y: float) -> None:
+        series = self.series[name]
+        series.xs.append(x)
+        series.values.append(y)
+        series.dirty = True
+
+    def gap(self, name: str) -> None:
+        """Break the line (a NaN point) so separate phases are not joined."""
+        series = self.series[name]
+        if series.xs and math.isfinite(series.values.raw[-1]):
+            self.append(name, series.xs[-1], math.nan)
+
+    def point_count(self) -> int:
+        return sum(sum(1 for v in s.values.raw if math.isfinite(v)) for s in self.series.values())
+
+    def clear(self) -> None:
+        for series in self.series.values():
+            self.plot.removeItem(series.item)
+            self.legend.removeItem(series.item)
+        self.series = {}
+        for marker in self._markers:
+            self.plot.removeItem(marker)
+        self._markers = []
+        self.hover_label.clear()
+
+    def add_marker(self, x: float, text: str = "") -> None:
+        """A vertical line, labelled when `text` is given, e.g. where a phase starts."""
+        options = ({"label": text, "labelOpts": {"position": 0.97, "color": (90, 90, 90),
+                                                 "anchors": [(0, 0), (0, 0)]}} if text else {})
+        line = pg.InfiniteLine(pos=x, angle=90, movable=False,
+                               pen=pg.mkPen((160, 160, 160), style=Qt.PenStyle.DashLine),
+                               **options)
+        self.plot.addItem(line, ignoreBounds=True)
+        self._markers.append(line)
+
+    def set_smoothing(self, weight: float) -> None:
+        if not self.smoothable or weight == self._weight:
+            return
+        self._weight = weight
+        for series in self.series.values():
+            series.values.set_weight(weight)
+            series.dirty = True
+        self.redraw()
+
+    def set_log_y(self, on: bool) -> None:
+        self.plot.getPlotItem().setLogMode(y=on)
+        if self.log_check.isChecked() != on:
+            self.log_check.setChecked(on)
+
+    def redraw(self) -> bool:
+        """Push changed series to their curves; True when something was drawn."""
+        drawn = False
+        for series in self.series.values():
+            if series.dirty:
+                shown = series.values.smoothed if self.smoothable else series.values.raw
+                series.item.setData(np.asarray(series.xs, dtype=float),
+                                    np.asarray(shown, dtype=float))
+                series.dirty = False
+                drawn = True
+        return drawn
+
+    # ------------------------------------------------------------ hover
+
+    def _on_mouse_moved(self, position: QPointF) -> None:
+        view = self.plot.getPlotItem().vb
+        if not self.plot.sceneBoundingRect().contains(position):
+            self.crosshair.setVisible(False)
+            return
+        x = view.mapSceneToView(position).x()
+        self.show_values_at(x)
+
+    def values_at(self, x: float) -> dict[str, tuple[float, float]]:
+        """Nearest point of each curve to `x`: name -> (x, y as drawn)."""
+        found = {}
+        for name, series in self.series.items():
+            if not series.xs:
+                continue
+            xs = np.asarray(series.xs, dtype=float)
+            shown = np.asarray(series.values.smoothed if self.smoothable else series.values.raw)
+            finite = np.isfinite(shown)
+            if not finite.any():
+                continue
+            xs, ys = xs[finite], shown[finite]
+            index = int(np.argmin(np.abs(xs - x)))
+            found[name] = (float(xs[index]), float(ys[index]))
+        return found
+
+    def show_values_at(self, x: float) -> None:
+        values = self.values_at(x)
+        if not values:
+            self.hover_label.clear()
+            self.crosshair.setVisible(False)
+            return
+        self.crosshair.setPos(x)
+        self.crosshair.setVisible(True)
+        parts = []
+        for name, (_px, py) in values.items():
+            color = self.series[name].item.opts["pen"].color().name()
+            parts.append(f"<span style='color:{color}'>{name}</span> {py:.4g}")
+        self.hover_label.setText(f"x={x:.0f}  " + "  ".join(parts))
+
+    # ------------------------------------------------------------ export
+
+    def _export_dialog(self, fmt: str) -> None:
+        name = self.title.lower().replace(" ", "-").replace("/", "-")
+        path, _ = QFileDialog.getSaveFileName(self, f"Export {self.title}", f"{name}.{fmt}",
+                                              EXPORT_FORMATS[fmt])
+        if not path:
+            return
+        try:
+            self.export(path)
+        except (OSError, ValueError) as error:
+            QMessageBox.warning(self, "Export failed", f"Could not write {path}:\n{error}")
+
+    def export(self, path: str | Path) -> Path:
+        """Write the chart to `path`; the suffix picks PNG, SVG or CSV."""
+        import pyqtgraph.exporters as exporters
+
+        target = Path(path)
+        fmt = target.suffix.lower().lstrip(".")
+        if fmt not in EXPORT_FORMATS:
+            raise ValueError(f"unknown export format '.{fmt}' (use .png, .svg or .csv)")
+        self.redraw()
+        item = self.plot.getPlotItem()
+        self.crosshair.setVisible(False)
+        if fmt == "png":
+            exporter = exporters.ImageExporter(item)
+            exporter.parameters()["width"] = max(int(item.sceneBoundingRect().width()) * 2, 600)
+            exporter.export(str(target))
+        elif fmt == "svg":
+            try:
+                exporters.SVGExporter(item).export(str(target))
+            except ValueError:
+                # pyqtgraph 0.14's SVG clean-up cannot parse the path data Qt >= 6.9 writes
+                # ("M10 20" instead of "M10,20"): draw the plot with Qt's own SVG generator
+                self._export_svg_with_qt(target)
+        else:
+            exporters.CSVExporter(item).export(str(target))
+        if not target.is_file():
+            raise OSError("the exporter wrote nothing")
+        self.exported.emit(str(target))
+        return target
+
+    def _export_svg_with_qt(self, target: Path) -> None:
+        from PySide6.QtGui import QPainter
+        from PySide6.QtSvg import QSvgGenerator
+
+        generator = QSvgGenerator()
+        generator.setFileName(str(target))
+        generator.setSize(self.plot.size())
+        generator.setViewBox(self.plot.rect())
+        generator.setTitle(self.title)
+        painter = QPainter(generator)
+        try:
+            self.plot.render(painter)
+        finally:
+            painter.end()

@@ -1,0 +1,445 @@
+"""Live view of a run: progress per phase with ETA, charts, log, and the summary card.
+
+Engine events arrive (as signals, in the GUI thread) through `push`, which only buffers them.
+A GUI-thread timer (`REFRESH_MS`) drains the buffer and redraws, so the window does the
+same small amount of work however fast the training steps come.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import time
+from collections import deque
+from typing import Any
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QProgressBar,
+    QSlider,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from kdstudio.gui.charts import ChartPanel
+
+REFRESH_MS = 66  # ~15 redraws per second
+PHASE_LABELS = {"teacher": "Teacher", "baseline": "Student alone", "student": "Student + KD"}
+PHASE_COLORS = {"teacher": "#1f77b4", "baseline": "#7f7f7f", "student": "#d62728"}
+PART_COLORS = {"total": "#222222", "ce": "#1f77b4", "kd": "#ff7f0e", "feature": "#2ca02c"}
+PART_LABELS = {"total": "total", "ce": "CE", "kd": "KD", "feature": "feature"}
+LOG_COLORS = {"info": "#333333", "warning": "#b36b00", "error": "#c62828"}
+
+
+def clock(seconds: float) -> str:
+    """Seconds as h:mm:ss, or m:ss under an hour."""
+    seconds = int(max(seconds, 0))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+def eta(started: float, done: float, now: float) -> float | None:
+    """Seconds left when a fraction `done` took `now - started` seconds."""
+    if done <= 0 or started <= 0:
+        return None
+    return (now - started) / done * (1.0 - done)
+
+
+def _pct(value: Any) -> str:
+    return f"{value:.2%}" if isinstance(value, (int, float)) and math.isfinite(value) else "—"
+
+
+class PhaseBar(QWidget):
+    """Label + progress bar of one phase, with its own ETA."""
+
+    def __init__(self, phase: str, steps: int, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.phase = phase
+        self.steps = max(steps, 0)
+        self.started = 0.0
+        self.bar = QProgressBar()
+        self.bar.setObjectName(f"progress_{phase}")
+        self.bar.setRange(0, max(self.steps, 1))
+        self.bar.setValue(0)
+        self.bar.setTextVisible(True)
+        self.bar.setToolTip(f"Progress of the {PHASE_LABELS.get(phase, phase).lower()} phase")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(1)
+        title = QLabel(PHASE_LABELS.get(phase, phase))
+        title.setStyleSheet(f"color: {PHASE_COLORS.get(phase, '#333')}; font-weight: bold;")
+        layout.addWidget(title)
+        layout.addWidget(self.bar)
+        self.set_text("waiting" if self.steps else "loaded, no training")
+
+    def set_text(self, text: str) -> None:
+        self.bar.setFormat(text)
+
+    def update_step(self, step: int, now: float) -> None:
+        self.bar.setValue(min(step, self.bar.maximum()))
+        left = eta(self.started, step / max(self.steps, 1), now)
+        text = f"{step / max(self.steps, 1):.0%}"
+        if left is not None and step < self.steps:
+            text += f" · ETA {clock(left)}"
+        self.set_text(text)
+
+    def finish(self, now: float) -> None:
+        self.bar.setValue(self.bar.maximum())
+        took = f" in {clock(now - self.started)}" if self.started else ""
+        self.set_text(f"done{took}" if self.steps else "loaded")
+
+
+class SummaryCard(QFrame):
+    """Test accuracies, KD gain, compression and duration of the finished run."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("summaryCard")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setToolTip("Results of the last run, as stored in the history database")
+        grid = QGridLayout(self)
+        grid.setContentsMargins(10, 8, 10, 8)
+        self.title = QLabel("No run finished yet")
+        self.title.setObjectName("summaryTitle")
+        self.title.setWordWrap(True)
+        grid.addWidget(self.title, 0, 0, 1, 3)
+        for column, text in enumerate(("", "parameters", "test accuracy")):
+            header = QLabel(f"<i>{text}</i>")
+            grid.addWidget(header, 1, column)
+        self.cells: dict[str, QLabel] = {}
+        for row, (phase, key) in enumerate((("teacher", "Teacher"), ("baseline", "Baseline"),
+                                            ("student", "Student")), start=2):
+            name = QLabel(PHASE_LABELS[phase])
+            name.setStyleSheet(f"color: {PHASE_COLORS[phase]}; font-weight: bold;")
+            params, test = QLabel("—"), QLabel("—")
+            params.setObjectName(f"summary{key}Params")
+            test.setObjectName(f"summary{key}Test")
+            for label in (params, test):
+                label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            grid.addWidget(name, row, 0)
+            grid.addWidget(params, row, 1)
+            grid.addWidget(test, row, 2)
+            self.cells[f"{phase}_params"] = params
+            self.cells[f"{phase}_test_acc"] = test
+        self.gain = QLabel()
+        self.gain.setObjectName("summaryKdGain")
+        self.compression = QLabel()
+        self.compression.setObjectName("summaryCompression")
+        self.duration = QLabel()
+        self.duration.setObjectName("summaryDuration")
+        self.error = QLabel()
+        self.error.setObjectName("summaryError")
+        self.error.setWordWrap(True)
+        self.error.setStyleSheet(f"color: {LOG_COLORS['error']};")
+        for row, label in enumerate((self.gain, self.compression, self.duration, self.error),
+                                    start=5):
+            grid.addWidget(label, row, 0, 1, 3)
+        grid.setRowStretch(9, 1)
+        self.clear()
+
+    def clear(self) -> None:
+        self.title.setText("No run finished yet")
+        for label in self.cells.values():
+            label.setText("—")
+        self.gain.setText("KD gain: —")
+        self.compression.setText("Compression: —")
+        self.duration.setText("Duration: —")
+        self.error.clear()
+        self.error.hide()
+
+    def show_run(self, run: dict[str, Any]) -> None:
+        """Fill from a history row (`Store.get_run`) or, failing that, an engine summary."""
+        summary = run.get("summary") or {}
+
+        def value(key: str) -> Any:
+            found = run.get(key)
+            return found if found is not None else summary.get(key)
+
+        status = run.get("status", "")
+        self.title.setText(f"<b>Run #{run.get('id', run.get('run_id', '?'))}</b> "
+                           f"{html.escape(str(run.get('name') or ''))} — <b>{status}</b>")
+        for phase in ("teacher", "baseline", "student"):
+            acc = value(f"{phase}_test_acc")
+            self.cells[f"{phase}_test_acc"].setText(_pct(acc))
+            params = value("teacher_params" if phase == "teacher" else "student_params")
+            trained = acc is not None
+            self.cells[f"{phase}_params"].setText(f"{params:,}" if params and trained else "—")
+        gain = value("kd_gain")
+        self.gain.setText(f"KD gain: <b>{gain * 100:+.2f} points</b> (student + KD − student "
+                          "alone, test)" if gain is not None else "KD gain: —")
+        compression = value("compression")
+        self.compression.setText(f"Compression: <b>{compression:.1f}×</b> fewer parameters"
+                                 if compression else "Compression: —")
+        duration = value("duration_s")
+        self.duration.setText(f"Duration: {clock(duration)}" if duration is not None
+                              else "Duration: —")
+        error = run.get("error")
+        self.error.setText(f"Error: {error}" if error else "")
+        self.error.setVisible(bool(error))
+
+
+class LiveView(QWidget):
+    """Progress, charts, log and summary of the current run."""
+
+    drained = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("liveView")
+        self._pending: deque[tuple[float, dict[str, Any]]] = deque()
+        self.steps_seen = 0
+        self.run_steps = 0
+        self.run_started = 0.0
+        self.phase_bars: dict[str, PhaseBar] = {}
+        self.timer = QTimer(self)
+        self.timer.setInterval(REFRESH_MS)
+        self.timer.timeout.connect(self.drain)
+
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setObjectName("progressBar")
+        self.progress_bar.setToolTip("Progress of the whole run (all phases) and time left")
+        self.progress_bar.setRange(0, 1)
+        self.progress_bar.setValue(0)
+        self.progress_bar.setFormat("idle")
+        self.phase_row = QHBoxLayout()
+        self.phase_row.setSpacing(10)
+
+        self.smoothing = QSlider(Qt.Orientation.Horizontal)
+        self.smoothing.setObjectName("smoothingSlider")
+        self.smoothing.setRange(0, 99)
+        self.smoothing.setValue(60)
+        self.smoothing.setMaximumWidth(160)
+        tip = ("Smoothing of the per-step charts: debiased exponential moving average, as in "
+               "TensorBoard. s = w·s + (1 − w)·value, shown as s / (1 − wⁿ).")
+        self.smoothing.setToolTip(tip)
+        self.smoothing_label = QLabel()
+        self.smoothing_label.setToolTip(tip)
+        self.smoothing.valueChanged.connect(self._on_smoothing)
+
+        self.loss_chart = ChartPanel("Loss per step", "run step", "loss", "lossPlot", True)
+        self.accuracy_chart = ChartPanel("Accuracy per epoch", "epoch", "accuracy",
+                                         "accuracyPlot")
+        self.agreement_chart = ChartPanel("Agreement", "epoch", "top-1 agreement with teacher",
+                                          "agreementPlot")
+        self.lr_chart = ChartPanel("Learning rate", "run step", "lr", "lrPlot")
+        self.speed_chart = ChartPanel("Throughput", "run step", "samples/s", "speedPlot", True)
+        self.charts = [self.loss_chart, self.accuracy_chart, self.agreement_chart,
+                       self.lr_chart, self.speed_chart]
+
+        self.log_view = QPlainTextEdit()
+        self.log_view.setObjectName("logView")
+        self.log_view.setReadOnly(True)
+        self.log_view.setMaximumBlockCount(5000)
+        self.log_view.setToolTip("Messages of the run")
+        self.log_view.setPlaceholderText("The run's messages appear here.")
+        self.summary_card = SummaryCard()
+
+        self._layout()
+        self._on_smoothing(self.smoothing.value())
+
+    def _layout(self) -> None:
+        header = QHBoxLayout()
+        overall = QVBoxLayout()
+        overall.setSpacing(1)
+        overall.addWidget(QLabel("<b>Run</b>"))
+        overall.addWidget(self.progress_bar)
+        header.addLayout(overall, 2)
+        header.addLayout(self.phase_row, 5)
+        smooth = QVBoxLayout()
+        smooth.setSpacing(1)
+        smooth.addWidget(self.smoothing_label)
+        smooth.addWidget(self.smoothing)
+        header.addLayout(smooth)
+
+        charts = QWidget()
+        grid = QGridLayout(charts)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.addWidget(self.loss_chart, 0, 0, 1, 3)
+        grid.addWidget(self.accuracy_chart, 0, 3, 1, 3)
+        grid.addWidget(self.agreement_chart, 1, 0, 1, 2)
+        grid.addWidget(self.lr_chart, 1, 2, 1, 2)
+        grid.addWidget(self.speed_chart, 1, 4, 1, 2)
+        grid.setRowStretch(0, 3)
+        grid.setRowStretch(1, 2)
+
+        bottom = QSplitter(Qt.Orientation.Horizontal)
+        bottom.setObjectName("bottomSplitter")
+        bottom.addWidget(self.log_view)
+        bottom.addWidget(self.summary_card)
+        bottom.setStretchFactor(0, 3)
+        bottom.setStretchFactor(1, 2)
+        self.bottom_splitter = bottom
+
+        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter.setObjectName("liveSplitter")
+        self.splitter.addWidget(charts)
+        self.splitter.addWidget(bottom)
+        self.splitter.setStretchFactor(0, 4)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setChildrenCollapsible(False)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 0, 0, 0)
+        layout.addLayout(header)
+        layout.addWidget(self.splitter, 1)
+
+    def _on_smoothing(self, value: int) -> None:
+        weight = value / 100.0
+        self.smoothing_label.setText(f"Smoothing {weight:.2f}")
+        for chart in self.charts:
+            chart.set_smoothing(weight)
+
+    # ------------------------------------------------------------ run lifecycle
+
+    def begin_run(self) -> None:
+        """Clear everything for a new run and start the redraw timer."""
+        self._pending.clear()
+        self.steps_seen = 0
+        self.run_steps = 0
+        self.run_started = time.monotonic()
+        for chart in self.charts:
+            chart.clear()
+        for bar in self.phase_bars.values():
+            self.phase_row.removeWidget(bar)
+            bar.deleteLater()
+        self.phase_bars = {}
+        self.progress_bar.setRange(0, 1)
+        self.progress_bar.setValue(0)
+        self.progress_bar.setFormat("preparing data and models…")
+        self.log_view.clear()
+        self.summary_card.clear()
+        self.timer.start()
+
+    def push(self, event: dict[str, Any]) -> None:
+        """Buffer one engine event (cheap; drawing happens on the timer)."""
+        self._pending.append((time.monotonic(), event))
+
+    def end_run(self) -> None:
+        self.drain()
+        self.timer.stop()
+
+    def log(self, message: str, level: str = "info") -> None:
+        color = LOG_COLORS.get(level, LOG_COLORS["info"])
+        stamp = time.strftime("%H:%M:%S")
+        self.log_view.appendHtml(f"<span style='color:#888'>{stamp}</span> "
+                                 f"<span style='color:{color}'>{html.escape(message)}</span>")
+
+    def drain(self) -> None:
+        """Handle every buffered event, then redraw the charts that changed."""
+        if not self._pending:
+            return
+        last_step: dict[str, Any] | None = None
+        while self._pending:
+            arrived, event = self._pending.popleft()
+            kind = event.get("type")
+            if kind == "step":
+                self._on_step(event)
+                last_step = event
+                continue
+            if last_step is not None:
+                self._show_progress(last_step, arrived)
+                last_step = None
+            handler = getattr(self, f"_on_{kind}", None)
+            if handler is not None:
+                handler(event, arrived)
+        if last_step is not None:
+            self._show_progress(last_step, time.monotonic())
+        for chart in self.charts:
+            chart.redraw()
+        self.drained.emit()
+
+    def _on_run_started(self, event: dict[str, Any], arrived: float) -> None:
+        self.run_steps = int(event.get("run_steps", 0))
+        self.run_started = arrived
+        self.progress_bar.setRange(0, max(self.run_steps, 1))
+        self.progress_bar.setValue(0)
+        self.progress_bar.setFormat("0%")
+        for phase in event.get("phases", []):
+            bar = PhaseBar(phase["name"], int(phase["steps"]))
+            self.phase_bars[phase["name"]] = bar
+            self.phase_row.addWidget(bar, 1)
+        for phase in self.phase_bars:
+            self.accuracy_chart.add_series(f"{PHASE_LABELS[phase]} val", PHASE_COLORS[phase],
+                                           symbol="o")
+            self.accuracy_chart.add_series(f"{PHASE_LABELS[phase]} train", PHASE_COLORS[phase],
+                                           dashed=True)
+            if phase != "teacher" and "teacher" in self.phase_bars:
+                self.agreement_chart.add_series(PHASE_LABELS[phase], PHASE_COLORS[phase],
+                                                symbol="o")
+        self.log(f"Run #{event.get('run_id')} started on {event.get('device')}: "
+                 + ", ".join(f"{p['name']} {p['epochs']} epochs" for p in event.get("phases", [])))
+
+    def _on_phase(self, event: dict[str, Any], arrived: float) -> None:
+        phase = event.get("phase", "")
+        bar = self.phase_bars.get(phase)
+        if event.get("state") == "started":
+            if bar is not None:
+                bar.started = arrived
+                bar.set_text("0%")
+            for chart in (self.loss_chart, self.lr_chart, self.speed_chart):
+                for name in chart.series:
+                    chart.gap(name)
+                label = PHASE_LABELS.get(phase, phase) if chart is self.loss_chart else ""
+                chart.add_marker(self.steps_seen + 0.5, label)
+        elif bar is not None:
+            bar.finish(arrived)
+
+    def _on_step(self, event: dict[str, Any]) -> None:
+        x = event["run_step"]
+        self.steps_seen = x
+        values = event["values"]
+        for key, value in values.items():
+            if key.startswith("loss/"):
+                part = key.split("/", 1)[1]
+                name = PART_LABELS.get(part, part)
+                if name not in self.loss_chart.series:
+                    self.loss_chart.add_series(name, PART_COLORS.get(part, "#9467bd"))
+                self.loss_chart.append(name, x, value)
+        for chart, key, name in ((self.lr_chart, "lr", "lr"),
+                                 (self.speed_chart, "samples_per_s", "samples/s")):
+            if key in values:
+                if name not in chart.series:
+                    chart.add_series(name, "#6a3d9a" if key == "lr" else "#17becf")
+                chart.append(name, x, values[key])
+
+    def _show_progress(self, event: dict[str, Any], now: float) -> None:
+        bar = self.phase_bars.get(event["phase"])
+        if bar is not None:
+            bar.update_step(event["step"], now)
+        done = event["run_step"] / max(self.run_steps, 1)
+        self.progress_bar.setValue(min(event["run_step"], self.progress_bar.maximum()))
+        left = eta(self.run_started, done, now)
+        self.progress_bar.setFormat(f"{done:.0%} · {PHASE_LABELS.get(event['phase'], '')} "
+                                    f"epoch {event['epoch']}/{event['epochs']}"
+                                    + (f" · ETA {clock(left)}" if left is not None else ""))
+
+    def _on_epoch(self, event: dict[str, Any], _arrived: float) -> None:
+        phase, values = event.get("phase", ""), event.get("values", {})
+        label = PHASE_LABELS.get(phase, phase)
+        if "val/acc" in values and f"{label} val" in self.accuracy_chart.series:
+            self.accuracy_chart.append(f"{label} val", event["epoch"], values["val/acc"])
+        if "train/acc" in values and f"{label} train" in self.accuracy_chart.series:
+            self.accuracy_chart.append(f"{label} train", event["epoch"], values["train/acc"])
+        if "val/agreement" in values and label in self.agreement_chart.series:
+            self.agreement_chart.append(label, event["epoch"], values["val/agreement"])
+
+    def _on_log(self, event: dict[str, Any], _arrived: float) -> None:
+        self.log(str(event.get("message", "")), str(event.get("level", "info")))
+
+    def _on_run_finished(self, event: dict[str, Any], arrived: float) -> None:
+        status = event.get("status", "")
+        if status == "completed":
+            self.progress_bar.setValue(self.progress_bar.maximum())
+        took = clock(arrived - self.run_started)
+        self.progress_bar.setFormat(f"{status} after {took}")
+        for bar in self.phase_bars.values():
+            if bar.bar.value() < bar.bar.maximum() and status != "completed":
+                bar.set_text(f"{bar.bar.value() / bar.bar.maximum():.0%} · {status}")
+        level = "info" if status == "completed" else "warning" if status == "stopped" else "error"
+        self.log(f"Run {status} after {took}", level)

@@ -1,0 +1,173 @@
+"""The only thread code of the window: the engine runs in a QObject worker on a QThread.
+
+Engine events cross to the GUI thread as `Signal(object)`; widgets are never touched here.
+Stop and pause are plain `threading.Event`s that the engine polls through `should_stop`
+between batches; a pause is `should_stop` blocking until resume (or stop).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+
+from kdstudio.core.config import RunConfig
+
+PAUSE_POLL_S = 0.05
+
+
+class RunFlags:
+    """Stop and pause requests shared by the GUI thread and the worker (plain Python)."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.go = threading.Event()  # cleared while paused
+        self.go.set()
+        self.blocked = threading.Event()  # set while the worker sits in a pause
+        self.run_step = 0  # last step the engine reported (written by the worker only)
+
+    def should_stop(self) -> bool:
+        """Called by the engine between batches; blocks while paused."""
+        if not self.go.is_set():
+            self.blocked.set()
+            while not self.go.wait(PAUSE_POLL_S):
+                pass
+            self.blocked.clear()
+        return self.stop.is_set()
+
+    def request_stop(self) -> None:
+        self.stop.set()
+        self.go.set()
+
+
+class RunWorker(QObject):
+    """Runs one config through `kdstudio.core.engine.run` with its own Store (own thread)."""
+
+    event = Signal(object)  # engine event dicts
+    problems = Signal(object)  # list[str]: the engine refused the config, nothing was run
+    finished = Signal(object)  # dict(run_id, status, error, summary), or None if refused
+
+    def __init__(self, config: RunConfig, db_path: Path, flags: RunFlags) -> None:
+        super().__init__()  # no parent: it is moved to the worker thread
+        self.config = config
+        self.db_path = db_path
+        self.flags = flags
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        if event["type"] == "step":
+            self.flags.run_step = event["run_step"]
+        self.event.emit(event)
+
+    @Slot()
+    def run(self) -> None:
+        result: dict[str, Any] | None = None
+        try:
+            result = self._run()
+        except Exception as error:  # noqa: BLE001 - a message for the user, never a traceback
+            self.problems.emit([f"could not run: {type(error).__name__}: {error}"])
+        finally:
+            self.finished.emit(result)
+
+    def _run(self) -> dict[str, Any] | None:
+        from kdstudio.core.config import ConfigError
+        from kdstudio.core.engine import run
+        from kdstudio.core.store import Store
+
+        try:
+            store = Store(self.db_path)
+        except Exception as error:  # noqa: BLE001 - any open failure is a bad history file
+            self.problems.emit([f"history database {self.db_path}: cannot open ({error})"])
+            return None
+        try:
+            result = run(self.config, store, self._emit, self.flags.should_stop)
+        except ConfigError as error:
+            self.problems.emit(list(error.problems))
+            return None
+        finally:
+            store.close()
+        return {"run_id": result.run_id, "status": result.status, "error": result.error,
+                "summary": result.summary}
+
+
+class RunController(QObject):
+    """Owns the worker thread of the current run: start, pause, resume, stop, wait.
+
+    Lives in the GUI thread; its signals are delivered there.
+    """
+
+    event = Signal(object)
+    problems = Signal(object)
+    finished = Signal(object)  # the worker's result dict, or None; the thread has ended
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.thread: QThread | None = None
+        self.worker: RunWorker | None = None
+        self.flags = RunFlags()
+        self._result: dict[str, Any] | None = None
+        self._running = False
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    @property
+    def paused(self) -> bool:
+        return self._running and not self.flags.go.is_set()
+
+    def start(self, config: RunConfig, db_path: Path) -> None:
+        if self._running:
+            raise RuntimeError("a run is already in progress")
+        self.flags = RunFlags()
+        self._result = None
+        thread = QThread()
+        thread.setObjectName("kdstudio-run")
+        worker = RunWorker(config, db_path, self.flags)
+        worker.moveToThread(thread)
+        thread.started.connect(worker.run)
+        worker.event.connect(self.event)
+        worker.problems.connect(self.problems)
+        worker.finished.connect(self._keep_result)
+        # quit() from the worker thread itself: closing the window may wait() on the
+        # thread while the GUI event loop is blocked, so this must not be queued
+        worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
+        thread.finished.connect(worker.deleteLater)
+        thread.finished.connect(self._thread_finished)
+        self.thread, self.worker = thread, worker
+        self._running = True
+        thread.start()
+
+    @Slot(object)
+    def _keep_result(self, result: dict[str, Any] | None) -> None:
+        self._result = result
+
+    @Slot()
+    def _thread_finished(self) -> None:
+        if self.thread is not None:
+            self.thread.wait()
+        self._running = False
+        self.worker = None
+        self.finished.emit(self._result)
+
+    def pause(self) -> None:
+        if self._running:
+            self.flags.go.clear()
+
+    def resume(self) -> None:
+        self.flags.go.set()
+
+    def stop(self) -> None:
+        self.flags.request_stop()
+
+    def thread_alive(self) -> bool:
+        return self.thread is not None and self.thread.isRunning()
+
+    def stop_and_wait(self, timeout_ms: int) -> bool:
+        """Ask the run to stop and block until its thread has ended; False on timeout."""
+        if not self.thread_alive():
+            return True
+        self.stop()
+        assert self.thread is not None
+        return self.thread.wait(timeout_ms)

@@ -1,0 +1,77 @@
+"""Charts: values under the cursor, log-y, export to PNG, SVG and CSV; the EMA smoothing."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import pytest
+
+from kdstudio.gui.charts import ChartPanel
+from kdstudio.gui.smoothing import SmoothedSeries, debiased_ema
+
+
+def test_debiased_ema_matches_the_tensorboard_formula():
+    # w = 0.5: s1 = 0.5 -> 0.5 / 0.5 = 1; s2 = 0.25 + 1 = 1.25 -> / 0.75; s3 = 0.625 + 1.5
+    assert debiased_ema([1, 2, 3], 0.5) == pytest.approx([1.0, 1.25 / 0.75, 2.125 / 0.875])
+    assert debiased_ema([4, 4, 4], 0.9) == pytest.approx([4, 4, 4])  # no pull towards 0
+    assert debiased_ema([1, 2, 3], 0.0) == [1, 2, 3]
+    smoothed = debiased_ema([1, math.nan, 5, 7], 0.5)
+    assert math.isnan(smoothed[1]) and smoothed[2] == 5  # restarts after a gap
+    with pytest.raises(ValueError, match="smoothing weight"):
+        SmoothedSeries(1.0)
+
+
+def test_changing_the_weight_recomputes_every_point():
+    series = SmoothedSeries(0.0)
+    series.extend([1.0, 3.0, 2.0])
+    series.set_weight(0.5)
+    assert series.smoothed == pytest.approx(debiased_ema([1.0, 3.0, 2.0], 0.5))
+    assert series.raw == [1.0, 3.0, 2.0]
+
+
+@pytest.fixture
+def chart(qtbot) -> ChartPanel:
+    panel = ChartPanel("Loss per step", "run step", "loss", "lossPlot", smoothable=True)
+    qtbot.addWidget(panel)
+    panel.resize(500, 300)
+    panel.show()
+    panel.add_series("total", "#222222")
+    panel.add_series("CE", "#1f77b4")
+    for step in range(1, 21):
+        panel.append("total", step, 2.0 / step)
+        panel.append("CE", step, 1.0 / step)
+    panel.gap("total")
+    panel.set_smoothing(0.0)
+    panel.redraw()
+    return panel
+
+
+def test_values_under_the_cursor(chart):
+    values = chart.values_at(4.2)
+    assert values["total"] == pytest.approx((4.0, 0.5))
+    assert values["CE"] == pytest.approx((4.0, 0.25))
+    chart.show_values_at(4.2)
+    assert chart.crosshair.isVisible()
+    assert "total</span> 0.5" in chart.hover_label.text()
+    assert chart.point_count() == 40
+
+
+def test_log_y_switches_the_axis(chart):
+    chart.log_check.setChecked(True)
+    assert chart.plot.getPlotItem().ctrl.logYCheck.isChecked()
+    chart.set_log_y(False)
+    assert not chart.log_check.isChecked()
+
+
+def test_export_png_svg_csv(chart, tmp_path):
+    png = chart.export(tmp_path / "loss.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    svg = chart.export(tmp_path / "loss.svg").read_text()
+    assert "<svg" in svg and svg.count("<path") + svg.count("<polyline") >= 2
+    rows = list(csv.reader(chart.export(tmp_path / "loss.csv").open()))
+    assert rows[0][:2] == ["total_x", "total_y"] and rows[0][2:4] == ["CE_x", "CE_y"]
+    assert float(rows[4][0]) == 4.0 and float(rows[4][1]) == pytest.approx(0.5)
+    assert float(rows[4][3]) == pytest.approx(0.25)
+    with pytest.raises(ValueError, match="unknown export format"):
+        chart.export(tmp_path / "loss.gif")
