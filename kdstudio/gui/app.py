@@ -100,6 +100,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.tabs)
         self.live = LiveView()
         self.tabs.addTab(self._build_workbench(), "Workbench")
+        self._add_history_tabs()
         self._build_menus()
         self.statusBar().showMessage(f"History: {self.db_path}")
         self._restore_window()
@@ -172,6 +173,52 @@ class MainWindow(QMainWindow):
         """Add a view as a tab of the main window; returns its index."""
         return self.tabs.addTab(widget, title)
 
+    def _add_history_tabs(self) -> None:
+        """History and Compare tabs; Re-run fills the form, Open and Compare show the runs'
+        curves in the Compare tab."""
+        from kdstudio.gui.compare_view import CompareView
+        from kdstudio.gui.history_view import HistoryView
+
+        self.history: Any = None
+        self.compare: Any = None
+        try:
+            self.history = HistoryView(self.db_path)
+            self.compare = CompareView(self.db_path)
+        except Exception as error:  # noqa: BLE001 - a bad history file must not stop the window
+            self.add_tab(QLabel(f"Cannot open the history {self.db_path}: {error}"), "History")
+            return
+        self.add_tab(self.history, "History")
+        self.add_tab(self.compare, "Compare")
+        self.history.rerun_requested.connect(self.rerun_config)
+        self.history.open_run_requested.connect(lambda run_id: self.compare_runs([run_id]))
+        self.history.compare_requested.connect(self.compare_runs)
+        self.history.runs_deleted.connect(lambda _ids: self.compare.reload_run_list())
+
+    def rerun_config(self, config: dict[str, Any]) -> bool:
+        """Load a saved run's config into the form and show the workbench."""
+        if self.setup is None:
+            self.statusBar().showMessage("The engine is still loading; Re-run again in a "
+                                         "moment", 8000)
+            return False
+        if self.controller.running:
+            self.statusBar().showMessage("A run is in progress: stop it before loading "
+                                         "another config", 8000)
+            return False
+        problems = self.setup.set_config(config)
+        self.tabs.setCurrentIndex(0)
+        if problems:
+            self._warn("Re-run", "The config was loaded, except for these values (the form "
+                       "keeps its defaults there):\n\n" + "\n".join(problems))
+        self.statusBar().showMessage(f"Config of {config.get('name') or 'the run'} loaded; "
+                                     "press Start to run it again", 8000)
+        return True
+
+    def compare_runs(self, run_ids: list[int]) -> None:
+        """Show these saved runs (one or more) in the Compare tab."""
+        if self.compare is not None:
+            self.compare.set_runs(list(run_ids))
+            self.tabs.setCurrentWidget(self.compare)
+
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
         self.open_action = QAction("&Open config…", self)
@@ -219,7 +266,7 @@ class MainWindow(QMainWindow):
                 self._engine_imported.emit(f"{type(error).__name__}: {error}")
                 return
             self._engine_imported.emit("")
-            _warm_up_optimizers()
+            warm_up_engine()
 
         threading.Thread(target=work, name="kdstudio-import", daemon=True).start()
 
@@ -523,12 +570,16 @@ class MainWindow(QMainWindow):
         self.controller.stop_and_wait(60_000)
 
 
-def _warm_up_optimizers() -> None:
-    """The first torch optimizer of a process imports more of torch (about 2 s here); pay
-    that in the background while the user edits the form rather than after Start."""
+def warm_up_engine() -> None:
+    """Pay one-off costs in the background while the user edits the form, not after Start:
+    the first torch optimizer of a process imports more of torch (about 2 s here), and the
+    default digits dataset needs scikit-learn. Imports hold the GIL and would make a first
+    run stutter."""
     import torch
 
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+    with contextlib.suppress(ImportError):
+        import sklearn.datasets  # noqa: F401
 
 
 class _FirstPaint(QObject):

@@ -21,7 +21,6 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QListWidget,
@@ -91,6 +90,8 @@ class CompareView(QWidget):
         self.runs: list[dict[str, Any]] = []
         self.curves: dict[str, pg.PlotDataItem] = {}
         self.bands: list[pg.FillBetweenItem] = []
+        self._band_items: list[Any] = []
+        self._pool: list[pg.PlotDataItem] = []
         self.pareto_points: list[dict[str, Any]] = []
         self._series: list[Series] = []
 
@@ -194,6 +195,12 @@ class CompareView(QWidget):
         self.pareto_legend = pareto_item.addLegend(offset=(8, -8), labelTextSize="9pt",
                                                    labelTextColor=(30, 30, 30))
         self.pareto_legend.setBrush(pg.mkBrush(255, 255, 255, 210))
+        for name, symbol, filled in (("student + KD", "o", True), ("student alone", "o", False),
+                                     ("teacher", "star", True)):
+            sample = pg.ScatterPlotItem(symbol=symbol, size=10, pen=pg.mkPen(90, 90, 90),
+                                        brush=pg.mkBrush(90, 90, 90) if filled
+                                        else pg.mkBrush(255, 255, 255))
+            self.pareto_legend.addItem(sample, name)
         self.pareto_note = QLabel()
         self.pareto_note.setObjectName("compareParetoNote")
         self.pareto_note.setWordWrap(True)
@@ -213,8 +220,6 @@ class CompareView(QWidget):
         self.summary.setHorizontalHeaderLabels(SUMMARY_HEADERS)
         self.summary.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.summary.verticalHeader().setVisible(False)
-        self.summary.horizontalHeader().setSectionResizeMode(
-            QHeaderView.ResizeMode.ResizeToContents)
         self.summary.horizontalHeader().setStretchLastSection(True)
         self.diff_only = QCheckBox("Differences only")
         self.diff_only.setObjectName("compareDiffOnly")
@@ -223,7 +228,6 @@ class CompareView(QWidget):
         self.diff = QTableWidget(0, 0)
         self.diff.setObjectName("compareConfigDiff")
         self.diff.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.diff.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.diff.horizontalHeader().setStretchLastSection(True)
         diff_box = QWidget()
         diff_layout = QVBoxLayout(diff_box)
@@ -282,7 +286,7 @@ class CompareView(QWidget):
         self.run_list.blockSignals(True)
         self.run_list.clear()
         swatch = QPixmap(12, 12)
-        for run in self.store.list_runs():
+        for run in self.store.list_runs_brief():
             status = "" if run["status"] == "completed" else f"  [{run['status']}]"
             item = QListWidgetItem(_label(run) + status)
             item.setToolTip(f"{run['dataset'] or '-'}: {run['teacher_arch'] or '-'} → "
@@ -356,9 +360,12 @@ class CompareView(QWidget):
         self.fill_summary()
         self.fill_diff()
         self.draw_pareto()
-        if len(self.runs) < 2:
+        if not self.runs:
             self.hint.setText("Tick two or more runs on the left (or use Compare in the "
                               "history) to compare them.")
+        elif len(self.runs) == 1:
+            self.hint.setText(f"Showing {_label(self.runs[0])} alone; tick more runs on the "
+                              "left to compare.")
         else:
             self.hint.setText("")
 
@@ -391,21 +398,35 @@ class CompareView(QWidget):
         self._draw_curves(reuse=False)
 
     def _draw_curves(self, reuse: bool) -> None:
-        """Draw the curves; with `reuse`, from the rows already read (smoothing changed)."""
+        """Draw the curves; with `reuse`, from the rows already read (smoothing changed).
+
+        Curve items are pooled and updated with setData: creating and adding pyqtgraph
+        items (and legend rows) costs more than drawing them."""
         plot = self.plot.getPlotItem()
-        plot.clear()
-        self.legend.clear()
-        self.curves.clear()
+        for item in self._band_items:
+            plot.removeItem(item)
+        self._band_items.clear()
         self.bands.clear()
+        self.curves.clear()
         metric = self.metric_name()
-        if not self.runs or not metric:
-            return
-        if not reuse:
-            started = {run["id"]: run["created_at"] for run in self.runs}
-            rows = self.store.metric_rows(self.run_ids(), metric)
-            self._series = build_series(rows, self.x_axis.currentData(), self.phase_name(),
-                                        started)
-        weight = self.smoothing.value() / 100
+        if self.runs and metric:
+            if not reuse:
+                started = {run["id"]: run["created_at"] for run in self.runs}
+                rows = self.store.metric_rows(self.run_ids(), metric)
+                self._series = build_series(rows, self.x_axis.currentData(),
+                                            self.phase_name(), started)
+            self._draw_series(self.smoothing.value() / 100)
+        for item in self._pool[len(self.curves):]:
+            item.setData([], [])
+            item.hide()
+        self._sync_legend()
+        plot.setLabel("left", metric or "")
+        plot.setLabel("bottom", {"step": "step", "epoch": "epoch",
+                                 "wall time": "seconds since the run started"}[
+                                     self.x_axis.currentData()])
+        plot.setLogMode(x=False, y=self.log_y.isChecked())
+
+    def _draw_series(self, weight: float) -> None:
         by_run: dict[int, list[Series]] = {}
         for series in self._series:
             by_run.setdefault(series.run_id, []).append(series)
@@ -415,12 +436,8 @@ class CompareView(QWidget):
             colour = run_colour(lead["id"])
             if len(group) > 1:
                 members = [s for run in group for s in by_run.get(run["id"], [])]
-                phases = list(dict.fromkeys(s.phase for s in members))
-                for phase in phases:
-                    part = [s for s in members if s.phase == phase]
-                    if not part:
-                        continue
-                    x, mean, std = mean_std(part)
+                for phase in dict.fromkeys(s.phase for s in members):
+                    x, mean, std = mean_std([s for s in members if s.phase == phase])
                     mean = np.asarray(debiased_ema(mean, weight)) if weight else mean
                     name = f"{_label(lead)} ×{len(group)} seeds"
                     name += "" if phase in ("all", self.phase_name()) else f" · {phase}"
@@ -433,11 +450,6 @@ class CompareView(QWidget):
                 if series.phase not in ("all", self.phase_name()):
                     name += f" · {series.phase}"
                 self._add_curve(name, series.x, y, colour, styles.get(series.phase))
-        plot.setLabel("left", metric)
-        plot.setLabel("bottom", {"step": "step", "epoch": "epoch",
-                                 "wall time": "seconds since the run started"}[
-                                     self.x_axis.currentData()])
-        plot.setLogMode(x=False, y=self.log_y.isChecked())
 
     def _add_curve(self, name: str, x: np.ndarray, y: np.ndarray,
                    colour: tuple[int, int, int], style: Qt.PenStyle | None) -> None:
@@ -447,8 +459,29 @@ class CompareView(QWidget):
         while key in self.curves:
             key = f"{name} ({suffix})"
             suffix += 1
-        item = self.plot.getPlotItem().plot(x, y, pen=pen, name=key)
+        index = len(self.curves)
+        if index == len(self._pool):
+            item = pg.PlotDataItem()
+            self.plot.getPlotItem().addItem(item)
+            self._pool.append(item)
+        item = self._pool[index]
+        item.setData(x, y, pen=pen, name=key)
+        item.show()
         self.curves[key] = item
+
+    def _sync_legend(self) -> None:
+        """One legend row per drawn curve; rows are relabelled rather than rebuilt."""
+        names = list(self.curves)
+        items = list(self.curves.values())
+        if [sample.item for sample, _ in self.legend.items] != items:
+            self.legend.clear()
+            for item, name in zip(items, names, strict=True):
+                self.legend.addItem(item, name)
+            return
+        for (sample, label), name in zip(self.legend.items, names, strict=True):
+            if label.text != name:
+                label.setText(name)
+            sample.update()
 
     def _add_band(self, x: np.ndarray, mean: np.ndarray, std: np.ndarray,
                   colour: tuple[int, int, int]) -> None:
@@ -456,9 +489,9 @@ class CompareView(QWidget):
         lower = pg.PlotDataItem(x, mean - std, pen=pg.mkPen(None))
         band = pg.FillBetweenItem(upper, lower, brush=pg.mkBrush(*colour, 50))
         plot = self.plot.getPlotItem()
-        plot.addItem(upper)
-        plot.addItem(lower)
-        plot.addItem(band)
+        for item in (upper, lower, band):
+            plot.addItem(item)
+            self._band_items.append(item)
         self.bands.append(band)
 
     def curve_items(self) -> list[pg.PlotDataItem]:
@@ -529,6 +562,7 @@ class CompareView(QWidget):
                     cell.setTextAlignment(Qt.AlignmentFlag.AlignRight
                                           | Qt.AlignmentFlag.AlignVCenter)
                 self.summary.setItem(row, column, cell)
+        self.summary.resizeColumnsToContents()
         self.summary.setToolTip(f"Best and last {metric} of the "
                                 f"{'student' if phase == 'all' else phase} phase; groups "
                                 "show mean ± std over seeds")
@@ -547,6 +581,7 @@ class CompareView(QWidget):
                 if diff.differs[row]:
                     cell.setBackground(highlight)
                 self.diff.setItem(row, column, cell)
+        self.diff.resizeColumnsToContents()
 
     def diff_keys(self) -> list[str]:
         return [self.diff.verticalHeaderItem(i).text() for i in range(self.diff.rowCount())]
@@ -567,12 +602,12 @@ class CompareView(QWidget):
         """Students (circles), baselines (hollow) and teachers (stars): size vs test acc."""
         plot = self.pareto.getPlotItem()
         plot.clear()
-        self.pareto_legend.clear()
         self.pareto_points = []
         axis = self.size_axis.currentData()
         plot.setLabel("bottom", SIZE_AXES[axis])
         latency = self.store.latest_export_meta(self.run_ids()) if axis == "latency" else {}
         missing = 0
+        spots: list[dict[str, Any]] = []
         for group in self.seed_groups():
             lead = group[0]
             colour = run_colour(lead["id"])
@@ -591,14 +626,14 @@ class CompareView(QWidget):
                 y, spread = mean_and_std([p[1] for p in pairs])
                 self.pareto_points.append({"run_id": lead["id"], "who": who, "x": x,
                                            "y": y, "std": spread, "runs": len(pairs)})
-                brush = pg.mkBrush(*colour) if filled else pg.mkBrush(255, 255, 255)
-                scatter = pg.ScatterPlotItem(
-                    [np.log10(x)], [y * 100], symbol=symbol, size=16 if who == "teacher" else 11,
-                    pen=pg.mkPen(colour, width=2), brush=brush, hoverable=True,
-                    tip=None, data=[f"{_label(lead)} {who}"])
-                scatter.setToolTip(f"{_label(lead)} · {who}: {y:.2%} test, "
-                                   f"{x:,.4g} {axis}")
-                plot.addItem(scatter)
+                text = f"{_label(lead)} · {who}: {y:.2%} test, {x:,.4g} {axis}"
+                if len(pairs) > 1:
+                    text += f" (mean of {len(pairs)} seeds, ± {spread * 100:.2f} points)"
+                spots.append({"pos": (np.log10(x), y * 100), "symbol": symbol,
+                              "size": 16 if who == "teacher" else 11,
+                              "pen": pg.mkPen(colour, width=2), "data": text,
+                              "brush": pg.mkBrush(*colour) if filled
+                              else pg.mkBrush(255, 255, 255)})
                 if len(pairs) > 1 and spread:
                     plot.addItem(pg.ErrorBarItem(x=np.array([np.log10(x)]),
                                                  y=np.array([y * 100]),
@@ -608,13 +643,10 @@ class CompareView(QWidget):
                     label = pg.TextItem(f"#{lead['id']}", color=colour, anchor=(-0.2, 1.1))
                     label.setPos(np.log10(x), y * 100)
                     plot.addItem(label)
+        # ScatterPlotItem is not log-aware: its positions are given as log10(size) already.
+        plot.addItem(pg.ScatterPlotItem(spots=spots, hoverable=True,
+                                        tip=lambda x, y, data: data))
         self._draw_front(plot)
-        for name, symbol, filled in (("student + KD", "o", True), ("student alone", "o", False),
-                                     ("teacher", "star", True)):
-            sample = pg.ScatterPlotItem(symbol=symbol, size=10, pen=pg.mkPen(90, 90, 90),
-                                        brush=pg.mkBrush(90, 90, 90) if filled
-                                        else pg.mkBrush(255, 255, 255))
-            self.pareto_legend.addItem(sample, name)
         notes = []
         if missing and axis == "latency":
             notes.append(f"{missing} run(s) have no measured latency: export their student "

@@ -112,6 +112,9 @@ class HistoryModel(QAbstractTableModel):
         self.store = store
         self.runs: list[dict[str, Any]] = []
         self._search: list[str] = []
+        self._shown: list[list[str] | None] = []  # display texts per row, filled when painted
+        self.sort_column = -1
+        self.sort_order = Qt.SortOrder.AscendingOrder
 
     # ------------------------------------------------------------ content
 
@@ -119,7 +122,35 @@ class HistoryModel(QAbstractTableModel):
         self.beginResetModel()
         self.runs = runs
         self._search = [self._search_text(run) for run in runs]
+        self._apply_sort()
+        self._shown = [None] * len(self.runs)
         self.endResetModel()
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        """Sort rows by a column's raw values (in Python: a thousand rows take a
+        millisecond, where a proxy calling data() for every comparison takes a tenth of a
+        second); selections follow their rows."""
+        self.sort_column, self.sort_order = column, order
+        self.layoutAboutToBeChanged.emit()
+        before = self.persistentIndexList()
+        ids = [self.runs[index.row()]["id"] for index in before]
+        self._apply_sort()
+        self._shown = [None] * len(self.runs)
+        rows = {run["id"]: row for row, run in enumerate(self.runs)}
+        self.changePersistentIndexList(
+            before, [self.index(rows[run_id], index.column())
+                     for index, run_id in zip(before, ids, strict=True)])
+        self.layoutChanged.emit()
+
+    def _apply_sort(self) -> None:
+        if not 0 <= self.sort_column < len(COLUMNS) or not self.runs:
+            return
+        column = COLUMNS[self.sort_column]
+        pairs = sorted(zip(self.runs, self._search, strict=True),
+                       key=lambda pair: self.sort_key(pair[0], column),
+                       reverse=self.sort_order == Qt.SortOrder.DescendingOrder)
+        self.runs = [run for run, _ in pairs]
+        self._search = [text for _, text in pairs]
 
     def row_of(self, run_id: int) -> int:
         for row, run in enumerate(self.runs):
@@ -137,6 +168,7 @@ class HistoryModel(QAbstractTableModel):
         if progress.get("phase") == "student":
             run["student_best_val_acc"] = progress.get("best_val_acc")
             run["student_last_val_acc"] = progress.get("last_val_acc")
+        self._shown[row] = None
         self.dataChanged.emit(self.index(row, 0), self.index(row, len(COLUMNS) - 1))
 
     @staticmethod
@@ -184,7 +216,10 @@ class HistoryModel(QAbstractTableModel):
         run = self.runs[index.row()]
         column = COLUMNS[index.column()]
         if role == Qt.ItemDataRole.DisplayRole:
-            return self.display(run, column.key)
+            shown = self._shown[index.row()]
+            if shown is None:
+                shown = self._shown[index.row()] = [self.display(run, c.key) for c in COLUMNS]
+            return shown[index.column()]
         if role == Qt.ItemDataRole.EditRole:
             if column.key == "tags":
                 return ", ".join(run.get("tags") or [])
@@ -229,6 +264,7 @@ class HistoryModel(QAbstractTableModel):
         self.store.update_run(run["id"], **{key: new})
         run[key] = new
         self._search[index.row()] = self._search_text(run)
+        self._shown[index.row()] = None
         self.dataChanged.emit(index, index)
         return True
 
@@ -302,13 +338,16 @@ class HistoryModel(QAbstractTableModel):
 
 
 class HistoryFilter(QSortFilterProxyModel):
-    """Free-text words (all must appear) and an exact status; sorting on raw values."""
+    """Free-text words (all must appear) and an exact status; sorting is the source's."""
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
         self.words: list[str] = []
         self.status = ""
-        self.setSortRole(SORT_ROLE)
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        """The source model sorts itself; the proxy keeps its order and only filters."""
+        self.sourceModel().sort(column, order)
 
     def set_filter(self, text: str, status: str) -> None:
         if hasattr(self, "beginFilterChange"):  # Qt >= 6.9; invalidateFilter is deprecated

@@ -150,7 +150,7 @@ class HistoryView(QWidget):
         """Read every run again, keeping the selection."""
         selected = self.selected_ids()
         self._signature = self.store.history_signature()
-        self.model.set_runs(self.store.list_runs())
+        self.model.set_runs(self.store.list_runs_brief())
         self._refresh_live()
         self._select_ids(selected)
         self._update_count()
@@ -215,9 +215,14 @@ class HistoryView(QWidget):
 
     def rerun_selected(self) -> None:
         runs = self.selected_runs()
-        if len(runs) == 1:
-            self.rerun_requested.emit(dict(runs[0]["config"]))
-            self._say(f"Config of run {runs[0]['id']} ({runs[0]['name']}) sent to the form")
+        if len(runs) != 1:
+            return
+        run = self.store.get_run(runs[0]["id"])
+        if run is None:
+            self._say(f"Run {runs[0]['id']} is no longer in the history", error=True)
+            return
+        self.rerun_requested.emit(dict(run["config"]))
+        self._say(f"Config of run {run['id']} ({run['name']}) sent to the form")
 
     def compare_selected(self) -> None:
         ids = self.selected_ids()

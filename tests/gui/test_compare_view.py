@@ -105,7 +105,10 @@ def test_ticking_runs_in_the_list_compares_them(view: CompareView) -> None:
     assert len(view.curve_items()) == 2
     assert view.hint.text() == ""
     items[1].setCheckState(Qt.CheckState.Unchecked)
-    assert view.run_ids() == [3] and "two or more" in view.hint.text()
+    assert view.run_ids() == [3] and "alone" in view.hint.text()
+    items[3].setCheckState(Qt.CheckState.Unchecked)
+    assert view.run_ids() == [] and "two or more" in view.hint.text()
+    assert view.curve_items() == []
 
 
 def test_differences_only_shows_only_keys_that_differ(view: CompareView) -> None:

@@ -112,7 +112,8 @@ def test_sort_by_clicking_any_column(qtbot, view: HistoryView) -> None:
     assert view.visible_ids() == [3, 2, 1, 4]
     name_x = header.sectionViewportPosition(view.column_of("name")) + 5
     qtbot.mouseClick(header.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(name_x, 5))
-    assert view.proxy.sortColumn() == view.column_of("name")
+    assert view.model.sort_column == view.column_of("name")
+    assert header.sortIndicatorSection() == view.column_of("name")
     names = [cell(view, i, "name") for i in view.visible_ids()]
     assert names in (sorted(names), sorted(names, reverse=True))
     view.table.sortByColumn(view.column_of("kd_gain"), Qt.SortOrder.DescendingOrder)
@@ -277,3 +278,30 @@ def test_export_dialog_exports_a_real_student(qtbot, tmp_path: Path) -> None:
         assert {a["format"] for a in store.artifacts(finished.run_id, "export")} == {
             "json", "safetensors", "markdown"}
     dialog.close()
+
+
+def test_main_window_rerun_fills_the_form_and_open_shows_the_compare_tab(qtbot, window
+                                                                         ) -> None:
+    from kdstudio.core.config import RunConfig
+
+    saved = tiny_config(temperature=7.5)
+    saved.name = "to-rerun"
+    with Store(window.db_path) as store:
+        run_id = store.create_run(saved.to_dict())
+        store.add_metrics(run_id, "student", 4, 1, {"val/acc": 0.6})
+        store.finish_run(run_id, "completed", student_test_acc=0.6)
+    history = window.history
+    history.poll()
+    history.select_runs([run_id])
+    qtbot.mouseClick(history.buttons["Rerun"], Qt.MouseButton.LeftButton)
+    assert window.tabs.currentIndex() == 0
+    data, problems = window.setup.config_dict()
+    assert problems == []
+    assert data["name"] == "to-rerun" and data["distill"]["temperature"] == 7.5
+    assert data["data"]["params"]["samples"] == 240
+    assert data["student"]["params"]["hidden_sizes"] == [8]
+    assert RunConfig().distill.temperature != 7.5  # the value came from the run, not a default
+    qtbot.mouseClick(history.buttons["Open"], Qt.MouseButton.LeftButton)
+    assert window.tabs.currentWidget() is window.compare
+    assert window.compare.run_ids() == [run_id]
+    assert len(window.compare.curve_items()) == 1
