@@ -20,6 +20,7 @@ from typing import Any
 import tomli_w
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
+TRANSFER_SETS = ("labelled", "all", "dataset")
 SCHEDULES = ("constant", "cosine", "step")
 
 
@@ -31,6 +32,12 @@ class DataConfig:
     test_fraction: float = 0.2
     batch_size: int = 64
     params: dict[str, Any] = field(default_factory=dict)
+    label_fraction: float = 1.0  # share of training examples whose labels the student uses
+    label_count: int = 0  # > 0: exactly this many labelled examples (overrides the fraction)
+    transfer: str = "labelled"  # KD terms on: labelled | all (training inputs) | dataset
+    transfer_dataset: str = ""  # for transfer = "dataset": its inputs only, labels ignored
+    transfer_path: str = ""
+    transfer_params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -245,6 +252,10 @@ def _number_problems(config: RunConfig) -> list[str]:
           "between 0 and 1, exclusive")
     check("data.test_fraction", config.data.test_fraction, 0 < config.data.test_fraction < 1,
           "between 0 and 1, exclusive")
+    check("data.label_fraction", config.data.label_fraction,
+          0 < config.data.label_fraction <= 1, "in (0, 1]")
+    check("data.label_count", config.data.label_count, config.data.label_count >= 0,
+          ">= 0 (0 = use data.label_fraction)")
     check("distill.temperature", d.temperature, d.temperature > 0, "> 0")
     for name in ("ce_weight", "kd_weight", "feature_weight"):
         value = getattr(d, name)
@@ -320,7 +331,33 @@ def _data_problems(config: RunConfig):
     path_problem = dataset.check_path(data.path)
     if path_problem:
         return [f"data.path: {path_problem}"], info
-    return [], info
+    return _transfer_problems(data, info), info
+
+
+def _transfer_problems(data: DataConfig, info: Any) -> list[str]:
+    from kdstudio.core.data import DATASETS, dataset_params, get_dataset
+
+    if data.transfer not in TRANSFER_SETS:
+        return [f"data.transfer: unknown transfer set '{data.transfer}' (choose from: "
+                f"{', '.join(TRANSFER_SETS)})"]
+    if data.transfer != "dataset":
+        return []
+    if data.transfer_dataset not in DATASETS:
+        return [f"data.transfer_dataset: unknown dataset '{data.transfer_dataset}' "
+                f"(choose from: {', '.join(DATASETS.names())})"]
+    try:
+        dataset = get_dataset(data.transfer_dataset)
+        other = dataset.describe(data.transfer_path,
+                                 dataset_params(data.transfer_dataset, data.transfer_params))
+    except (ValueError, TypeError) as error:
+        return [f"data.transfer_params: {error}"]
+    path_problem = dataset.check_path(data.transfer_path)
+    if path_problem:
+        return [f"data.transfer_path: {path_problem}"]
+    if tuple(other.input_shape) != tuple(info.input_shape):
+        return [f"data.transfer_dataset: '{data.transfer_dataset}' gives inputs shaped "
+                f"{other.input_shape}, the training data {info.input_shape}"]
+    return []
 
 
 def _model_problems(section: str, arch: str, params: dict[str, Any], info: Any):

@@ -20,7 +20,7 @@ from torch import nn
 
 from kdstudio.core.checkpoint import load_weights, save_model
 from kdstudio.core.config import ConfigError, RunConfig, validate
-from kdstudio.core.data import Splits, prepare_data
+from kdstudio.core.data import Splits, prepare_data, prepare_transfer_inputs, select_labelled
 from kdstudio.core.devices import resolve_device
 from kdstudio.core.distill.cache import TeacherSource, teacher_source
 from kdstudio.core.distill.features import FeatureRecorder
@@ -35,6 +35,23 @@ Event = dict[str, Any]
 EventSink = Callable[[Event], None]
 PHASES = ("teacher", "baseline", "student")
 EVAL_BATCH = 1024
+
+
+class LabelledCycle:
+    """Endless shuffled batches of the labelled examples: a new order each time round."""
+
+    def __init__(self, labelled: torch.Tensor, batch_size: int, generator: torch.Generator
+                 ) -> None:
+        self.labelled = labelled
+        self.batch_size = batch_size
+        self.generator = generator
+        self.pending: list[torch.Tensor] = []
+
+    def next(self) -> torch.Tensor:
+        if not self.pending:
+            order = torch.randperm(len(self.labelled), generator=self.generator)
+            self.pending = list(self.labelled[order].split(self.batch_size))[::-1]
+        return self.pending.pop()
 
 
 class RunStopped(Exception):
@@ -74,6 +91,18 @@ class Prepared:
     teacher: FeatureModel | None
     student: FeatureModel
     method: Method
+    labelled: torch.Tensor  # indices into data.x_train whose labels the student may use
+    transfer_inputs: torch.Tensor | None  # KD terms' inputs when not the labelled batches
+
+    @property
+    def two_streams(self) -> bool:
+        """CE on labelled batches and the KD terms on transfer-set batches."""
+        return self.transfer_inputs is not None
+
+    @property
+    def teacher_inputs(self) -> torch.Tensor:
+        """What the teacher's outputs are indexed by in the distillation phase."""
+        return self.data.x_train if self.transfer_inputs is None else self.transfer_inputs
 
 
 def _seed_everything(seed: int) -> None:
@@ -91,6 +120,7 @@ def prepare(config: RunConfig) -> Prepared:
                             config.data.val_fraction, config.seed, config.data.test_fraction)
     except (OSError, ValueError) as error:
         raise ConfigError([f"data: {error}"]) from None
+    labelled, transfer_inputs = _label_budget(config, data)
     d = config.distill
     method = create_method(d.method, d.temperature, d.student_layer, d.teacher_layer, d.params)
     _seed_everything(config.seed)
@@ -106,7 +136,29 @@ def prepare(config: RunConfig) -> Prepared:
     _seed_everything(config.seed + 1)
     student = create_model(config.student.arch, data.input_shape, data.num_classes,
                            **config.student.params)
-    return Prepared(config, device, data, teacher, student, method)
+    return Prepared(config, device, data, teacher, student, method, labelled, transfer_inputs)
+
+
+def _label_budget(config: RunConfig, data: Splits) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The labelled subset of the training split and the transfer set's inputs (None when
+    the KD terms use the labelled batches themselves)."""
+    d = config.data
+    n = len(data.y_train)
+    count = d.label_count or max(1, round(d.label_fraction * n))
+    if count > n:
+        raise ConfigError([f"data.label_count: must be at most the {n} training examples "
+                           f"(got {count})"])
+    labelled = (torch.arange(n) if count == n
+                else select_labelled(data.y_train, count, data.num_classes, config.seed))
+    if d.transfer == "labelled":
+        return labelled, None
+    if d.transfer == "all":
+        return labelled, data.x_train
+    try:
+        return labelled, prepare_transfer_inputs(d.transfer_dataset, d.transfer_path,
+                                                 d.transfer_params, data)
+    except (OSError, ValueError) as error:
+        raise ConfigError([f"data.transfer_dataset: {error}"]) from None
 
 
 def _make_optimizer(params: list[nn.Parameter], config: RunConfig, lr: float
@@ -168,20 +220,48 @@ class _Run:
         self.emit({"type": "log", "run_id": self.run_id, "level": level, "message": message})
 
     def plan_phases(self) -> None:
-        steps = math.ceil(len(self.p.data.y_train) / self.config.data.batch_size)
+        batch = self.config.data.batch_size
         if self.p.teacher is not None:
             epochs = 0 if self.config.teacher.checkpoint else self.config.teacher.epochs
-            self.plans["teacher"] = PhasePlan("teacher", epochs, steps)
+            teacher_steps = math.ceil(len(self.p.data.y_train) / batch)
+            self.plans["teacher"] = PhasePlan("teacher", epochs, teacher_steps)
+        epoch_size = (len(self.p.transfer_inputs) if self.p.two_streams
+                      else len(self.p.labelled))
+        steps = math.ceil(epoch_size / batch)
         if self.config.distill.baseline and self.p.method.uses_teacher:
             self.plans["baseline"] = PhasePlan("baseline", self.config.optim.epochs, steps)
         self.plans["student"] = PhasePlan("student", self.config.optim.epochs, steps)
         self.run_steps = sum(plan.steps for plan in self.plans.values())
 
+    def describe_label_budget(self) -> None:
+        """Say in the log which data each loss term sees and what an epoch means."""
+        p, batch = self.p, self.config.data.batch_size
+        n, n_labelled = len(p.data.y_train), len(p.labelled)
+        if n_labelled < n:
+            self.log(f"Labels: the student and the baseline use {n_labelled:,} of {n:,} "
+                     f"labelled training examples (class-balanced, seed {self.config.seed}); "
+                     "the teacher trains on all of them")
+        if not p.two_streams:
+            return
+        source = ("all training inputs" if self.config.data.transfer == "all"
+                  else f"dataset {self.config.data.transfer_dataset}")
+        steps = self.plans["student"].steps_per_epoch
+        self.log(f"Transfer set: {len(p.transfer_inputs):,} inputs ({source}), labels "
+                 f"ignored. One epoch = one pass over the transfer set = {steps} steps; each "
+                 f"step: CE on a labelled batch of {batch} (the {n_labelled:,} labelled "
+                 f"examples cycle), KD terms on a transfer batch of {batch}. The baseline "
+                 "takes the same labelled batches, step for step")
+
     # ------------------------------------------------------------ one phase
 
     def train_phase(self, plan: PhasePlan, model: FeatureModel, method: Method,
-                    lr: float, initial_state: dict[str, torch.Tensor] | None = None) -> None:
-        """Train `model` for a phase; `method` decides the loss (teacher logits if it needs)."""
+                    lr: float, initial_state: dict[str, torch.Tensor] | None = None,
+                    labelled: torch.Tensor | None = None) -> None:
+        """Train `model` for a phase; `method` decides the loss (teacher logits if it needs).
+
+        `labelled` (default: the whole training split) are the examples whose labels the
+        phase may use. Baseline and student draw the same batches in the same order.
+        """
         config, device, data = self.config, self.p.device, self.p.data
         if initial_state is not None:
             model.load_state_dict(initial_state)
@@ -204,35 +284,44 @@ class _Run:
                                    plan.steps_per_epoch, plan.epochs)
         _seed_everything(config.seed + 2)  # same dropout and data order for baseline/student
         order = torch.Generator().manual_seed(config.seed + 3)
+        labelled = torch.arange(len(data.y_train)) if labelled is None else labelled
+        two_streams = self.p.two_streams and plan.name != "teacher"
+        cycle = LabelledCycle(labelled, config.data.batch_size,
+                              torch.Generator().manual_seed(config.seed + 4))
         self.emit({"type": "phase", "run_id": self.run_id, "phase": plan.name, "state": "started",
                    "epochs": plan.epochs, "steps_per_epoch": plan.steps_per_epoch})
         step = 0
         try:
             for epoch in range(plan.epochs):
                 totals = {"loss": 0.0, "correct": 0, "seen": 0}
-                order_of_epoch = torch.randperm(len(data.y_train), generator=order)
-                for indices in order_of_epoch.split(config.data.batch_size):
+                for labelled_idx, transfer_idx in self.epoch_batches(
+                        labelled, two_streams, order, cycle):
                     if self.should_stop():
                         raise RunStopped
                     factor = lr_factor(config, step, plan)
                     for group in optimizer.param_groups:
                         group["lr"] = lr * factor
                     started = time.perf_counter()
-                    x = to_device(data.x_train[indices], device)
-                    y = to_device(data.y_train[indices], device)
-                    indices = to_device(indices, device)
+                    x = to_device(data.x_train[labelled_idx], device)
+                    y = to_device(data.y_train[labelled_idx], device)
                     current = schedules.values(step)
                     if schedules.moving:
                         method.temperature = current["temperature"]
                         weights = {part: current[WEIGHT_KEYS[part]] for part in method.parts}
                     with self.precision.autocast():
                         logits = model(x)
-                        out = StepOutputs(logits, y, student_features=student_rec.features,
-                                          indices=indices)
-                        if source is not None:
-                            out.teacher_logits, out.teacher_features = source(x, indices)
-                        parts = (method.loss_parts(out, adapters) if plan.name == "student"
-                                 else {"ce": ce_loss(logits, y)})
+                        if plan.name != "student":
+                            parts = {"ce": ce_loss(logits, y)}
+                        elif transfer_idx is None:
+                            indices = to_device(labelled_idx, device)
+                            out = StepOutputs(logits, y, student_features=student_rec.features,
+                                              indices=indices)
+                            if source is not None:
+                                out.teacher_logits, out.teacher_features = source(x, indices)
+                            parts = method.loss_parts(out, adapters)
+                        else:
+                            parts = self.transfer_step(model, method, adapters, source,
+                                                       student_rec, logits, y, transfer_idx)
                         total = sum(weights[name] * value for name, value in parts.items())
                     if not torch.isfinite(total):
                         raise NonFiniteLoss(
@@ -244,8 +333,9 @@ class _Run:
                     self.run_step += 1
                     seconds = max(time.perf_counter() - started, 1e-9)
                     values = {f"loss/{name}": value.item() for name, value in parts.items()}
+                    seen = len(y) + (len(transfer_idx) if transfer_idx is not None else 0)
                     values |= {"loss/total": total.item(), "lr": lr * factor,
-                               "samples_per_s": len(y) / seconds}
+                               "samples_per_s": seen / seconds}
                     values |= schedules.metrics(current)
                     totals["loss"] += values["loss/total"] * len(y)
                     totals["correct"] += int((logits.argmax(1) == y).sum())
@@ -263,12 +353,47 @@ class _Run:
         self.emit({"type": "phase", "run_id": self.run_id, "phase": plan.name,
                    "state": "finished"})
 
+    def epoch_batches(self, labelled: torch.Tensor, two_streams: bool,
+                      order: torch.Generator, cycle: LabelledCycle
+                      ) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+        """(labelled indices, transfer indices or None) for each step of one epoch.
+
+        One stream: a shuffled pass over the labelled examples. Two streams: a shuffled pass
+        over the transfer set, each step paired with the next labelled batch of `cycle`.
+        """
+        batch = self.config.data.batch_size
+        if not two_streams:
+            shuffled = labelled[torch.randperm(len(labelled), generator=order)]
+            return [(chunk, None) for chunk in shuffled.split(batch)]
+        transfer_order = torch.randperm(len(self.p.transfer_inputs), generator=order)
+        return [(cycle.next(), chunk) for chunk in transfer_order.split(batch)]
+
+    def transfer_step(self, model: FeatureModel, method: Method, adapters: nn.Module | None,
+                      source: TeacherSource | None, student_rec: FeatureRecorder,
+                      labelled_logits: torch.Tensor, labels: torch.Tensor,
+                      transfer_idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Loss parts of a two-stream step: the method's terms on a transfer batch, whose
+        labels never reach a loss (methods that need targets get the teacher's predictions),
+        and CE on the labelled batch."""
+        device = self.p.device
+        x = to_device(self.p.transfer_inputs[transfer_idx], device)
+        indices = to_device(transfer_idx, device)
+        logits = model(x)
+        teacher_logits, teacher_features = source(x, indices)
+        out = StepOutputs(logits, teacher_logits.argmax(1), teacher_logits,
+                          student_features=student_rec.features,
+                          teacher_features=teacher_features, indices=indices)
+        parts = method.loss_parts(out, adapters)
+        if "ce" in parts:
+            parts["ce"] = ce_loss(labelled_logits, labels)
+        return parts
+
     def _teacher_source(self, teacher: FeatureModel, recorder: FeatureRecorder,
                         method: Method) -> TeacherSource:
         """Teacher outputs for the distillation phase: cached (frozen teacher, data without
         random augmentation) unless `distill.cache_teacher` is false or the cache too big."""
         return teacher_source(teacher, recorder, method.teacher_feature_names(),
-                              self.p.data.x_train, self.config.data.batch_size, self.p.device,
+                              self.p.teacher_inputs, self.config.data.batch_size, self.p.device,
                               self.precision, self.config.distill.cache_teacher, to_device,
                               self.log, self.should_stop)
 
@@ -283,7 +408,7 @@ class _Run:
             teacher(sample)
             student.train(was_training)
         adapters = method.build_adapters(dict(student_rec.features), dict(teacher_rec.features),
-                                         len(self.p.data.y_train))
+                                         len(self.p.teacher_inputs))
         if adapters is not None:
             adapters.to(self.p.device).train()
             n = count_parameters(adapters)
@@ -352,12 +477,12 @@ class _Run:
             baseline = create_model(p.student.arch, p.data.input_shape, p.data.num_classes,
                                     **p.student.arch_params)
             self.train_phase(self.plans["baseline"], baseline, create_method("none", 1.0),
-                             config.optim.lr, initial_student)
+                             config.optim.lr, initial_student, p.labelled)
             self.log(f"Baseline (student alone) test accuracy "
                      f"{self.test_phase('baseline', baseline):.2%}")
             self.save("baseline", baseline)
         self.train_phase(self.plans["student"], p.student, p.method, config.optim.lr,
-                         initial_student)
+                         initial_student, p.labelled)
         self.log(f"Distilled student test accuracy {self.test_phase('student', p.student):.2%}")
         self.save("student", p.student)
         if "baseline_test_acc" in self.summary:
@@ -415,7 +540,10 @@ def run(config: RunConfig, store: Store, on_event: EventSink | None = None,
                 "config": config_dict, "device": str(prepared.device),
                 "phases": [{"name": p.name, "epochs": p.epochs, "steps": p.steps}
                            for p in state.plans.values()],
-                "run_steps": state.run_steps, "sizes": sizes, "data": prepared.data.sizes(),
+                "run_steps": state.run_steps, "sizes": sizes,
+                "data": prepared.data.sizes() | {
+                    "labelled": len(prepared.labelled),
+                    "transfer": len(prepared.transfer_inputs) if prepared.two_streams else 0},
                 "class_names": prepared.data.class_names})
     data_sizes = prepared.data.sizes()
     state.log(f"Data {config.data.dataset}: {data_sizes['train']} train, {data_sizes['val']} "
@@ -425,6 +553,7 @@ def run(config: RunConfig, store: Store, on_event: EventSink | None = None,
         state.log(f"Teacher {teacher.arch}: {sizes['teacher_params']:,} parameters; student "
                   f"{student.arch}: {sizes['student_params']:,} ({sizes['compression']:.1f}x "
                   f"smaller); device {prepared.device}")
+    state.describe_label_budget()
     if config.autocast or state.precision.enabled:
         state.log(state.precision.message)
     status, error = "completed", None

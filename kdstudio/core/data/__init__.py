@@ -168,6 +168,47 @@ def prepare_data(
     )
 
 
+def select_labelled(labels: torch.Tensor, count: int, num_classes: int, seed: int
+                    ) -> torch.Tensor:
+    """Indices of `count` examples whose labels the student may use: class-balanced and seeded.
+
+    Each class gets `count // num_classes` examples (or all it has), and the rest of the
+    budget goes to randomly chosen examples of the other classes, so the result never holds
+    more than `count` indices. Sorted, so it does not depend on the order of selection.
+    """
+    count = min(int(count), len(labels))
+    generator = torch.Generator().manual_seed(seed)
+    chosen: list[torch.Tensor] = []
+    leftovers: list[torch.Tensor] = []
+    share = count // num_classes
+    for cls in range(num_classes):
+        members = torch.nonzero(labels == cls).flatten()
+        members = members[torch.randperm(len(members), generator=generator)]
+        chosen.append(members[:share])
+        leftovers.append(members[share:])
+    rest = torch.cat(leftovers)
+    rest = rest[torch.randperm(len(rest), generator=generator)]
+    picked = torch.cat(chosen)
+    picked = torch.cat([picked, rest[: count - len(picked)]])
+    return picked.sort().values
+
+
+def prepare_transfer_inputs(name: str, path: str, params: dict[str, Any], splits: Splits
+                            ) -> torch.Tensor:
+    """Inputs of another dataset used as a transfer set, normalised with the statistics of
+    the main training split. Its labels, if it has any, are dropped here."""
+    dataset = get_dataset(name)
+    full_params = dataset_params(name, params)
+    info = dataset.describe(path, full_params)
+    if tuple(info.input_shape) != tuple(splits.input_shape):
+        raise ValueError(f"transfer dataset '{name}' gives inputs shaped {info.input_shape}, "
+                         f"the training data {splits.input_shape}")
+    raw = dataset.load(path, full_params)
+    x = raw.x_train.astype(np.float32)
+    normalised = normalise(x, np.asarray(splits.mean), np.asarray(splits.std))
+    return torch.from_numpy(normalised.reshape(len(x), *splits.input_shape))
+
+
 def batches(
     x: torch.Tensor, y: torch.Tensor, batch_size: int, generator: torch.Generator | None
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
