@@ -51,7 +51,7 @@ from kdstudio.gui.compare_data import (
 )
 from kdstudio.gui.smoothing import debiased_ema
 
-SIZE_AXES = {"parameters": "Student parameters", "MB": "Student size (MB)",
+SIZE_AXES = {"parameters": "Parameters", "MB": "Size (MB)",
              "latency": "CPU latency per batch (ms, measured at export)"}
 PREFERRED_METRICS = ("val/acc", "val/loss", "loss/total", "val/agreement", "train/acc")
 SUMMARY_HEADERS = ["Run", "Seeds", "Best", "Last", "Student test", "Alone test", "Teacher test",
@@ -175,7 +175,7 @@ class CompareView(QWidget):
         item.setClipToView(True)
         item.setDownsampling(auto=True, mode="peak")
         item.getAxis("left").enableAutoSIPrefix(False)
-        self.legend = item.addLegend(offset=(-8, 8), labelTextSize="9pt",
+        self.legend = item.addLegend(offset=(-8, -8), labelTextSize="9pt",
                                      labelTextColor=(30, 30, 30))
         self.legend.setBrush(pg.mkBrush(255, 255, 255, 210))
 
@@ -192,7 +192,7 @@ class CompareView(QWidget):
         pareto_item.showGrid(x=True, y=True, alpha=0.25)
         pareto_item.setLabel("left", "Test accuracy (%)")
         pareto_item.setLogMode(x=True, y=False)
-        self.pareto_legend = pareto_item.addLegend(offset=(8, -8), labelTextSize="9pt",
+        self.pareto_legend = pareto_item.addLegend(offset=(-8, -8), labelTextSize="9pt",
                                                    labelTextColor=(30, 30, 30))
         self.pareto_legend.setBrush(pg.mkBrush(255, 255, 255, 210))
         for name, symbol, filled in (("student + KD", "o", True), ("student alone", "o", False),
@@ -224,7 +224,8 @@ class CompareView(QWidget):
         self.diff_only = QCheckBox("Differences only")
         self.diff_only.setObjectName("compareDiffOnly")
         self.diff_only.setChecked(True)
-        self.diff_only.setToolTip("Show only the config keys whose values differ between runs")
+        self.diff_only.setToolTip("Show only the config keys whose values differ between "
+                                  "runs; with all keys shown, those that differ are marked")
         self.diff = QTableWidget(0, 0)
         self.diff.setObjectName("compareConfigDiff")
         self.diff.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -257,6 +258,7 @@ class CompareView(QWidget):
         right.addWidget(self.tables)
         right.setStretchFactor(0, 3)
         right.setStretchFactor(1, 2)
+        right.setSizes([560, 280])
         outer = QSplitter(Qt.Orientation.Horizontal)
         outer.setObjectName("compareSplitter")
         outer.addWidget(left)
@@ -578,7 +580,7 @@ class CompareView(QWidget):
         for row, values in enumerate(diff.values):
             for column, text in enumerate(values):
                 cell = QTableWidgetItem(text)
-                if diff.differs[row]:
+                if diff.differs[row] and not self.diff_only.isChecked():
                     cell.setBackground(highlight)
                 self.diff.setItem(row, column, cell)
         self.diff.resizeColumnsToContents()

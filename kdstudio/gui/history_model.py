@@ -38,30 +38,30 @@ class Column:
 
 
 COLUMNS = [
-    Column("id", "ID", "Run id; the swatch is the run's colour in every chart", 56, True),
-    Column("name", "Name", "Run name (double-click to edit)", 130, editable=True),
+    Column("id", "ID", "Run id; the swatch is the run's colour in every chart", 54, True),
+    Column("name", "Name", "Run name (double-click to edit)", 112, editable=True),
     Column("status", "Status", "completed, stopped, failed, interrupted or running (with the "
-           "phase it is in)", 92),
-    Column("created_at", "Started", "When the run started, local time", 118),
+           "phase it is in)", 80),
+    Column("created_at", "Started", "When the run started, local time", 110),
     Column("duration_s", "Duration", "Wall time of the whole run", 62, True),
-    Column("dataset", "Data", "Dataset", 70),
-    Column("models", "Teacher → student", "Teacher and student architectures", 112),
-    Column("method", "Method", "Distillation method", 62),
-    Column("temperature", "T", "Distillation temperature", 36, True),
-    Column("weights", "Weights", "Loss weights: ce, kd, feature", 108),
+    Column("dataset", "Data", "Dataset", 62),
+    Column("models", "Teacher → student", "Teacher and student architectures", 104),
+    Column("method", "Method", "Distillation method", 56),
+    Column("temperature", "T", "Distillation temperature", 32, True),
+    Column("weights", "Weights", "Loss weights: ce, kd, feature", 96),
     Column("student_best_val_acc", "Best val", "Best validation accuracy of the distilled "
-           "student (live while the run writes)", 64, True),
+           "student (live while the run writes)", 58, True),
     Column("student_last_val_acc", "Last val", "Last validation accuracy of the distilled "
-           "student (live while the run writes)", 64, True),
-    Column("student_test_acc", "Student", "Test accuracy of the distilled student", 64, True),
+           "student (live while the run writes)", 58, True),
+    Column("student_test_acc", "Student", "Test accuracy of the distilled student", 58, True),
     Column("baseline_test_acc", "Alone", "Test accuracy of the same student trained without "
-           "a teacher (baseline)", 64, True),
-    Column("teacher_test_acc", "Teacher", "Test accuracy of the teacher", 64, True),
+           "a teacher (baseline)", 58, True),
+    Column("teacher_test_acc", "Teacher", "Test accuracy of the teacher", 58, True),
     Column("kd_gain", "KD gain", "Student test accuracy minus baseline test accuracy, in "
-           "points", 60, True),
-    Column("compression", "Compression", "Teacher parameters / student parameters", 84, True),
-    Column("tags", "Tags", "Comma-separated tags (double-click to edit)", 100, editable=True),
-    Column("notes", "Notes", "Free notes (double-click to edit)", 160, editable=True),
+           "points", 56, True),
+    Column("compression", "Compression", "Teacher parameters / student parameters", 78, True),
+    Column("tags", "Tags", "Comma-separated tags (double-click to edit)", 90, editable=True),
+    Column("notes", "Notes", "Free notes (double-click to edit)", 120, editable=True),
 ]
 KEYS = [c.key for c in COLUMNS]
 STATUS_COLOURS = {"running": QColor(25, 100, 200), "failed": QColor(190, 30, 30),

@@ -49,6 +49,7 @@ class HistoryView(QWidget):
         self.store = Store(db_path)
         self.db_path = self.store.path
         self._signature: tuple[Any, ...] | None = None
+        self._sized = False
         self.model = HistoryModel(self.store, self)
         self.proxy = HistoryFilter(self)
         self.proxy.setSourceModel(self.model)
@@ -151,10 +152,24 @@ class HistoryView(QWidget):
         selected = self.selected_ids()
         self._signature = self.store.history_signature()
         self.model.set_runs(self.store.list_runs_brief())
+        if not self._sized and self.model.runs:
+            self._fit_columns()
         self._refresh_live()
         self._select_ids(selected)
         self._update_count()
         self._update_buttons()
+
+    def _fit_columns(self) -> None:
+        """Once, when there are rows: columns as wide as their first rows' text (the
+        user's own resizing is kept after that), long free text capped."""
+        self._sized = True
+        header = self.table.horizontalHeader()
+        metrics = header.fontMetrics()
+        caps = {"name": 220, "tags": 160, "notes": 260, "weights": 150}
+        for column, spec in enumerate(COLUMNS):
+            cells = self.table.sizeHintForColumn(column)  # the rows in view, not all
+            title = metrics.horizontalAdvance(spec.header) + 18
+            self.table.setColumnWidth(column, min(max(cells, title), caps.get(spec.key, 400)))
 
     def poll(self) -> None:
         """Timer tick: reload when runs were added, removed or finished; refresh live rows."""
