@@ -37,7 +37,7 @@ def test_full_run_records_three_phases(tmp_path: Path) -> None:
         assert row["student_params"] == (6 * 8 + 8) + (8 * 3 + 3)
         assert row["compression"] == pytest.approx(row["teacher_params"] / row["student_params"])
         steps = store.metrics(result.run_id, name="loss/kd", phase="student")
-        assert len(steps) == 2 * math.ceil(135 / 32)  # 180 train+val, 45 val, batches of 32
+        assert len(steps) == 2 * math.ceil(144 / 32)  # 240 - 48 test - 48 val, batches of 32
         kinds = {a["kind"] for a in store.artifacts(result.run_id)}
         assert kinds == {"teacher", "baseline", "student"}
     types = [e["type"] for e in events]
