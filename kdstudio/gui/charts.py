@@ -50,7 +50,10 @@ class ChartPanel(QWidget):
     exported = Signal(str)
 
     def __init__(self, title: str, x_label: str, y_label: str, object_name: str,
-                 smoothable: bool = False, parent: QWidget | None = None) -> None:
+                 smoothable: bool = False, legend: str | None = "top",
+                 parent: QWidget | None = None) -> None:
+        """`legend`: "top" (one row above the plot, never over the data), "bottom" (inside,
+        bottom-right corner: for rising curves), or None for a single-curve chart."""
         super().__init__(parent)
         self.title = title
         self.smoothable = smoothable
@@ -70,8 +73,16 @@ class ChartPanel(QWidget):
         item.setMenuEnabled(False)
         item.setClipToView(True)
         item.setDownsampling(auto=True, mode="peak")
-        self.legend = item.addLegend(offset=(-8, 8), labelTextSize="8pt")
-        self.legend.setBrush(pg.mkBrush(255, 255, 255, 200))
+        self.legend = None
+        if legend == "top":
+            item.setTitle(" ", size="9pt")  # reserves the row the legend sits in
+            self.legend = pg.LegendItem(labelTextSize="8pt", colCount=6)
+            self.legend.setParentItem(item)
+            self.legend.anchor(itemPos=(1, 0), parentPos=(1, 0), offset=(-6, 0))
+            item.legend = self.legend  # curves added with a name join it
+        elif legend == "bottom":
+            self.legend = item.addLegend(offset=(-8, -8), labelTextSize="8pt")
+            self.legend.setBrush(pg.mkBrush(255, 255, 255, 210))
         self.crosshair = pg.InfiniteLine(angle=90, movable=False,
                                          pen=pg.mkPen((120, 120, 120), style=Qt.PenStyle.DotLine))
         self.crosshair.setVisible(False)
@@ -139,7 +150,8 @@ class ChartPanel(QWidget):
     def clear(self) -> None:
         for series in self.series.values():
             self.plot.removeItem(series.item)
-            self.legend.removeItem(series.item)
+            if self.legend is not None:
+                self.legend.removeItem(series.item)
         self.series = {}
         for marker in self._markers:
             self.plot.removeItem(marker)
@@ -192,8 +204,12 @@ class ChartPanel(QWidget):
         x = view.mapSceneToView(position).x()
         self.show_values_at(x)
 
-    def values_at(self, x: float) -> dict[str, tuple[float, float]]:
-        """Nearest point of each curve to `x`: name -> (x, y as drawn)."""
+    def values_at(self, x: float, within: float | None = None) -> dict[str, tuple[float, float]]:
+        """Nearest point of each curve to `x`: name -> (x, y as drawn). Curves with no point
+        closer than `within` (default: 2 % of the visible x range) are left out."""
+        if within is None:
+            low, high = self.plot.getPlotItem().vb.viewRange()[0]
+            within = max((high - low) * 0.02, 0.5)
         found = {}
         for name, series in self.series.items():
             if not series.xs:
@@ -205,7 +221,8 @@ class ChartPanel(QWidget):
                 continue
             xs, ys = xs[finite], shown[finite]
             index = int(np.argmin(np.abs(xs - x)))
-            found[name] = (float(xs[index]), float(ys[index]))
+            if abs(xs[index] - x) <= within:
+                found[name] = (float(xs[index]), float(ys[index]))
         return found
 
     def show_values_at(self, x: float) -> None:
@@ -220,7 +237,8 @@ class ChartPanel(QWidget):
         for name, (_px, py) in values.items():
             color = self.series[name].item.opts["pen"].color().name()
             parts.append(f"<span style='color:{color}'>{name}</span> {py:.4g}")
-        self.hover_label.setText(f"x={x:.0f}  " + "  ".join(parts))
+        at = next(iter(values.values()))[0]
+        self.hover_label.setText(f"x={at:g}  " + "  ".join(parts))
 
     # ------------------------------------------------------------ export
 

@@ -72,14 +72,20 @@ class PhaseBar(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(1)
-        title = QLabel(PHASE_LABELS.get(phase, phase))
-        title.setStyleSheet(f"color: {PHASE_COLORS.get(phase, '#333')}; font-weight: bold;")
-        layout.addWidget(title)
+        self.title = QLabel()
+        self.title.setTextFormat(Qt.TextFormat.RichText)
+        self.set_epoch("")
+        layout.addWidget(self.title)
         layout.addWidget(self.bar)
         self.set_text("waiting" if self.steps else "loaded, no training")
 
     def set_text(self, text: str) -> None:
         self.bar.setFormat(text)
+
+    def set_epoch(self, text: str) -> None:
+        color = PHASE_COLORS.get(self.phase, "#333")
+        self.title.setText(f"<b style='color:{color}'>{PHASE_LABELS.get(self.phase, self.phase)}"
+                           f"</b>" + (f" <span style='color:#555'>{text}</span>" if text else ""))
 
     def update_step(self, step: int, now: float) -> None:
         self.bar.setValue(min(step, self.bar.maximum()))
@@ -223,12 +229,14 @@ class LiveView(QWidget):
         self.smoothing.valueChanged.connect(self._on_smoothing)
 
         self.loss_chart = ChartPanel("Loss per step", "run step", "loss", "lossPlot", True)
+        self.loss_chart.set_log_y(True)  # the KD term starts T² times larger than the rest
         self.accuracy_chart = ChartPanel("Accuracy per epoch", "epoch", "accuracy",
-                                         "accuracyPlot")
+                                         "accuracyPlot", legend="bottom")
         self.agreement_chart = ChartPanel("Agreement", "epoch", "top-1 agreement with teacher",
-                                          "agreementPlot")
-        self.lr_chart = ChartPanel("Learning rate", "run step", "lr", "lrPlot")
-        self.speed_chart = ChartPanel("Throughput", "run step", "samples/s", "speedPlot", True)
+                                          "agreementPlot", legend="bottom")
+        self.lr_chart = ChartPanel("Learning rate", "run step", "lr", "lrPlot", legend=None)
+        self.speed_chart = ChartPanel("Throughput", "run step", "samples/s", "speedPlot", True,
+                                      legend=None)
         self.charts = [self.loss_chart, self.accuracy_chart, self.agreement_chart,
                        self.lr_chart, self.speed_chart]
 
@@ -314,6 +322,7 @@ class LiveView(QWidget):
         self.progress_bar.setFormat("preparing data and models…")
         self.log_view.clear()
         self.summary_card.clear()
+        self.summary_card.title.setText("Run in progress…")
         self.timer.start()
 
     def push(self, event: dict[str, Any]) -> None:
@@ -411,13 +420,13 @@ class LiveView(QWidget):
     def _show_progress(self, event: dict[str, Any], now: float) -> None:
         bar = self.phase_bars.get(event["phase"])
         if bar is not None:
+            bar.set_epoch(f"epoch {event['epoch']}/{event['epochs']}")
             bar.update_step(event["step"], now)
         done = event["run_step"] / max(self.run_steps, 1)
         self.progress_bar.setValue(min(event["run_step"], self.progress_bar.maximum()))
         left = eta(self.run_started, done, now)
-        self.progress_bar.setFormat(f"{done:.0%} · {PHASE_LABELS.get(event['phase'], '')} "
-                                    f"epoch {event['epoch']}/{event['epochs']}"
-                                    + (f" · ETA {clock(left)}" if left is not None else ""))
+        self.progress_bar.setFormat(f"{done:.0%}" + (f" · ETA {clock(left)}" if left is not None
+                                                     else ""))
 
     def _on_epoch(self, event: dict[str, Any], _arrived: float) -> None:
         phase, values = event.get("phase", ""), event.get("values", {})

@@ -7,6 +7,7 @@ between batches; a pause is `should_stop` blocking until resume (or stop).
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,25 @@ from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 from kdstudio.core.config import RunConfig
 
 PAUSE_POLL_S = 0.05
+
+
+def training_threads() -> int:
+    """Leave one CPU core to the GUI thread while training (returns the previous count).
+
+    On a small machine the intra-op threads would otherwise take every core and the window
+    would stutter; with one core fewer the small models trained here lose next to nothing.
+    """
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(max(1, min(previous, (os.cpu_count() or 2) - 1)))
+    return previous
+
+
+def restore_threads(count: int) -> None:
+    import torch
+
+    torch.set_num_threads(count)
 
 
 class RunFlags:
@@ -80,6 +100,7 @@ class RunWorker(QObject):
         except Exception as error:  # noqa: BLE001 - any open failure is a bad history file
             self.problems.emit([f"history database {self.db_path}: cannot open ({error})"])
             return None
+        threads = training_threads()
         try:
             result = run(self.config, store, self._emit, self.flags.should_stop)
         except ConfigError as error:
@@ -87,6 +108,7 @@ class RunWorker(QObject):
             return None
         finally:
             store.close()
+            restore_threads(threads)
         return {"run_id": result.run_id, "status": result.status, "error": result.error,
                 "summary": result.summary}
 

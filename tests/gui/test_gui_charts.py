@@ -53,8 +53,13 @@ def test_values_under_the_cursor(chart):
     assert values["CE"] == pytest.approx((4.0, 0.25))
     chart.show_values_at(4.2)
     assert chart.crosshair.isVisible()
+    assert "x=4 " in chart.hover_label.text()
     assert "total</span> 0.5" in chart.hover_label.text()
     assert chart.point_count() == 40
+    chart.add_series("KD", "#ff7f0e")
+    chart.append("KD", 30, 1.0)  # a curve that starts later is not read at x = 4
+    assert "KD" not in chart.values_at(4.2, within=1.0)
+    assert chart.values_at(29.5, within=1.0)["KD"] == (30.0, 1.0)
 
 
 def test_log_y_switches_the_axis(chart):

@@ -1,0 +1,148 @@
+"""Is the window responsive while it trains, and how soon does it show?
+
+1. Heartbeat: the real MainWindow runs the `digits-kd` preset (teacher, baseline and student,
+   engine in its worker QThread, live charts redrawn by their timer) while a 10 ms precise
+   QTimer in the GUI thread records when it fires. The worst gap between two beats is how
+   long the GUI thread was ever kept from its event loop (target: at most 50 ms).
+2. Start-up: `kdstudio gui` is launched as a new process; it reports (through the
+   KDSTUDIO_STARTUP_PROBE hook) the wall time of its first paint and of the moment the form
+   is ready (torch imported, registries loaded). Both are measured from just before launch.
+
+    python bench/gui_responsiveness.py               # offscreen; one run, three launches
+    python bench/gui_responsiveness.py --launches 5 --preset synthetic-quick
+
+Settings and history go to a temporary folder. Other processes loading the CPU make the
+numbers noisy: run it on an idle machine for figures to quote.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HEARTBEAT_MS = 10
+TARGET_GAP_MS = 50.0
+
+
+def heartbeat(preset: str, folder: Path, cold: bool) -> dict[str, float]:
+    """Run a preset in the window; gaps between 10 ms heartbeats during the run (ms).
+
+    Like `kdstudio`, which warms the engine up in the background while the form is shown,
+    the one-off imports are paid before Start unless `cold`.
+    """
+    from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication([])
+    from kdstudio.gui import MainWindow
+    from kdstudio.gui.app import warm_up_engine
+
+    settings = QSettings(str(folder / "settings.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(db_path=folder / "history.db", settings=settings)
+    window.confirm_close = True
+    window.show()
+    window.load_preset(preset)
+    window.setup.validate_now()
+    if not cold:
+        warm_up_engine()
+    if window.setup.problems:
+        raise SystemExit(f"preset {preset} does not validate: {window.setup.problems}")
+
+    beats: list[float] = []
+    timer = QTimer()
+    timer.setTimerType(Qt.TimerType.PreciseTimer)
+    timer.setInterval(HEARTBEAT_MS)
+    timer.timeout.connect(lambda: beats.append(time.perf_counter()))
+    loop = QEventLoop()
+    result: dict = {}
+    window.run_finished.connect(lambda r: (result.update(r or {}), loop.quit()))
+
+    timer.start()
+    started = time.perf_counter()
+    if not window.start_run():
+        raise SystemExit(f"the window refused to start: {window.setup.problems}")
+    loop.exec()
+    duration = time.perf_counter() - started
+    timer.stop()
+    steps = window.live.steps_seen
+    window.close()
+    app.processEvents()
+
+    gaps = sorted((b - a) * 1000 for a, b in zip(beats, beats[1:], strict=False))
+    return {
+        "status": result.get("status", "?"),
+        "run_s": duration,
+        "steps": steps,
+        "beats": len(beats),
+        "worst_ms": gaps[-1],
+        "p99_ms": gaps[int(0.99 * (len(gaps) - 1))],
+        "median_ms": statistics.median(gaps),
+        "over_50ms": sum(g > TARGET_GAP_MS for g in gaps),
+    }
+
+
+def launch_times(launches: int, folder: Path) -> list[tuple[float, float]]:
+    """(seconds to first paint, seconds to a ready form) for each launch of `kdstudio gui`."""
+    command = shutil.which("kdstudio")
+    argv = [command] if command else [sys.executable, "-m", "kdstudio"]
+    times = []
+    for index in range(launches):
+        probe = folder / f"probe-{index}.txt"
+        env = dict(os.environ, KDSTUDIO_STARTUP_PROBE=str(probe),
+                   XDG_CONFIG_HOME=str(folder / "config"))
+        env.setdefault("QT_QPA_PLATFORM", "offscreen")
+        launched = time.time()
+        done = subprocess.run([*argv, "gui", "--db", str(folder / "launch.db")], env=env,
+                              capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            raise SystemExit(f"kdstudio gui exited with {done.returncode}: {done.stderr}")
+        marks = {line.split()[0]: float(line.split()[1])
+                 for line in probe.read_text().splitlines()}
+        times.append((marks["shown"] - launched, marks["ready"] - launched))
+    return times
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", default="digits-kd", help="preset to run (digits-kd)")
+    parser.add_argument("--launches", type=int, default=3, help="start-up measurements (3)")
+    parser.add_argument("--cold", action="store_true",
+                        help="start the run without the start-up warm-up (first-use imports "
+                             "then happen during the run)")
+    args = parser.parse_args()
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    with tempfile.TemporaryDirectory(prefix="kdstudio-bench-") as temp:
+        folder = Path(temp)
+        os.environ["XDG_CONFIG_HOME"] = str(folder / "config")
+        os.environ["KDSTUDIO_CACHE"] = str(folder / "cache")
+        launches = launch_times(args.launches, folder)
+        beat = heartbeat(args.preset, folder, args.cold)
+
+    print(f"Machine: {os.cpu_count()} cores, Qt platform {os.environ['QT_QPA_PLATFORM']}; "
+          f"load average {os.getloadavg()[0]:.2f} (other processes make this noisy)")
+    print(f"\nHeartbeat ({HEARTBEAT_MS} ms QTimer) during a '{args.preset}' run in the window"
+          f"{' (cold: no warm-up)' if args.cold else ''}:")
+    print(f"  run {beat['status']}, {beat['steps']} steps in {beat['run_s']:.1f} s, "
+          f"{beat['beats']} beats")
+    print(f"  worst gap {beat['worst_ms']:.1f} ms (target <= {TARGET_GAP_MS:.0f}), "
+          f"p99 {beat['p99_ms']:.1f} ms, median {beat['median_ms']:.1f} ms, "
+          f"{beat['over_50ms']} gaps over {TARGET_GAP_MS:.0f} ms")
+    shown = [s for s, _ in launches]
+    ready = [r for _, r in launches]
+    print(f"\nLaunch of `kdstudio gui` ({len(launches)} times):")
+    print(f"  window visible after {statistics.median(shown):.2f} s (median; "
+          f"min {min(shown):.2f}, max {max(shown):.2f})")
+    print(f"  form ready (torch loaded) after {statistics.median(ready):.2f} s (median; "
+          f"min {min(ready):.2f}, max {max(ready):.2f})")
+    return 0 if beat["worst_ms"] <= TARGET_GAP_MS else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
