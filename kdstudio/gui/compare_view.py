@@ -303,6 +303,10 @@ class CompareView(QWidget):
             self.run_list.addItem(item)
         self.run_list.blockSignals(False)
         self._filter_list(self.run_filter.text())
+        listed = {self.run_list.item(i).data(Qt.ItemDataRole.UserRole)
+                  for i in range(self.run_list.count())}
+        if any(run_id not in listed for run_id in self.run_ids()):  # deleted meanwhile
+            self._load_runs([run_id for run_id in self.run_ids() if run_id in listed])
 
     def set_runs(self, run_ids: list[int]) -> None:
         """Compare exactly these runs (in this order) and draw everything once."""

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction, QFont, QFontMetrics, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -163,12 +163,20 @@ class HistoryView(QWidget):
         """Once, when there are rows: columns as wide as their first rows' text (the
         user's own resizing is kept after that), long free text capped."""
         self._sized = True
-        header = self.table.horizontalHeader()
-        metrics = header.fontMetrics()
+        title_metrics = self.table.horizontalHeader().fontMetrics()
+        cell_metrics = self.table.fontMetrics()
+        bold = QFont(self.table.font())
+        bold.setBold(True)
+        bold_metrics = QFontMetrics(bold)
         caps = {"name": 220, "tags": 160, "notes": 260, "weights": 150}
+        sample = self.model.runs[:50]  # measuring every row would cost a second at 1,000
         for column, spec in enumerate(COLUMNS):
-            cells = self.table.sizeHintForColumn(column)  # the rows in view, not all
-            title = metrics.horizontalAdvance(spec.header) + 18
+            metrics = bold_metrics if spec.key == "student_test_acc" else cell_metrics
+            texts = [self.model.display(run, spec.key) for run in sample]
+            cells = max(metrics.horizontalAdvance(text) for text in texts) + 9
+            if spec.key == "id":
+                cells += 22  # the colour swatch
+            title = title_metrics.horizontalAdvance(spec.header) + 14
             self.table.setColumnWidth(column, min(max(cells, title), caps.get(spec.key, 400)))
 
     def poll(self) -> None:

@@ -229,3 +229,13 @@ def test_pareto_front_and_config_diff_and_groups() -> None:
     assert run_colour(3) == run_colour(3) and run_colour(3) != run_colour(4)
     assert len({run_colour(i) for i in range(1, 31)}) == 30
     assert all(not math.isnan(v) for v in run_colour(12))
+
+
+def test_deleted_runs_leave_the_comparison(view: CompareView, db: Path) -> None:
+    view.set_runs([1, 2, 3])
+    with Store(db) as store:
+        store.delete_run(2)
+    view.reload_run_list()
+    assert view.run_ids() == [1, 3]
+    assert sorted(view.curves) == ["#1 a", "#3 c"]
+    assert view.run_list.count() == 3
