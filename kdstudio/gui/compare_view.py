@@ -37,7 +37,6 @@ from PySide6.QtWidgets import (
 
 from kdstudio.core.store import Store
 from kdstudio.gui.compare_data import (
-    PHASE_ORDER,
     X_MODES,
     Series,
     best_of,
@@ -686,5 +685,3 @@ class CompareView(QWidget):
             self.reload_run_list()
         super().showEvent(event)
 
-
-__all__ = ["CompareView", "PHASE_ORDER"]
