@@ -480,9 +480,12 @@ class MainWindow(QMainWindow):
                                          f"{self.db_path}", 10000)
         elif result is None:
             self.status_label.setText("The run did not start")
+            self.live.progress_bar.setFormat("did not start")
+            self.live.summary_card.title.setText("The run did not start: see the problems "
+                                                 "above the form")
         self._update_buttons()
-        if self.setup is not None and not self._closed:
-            self.setup.refresh_saved_runs()
+        if self.setup is not None and not self._closed and result is not None:
+            self.setup.refresh_saved_runs()  # (a refused run keeps its problems shown)
             self.setup.validate_now()
         self.run_finished.emit(result)
         if self._close_when_stopped:

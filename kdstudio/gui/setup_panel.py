@@ -717,6 +717,10 @@ class SetupPanel(QWidget):
         problems += found
         method = self._method()
         hints = bool(method and method.uses_hint_layers)
+        if (self._source() == SOURCE_FILE and self._uses_teacher()
+                and not self.checkpoint_edit.text().strip()):
+            problems.append("teacher.checkpoint: choose the teacher's weight file (or set the "
+                            "source to Train it here)")
         if self._source() == SOURCE_RUN and self.run_combo.currentData() is None:
             problems.append("teacher.checkpoint: pick a saved run whose teacher to reuse "
                             "(none has a teacher yet: train one first)")
@@ -952,6 +956,8 @@ class SetupPanel(QWidget):
                 self._checkpoint_fit[key] = None
             except ValueError as error:
                 self._checkpoint_fit[key] = str(error)
+            except Exception as error:  # noqa: BLE001 - e.g. a file that is not safetensors
+                self._checkpoint_fit[key] = f"cannot read {path}: {type(error).__name__}: {error}"
         if self._checkpoint_fit[key]:
             problems.append(f"teacher.checkpoint: {self._checkpoint_fit[key]}")
         return problems

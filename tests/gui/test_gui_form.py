@@ -236,6 +236,8 @@ def test_checkpoint_file_is_checked_against_the_teacher_and_its_sidecar_adopted(
     trained = create_model("mlp", (8,), 4, hidden_sizes=[16, 16])
     weights, _sidecar = save_model(trained, tmp_path / "models", "teacher")
     pick(find(window, QComboBox, "teacherSourceCombo"), "file")
+    assert any(p.startswith("teacher.checkpoint: choose the teacher's weight file")
+               for p in window.setup.validate_now())
     edit = find(window, QLineEdit, "teacherCheckpointEdit")
     edit.setText(str(weights))
     problems = window.setup.validate_now()
@@ -243,6 +245,12 @@ def test_checkpoint_file_is_checked_against_the_teacher_and_its_sidecar_adopted(
                for p in problems)
     assert not start_button(window).isEnabled()
     assert not find(window, QSpinBox, "teacherEpochsSpin").isEnabled()
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"not a safetensors file")
+    edit.setText(str(garbage))
+    assert any(p.startswith(f"teacher.checkpoint: cannot read {garbage}")
+               for p in window.setup.validate_now())
+    edit.setText(str(weights))
     edit.editingFinished.emit()  # the file has teacher.json beside it: take its model
     assert window.setup.teacher_params.widgets["hidden_sizes"].text() == "16, 16"
     assert window.setup.validate_now() == []

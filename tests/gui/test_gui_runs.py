@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QComboBox, QPushButton
+from PySide6.QtWidgets import QComboBox, QLabel, QPushButton
 
+from kdstudio.core.checkpoint import save_model
+from kdstudio.core.models import create_model
 from kdstudio.core.store import Store
 from kdstudio.gui.app import MainWindow
 from tests.gui.conftest import find, pick, set_tiny_run
@@ -154,3 +156,24 @@ def test_reuse_the_teacher_of_a_saved_run(qtbot, window, tmp_path):
     assert f"Teacher loaded from {teacher_file}" in window.live.log_view.toPlainText()
     with Store(tmp_path / "history.db") as store:
         assert store.metrics(second.args[0]["run_id"], name="loss/total", phase="teacher") == []
+
+
+def test_a_config_the_engine_refuses_is_reported_and_nothing_is_recorded(
+        qtbot, window, tmp_path):
+    set_tiny_run(window)
+    config, problems = window.setup.run_config()
+    assert problems == []
+    other = create_model("mlp", (8,), 4, hidden_sizes=[5])  # not the form's teacher
+    config.teacher.checkpoint = str(save_model(other, tmp_path, "other")[0])
+    window.live.begin_run()
+    with qtbot.waitSignal(window.run_finished, timeout=RUN_TIMEOUT_MS) as finished:
+        window.controller.start(config, window.db_path)  # past the form's own checks
+    assert finished.args[0] is None
+    label = find(window, QLabel, "problemsLabel")
+    assert label.isVisible() and "teacher.checkpoint: " in label.text()
+    assert "does not fit mlp" in label.text()
+    assert "teacher.checkpoint" in window.live.log_view.toPlainText()
+    assert window.live.progress_bar.format() == "did not start"
+    assert find(window, QPushButton, "startButton").isEnabled()
+    with Store(tmp_path / "history.db") as store:
+        assert store.list_runs() == []
