@@ -33,14 +33,23 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSpinBox,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
-from kdstudio.core.config import OPTIMIZERS, SCHEDULES, RunConfig, config_from_dict, validate
+from kdstudio.core.config import (
+    OPTIMIZERS,
+    SCHEDULES,
+    TRANSFER_SETS,
+    RunConfig,
+    config_from_dict,
+    validate,
+)
 from kdstudio.core.data import DATASETS, dataset_params, get_dataset, list_datasets
 from kdstudio.core.devices import available_devices
 from kdstudio.core.distill.methods import METHODS, WEIGHT_KEYS, list_methods
+from kdstudio.core.distill.schedules import SCHEDULE_KINDS, SCHEDULED_KEYS
 from kdstudio.core.models import (
     MODELS,
     count_parameters,
@@ -119,6 +128,19 @@ TIPS = {
                        "epochs.",
     "optim.gamma": "Factor of each decay of the step schedule, in (0, 1].",
     "optim.epochs": "Epochs of the student (the distilled one and the baseline alike).",
+    "data.label_fraction": "Share of the training examples whose labels the student may use "
+                           "(class-balanced subset); the teacher still sees every label.",
+    "data.label_count": "Exactly this many labelled examples for the student (class-balanced); "
+                        "0 uses the share above.",
+    "data.transfer": "The examples the KD terms are computed on: the labelled ones, all "
+                     "training inputs (their labels unused), or the inputs of another "
+                     "dataset with the same input shape.",
+    "data.transfer_dataset": "Dataset whose inputs (not labels) carry the teacher's knowledge.",
+    "data.transfer_path": "Folder of the transfer dataset's files.",
+    "distill.cache_teacher": "Compute the frozen teacher's outputs once and reuse them every "
+                             "epoch (same results, faster; skipped when too big).",
+    "autocast": "Mixed precision on CUDA (bf16 where supported, else fp16 with a gradient "
+                "scaler); no effect on the CPU.",
 }
 
 
@@ -184,7 +206,8 @@ class SetupPanel(QWidget):
         column = QVBoxLayout(body)
         column.setContentsMargins(4, 4, 8, 4)
         for group in (self._build_run(), self._build_data(), self._build_teacher(),
-                      self._build_student(), self._build_method(), self._build_optim()):
+                      self._build_student(), self._build_method(), self._build_optim(),
+                      self._build_more()):
             column.addWidget(group)
         column.addStretch(1)
         scroll.setWidget(body)
@@ -500,6 +523,183 @@ class SetupPanel(QWidget):
         self._field(form, "optim.epochs", "Student epochs", self.epochs_spin, "epochsSpin")
         return group
 
+    def _build_more(self) -> QGroupBox:
+        """Schedules, label budget and transfer set, teacher cache, mixed precision."""
+        group = QGroupBox("More options")
+        outer = QVBoxLayout(group)
+        self.more_button = QToolButton()
+        self.more_button.setObjectName("moreOptionsButton")
+        self.more_button.setCheckable(True)
+        self.more_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.more_button.setArrowType(Qt.ArrowType.RightArrow)
+        self.more_button.setText("Show")
+        self.more_button.setToolTip("Show or hide the less common settings")
+        self.more_box = QWidget()
+        self.more_box.setVisible(False)
+        self.more_button.toggled.connect(self._toggle_more)
+        outer.addWidget(self.more_button)
+        outer.addWidget(self.more_box)
+        form = self._form_for(self.more_box)
+        self._more_form = form
+
+        form.addRow(QLabel("<i>Schedules over the distillation phase</i>"))
+        self.schedule_rows: dict[str, tuple[QComboBox, QSpinBox, QDoubleSpinBox]] = {}
+        for key in SCHEDULED_KEYS:
+            kind = QComboBox()
+            kind.setObjectName(f"schedule_{key}_kind")
+            for name in SCHEDULE_KINDS:
+                kind.addItem(name, name)
+            epochs = make_spin(0, 100_000, 0)
+            epochs.setObjectName(f"schedule_{key}_epochs")
+            epochs.setSuffix(" ep")
+            epochs.setSpecialValueText("phase")
+            value = make_double(0.0, FLOAT_LIMIT, 0.0, 3, 0.1)
+            value.setObjectName(f"schedule_{key}_value")
+            tip = (f"How distill.{key} moves during the distillation phase. constant: the value "
+                   "above throughout. warmup: linear from 'start' up to the value above over "
+                   "'epochs' epochs. decay: linear from the value above down to 'end' over "
+                   "'epochs' epochs (0 = the whole phase). The value moves every step.")
+            for widget in (kind, epochs, value):
+                widget.setToolTip(tip)
+            kind.currentIndexChanged.connect(lambda _i, k=key: self._on_schedule_kind(k))
+            epochs.valueChanged.connect(self._emit_changed)
+            value.valueChanged.connect(self._emit_changed)
+            row = QWidget()
+            line = QHBoxLayout(row)
+            line.setContentsMargins(0, 0, 0, 0)
+            line.addWidget(kind, 2)
+            line.addWidget(epochs, 1)
+            line.addWidget(value, 1)
+            caption = QLabel({"ce_weight": "CE weight", "kd_weight": "KD weight"}
+                             .get(key, label_for(key)))
+            caption.setToolTip(tip)
+            form.addRow(caption, row)
+            self.schedule_rows[key] = (kind, epochs, value)
+            for widget in (kind, epochs, value):
+                self._link(f"distill.schedules.{key}", widget)
+            self._on_schedule_kind(key)
+
+        form.addRow(QLabel("<i>Labels and transfer set</i>"))
+        self.label_fraction_spin = make_double(0.0, 1.0, 1.0, 3, 0.05)
+        self.label_fraction_spin.valueChanged.connect(self._emit_changed)
+        self._field(form, "data.label_fraction", "Labelled share", self.label_fraction_spin,
+                    "labelFractionSpin")
+        self.label_count_spin = make_spin(0, INT_LIMIT, 0)
+        self.label_count_spin.setSpecialValueText("use the share")
+        self.label_count_spin.valueChanged.connect(self._emit_changed)
+        self._field(form, "data.label_count", "Labelled examples", self.label_count_spin,
+                    "labelCountSpin")
+        self.transfer_combo = QComboBox()
+        for name, text in (("labelled", "the labelled examples"),
+                           ("all", "all training inputs (labels unused)"),
+                           ("dataset", "inputs of another dataset")):
+            self.transfer_combo.addItem(text, name)
+        for name in TRANSFER_SETS:
+            if self.transfer_combo.findData(name) < 0:
+                self.transfer_combo.addItem(name, name)
+        self.transfer_combo.currentIndexChanged.connect(self._on_transfer_changed)
+        self._field(form, "data.transfer", "KD terms on", self.transfer_combo, "transferCombo")
+        self.transfer_dataset_combo = QComboBox()
+        for name in list_datasets():
+            self.transfer_dataset_combo.addItem(name, name)
+        self.transfer_dataset_combo.currentIndexChanged.connect(self._on_transfer_dataset)
+        self._field(form, "data.transfer_dataset", "Transfer dataset",
+                    self.transfer_dataset_combo, "transferDatasetCombo")
+        self.transfer_path_edit = QLineEdit()
+        self.transfer_path_edit.setPlaceholderText("folder with the transfer data files")
+        self.transfer_path_edit.textChanged.connect(self._emit_changed)
+        self._field(form, "data.transfer_path", "Transfer folder", self.transfer_path_edit,
+                    "transferPathEdit")
+        self.transfer_params = ParamEditor("data.transfer_params", form,
+                                           self.transfer_dataset_combo)
+        self.transfer_params.changed.connect(self._emit_changed)
+
+        form.addRow(QLabel("<i>Speed</i>"))
+        self.cache_check = QCheckBox("Cache the teacher's outputs")
+        self.cache_check.setObjectName("cacheTeacherCheck")
+        self.cache_check.setChecked(True)
+        self.cache_check.toggled.connect(self._emit_changed)
+        self.cache_check.setToolTip(TIPS["distill.cache_teacher"])
+        form.addRow(self.cache_check)
+        self._link("distill.cache_teacher", self.cache_check)
+        self.autocast_check = QCheckBox("Mixed precision (CUDA)")
+        self.autocast_check.setObjectName("autocastCheck")
+        self.autocast_check.toggled.connect(self._emit_changed)
+        self.autocast_check.setToolTip(TIPS["autocast"])
+        form.addRow(self.autocast_check)
+        self._link("autocast", self.autocast_check)
+        self._on_transfer_changed()
+        return group
+
+    def _form_for(self, widget: QWidget) -> QFormLayout:
+        form = QFormLayout(widget)
+        form.setContentsMargins(0, 0, 0, 0)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        form.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return form
+
+    def _toggle_more(self, shown: bool) -> None:
+        self.more_box.setVisible(shown)
+        self.more_button.setArrowType(Qt.ArrowType.DownArrow if shown
+                                      else Qt.ArrowType.RightArrow)
+        self.more_button.setText("Hide" if shown else "Show")
+
+    def _on_schedule_kind(self, key: str) -> None:
+        kind, epochs, value = self.schedule_rows[key]
+        name = kind.currentData()
+        epochs.setEnabled(name != "constant")
+        value.setEnabled(name != "constant")
+        value.setPrefix({"warmup": "start ", "decay": "end "}.get(name, ""))
+        if not self._loading:  # sensible starting points when the user picks a kind
+            if name == "warmup" and epochs.value() == 0:
+                epochs.setValue(1)
+            if key == "temperature" and name != "constant" and value.value() == 0:
+                value.setValue(1.0)
+        self._emit_changed()
+
+    def _schedules(self) -> dict[str, Any]:
+        table: dict[str, Any] = {}
+        for key, (kind, epochs, value) in self.schedule_rows.items():
+            name = kind.currentData()
+            if name == "constant":
+                continue
+            entry: dict[str, Any] = {"kind": name, "epochs": epochs.value()}
+            entry["start" if name == "warmup" else "end"] = value.value()
+            table[key] = entry
+        return table
+
+    def _set_schedules(self, table: Any) -> None:
+        table = table if isinstance(table, dict) else {}
+        for key, (kind, epochs, value) in self.schedule_rows.items():
+            entry = table.get(key) if isinstance(table.get(key), dict) else {}
+            _set_combo_value(kind, str(entry.get("kind", "constant")))
+            number = entry.get("epochs", 0)
+            epochs.setValue(number if isinstance(number, int) else 0)
+            field = "start" if entry.get("kind") == "warmup" else "end"
+            amount = entry.get(field, 0.0)
+            value.setValue(float(amount) if isinstance(amount, (int, float)) else 0.0)
+            self._on_schedule_kind(key)
+
+    def _on_transfer_changed(self, *_args: Any) -> None:
+        other = self.transfer_combo.currentData() == "dataset"
+        self._more_form.setRowVisible(self.transfer_dataset_combo, other)
+        self._on_transfer_dataset()
+        self.transfer_params.set_visible(other)
+        self._emit_changed()
+
+    def _on_transfer_dataset(self, *_args: Any) -> None:
+        name = self.transfer_dataset_combo.currentData()
+        other = self.transfer_combo.currentData() == "dataset"
+        entry = DATASETS.get(name) if name in DATASETS else None
+        if entry is not None:
+            self.transfer_params.set_schema(dict(entry.defaults), entry.description)
+        else:
+            self.transfer_params.set_schema({})
+        self.transfer_params.set_visible(other)
+        self._more_form.setRowVisible(self.transfer_path_edit,
+                                      other and entry is not None and entry.needs_path)
+        self._emit_changed()
+
     # ------------------------------------------------------------ reactions
 
     def _on_dataset_changed(self, *_args: Any) -> None:
@@ -715,6 +915,9 @@ class SetupPanel(QWidget):
         problems += found
         student_params, found = self.student_params.values()
         problems += found
+        transfer_params, found = self.transfer_params.values()
+        if self.transfer_combo.currentData() == "dataset":
+            problems += found
         method = self._method()
         hints = bool(method and method.uses_hint_layers)
         if (self._source() == SOURCE_FILE and self._uses_teacher()
@@ -728,6 +931,7 @@ class SetupPanel(QWidget):
             "name": self.name_edit.text().strip(),
             "seed": self.seed_spin.value(),
             "device": self.device_combo.currentData(),
+            "autocast": self.autocast_check.isChecked(),
             "data": {
                 "dataset": self.dataset_combo.currentData(),
                 "path": self.path_edit.text().strip() if self._needs_path() else "",
@@ -735,6 +939,15 @@ class SetupPanel(QWidget):
                 "test_fraction": self.test_spin.value(),
                 "batch_size": self.batch_spin.value(),
                 "params": data_params,
+                "label_fraction": self.label_fraction_spin.value(),
+                "label_count": self.label_count_spin.value(),
+                "transfer": self.transfer_combo.currentData(),
+                "transfer_dataset": (self.transfer_dataset_combo.currentData()
+                                     if self.transfer_combo.currentData() == "dataset" else ""),
+                "transfer_path": (self.transfer_path_edit.text().strip()
+                                  if self.transfer_combo.currentData() == "dataset" else ""),
+                "transfer_params": (transfer_params
+                                    if self.transfer_combo.currentData() == "dataset" else {}),
             },
             "teacher": {
                 "arch": self.teacher_arch_combo.currentData(),
@@ -754,6 +967,8 @@ class SetupPanel(QWidget):
                 "teacher_layer": self.teacher_layer_combo.currentText().strip() if hints else "",
                 "baseline": self.baseline_check.isChecked(),
                 "params": {name: spin.value() for name, spin in self.method_param_spins.items()},
+                "cache_teacher": self.cache_check.isChecked(),
+                "schedules": self._schedules(),
             },
             "optim": {
                 "name": self.optimizer_combo.currentData(),
@@ -800,6 +1015,15 @@ class SetupPanel(QWidget):
             self.batch_spin.setValue(config.data.batch_size)
             self.val_spin.setValue(config.data.val_fraction)
             self.test_spin.setValue(config.data.test_fraction)
+            self.label_fraction_spin.setValue(config.data.label_fraction)
+            self.label_count_spin.setValue(config.data.label_count)
+            _set_combo_value(self.transfer_combo, config.data.transfer)
+            if config.data.transfer_dataset:
+                _set_combo_value(self.transfer_dataset_combo, config.data.transfer_dataset)
+            self._on_transfer_changed()
+            self.transfer_params.set_values(config.data.transfer_params)
+            self.transfer_path_edit.setText(config.data.transfer_path)
+            self.autocast_check.setChecked(config.autocast)
             source = SOURCE_FILE if config.teacher.checkpoint else SOURCE_TRAIN
             self.source_combo.setCurrentIndex(self.source_combo.findData(source))
             self.checkpoint_edit.setText(config.teacher.checkpoint)
@@ -818,6 +1042,11 @@ class SetupPanel(QWidget):
             self.student_layer_combo.setEditText(d.student_layer)
             self.teacher_layer_combo.setEditText(d.teacher_layer)
             self.baseline_check.setChecked(d.baseline)
+            self.cache_check.setChecked(d.cache_teacher)
+            self._set_schedules(d.schedules)
+            if d.schedules or config.data.transfer != "labelled" or config.autocast or (
+                    config.data.label_fraction < 1 or config.data.label_count):
+                self.more_button.setChecked(True)  # show what the config sets there
             for name, value in d.params.items():
                 if name in self.method_param_spins and isinstance(value, (int, float)):
                     self.method_param_spins[name].setValue(value)
@@ -965,7 +1194,8 @@ class SetupPanel(QWidget):
     def _editors(self) -> dict[str, tuple[ParamEditor, QWidget]]:
         return {"data.params": (self.data_params, self.dataset_combo),
                 "teacher.params": (self.teacher_params, self.teacher_arch_combo),
-                "student.params": (self.student_params, self.student_arch_combo)}
+                "student.params": (self.student_params, self.student_arch_combo),
+                "data.transfer_params": (self.transfer_params, self.transfer_dataset_combo)}
 
     def _widgets_for(self, problem: str) -> list[QWidget]:
         """The fields a problem line (`key.path: message`) is about."""

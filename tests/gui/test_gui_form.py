@@ -19,10 +19,12 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSpinBox,
     QSplitter,
+    QToolButton,
 )
 
 from kdstudio.cli import load_run_config
 from kdstudio.core.checkpoint import save_model
+from kdstudio.core.config import RunConfig
 from kdstudio.core.devices import available_devices
 from kdstudio.core.distill import losses
 from kdstudio.core.distill.methods import METHODS, Method, ParamSpec
@@ -307,3 +309,44 @@ def test_bad_toml_path_for_save_is_reported(window, tmp_path, monkeypatch):
     assert window.save_config(tmp_path / "missing-folder" / "x.toml") is None
     assert shown and "Cannot write" in shown[0]
     assert not Path(tmp_path / "missing-folder").exists()
+
+
+def test_more_options_schedules_labels_transfer_and_speed(qtbot, window):
+    set_tiny_run(window)
+    panel = window.setup
+    more = find(window, QToolButton, "moreOptionsButton")
+    assert not panel.more_box.isVisible()
+    more.click()
+    assert panel.more_box.isVisible()
+    pick(find(window, QComboBox, "schedule_kd_weight_kind"), "warmup")
+    assert find(window, QSpinBox, "schedule_kd_weight_epochs").value() == 1
+    find(window, QSpinBox, "schedule_kd_weight_epochs").setValue(3)
+    pick(find(window, QComboBox, "schedule_temperature_kind"), "decay")
+    find(window, QDoubleSpinBox, "labelFractionSpin").setValue(0.5)
+    pick(find(window, QComboBox, "transferCombo"), "all")
+    find(window, QCheckBox, "cacheTeacherCheck").setChecked(False)
+    data, problems = panel.config_dict()
+    assert problems == [] and panel.validate_now() == []
+    assert data["distill"]["schedules"] == {
+        "kd_weight": {"kind": "warmup", "epochs": 3, "start": 0.0},
+        "temperature": {"kind": "decay", "epochs": 0, "end": 1.0}}
+    assert (data["data"]["label_fraction"], data["data"]["transfer"]) == (0.5, "all")
+    assert data["distill"]["cache_teacher"] is False
+
+    find(window, QDoubleSpinBox, "schedule_temperature_value").setValue(0.0)
+    problems = panel.validate_now()
+    assert any(p.startswith("distill.schedules.temperature.end: the temperature must stay > 0")
+               for p in problems)
+    assert find(window, QComboBox, "schedule_temperature_kind").property("invalid") is True
+
+    pick(find(window, QComboBox, "transferCombo"), "dataset")
+    assert find(window, QComboBox, "transferDatasetCombo").isVisible()
+    pick(find(window, QComboBox, "transferDatasetCombo"), "digits")
+    assert any(p.startswith("data.transfer_dataset: 'digits' gives inputs shaped")
+               for p in panel.validate_now())
+
+    loaded = panel.config_dict()[0]
+    panel.set_config(RunConfig())
+    assert panel.config_dict()[0]["distill"]["schedules"] == {}
+    panel.set_config(loaded)
+    assert panel.config_dict()[0] == loaded
