@@ -1,0 +1,195 @@
+"""The dark-knowledge view on real runs: its maps and bars hold what the stored models give,
+the temperature slider and the example picker re-render the soft targets, and runs without
+models get a message instead of a traceback."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+import pytest
+import torch
+
+from kdstudio.core.analysis import dark_knowledge
+from kdstudio.core.engine import run
+from kdstudio.core.store import Store
+from kdstudio.gui.dark_knowledge_view import (
+    DarkKnowledgeView,
+    slider_temperature,
+    slider_value,
+)
+from kdstudio.gui.live_view import PHASE_LABELS
+from tests.helpers import tiny_config
+
+LOAD_MS = 20_000
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    """One completed tiny run (teacher, baseline, distilled student) with 4 classes."""
+    db = tmp_path_factory.mktemp("dk") / "history.db"
+    config = tiny_config()
+    config.data.params = {**config.data.params, "samples": 320, "classes": 4}
+    with Store(db) as store:
+        result = run(config, store)
+    assert result.status == "completed"
+    return db, result.run_id
+
+
+def _image_of(view: DarkKnowledgeView, name: str) -> np.ndarray:
+    plot = view.findChild(pg.PlotWidget, name)
+    assert plot is not None, f"no plot named {name}"
+    images = [item for item in plot.getPlotItem().items if isinstance(item, pg.ImageItem)]
+    assert len(images) == 1
+    return images[0].image
+
+
+def _bars_in(view: DarkKnowledgeView, name: str) -> list[pg.BarGraphItem]:
+    plot = view.findChild(pg.PlotWidget, name)
+    assert plot is not None, f"no plot named {name}"
+    return [item for item in plot.getPlotItem().items if isinstance(item, pg.BarGraphItem)]
+
+
+def _loaded_view(qtbot, db: Path, run_id: int) -> DarkKnowledgeView:
+    view = DarkKnowledgeView()
+    qtbot.addWidget(view)
+    view.resize(1200, 760)
+    view.show()
+    with qtbot.waitSignal(view.loaded, timeout=LOAD_MS) as blocker:
+        view.set_run(db, run_id)
+    assert blocker.args == [run_id]
+    return view
+
+
+def test_maps_and_bars_hold_the_stored_models_values(qtbot, finished_run) -> None:
+    db, run_id = finished_run
+    view = _loaded_view(qtbot, db, run_id)
+    with Store(db) as store:
+        expected = dark_knowledge(store, run_id)
+        row = store.get_run(run_id)
+    assert expected.num_classes == 4
+
+    teacher = _image_of(view, "teacherSoftMap")
+    assert teacher.shape == (4, 4)
+    assert np.allclose(teacher, expected.soft_matrix("teacher").numpy(), atol=1e-6)
+    assert np.allclose(teacher.sum(1), 1.0, atol=1e-5)
+    student = _image_of(view, "studentSoftMap")
+    assert np.allclose(student, expected.soft_matrix("student").numpy(), atol=1e-6)
+    assert not np.allclose(teacher, student)  # two different models, two different maps
+    difference = _image_of(view, "confusionDiffMap")
+    assert np.array_equal(difference, expected.confusion_difference().numpy())
+    assert difference.sum() == 0  # the same test examples, moved between cells
+
+    shown = {bars.opts["name"]: bars.opts["height"]
+             for bars in _bars_in(view, "classAccuracyPlot")}
+    assert set(shown) == {PHASE_LABELS[kind] for kind in ("teacher", "baseline", "student")}
+    for kind in ("teacher", "baseline", "student"):
+        assert np.allclose(shown[PHASE_LABELS[kind]], expected.accuracy[kind].numpy(),
+                           atol=1e-6)
+    counts = torch.bincount(expected.y_test, minlength=4).numpy()
+    student_heights = shown[PHASE_LABELS["student"]]
+    assert float((student_heights * counts).sum() / counts.sum()) == pytest.approx(
+        row["student_test_acc"])
+    gains = [float(label.textItem.toPlainText()) for label in view.gain_labels]
+    assert gains == pytest.approx((expected.class_gain().numpy() * 100).round().tolist())
+
+    assert f"T = {expected.temperature:g}" in view.teacher_map.title.text()
+    assert "completed" in view.title.text()
+    hover = view.teacher_map.describe(1.5, 2.5)  # row 2, column 1
+    assert f"{expected.soft_matrix('teacher')[2, 1].item():.3f}" in hover
+
+
+def test_off_diagonal_scale_saturates_the_diagonal(qtbot, finished_run) -> None:
+    view = _loaded_view(qtbot, *finished_run)
+    values = np.concatenate([view.teacher_map.values, view.student_map.values])
+    off = np.concatenate([m.values[~np.eye(4, dtype=bool)]
+                          for m in (view.teacher_map, view.student_map)])
+    assert view.teacher_map.colorbar.levels() == pytest.approx((0.0, off.max()))
+    assert off.max() < values.max()
+    view.off_diagonal.setChecked(False)
+    assert view.teacher_map.colorbar.levels() == pytest.approx((0.0, 1.0))
+    assert view.student_map.colorbar.levels() == pytest.approx((0.0, 1.0))
+
+
+def test_temperature_slider_and_example_picker_rerender_the_bars(qtbot, finished_run) -> None:
+    db, run_id = finished_run
+    view = _loaded_view(qtbot, db, run_id)
+    with Store(db) as store:
+        expected = dark_knowledge(store, run_id)
+    assert view.temperature == pytest.approx(expected.temperature)  # starts at the run's T
+    assert view.example_spin.maximum() == len(expected.y_test) - 1
+
+    assert view.soft_bars in _bars_in(view, "softTargetBars")
+    before = view.soft_bars.opts["height"].copy()
+    assert np.allclose(before, expected.example_soft_targets("teacher", 0, 4.0).numpy(),
+                       atol=1e-6)
+    view.temperature_slider.setValue(slider_value(0.5))
+    colder = view.soft_bars.opts["height"].copy()
+    assert not np.allclose(colder, before)
+    assert colder.max() > before.max()  # a lower T sharpens the distribution
+    assert np.allclose(colder, expected.example_soft_targets("teacher", 0, 0.5).numpy(),
+                       atol=1e-6)
+    assert view.temperature_label.text() == "T = 0.5"
+    view.temperature_slider.setValue(slider_value(20.0))
+    assert view.soft_bars.opts["height"].max() < before.max()
+    assert np.allclose(view.plain_bars.opts["height"],  # the T = 1 outlines do not move
+                       expected.example_soft_targets("teacher", 0, 1.0).numpy(), atol=1e-6)
+
+    index = int(torch.nonzero(expected.y_test != expected.y_test[0])[0])
+    view.example_spin.setValue(index)
+    true_name = expected.class_names[int(expected.y_test[index])]
+    assert f"true class <b>{true_name}</b>" in view.example_info.text()
+    assert np.allclose(view.soft_bars.opts["height"],
+                       expected.example_soft_targets("teacher", index, 20.0).numpy(), atol=1e-6)
+    view.run_temperature_button.click()
+    assert view.temperature == pytest.approx(expected.temperature)
+
+
+def test_slider_maps_temperatures_both_ways() -> None:
+    for temperature in (0.5, 1.0, 4.0, 12.3, 20.0):
+        assert slider_temperature(slider_value(temperature)) == pytest.approx(temperature)
+    assert slider_temperature(slider_value(100.0)) == 20.0  # clamped to the slider's range
+
+
+def _failed_message(qtbot, view: DarkKnowledgeView, db: Path, run_id: int) -> str:
+    with qtbot.waitSignal(view.failed, timeout=LOAD_MS) as blocker:
+        view.set_run(db, run_id, now=True)
+    assert view.stack.currentWidget() is view.message
+    assert view.message.text().endswith(blocker.args[0])
+    assert "Traceback" not in view.message.text()
+    return blocker.args[0]
+
+
+def test_runs_without_models_get_a_message(qtbot, tmp_path: Path) -> None:
+    db = tmp_path / "history.db"
+    with Store(db) as store:
+        stopped = run(tiny_config(), store, should_stop=lambda: True)
+        completed = run(tiny_config(), store)
+    assert stopped.status == "stopped"
+    view = DarkKnowledgeView()
+    qtbot.addWidget(view)
+    assert "no saved models" in _failed_message(qtbot, view, db, stopped.run_id)
+    assert "not in the history" in _failed_message(qtbot, view, db, 99)
+    assert "does not exist" in _failed_message(qtbot, view, tmp_path / "gone.db", 1)
+    assert not (tmp_path / "gone.db").exists()  # looking did not create a history
+
+    with Store(db) as store:
+        shutil.rmtree(store.artifact_dir(completed.run_id))  # the files deleted by hand
+    assert "no saved models" in _failed_message(qtbot, view, db, completed.run_id)
+
+
+def test_a_hidden_view_loads_when_first_shown(qtbot, finished_run) -> None:
+    db, run_id = finished_run
+    view = DarkKnowledgeView()
+    qtbot.addWidget(view)
+    view.set_run(db, run_id)
+    assert not view.loading and view.knowledge is None  # nothing computed while hidden
+    assert "Loading" in view.message.text()
+    with qtbot.waitSignal(view.loaded, timeout=LOAD_MS):
+        view.show()
+    assert view.knowledge is not None
+    view.forget_runs([run_id])
+    assert "deleted" in view.message.text()
+    assert view.stack.currentWidget() is view.message
