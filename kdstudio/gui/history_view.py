@@ -39,6 +39,7 @@ class HistoryView(QWidget):
     """Saved runs. Signals carry a run id, a run's config dict or a list of run ids."""
 
     open_run_requested = Signal(int)
+    dark_knowledge_requested = Signal(int)
     rerun_requested = Signal(object)  # the run's config as a dict
     compare_requested = Signal(object)  # list of run ids
     runs_deleted = Signal(object)  # list of run ids
@@ -79,6 +80,9 @@ class HistoryView(QWidget):
              self.rerun_selected),
             ("Compare", "Compare", "Compare the selected runs (two or more)",
              self.compare_selected),
+            ("DarkKnowledge", "Dark knowledge", "What the teacher's soft targets carry and "
+             "where KD helped, class by class, for the selected finished run",
+             self.dark_knowledge_selected),
             ("Export", "Export student…", "Export the selected run's student: safetensors, "
              "TorchScript, ONNX and a model card", self.export_selected),
             ("ExportMetrics", "Export metrics…", "Write every metric row of the selected "
@@ -236,6 +240,11 @@ class HistoryView(QWidget):
         if len(runs) == 1:
             self.open_run_requested.emit(runs[0]["id"])
 
+    def dark_knowledge_selected(self) -> None:
+        runs = self.selected_runs()
+        if len(runs) == 1:
+            self.dark_knowledge_requested.emit(runs[0]["id"])
+
     def rerun_selected(self) -> None:
         runs = self.selected_runs()
         if len(runs) != 1:
@@ -331,6 +340,7 @@ class HistoryView(QWidget):
         self.buttons["Rerun"].setEnabled(one)
         self.buttons["Export"].setEnabled(one and runs[0]["status"] != "running")
         self.buttons["Compare"].setEnabled(len(runs) >= 2)
+        self.buttons["DarkKnowledge"].setEnabled(one and runs[0]["status"] != "running")
         self.buttons["ExportMetrics"].setEnabled(bool(runs))
         self.buttons["Delete"].setEnabled(bool(runs))
 
@@ -340,7 +350,8 @@ class HistoryView(QWidget):
 
     def _context_menu(self, position: Any) -> None:
         menu = QMenu(self)
-        for key in ("Open", "Rerun", "Compare", "Export", "ExportMetrics", "Delete"):
+        for key in ("Open", "Rerun", "Compare", "DarkKnowledge", "Export", "ExportMetrics",
+                    "Delete"):
             button = self.buttons[key]
             action = menu.addAction(button.text())
             action.setEnabled(button.isEnabled())
