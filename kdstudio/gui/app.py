@@ -485,8 +485,8 @@ class MainWindow(QMainWindow):
                                                  "above the form")
         self._update_buttons()
         if self.setup is not None and not self._closed and result is not None:
-            self.setup.refresh_saved_runs()  # (a refused run keeps its problems shown)
-            self.setup.validate_now()
+            self.setup.history_changed()  # (a refused run keeps its problems shown)
+            self.setup.schedule_validation()
         self.run_finished.emit(result)
         if self._close_when_stopped:
             self.close()

@@ -842,6 +842,11 @@ class SetupPanel(QWidget):
         self.run_combo.blockSignals(False)
         self._on_reuse_run_changed()
 
+    def history_changed(self) -> None:
+        """A run was added or removed: refresh the saved-run list if it is in use."""
+        if self._source() == SOURCE_RUN:
+            self.refresh_saved_runs()
+
     def select_saved_run(self, run_id: int) -> None:
         """Reuse the teacher of this saved run (switches the source)."""
         self.source_combo.setCurrentIndex(self.source_combo.findData(SOURCE_RUN))

@@ -350,3 +350,15 @@ def test_more_options_schedules_labels_transfer_and_speed(qtbot, window):
     assert panel.config_dict()[0]["distill"]["schedules"] == {}
     panel.set_config(loaded)
     assert panel.config_dict()[0] == loaded
+
+
+def test_the_documented_object_names_exist(window):
+    from PySide6.QtWidgets import QWidget
+
+    names = ["datasetCombo", "teacherArchCombo", "studentArchCombo", "methodCombo",
+             "temperatureSpin", "ceWeightSpin", "kdWeightSpin", "featureWeightSpin",
+             "teacherEpochsSpin", "epochsSpin", "seedSpin", "deviceCombo", "startButton",
+             "pauseButton", "stopButton", "progressBar", "lossPlot", "accuracyPlot",
+             "summaryCard", "mainTabs"]
+    assert [n for n in names if window.findChild(QWidget, n) is None] == []
+    assert window.tabs.tabText(0) == "Workbench"
