@@ -101,6 +101,7 @@ class MainWindow(QMainWindow):
         self.live = LiveView()
         self.tabs.addTab(self._build_workbench(), "Workbench")
         self._add_history_tabs()
+        self._add_dark_knowledge_tab()
         self._build_menus()
         self.statusBar().showMessage(f"History: {self.db_path}")
         self._restore_window()
@@ -212,6 +213,22 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Config of {config.get('name') or 'the run'} loaded; "
                                      "press Start to run it again", 8000)
         return True
+
+    def _add_dark_knowledge_tab(self) -> None:
+        """The Dark knowledge tab: the last finished run, or the run the history asks for
+        (it loads the models only when the tab is shown)."""
+        from kdstudio.gui.dark_knowledge_view import DarkKnowledgeView
+
+        self.dark_knowledge = DarkKnowledgeView()
+        self.add_tab(self.dark_knowledge, "Dark knowledge")
+        if self.history is not None:
+            self.history.dark_knowledge_requested.connect(self.show_dark_knowledge)
+            self.history.runs_deleted.connect(self.dark_knowledge.forget_runs)
+
+    def show_dark_knowledge(self, run_id: int) -> None:
+        """Show a saved run in the Dark knowledge tab."""
+        self.dark_knowledge.set_run(self.db_path, run_id)
+        self.tabs.setCurrentWidget(self.dark_knowledge)
 
     def compare_runs(self, run_ids: list[int]) -> None:
         """Show these saved runs (one or more) in the Compare tab."""
@@ -478,6 +495,7 @@ class MainWindow(QMainWindow):
                                       + (f": {result['error']}" if result.get("error") else ""))
             self.statusBar().showMessage(f"Run #{result['run_id']} {status}; saved in "
                                          f"{self.db_path}", 10000)
+            self.dark_knowledge.set_run(self.db_path, result["run_id"])  # loads when shown
         elif result is None:
             self.status_label.setText("The run did not start")
             self.live.progress_bar.setFormat("did not start")
@@ -571,6 +589,9 @@ class MainWindow(QMainWindow):
     def stop_for_quit(self) -> None:
         """Called when the application quits: never leave the worker thread running."""
         self.controller.stop_and_wait(60_000)
+        from kdstudio.gui.dark_knowledge_view import wait_for_analyses
+
+        wait_for_analyses()
 
 
 def warm_up_engine() -> None:
