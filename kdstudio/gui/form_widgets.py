@@ -12,6 +12,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
+    QComboBox,
     QDoubleSpinBox,
     QFormLayout,
     QLabel,
@@ -43,6 +44,15 @@ def parse_list(text: str, item_type: type) -> list[Any]:
         kind = "whole numbers" if item_type is int else "numbers"
         raise ValueError(f"expected {kind} separated by commas, like 32, 64 (got '{text}')"
                          ) from None
+
+
+def set_combo_value(combo: QComboBox, value: str) -> None:
+    """Select the item whose data is `value`, adding it when missing (validation names it)."""
+    index = combo.findData(value)
+    if index < 0:
+        combo.addItem(value, value)
+        index = combo.count() - 1
+    combo.setCurrentIndex(index)
 
 
 def no_wheel(widget: QWidget) -> QWidget:

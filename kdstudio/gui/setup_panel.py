@@ -33,7 +33,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSpinBox,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -41,7 +40,6 @@ from PySide6.QtWidgets import (
 from kdstudio.core.config import (
     OPTIMIZERS,
     SCHEDULES,
-    TRANSFER_SETS,
     RunConfig,
     config_from_dict,
     validate,
@@ -49,7 +47,6 @@ from kdstudio.core.config import (
 from kdstudio.core.data import DATASETS, dataset_params, get_dataset, list_datasets
 from kdstudio.core.devices import available_devices
 from kdstudio.core.distill.methods import METHODS, WEIGHT_KEYS, list_methods
-from kdstudio.core.distill.schedules import SCHEDULE_KINDS, SCHEDULED_KEYS
 from kdstudio.core.models import (
     MODELS,
     count_parameters,
@@ -58,6 +55,7 @@ from kdstudio.core.models import (
     model_defaults,
     model_size_mb,
 )
+from kdstudio.gui.form_text import TIPS
 from kdstudio.gui.form_widgets import (
     FLOAT_LIMIT,
     INT_LIMIT,
@@ -66,95 +64,15 @@ from kdstudio.gui.form_widgets import (
     make_double,
     make_spin,
     no_wheel,
+    set_combo_value,
 )
+from kdstudio.gui.more_options import MoreOptions
 
 VALIDATE_DELAY_MS = 150
 SOURCE_TRAIN, SOURCE_FILE, SOURCE_RUN = "train", "file", "run"
 
-LOSS_FORMULA = ("loss = α·CE(s, y) + β·T²·KL(softmax(t/T) ‖ softmax(s/T)) + γ·MSE(r(f_s), f_t)\n"
-                "with α = CE weight, β = KD weight, γ = feature weight, T = temperature;\n"
-                "s, t = student and teacher logits, f_s, f_t = hint-layer features, "
-                "r = a trained regressor.")
-
-TIPS = {
-    "name": "A name for the run in the history (empty: one is made from the dataset, "
-            "models and method).",
-    "seed": "Random seed: model initialisation, data split and batch order. The test split is "
-            "fixed whatever the seed, so runs stay comparable.",
-    "device": "Where to train. Only devices present on this machine are listed; Auto picks "
-              "CUDA, then Apple MPS, then the CPU.",
-    "data.dataset": "The dataset. Built-in ones need no files; file datasets need a folder.",
-    "data.path": "Folder or file holding the dataset (only for datasets read from files).",
-    "data.batch_size": "Examples per training step.",
-    "data.val_fraction": "Share of the training data held out for validation (accuracy per "
-                         "epoch, teacher-student agreement).",
-    "data.test_fraction": "Share carved out as the test set when the dataset has no official "
-                          "one (fixed seed, the same for every run).",
-    "teacher.source": "Where the teacher comes from: trained here first, loaded from a weight "
-                      "file (.safetensors, .pt), or the teacher another run trained.",
-    "teacher.checkpoint": "Weight file of a trained teacher (.safetensors or a .pt state dict, "
-                          "loaded with weights_only=True). The architecture below must match.",
-    "teacher.run": "A saved run whose trained teacher is reused; its architecture and "
-                   "parameters are copied and its weight file is loaded.",
-    "teacher.arch": "Architecture of the teacher (the large model whose outputs are distilled).",
-    "teacher.epochs": "Epochs to train the teacher on the labels before distilling "
-                      "(ignored when the teacher is loaded).",
-    "teacher.lr": "Learning rate of the teacher's training; 0 means the same as the "
-                  "optimiser's learning rate.",
-    "student.arch": "Architecture of the student (the small model being trained).",
-    "distill.method": "How the teacher teaches. Hover over a method in the list for its loss.",
-    "distill.temperature": "T, which softens both distributions: p = softmax(logits / T). The KD "
-                           "term is T²·KL(p_t ‖ p_s); the T² keeps its gradients the same size "
-                           "whatever T (Hinton 2015). Must be > 0.\n\n" + LOSS_FORMULA,
-    "distill.ce_weight": "α, the weight of the label loss CE(s, y).\n\n" + LOSS_FORMULA,
-    "distill.kd_weight": "β, the weight of the distillation term T²·KL(p_t ‖ p_s).\n\n"
-                         + LOSS_FORMULA,
-    "distill.feature_weight": "γ, the weight of the hint loss MSE(r(f_s), f_t) between a student "
-                              "layer (through a trained regressor r) and a teacher layer "
-                              "(FitNets).\n\n" + LOSS_FORMULA,
-    "distill.student_layer": "Student layer f_s whose output is regressed onto the teacher's "
-                             "hint layer (listed from the student built for this dataset).",
-    "distill.teacher_layer": "Teacher layer f_t that guides the student (listed from the "
-                             "teacher built for this dataset).",
-    "distill.baseline": "Also train the same student on the labels alone, from the same "
-                        "initial weights and batch order, to measure the KD gain.",
-    "optim.name": "Optimiser: SGD (with Nesterov momentum), Adam or AdamW.",
-    "optim.lr": "Learning rate at the start of each phase.",
-    "optim.momentum": "Momentum of SGD, in [0, 1).",
-    "optim.weight_decay": "L2 penalty (decoupled in AdamW).",
-    "optim.schedule": "Learning-rate schedule over a phase: constant, cosine (to 0), or step "
-                      "(multiply by gamma every step-size epochs).",
-    "optim.step_size": "Epochs between decays of the step schedule; 0 means a third of the "
-                       "epochs.",
-    "optim.gamma": "Factor of each decay of the step schedule, in (0, 1].",
-    "optim.epochs": "Epochs of the student (the distilled one and the baseline alike).",
-    "data.label_fraction": "Share of the training examples whose labels the student may use "
-                           "(class-balanced subset); the teacher still sees every label.",
-    "data.label_count": "Exactly this many labelled examples for the student (class-balanced); "
-                        "0 uses the share above.",
-    "data.transfer": "The examples the KD terms are computed on: the labelled ones, all "
-                     "training inputs (their labels unused), or the inputs of another "
-                     "dataset with the same input shape.",
-    "data.transfer_dataset": "Dataset whose inputs (not labels) carry the teacher's knowledge.",
-    "data.transfer_path": "Folder of the transfer dataset's files.",
-    "distill.cache_teacher": "Compute the frozen teacher's outputs once and reuse them every "
-                             "epoch (same results, faster; skipped when too big).",
-    "autocast": "Mixed precision on CUDA (bf16 where supported, else fp16 with a gradient "
-                "scaler); no effect on the CPU.",
-}
-
-
 def _doc(entry: Any) -> str:
     return " ".join((entry.__doc__ or "").replace("`", "").split())
-
-
-def _set_combo_value(combo: QComboBox, value: str) -> None:
-    """Select the item whose data is `value`, adding it when missing (validation names it)."""
-    index = combo.findData(value)
-    if index < 0:
-        combo.addItem(value, value)
-        index = combo.count() - 1
-    combo.setCurrentIndex(index)
 
 
 def _overlay(base: dict[str, Any], form: dict[str, Any]) -> dict[str, Any]:
@@ -524,181 +442,12 @@ class SetupPanel(QWidget):
         return group
 
     def _build_more(self) -> QGroupBox:
-        """Schedules, label budget and transfer set, teacher cache, mixed precision."""
-        group = QGroupBox("More options")
-        outer = QVBoxLayout(group)
-        self.more_button = QToolButton()
-        self.more_button.setObjectName("moreOptionsButton")
-        self.more_button.setCheckable(True)
-        self.more_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        self.more_button.setArrowType(Qt.ArrowType.RightArrow)
-        self.more_button.setText("Show")
-        self.more_button.setToolTip("Show or hide the less common settings")
-        self.more_box = QWidget()
-        self.more_box.setVisible(False)
-        self.more_button.toggled.connect(self._toggle_more)
-        outer.addWidget(self.more_button)
-        outer.addWidget(self.more_box)
-        form = self._form_for(self.more_box)
-        self._more_form = form
-
-        form.addRow(QLabel("<i>Schedules over the distillation phase</i>"))
-        self.schedule_rows: dict[str, tuple[QComboBox, QSpinBox, QDoubleSpinBox]] = {}
-        for key in SCHEDULED_KEYS:
-            kind = QComboBox()
-            kind.setObjectName(f"schedule_{key}_kind")
-            for name in SCHEDULE_KINDS:
-                kind.addItem(name, name)
-            epochs = make_spin(0, 100_000, 0)
-            epochs.setObjectName(f"schedule_{key}_epochs")
-            epochs.setSuffix(" ep")
-            epochs.setSpecialValueText("phase")
-            value = make_double(0.0, FLOAT_LIMIT, 0.0, 3, 0.1)
-            value.setObjectName(f"schedule_{key}_value")
-            tip = (f"How distill.{key} moves during the distillation phase. constant: the value "
-                   "above throughout. warmup: linear from 'start' up to the value above over "
-                   "'epochs' epochs. decay: linear from the value above down to 'end' over "
-                   "'epochs' epochs (0 = the whole phase). The value moves every step.")
-            for widget in (kind, epochs, value):
-                widget.setToolTip(tip)
-            kind.currentIndexChanged.connect(lambda _i, k=key: self._on_schedule_kind(k))
-            epochs.valueChanged.connect(self._emit_changed)
-            value.valueChanged.connect(self._emit_changed)
-            row = QWidget()
-            line = QHBoxLayout(row)
-            line.setContentsMargins(0, 0, 0, 0)
-            line.addWidget(kind, 2)
-            line.addWidget(epochs, 1)
-            line.addWidget(value, 1)
-            caption = QLabel({"ce_weight": "CE weight", "kd_weight": "KD weight"}
-                             .get(key, label_for(key)))
-            caption.setToolTip(tip)
-            form.addRow(caption, row)
-            self.schedule_rows[key] = (kind, epochs, value)
-            for widget in (kind, epochs, value):
-                self._link(f"distill.schedules.{key}", widget)
-            self._on_schedule_kind(key)
-
-        form.addRow(QLabel("<i>Labels and transfer set</i>"))
-        self.label_fraction_spin = make_double(0.0, 1.0, 1.0, 3, 0.05)
-        self.label_fraction_spin.valueChanged.connect(self._emit_changed)
-        self._field(form, "data.label_fraction", "Labelled share", self.label_fraction_spin,
-                    "labelFractionSpin")
-        self.label_count_spin = make_spin(0, INT_LIMIT, 0)
-        self.label_count_spin.setSpecialValueText("use the share")
-        self.label_count_spin.valueChanged.connect(self._emit_changed)
-        self._field(form, "data.label_count", "Labelled examples", self.label_count_spin,
-                    "labelCountSpin")
-        self.transfer_combo = QComboBox()
-        for name, text in (("labelled", "the labelled examples"),
-                           ("all", "all training inputs (labels unused)"),
-                           ("dataset", "inputs of another dataset")):
-            self.transfer_combo.addItem(text, name)
-        for name in TRANSFER_SETS:
-            if self.transfer_combo.findData(name) < 0:
-                self.transfer_combo.addItem(name, name)
-        self.transfer_combo.currentIndexChanged.connect(self._on_transfer_changed)
-        self._field(form, "data.transfer", "KD terms on", self.transfer_combo, "transferCombo")
-        self.transfer_dataset_combo = QComboBox()
-        for name in list_datasets():
-            self.transfer_dataset_combo.addItem(name, name)
-        self.transfer_dataset_combo.currentIndexChanged.connect(self._on_transfer_dataset)
-        self._field(form, "data.transfer_dataset", "Transfer dataset",
-                    self.transfer_dataset_combo, "transferDatasetCombo")
-        self.transfer_path_edit = QLineEdit()
-        self.transfer_path_edit.setPlaceholderText("folder with the transfer data files")
-        self.transfer_path_edit.textChanged.connect(self._emit_changed)
-        self._field(form, "data.transfer_path", "Transfer folder", self.transfer_path_edit,
-                    "transferPathEdit")
-        self.transfer_params = ParamEditor("data.transfer_params", form,
-                                           self.transfer_dataset_combo)
-        self.transfer_params.changed.connect(self._emit_changed)
-
-        form.addRow(QLabel("<i>Speed</i>"))
-        self.cache_check = QCheckBox("Cache the teacher's outputs")
-        self.cache_check.setObjectName("cacheTeacherCheck")
-        self.cache_check.setChecked(True)
-        self.cache_check.toggled.connect(self._emit_changed)
-        self.cache_check.setToolTip(TIPS["distill.cache_teacher"])
-        form.addRow(self.cache_check)
-        self._link("distill.cache_teacher", self.cache_check)
-        self.autocast_check = QCheckBox("Mixed precision (CUDA)")
-        self.autocast_check.setObjectName("autocastCheck")
-        self.autocast_check.toggled.connect(self._emit_changed)
-        self.autocast_check.setToolTip(TIPS["autocast"])
-        form.addRow(self.autocast_check)
-        self._link("autocast", self.autocast_check)
-        self._on_transfer_changed()
-        return group
-
-    def _form_for(self, widget: QWidget) -> QFormLayout:
-        form = QFormLayout(widget)
-        form.setContentsMargins(0, 0, 0, 0)
-        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        form.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        return form
-
-    def _toggle_more(self, shown: bool) -> None:
-        self.more_box.setVisible(shown)
-        self.more_button.setArrowType(Qt.ArrowType.DownArrow if shown
-                                      else Qt.ArrowType.RightArrow)
-        self.more_button.setText("Hide" if shown else "Show")
-
-    def _on_schedule_kind(self, key: str) -> None:
-        kind, epochs, value = self.schedule_rows[key]
-        name = kind.currentData()
-        epochs.setEnabled(name != "constant")
-        value.setEnabled(name != "constant")
-        value.setPrefix({"warmup": "start ", "decay": "end "}.get(name, ""))
-        if not self._loading:  # sensible starting points when the user picks a kind
-            if name == "warmup" and epochs.value() == 0:
-                epochs.setValue(1)
-            if key == "temperature" and name != "constant" and value.value() == 0:
-                value.setValue(1.0)
-        self._emit_changed()
-
-    def _schedules(self) -> dict[str, Any]:
-        table: dict[str, Any] = {}
-        for key, (kind, epochs, value) in self.schedule_rows.items():
-            name = kind.currentData()
-            if name == "constant":
-                continue
-            entry: dict[str, Any] = {"kind": name, "epochs": epochs.value()}
-            entry["start" if name == "warmup" else "end"] = value.value()
-            table[key] = entry
-        return table
-
-    def _set_schedules(self, table: Any) -> None:
-        table = table if isinstance(table, dict) else {}
-        for key, (kind, epochs, value) in self.schedule_rows.items():
-            entry = table.get(key) if isinstance(table.get(key), dict) else {}
-            _set_combo_value(kind, str(entry.get("kind", "constant")))
-            number = entry.get("epochs", 0)
-            epochs.setValue(number if isinstance(number, int) else 0)
-            field = "start" if entry.get("kind") == "warmup" else "end"
-            amount = entry.get(field, 0.0)
-            value.setValue(float(amount) if isinstance(amount, (int, float)) else 0.0)
-            self._on_schedule_kind(key)
-
-    def _on_transfer_changed(self, *_args: Any) -> None:
-        other = self.transfer_combo.currentData() == "dataset"
-        self._more_form.setRowVisible(self.transfer_dataset_combo, other)
-        self._on_transfer_dataset()
-        self.transfer_params.set_visible(other)
-        self._emit_changed()
-
-    def _on_transfer_dataset(self, *_args: Any) -> None:
-        name = self.transfer_dataset_combo.currentData()
-        other = self.transfer_combo.currentData() == "dataset"
-        entry = DATASETS.get(name) if name in DATASETS else None
-        if entry is not None:
-            self.transfer_params.set_schema(dict(entry.defaults), entry.description)
-        else:
-            self.transfer_params.set_schema({})
-        self.transfer_params.set_visible(other)
-        self._more_form.setRowVisible(self.transfer_path_edit,
-                                      other and entry is not None and entry.needs_path)
-        self._emit_changed()
+        self.more = MoreOptions()
+        self.more.changed.connect(self._emit_changed)
+        for key, widgets in self.more.fields.items():
+            for widget in widgets:
+                self._link(key, widget)
+        return self.more
 
     # ------------------------------------------------------------ reactions
 
@@ -866,7 +615,7 @@ class SetupPanel(QWidget):
     def _set_teacher_model(self, arch: str, params: dict[str, Any]) -> None:
         loading, self._loading = self._loading, True
         self.teacher_arch_combo.blockSignals(True)
-        _set_combo_value(self.teacher_arch_combo, arch)
+        set_combo_value(self.teacher_arch_combo, arch)
         self.teacher_arch_combo.blockSignals(False)
         self._set_model_schema(self.teacher_params, arch)
         self.teacher_params.set_values(params)
@@ -920,9 +669,8 @@ class SetupPanel(QWidget):
         problems += found
         student_params, found = self.student_params.values()
         problems += found
-        transfer_params, found = self.transfer_params.values()
-        if self.transfer_combo.currentData() == "dataset":
-            problems += found
+        more, found = self.more.values()
+        problems += found
         method = self._method()
         hints = bool(method and method.uses_hint_layers)
         if (self._source() == SOURCE_FILE and self._uses_teacher()
@@ -936,7 +684,6 @@ class SetupPanel(QWidget):
             "name": self.name_edit.text().strip(),
             "seed": self.seed_spin.value(),
             "device": self.device_combo.currentData(),
-            "autocast": self.autocast_check.isChecked(),
             "data": {
                 "dataset": self.dataset_combo.currentData(),
                 "path": self.path_edit.text().strip() if self._needs_path() else "",
@@ -944,15 +691,6 @@ class SetupPanel(QWidget):
                 "test_fraction": self.test_spin.value(),
                 "batch_size": self.batch_spin.value(),
                 "params": data_params,
-                "label_fraction": self.label_fraction_spin.value(),
-                "label_count": self.label_count_spin.value(),
-                "transfer": self.transfer_combo.currentData(),
-                "transfer_dataset": (self.transfer_dataset_combo.currentData()
-                                     if self.transfer_combo.currentData() == "dataset" else ""),
-                "transfer_path": (self.transfer_path_edit.text().strip()
-                                  if self.transfer_combo.currentData() == "dataset" else ""),
-                "transfer_params": (transfer_params
-                                    if self.transfer_combo.currentData() == "dataset" else {}),
             },
             "teacher": {
                 "arch": self.teacher_arch_combo.currentData(),
@@ -972,8 +710,6 @@ class SetupPanel(QWidget):
                 "teacher_layer": self.teacher_layer_combo.currentText().strip() if hints else "",
                 "baseline": self.baseline_check.isChecked(),
                 "params": {name: spin.value() for name, spin in self.method_param_spins.items()},
-                "cache_teacher": self.cache_check.isChecked(),
-                "schedules": self._schedules(),
             },
             "optim": {
                 "name": self.optimizer_combo.currentData(),
@@ -986,7 +722,7 @@ class SetupPanel(QWidget):
                 "gamma": self.gamma_spin.value(),
             },
         }
-        return _overlay(self._base, data), problems
+        return _overlay(_overlay(self._base, data), more), problems
 
     def _needs_path(self) -> bool:
         name = self.dataset_combo.currentData()
@@ -1012,34 +748,25 @@ class SetupPanel(QWidget):
         try:
             self.name_edit.setText(config.name)
             self.seed_spin.setValue(config.seed if isinstance(config.seed, int) else 0)
-            _set_combo_value(self.device_combo, config.device)
-            _set_combo_value(self.dataset_combo, config.data.dataset)
+            set_combo_value(self.device_combo, config.device)
+            set_combo_value(self.dataset_combo, config.data.dataset)
             self._on_dataset_changed()
             self.data_params.set_values(config.data.params)
             self.path_edit.setText(config.data.path)
             self.batch_spin.setValue(config.data.batch_size)
             self.val_spin.setValue(config.data.val_fraction)
             self.test_spin.setValue(config.data.test_fraction)
-            self.label_fraction_spin.setValue(config.data.label_fraction)
-            self.label_count_spin.setValue(config.data.label_count)
-            _set_combo_value(self.transfer_combo, config.data.transfer)
-            if config.data.transfer_dataset:
-                _set_combo_value(self.transfer_dataset_combo, config.data.transfer_dataset)
-            self._on_transfer_changed()
-            self.transfer_params.set_values(config.data.transfer_params)
-            self.transfer_path_edit.setText(config.data.transfer_path)
-            self.autocast_check.setChecked(config.autocast)
             source = SOURCE_FILE if config.teacher.checkpoint else SOURCE_TRAIN
             self.source_combo.setCurrentIndex(self.source_combo.findData(source))
             self.checkpoint_edit.setText(config.teacher.checkpoint)
             self._set_teacher_model(config.teacher.arch, config.teacher.params)
             self.teacher_epochs_spin.setValue(config.teacher.epochs)
             self.teacher_lr_spin.setValue(config.teacher.lr)
-            _set_combo_value(self.student_arch_combo, config.student.arch)
+            set_combo_value(self.student_arch_combo, config.student.arch)
             self._on_student_arch_changed()
             self.student_params.set_values(config.student.params)
             d = config.distill
-            _set_combo_value(self.method_combo, d.method)
+            set_combo_value(self.method_combo, d.method)
             self._on_method_changed()
             self.temperature_spin.setValue(d.temperature)
             for part, key in WEIGHT_KEYS.items():
@@ -1047,20 +774,16 @@ class SetupPanel(QWidget):
             self.student_layer_combo.setEditText(d.student_layer)
             self.teacher_layer_combo.setEditText(d.teacher_layer)
             self.baseline_check.setChecked(d.baseline)
-            self.cache_check.setChecked(d.cache_teacher)
-            self._set_schedules(d.schedules)
-            if d.schedules or config.data.transfer != "labelled" or config.autocast or (
-                    config.data.label_fraction < 1 or config.data.label_count):
-                self.more_button.setChecked(True)  # show what the config sets there
+            self.more.set_from(config)
             for name, value in d.params.items():
                 if name in self.method_param_spins and isinstance(value, (int, float)):
                     self.method_param_spins[name].setValue(value)
             o = config.optim
-            _set_combo_value(self.optimizer_combo, o.name)
+            set_combo_value(self.optimizer_combo, o.name)
             self.lr_spin.setValue(o.lr)
             self.momentum_spin.setValue(o.momentum)
             self.weight_decay_spin.setValue(o.weight_decay)
-            _set_combo_value(self.schedule_combo, o.schedule)
+            set_combo_value(self.schedule_combo, o.schedule)
             self.step_size_spin.setValue(o.step_size)
             self.gamma_spin.setValue(o.gamma)
             self.epochs_spin.setValue(o.epochs)
@@ -1200,7 +923,8 @@ class SetupPanel(QWidget):
         return {"data.params": (self.data_params, self.dataset_combo),
                 "teacher.params": (self.teacher_params, self.teacher_arch_combo),
                 "student.params": (self.student_params, self.student_arch_combo),
-                "data.transfer_params": (self.transfer_params, self.transfer_dataset_combo)}
+                "data.transfer_params": (self.more.transfer_params,
+                                         self.more.transfer_dataset_combo)}
 
     def _widgets_for(self, problem: str) -> list[QWidget]:
         """The fields a problem line (`key.path: message`) is about."""

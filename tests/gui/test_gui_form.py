@@ -315,9 +315,9 @@ def test_more_options_schedules_labels_transfer_and_speed(qtbot, window):
     set_tiny_run(window)
     panel = window.setup
     more = find(window, QToolButton, "moreOptionsButton")
-    assert not panel.more_box.isVisible()
+    assert not panel.more.box.isVisible()
     more.click()
-    assert panel.more_box.isVisible()
+    assert panel.more.box.isVisible()
     pick(find(window, QComboBox, "schedule_kd_weight_kind"), "warmup")
     assert find(window, QSpinBox, "schedule_kd_weight_epochs").value() == 1
     find(window, QSpinBox, "schedule_kd_weight_epochs").setValue(3)
