@@ -47,6 +47,7 @@ SOFT_COLORMAP = "CET-L17"  # sequential, white (0) to dark
 # diverging for differences: blue (< 0), pure white at 0, red (> 0)
 DIFF_COLORMAP = pg.ColorMap([0.0, 0.5, 1.0], [(33, 102, 172), (255, 255, 255), (178, 24, 43)])
 GAIN_COLORS = {True: "#2e7d32", False: "#c62828"}
+MAX_LABELLED_CLASSES = 20  # more classes: no values written in the heat maps' cells
 PERCENT_TICKS = [(v / 5, f"{v * 20} %") for v in range(6)]
 PROBABILITY_TICKS = [(v / 5, f"{v / 5:.1f}") for v in range(6)]
 # Analysis threads and their workers, referenced until Qt has deleted the thread (after it
@@ -206,11 +207,15 @@ class HeatMap(Panel):
     """A class x class matrix as an image: row = true class, column = the other class."""
 
     def __init__(self, title: str, object_name: str, tooltip: str, colormap: str | pg.ColorMap,
-                 x_label: str, value_format: str) -> None:
+                 x_label: str, value_format: str, label_diagonal: bool = False) -> None:
+        """`label_diagonal`: write each diagonal value in its cell (for a colour scale
+        that may saturate on the diagonal)."""
         super().__init__(title, object_name, tooltip)
         self.values = np.zeros((0, 0))
         self.class_names: list[str] = []
         self.value_format = value_format
+        self.label_diagonal = label_diagonal
+        self.cell_labels: list[pg.TextItem] = []
         self.image = pg.ImageItem(axisOrder="row-major")
         self.item.addItem(self.image)
         box = self.item.getViewBox()
@@ -240,7 +245,22 @@ class HeatMap(Panel):
         self.item.getAxis("left").setTicks([[(i + 0.5, s) for i, s in enumerate(rows)]])
         self.item.getViewBox().setRange(xRange=(0, n), yRange=(0, n), padding=0)
         self.image.setVisible(True)
+        self._label_cells()
         self.say("")
+
+    def _label_cells(self) -> None:
+        for label in self.cell_labels:
+            self.item.removeItem(label)
+        self.cell_labels = []
+        n = len(self.values)
+        if not self.label_diagonal or n > MAX_LABELLED_CLASSES:
+            return
+        for i in range(n):
+            label = pg.TextItem(format(self.values[i, i], ".2f"), color="w",
+                                anchor=(0.5, 0.5))
+            label.setPos(i + 0.5, i + 0.5)
+            self.item.addItem(label)
+            self.cell_labels.append(label)
 
     def set_levels(self, levels: tuple[float, float]) -> None:
         self.colorbar.setLevels(levels)
@@ -248,6 +268,7 @@ class HeatMap(Panel):
     def clear_matrix(self, text: str) -> None:
         self.values = np.zeros((0, 0))
         self.image.setVisible(False)
+        self._label_cells()
         self.say(text)
 
     def describe(self, x: float, y: float) -> str:
@@ -307,12 +328,13 @@ class DarkKnowledgeView(QWidget):
             "Row i: the teacher's soft targets softmax(z / T) at the run's temperature, "
             "averaged over the test examples of true class i.\nOff-diagonal mass shows which "
             "classes the teacher thinks alike: what the student learns beyond the labels.",
-            SOFT_COLORMAP, "soft target for class", ".3f")
+            SOFT_COLORMAP, "soft target for class", ".3f", label_diagonal=True)
         self.student_map = HeatMap(
             "Distilled student soft targets", "studentSoftMap",
             "The same matrix for the distilled student (student + KD) at the same temperature."
             "\nThe closer it is to the teacher's, the more of the teacher's class similarities "
-            "the student took over.", SOFT_COLORMAP, "soft target for class", ".3f")
+            "the student took over.", SOFT_COLORMAP, "soft target for class", ".3f",
+            label_diagonal=True)
         self.diff_map = HeatMap(
             "Confusion: student + KD − student alone", "confusionDiffMap",
             "Confusion matrix (row = true class, column = predicted class, test set) of the "
@@ -597,7 +619,7 @@ class DarkKnowledgeView(QWidget):
                 self.gain_labels.append(label)
         item.getAxis("bottom").setTicks([[(i, name) for i, name in
                                           enumerate(knowledge.class_names)]])
-        item.getViewBox().setRange(xRange=(-0.6, n - 0.4), yRange=(0, 1.18), padding=0)
+        item.getViewBox().setRange(xRange=(-0.6, n - 0.4), yRange=(0, 1.3), padding=0)
         self.accuracy_panel.say("")
 
     def _draw_example(self) -> None:
@@ -643,6 +665,8 @@ class DarkKnowledgeView(QWidget):
 
     def _update_temperature_label(self) -> None:
         self.temperature_label.setText(f"T = {self.temperature:.1f}")
+        self.example_panel.set_title("Teacher soft targets of one test example",
+                                     f"· filled: T = {self.temperature:.1f} · dashed: T = 1")
 
     def _reset_temperature(self) -> None:
         if self.knowledge is not None:

@@ -11,6 +11,7 @@ import numpy as np
 import pyqtgraph as pg
 import pytest
 import torch
+from PySide6.QtCore import Qt
 
 from kdstudio.core.analysis import dark_knowledge
 from kdstudio.core.engine import run
@@ -21,6 +22,7 @@ from kdstudio.gui.dark_knowledge_view import (
     slider_value,
 )
 from kdstudio.gui.live_view import PHASE_LABELS
+from tests.gui.conftest import set_tiny_run
 from tests.helpers import tiny_config
 
 LOAD_MS = 20_000
@@ -193,3 +195,28 @@ def test_a_hidden_view_loads_when_first_shown(qtbot, finished_run) -> None:
     view.forget_runs([run_id])
     assert "deleted" in view.message.text()
     assert view.stack.currentWidget() is view.message
+
+
+def test_window_tab_follows_the_finished_run_and_the_history(qtbot, window) -> None:
+    set_tiny_run(window, teacher_epochs=1, epochs=1)
+    with qtbot.waitSignal(window.run_finished, timeout=60_000) as finished:
+        assert window.start_run()
+    run_id = finished.args[0]["run_id"]
+    view = window.dark_knowledge
+    assert view.run_id == run_id and view.knowledge is None  # not computed until looked at
+    with qtbot.waitSignal(view.loaded, timeout=LOAD_MS):
+        window.tabs.setCurrentWidget(view)
+    classes = view.knowledge.num_classes
+    assert classes >= 2 and _image_of(view, "teacherSoftMap").shape == (classes, classes)
+    assert "gui-test" in view.title.text()
+
+    window.tabs.setCurrentWidget(window.history)
+    window.history.reload()
+    window.history.select_runs([run_id])
+    button = window.history.buttons["DarkKnowledge"]
+    assert button.isEnabled()
+    with qtbot.waitSignal(view.loaded, timeout=LOAD_MS):
+        qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    assert window.tabs.currentWidget() is view
+    window.history.runs_deleted.emit([run_id])
+    assert "deleted" in view.message.text()
