@@ -190,6 +190,13 @@ class Panel(QWidget):
             view = self.item.getViewBox().viewRange()
             self.note.setPos((view[0][0] + view[0][1]) / 2, (view[1][0] + view[1][1]) / 2)
 
+    def blank(self, text: str) -> None:
+        """No data: empty axes with a note in the middle."""
+        for side in ("bottom", "left"):
+            self.item.getAxis(side).setTicks([[]])
+        self.item.getViewBox().setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
+        self.say(text)
+
     def _mouse_moved(self, position: QPointF) -> None:
         box = self.item.getViewBox()
         if not box.sceneBoundingRect().contains(position):
@@ -239,7 +246,7 @@ class HeatMap(Panel):
         self.colorbar.setLevels(levels)
         n = len(class_names)
         short = [name if len(name) <= 3 else str(i) for i, name in enumerate(class_names)]
-        rows = [name if name == s else f"{i} {name}"
+        rows = [name if name == s or str(i) in name else f"{i} {name}"
                 for i, (name, s) in enumerate(zip(class_names, short, strict=True))]
         self.item.getAxis("bottom").setTicks([[(i + 0.5, s) for i, s in enumerate(short)]])
         self.item.getAxis("left").setTicks([[(i + 0.5, s) for i, s in enumerate(rows)]])
@@ -269,7 +276,7 @@ class HeatMap(Panel):
         self.values = np.zeros((0, 0))
         self.image.setVisible(False)
         self._label_cells()
-        self.say(text)
+        self.blank(text)
 
     def describe(self, x: float, y: float) -> str:
         n = self.values.shape[0]
@@ -545,6 +552,9 @@ class DarkKnowledgeView(QWidget):
             if isinstance(run.get(f"{kind}_test_acc"), (int, float)))
         name, status = html.escape(str(run.get("name") or "")), html.escape(str(run["status"]))
         dataset = html.escape(str(data.get("dataset", "")))
+        method = str((run.get("config") or {}).get("distill", {}).get("method", ""))
+        if method == "none":
+            labels += " · method none: the student learned without the teacher"
         self.title.setText(
             f"<b>Run #{run.get('id', self.run_id)}</b> {name} — {status} · {dataset}, "
             f"{len(knowledge.y_test):,} test examples · T = {knowledge.temperature:g}{labels}"
@@ -579,8 +589,8 @@ class DarkKnowledgeView(QWidget):
     def _draw_confusion(self) -> None:
         difference = self.knowledge.confusion_difference()
         if difference is None:
-            self.diff_map.clear_matrix("needs the student alone and the distilled student\n"
-                                       "(run with the baseline on)")
+            self.diff_map.clear_matrix("needs the student alone and the\ndistilled student "
+                                       "(a run with\nthe baseline on)")
             return
         values = difference.numpy().astype(float)
         reach = max(float(np.abs(values).max()), 1.0)
@@ -628,7 +638,10 @@ class DarkKnowledgeView(QWidget):
         if knowledge is None:
             return
         if "teacher" not in knowledge.logits:
-            self.example_panel.say("no teacher saved for this run")
+            self.example_probs = self.example_plain = np.zeros(0)
+            self.soft_bars.setOpts(x=[], height=[], brushes=None)
+            self.plain_bars.setOpts(x=[], height=[])
+            self.example_panel.blank("no teacher saved for this run")
             self.example_info.setText("")
             return
         index = self.example_spin.value()

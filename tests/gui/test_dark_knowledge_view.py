@@ -164,14 +164,23 @@ def _failed_message(qtbot, view: DarkKnowledgeView, db: Path, run_id: int) -> st
     return blocker.args[0]
 
 
-def test_runs_without_models_get_a_message(qtbot, tmp_path: Path) -> None:
+def test_partial_runs_and_runs_without_models_get_a_message(qtbot, tmp_path: Path) -> None:
     db = tmp_path / "history.db"
+    without_baseline = tiny_config(baseline=False)
     with Store(db) as store:
         stopped = run(tiny_config(), store, should_stop=lambda: True)
-        completed = run(tiny_config(), store)
-    assert stopped.status == "stopped"
+        completed = run(without_baseline, store)
+    assert stopped.status == "stopped" and completed.status == "completed"
     view = DarkKnowledgeView()
     qtbot.addWidget(view)
+    with qtbot.waitSignal(view.loaded, timeout=LOAD_MS):
+        view.set_run(db, completed.run_id, now=True)
+    assert {bars.opts["name"] for bars in _bars_in(view, "classAccuracyPlot")} == {
+        PHASE_LABELS["teacher"], PHASE_LABELS["student"]}
+    assert view.gain_labels == []  # no baseline, no gain
+    assert not view.diff_map.image.isVisible()
+    assert "baseline" in view.diff_map.note.toPlainText()
+
     assert "no saved models" in _failed_message(qtbot, view, db, stopped.run_id)
     assert "not in the history" in _failed_message(qtbot, view, db, 99)
     assert "does not exist" in _failed_message(qtbot, view, tmp_path / "gone.db", 1)
