@@ -1,0 +1,88 @@
+"""Shared by the bench scripts: configs, timing through engine events, Markdown output."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> str:
+    """One line: CPU, cores, threads torch uses, torch and Python versions."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} "
+            f"({torch.get_num_threads()} threads), Python {platform.python_version()}")
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A Markdown table; floats as given (format them before)."""
+    lines = ["| " + " | ".join(headers) + " |",
+             "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_result(name: str, title: str, body: str) -> Path:
+    """Print `body` and write it, with the command and the machine, to results/<name>.md."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    command = "python " + " ".join([str(Path(sys.argv[0]).as_posix()), *sys.argv[1:]])
+    text = (f"## {title}\n\n{body}\n\nCommand: `{command}`  \n"
+            f"Machine: {machine()}  \n"
+            f"Date: {dt.datetime.now().isoformat(timespec='minutes')}\n")
+    path = RESULTS / f"{name}.md"
+    path.write_text(text, encoding="utf-8")
+    print(text)
+    print(f"written to {path}")
+    return path
+
+
+def mean_std(values: Sequence[float], scale: float = 1.0, digits: int = 1) -> str:
+    if not values:
+        return "-"
+    mean = statistics.fmean(values) * scale
+    if len(values) == 1:
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {statistics.stdev(values) * scale:.{digits}f}"
+
+
+class PhaseClock:
+    """An engine event sink that timestamps phases and epochs (and keeps the log lines)."""
+
+    def __init__(self) -> None:
+        self.phase_start: dict[str, float] = {}
+        self.phase_seconds: dict[str, float] = {}
+        self.epoch_seconds: dict[str, list[float]] = {}
+        self._last: dict[str, float] = {}
+        self.logs: list[str] = []
+        self.events = 0
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        now = time.perf_counter()
+        self.events += 1
+        kind, phase = event["type"], event.get("phase", "")
+        if kind == "phase" and event["state"] == "started":
+            self.phase_start[phase] = self._last[phase] = now
+        elif kind == "phase":
+            self.phase_seconds[phase] = now - self.phase_start[phase]
+        elif kind == "epoch" and phase in self._last:
+            self.epoch_seconds.setdefault(phase, []).append(now - self._last[phase])
+            self._last[phase] = now
+        elif kind == "log":
+            self.logs.append(event["message"])

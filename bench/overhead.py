@@ -1,0 +1,156 @@
+"""Engine overhead: the engine (events and SQLite writes on) against a bare PyTorch KD loop
+written here, with the same models, data, batch size, seed, optimiser and schedule.
+
+Both train the student for the same epochs against the same frozen teacher (loaded from one
+checkpoint), with the teacher-output cache off so both do the same work; both evaluate on
+the validation split after each epoch. Runs alternate (engine, bare, engine, bare, ...) so
+load from other processes hits both alike; the table gives the median throughput.
+
+    python bench/overhead.py                      # MNIST-1D and Fashion-MNIST, 3 epochs, 3 repeats
+    python bench/overhead.py --datasets mnist1d --epochs 2 --repeats 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import PhaseClock, table, write_result  # noqa: E402
+
+from kdstudio.core.checkpoint import load_weights  # noqa: E402
+from kdstudio.core.config import RunConfig  # noqa: E402
+from kdstudio.core.data import Splits, prepare_data  # noqa: E402
+from kdstudio.core.engine import run  # noqa: E402
+from kdstudio.core.models import create_model  # noqa: E402
+from kdstudio.core.store import Store  # noqa: E402
+
+
+def bench_config(dataset: str, epochs: int, subset: int) -> RunConfig:
+    """CNN teacher -> MLP student, SGD + Nesterov, cosine schedule, Hinton KD."""
+    config = RunConfig(name=f"overhead-{dataset}", seed=0, device="cpu")
+    config.data.dataset = dataset
+    config.teacher.arch = "cnn"
+    config.student.arch = "mlp"
+    if dataset == "mnist1d":
+        config.data.batch_size = 100
+        config.teacher.params = {"channels": [64, 64, 64], "kernel_size": 5}
+        config.student.params = {"hidden_sizes": [100, 100]}
+    else:
+        config.data.batch_size = 128
+        config.data.params = {"train_limit": subset}
+        config.teacher.params = {"channels": [32, 64]}
+        config.student.params = {"hidden_sizes": [64]}
+    config.teacher.epochs = 1
+    config.optim.name, config.optim.lr, config.optim.momentum = "sgd", 0.05, 0.9
+    config.optim.schedule, config.optim.epochs = "cosine", epochs
+    d = config.distill
+    d.method, d.temperature, d.ce_weight, d.kd_weight = "kd", 4.0, 0.5, 0.5
+    d.baseline, d.cache_teacher = False, False
+    return config
+
+
+def bare_kd_loop(config: RunConfig, data: Splits, teacher: torch.nn.Module
+                 ) -> tuple[float, float]:
+    """The hand-written loop: (seconds for all epochs with per-epoch validation, val acc)."""
+    torch.manual_seed(config.seed + 1)
+    student = create_model(config.student.arch, data.input_shape, data.num_classes,
+                           **config.student.params)
+    o, d = config.optim, config.distill
+    optimizer = torch.optim.SGD(student.parameters(), lr=o.lr, momentum=o.momentum,
+                                nesterov=True, weight_decay=o.weight_decay)
+    torch.manual_seed(config.seed + 2)
+    order = torch.Generator().manual_seed(config.seed + 3)
+    n, batch, t = len(data.y_train), config.data.batch_size, d.temperature
+    total_steps = o.epochs * math.ceil(n / batch)
+    step, accuracy = 0, 0.0
+    started = time.perf_counter()
+    for _epoch in range(o.epochs):
+        student.train()
+        for idx in torch.randperm(n, generator=order).split(batch):
+            for group in optimizer.param_groups:
+                group["lr"] = o.lr * 0.5 * (1 + math.cos(math.pi * step / total_steps))
+            x, y = data.x_train[idx], data.y_train[idx]
+            with torch.no_grad():
+                teacher_logits = teacher(x)
+            logits = student(x)
+            kd = F.kl_div(F.log_softmax(logits / t, 1), F.log_softmax(teacher_logits / t, 1),
+                          reduction="batchmean", log_target=True) * t * t
+            loss = d.ce_weight * F.cross_entropy(logits, y) + d.kd_weight * kd
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+        student.eval()
+        with torch.no_grad():
+            val = torch.cat([student(chunk) for chunk in data.x_val.split(1024)])
+        accuracy = (val.argmax(1) == data.y_val).float().mean().item()
+    return time.perf_counter() - started, accuracy
+
+
+def measure(dataset: str, epochs: int, repeats: int, subset: int, folder: Path) -> list:
+    config = bench_config(dataset, epochs, subset)
+    store = Store(folder / f"{dataset}.db")
+    first = run(config, store)  # trains the teacher once; later runs load it
+    assert first.status == "completed", first.error
+    checkpoint = store.artifacts(first.run_id, "teacher")[0]["path"]
+    config.teacher.checkpoint, config.teacher.epochs = checkpoint, 0
+    data = prepare_data(config.data.dataset, config.data.path, config.data.params,
+                        config.data.val_fraction, config.seed, config.data.test_fraction)
+    teacher = create_model(config.teacher.arch, data.input_shape, data.num_classes,
+                           **config.teacher.params)
+    load_weights(teacher, checkpoint)
+    teacher.eval().requires_grad_(False)
+    samples = len(data.y_train) * epochs
+    engine_rates, bare_rates, ratios = [], [], []
+    engine_acc = bare_acc = 0.0
+    events = 0
+    for _ in range(repeats):
+        clock = PhaseClock()
+        result = run(config, store, clock)
+        assert result.status == "completed", result.error
+        engine_rates.append(samples / clock.phase_seconds["student"])
+        engine_acc, events = result.summary["student_last_val_acc"], clock.events
+        seconds, bare_acc = bare_kd_loop(config, data, teacher)
+        bare_rates.append(samples / seconds)
+        ratios.append(engine_rates[-1] / bare_rates[-1])
+    rows = len(store.metrics(result.run_id))
+    store.close()
+    return [dataset, f"{len(data.y_train):,} x {epochs}", config.data.batch_size,
+            f"{statistics.median(bare_rates):,.0f}", f"{statistics.median(engine_rates):,.0f}",
+            f"{statistics.median(ratios):.3f}", f"{min(ratios):.3f} - {max(ratios):.3f}",
+            f"{bare_acc:.2%} / {engine_acc:.2%}", f"{events:,} / {rows:,}"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", nargs="+", default=["mnist1d", "fashion-mnist"],
+                        choices=["mnist1d", "fashion-mnist"])
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--subset", type=int, default=20000,
+                        help="Fashion-MNIST training images to load (0 = all 60,000)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        rows = [measure(name, args.epochs, args.repeats, args.subset, Path(folder))
+                for name in args.datasets]
+    headers = ["data", "train samples x epochs", "batch", "bare loop samples/s",
+               "engine samples/s", "ratio (median)", "ratio range", "val acc bare / engine",
+               "events / SQLite rows per run"]
+    body = table(headers, rows) + (
+        f"\n\nStudent phase of Hinton KD, CNN teacher -> MLP student, teacher-output cache off, "
+        f"{args.repeats} alternating repeats. Ratio = engine / bare throughput (goal >= 0.98). "
+        "The CPU is shared with other processes, so single timings are noisy.")
+    write_result("overhead", "Engine overhead against a bare PyTorch loop", body)
+
+
+if __name__ == "__main__":
+    main()
