@@ -64,6 +64,18 @@ def run_name(config: Any) -> str:
             f"{config.distill.method}")
 
 
+def run_layout(config: Any) -> tuple[list[str], list[str]]:
+    """The phases a config will run and the loss parts of its distillation (as the engine
+    plans them), so the live view can set up its curves before the first event."""
+    from kdstudio.core.distill.methods import METHODS
+
+    method = METHODS.get(config.distill.method)
+    phases = ["teacher"] if method.uses_teacher else []
+    if method.uses_teacher and config.distill.baseline:
+        phases.append("baseline")
+    return [*phases, "student"], list(method.parts)
+
+
 class MainWindow(QMainWindow):
     """The workbench: setup form, Start/Pause/Stop, live charts; tabs for more views."""
 
@@ -445,7 +457,7 @@ class MainWindow(QMainWindow):
             return False
         if not config.name:
             config.name = run_name(config)
-        self.live.begin_run()
+        self.live.begin_run(*run_layout(config))
         self.live.log(f"Starting {config.name}")
         self.controller.start(config, self.db_path)
         self.status_label.setText(f"Running {config.name}")

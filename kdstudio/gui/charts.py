@@ -8,6 +8,7 @@ live view does from a GUI-thread timer, not once per training step.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QFileDialog,
+    QGraphicsItem,
     QHBoxLayout,
     QLabel,
     QMenu,
@@ -44,19 +46,55 @@ class Series:
     dirty: bool = False
 
 
+def nice_ceiling(value: float) -> float:
+    """The smallest 1, 2 or 5 times a power of ten that is >= value (value > 0)."""
+    power = 10.0 ** math.floor(math.log10(value))
+    for step in (1.0, 2.0, 5.0, 10.0):
+        if step * power >= value * (1 - 1e-12):
+            return step * power
+    return 10.0 * power
+
+
+def steady_range(values: np.ndarray, mode: str, log: bool) -> tuple[float, float] | None:
+    """A y range that holds `values` and changes only in coarse steps (see ChartPanel);
+    in log mode, in log10 units as pyqtgraph's log axes use."""
+    finite = values[np.isfinite(values)]
+    if log:
+        finite = finite[finite > 0]
+    if not finite.size:
+        return None
+    low, high = float(finite.min()), float(finite.max())
+    if log:
+        bottom, top = math.floor(math.log10(low)), math.ceil(math.log10(high))
+        return float(bottom), float(max(top, bottom + 1))
+    if mode == "fraction":
+        bottom = max(math.floor(low * 10) / 10, 0.0)
+        top = min(math.ceil(high * 10) / 10, 1.0)
+        return bottom, max(top, bottom + 0.1)
+    bottom = 0.0 if low >= 0 else -nice_ceiling(-low)
+    top = nice_ceiling(high) if high > 0 else 1.0
+    return bottom, top
+
+
 class ChartPanel(QWidget):
     """A titled chart with its own tool row (log-y, export) and a hover read-out."""
 
     exported = Signal(str)
 
     def __init__(self, title: str, x_label: str, y_label: str, object_name: str,
-                 smoothable: bool = False, legend: str | None = "top",
+                 smoothable: bool = False, legend: str | None = "top", y_range: str = "auto",
                  parent: QWidget | None = None) -> None:
         """`legend`: "top" (one row above the plot, never over the data), "bottom" (inside,
-        bottom-right corner: for rising curves), or None for a single-curve chart."""
+        bottom-right corner: for rising curves), or None for a single-curve chart.
+        `y_range`: "auto" (pyqtgraph follows every point), "steps" (whole decades in log-y,
+        else 0 to a round number) or "fraction" (tenths within [0, 1]); the last two move
+        the axis only when the data leave the current range, so it is rarely redrawn."""
         super().__init__(parent)
         self.title = title
         self.smoothable = smoothable
+        self.y_mode = y_range
+        self._y_range: tuple[float, float] | None = None
+        self._user_zoomed = False
         self.series: dict[str, Series] = {}
         self._weight = 0.0
         self._markers: list[pg.InfiniteLine] = []
@@ -70,6 +108,10 @@ class ChartPanel(QWidget):
         item.setLabel("bottom", x_label)
         item.setLabel("left", y_label)
         item.getAxis("left").enableAutoSIPrefix(False)
+        for side in ("left", "bottom"):
+            # repaint an unchanged axis (labels, ticks, grid) from a pixmap, not by drawing
+            # its text again: most of a live chart's cost otherwise
+            item.getAxis(side).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         item.setMenuEnabled(False)
         item.setClipToView(True)
         item.setDownsampling(auto=True, mode="peak")
@@ -88,6 +130,7 @@ class ChartPanel(QWidget):
         self.crosshair.setVisible(False)
         item.addItem(self.crosshair, ignoreBounds=True)
         self.plot.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        item.vb.sigRangeChangedManually.connect(self._on_manual_range)
 
         self.title_label = QLabel(f"<b>{title}</b>")
         self.hover_label = QLabel()
@@ -157,6 +200,9 @@ class ChartPanel(QWidget):
             self.plot.removeItem(marker)
         self._markers = []
         self.hover_label.clear()
+        self.plot.getPlotItem().vb.enableAutoRange(x=True, y=self.y_mode == "auto")
+        self._y_range = None
+        self._user_zoomed = False
 
     def add_marker(self, x: float, text: str = "") -> None:
         """A vertical line, labelled when `text` is given, e.g. where a phase starts."""
@@ -167,6 +213,20 @@ class ChartPanel(QWidget):
                                **options)
         self.plot.addItem(line, ignoreBounds=True)
         self._markers.append(line)
+
+    def place_markers(self, positions: Sequence[float]) -> None:
+        """Move the markers made by `add_marker`, in order; extra ones are hidden."""
+        for index, marker in enumerate(self._markers):
+            marker.setVisible(index < len(positions))
+            if index < len(positions):
+                marker.setPos(positions[index])
+
+    def set_x_range(self, low: float, high: float) -> None:
+        """Fix the x axis (e.g. to the whole run): the axis is then not redrawn as points
+        arrive, which is most of a live chart's drawing cost. `clear()` frees it again."""
+        view = self.plot.getPlotItem().vb
+        view.enableAutoRange(x=False)
+        view.setXRange(low, high, padding=0.02)
 
     def set_smoothing(self, weight: float) -> None:
         if not self.smoothable or weight == self._weight:
@@ -181,6 +241,24 @@ class ChartPanel(QWidget):
         self.plot.getPlotItem().setLogMode(y=on)
         if self.log_check.isChecked() != on:
             self.log_check.setChecked(on)
+        self._y_range = None
+        self._steady_y()
+
+    def _on_manual_range(self, *_args: object) -> None:
+        self._user_zoomed = True  # the user zoomed or panned: leave the axes to them
+
+    def _steady_y(self) -> None:
+        if self.y_mode == "auto" or self._user_zoomed:
+            return
+        values = [np.asarray(s.values.raw, dtype=float) for s in self.series.values()]
+        log = self.log_check.isChecked() and self.y_mode != "fraction"
+        target = steady_range(np.concatenate(values) if values else np.empty(0),
+                              self.y_mode, log)
+        if target is not None and target != self._y_range:
+            self._y_range = target
+            view = self.plot.getPlotItem().vb
+            view.enableAutoRange(y=False)
+            view.setYRange(*target, padding=0.03)
 
     def redraw(self) -> bool:
         """Push changed series to their curves; True when something was drawn."""
@@ -192,6 +270,8 @@ class ChartPanel(QWidget):
                                     np.asarray(shown, dtype=float))
                 series.dirty = False
                 drawn = True
+        if drawn:
+            self._steady_y()
         return drawn
 
     # ------------------------------------------------------------ hover

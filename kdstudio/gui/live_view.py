@@ -11,6 +11,7 @@ import html
 import math
 import time
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -29,7 +30,8 @@ from PySide6.QtWidgets import (
 
 from kdstudio.gui.charts import ChartPanel
 
-REFRESH_MS = 66  # ~15 redraws per second
+REFRESH_MS = 100  # 10 redraws per second
+SMALL_CHART_EVERY = 3  # agreement, lr and throughput redraw on every third tick
 PHASE_LABELS = {"teacher": "Teacher", "baseline": "Student alone", "student": "Student + KD"}
 PHASE_COLORS = {"teacher": "#1f77b4", "baseline": "#7f7f7f", "student": "#d62728"}
 PART_COLORS = {"total": "#222222", "ce": "#1f77b4", "kd": "#ff7f0e", "feature": "#2ca02c"}
@@ -78,6 +80,17 @@ class PhaseBar(QWidget):
         layout.addWidget(self.title)
         layout.addWidget(self.bar)
         self.set_text("waiting" if self.steps else "loaded, no training")
+
+    def reset(self, steps: int | None) -> None:
+        """Ready for a run with this many steps in the phase; None: not in this run."""
+        self.started = 0.0
+        self.steps = max(steps or 0, 0)
+        self.bar.setRange(0, max(self.steps, 1))
+        self.bar.setValue(0)
+        self.set_epoch("")
+        self.bar.setEnabled(steps is not None)
+        self.set_text("not in this run" if steps is None else
+                      "waiting" if self.steps else "loaded, no training")
 
     def set_text(self, text: str) -> None:
         self.bar.setFormat(text)
@@ -202,7 +215,6 @@ class LiveView(QWidget):
         self.steps_seen = 0
         self.run_steps = 0
         self.run_started = 0.0
-        self.phase_bars: dict[str, PhaseBar] = {}
         self.timer = QTimer(self)
         self.timer.setInterval(REFRESH_MS)
         self.timer.timeout.connect(self.drain)
@@ -215,6 +227,14 @@ class LiveView(QWidget):
         self.progress_bar.setFormat("idle")
         self.phase_row = QHBoxLayout()
         self.phase_row.setSpacing(10)
+        # one bar per phase, always there: adding widgets mid-run would re-lay out the window
+        self.phase_bars = {phase: PhaseBar(phase, 0) for phase in PHASE_LABELS}
+        for bar in self.phase_bars.values():
+            bar.reset(None)
+            bar.set_text("idle")
+            self.phase_row.addWidget(bar, 1)
+        self._phases: list[str] = []
+        self._ticks = 0
 
         self.smoothing = QSlider(Qt.Orientation.Horizontal)
         self.smoothing.setObjectName("smoothingSlider")
@@ -228,15 +248,18 @@ class LiveView(QWidget):
         self.smoothing_label.setToolTip(tip)
         self.smoothing.valueChanged.connect(self._on_smoothing)
 
-        self.loss_chart = ChartPanel("Loss per step", "run step", "loss", "lossPlot", True)
+        self.loss_chart = ChartPanel("Loss per step", "run step", "loss", "lossPlot", True,
+                                     y_range="steps")
         self.loss_chart.set_log_y(True)  # the KD term starts T² times larger than the rest
         self.accuracy_chart = ChartPanel("Accuracy per epoch", "epoch", "accuracy",
-                                         "accuracyPlot", legend="bottom")
+                                         "accuracyPlot", legend="bottom", y_range="fraction")
         self.agreement_chart = ChartPanel("Agreement", "epoch", "top-1 agreement with teacher",
-                                          "agreementPlot", legend="bottom")
-        self.lr_chart = ChartPanel("Learning rate", "run step", "lr", "lrPlot", legend=None)
+                                          "agreementPlot", legend="bottom",
+                                          y_range="fraction")
+        self.lr_chart = ChartPanel("Learning rate", "run step", "lr", "lrPlot", legend=None,
+                                   y_range="steps")
         self.speed_chart = ChartPanel("Throughput", "run step", "samples/s", "speedPlot", True,
-                                      legend=None)
+                                      legend=None, y_range="steps")
         self.charts = [self.loss_chart, self.accuracy_chart, self.agreement_chart,
                        self.lr_chart, self.speed_chart]
 
@@ -305,18 +328,40 @@ class LiveView(QWidget):
 
     # ------------------------------------------------------------ run lifecycle
 
-    def begin_run(self) -> None:
-        """Clear everything for a new run and start the redraw timer."""
+    def begin_run(self, phases: Sequence[str] = tuple(PHASE_LABELS),
+                  loss_parts: Sequence[str] = ("ce", "kd", "feature")) -> None:
+        """Clear everything for a new run, create its curves, start the redraw timer.
+
+        Curves and markers are made here, at Start, so that the timer's ticks during the run
+        only add points (creating plot items mid-run costs the GUI thread a visible pause).
+        """
         self._pending.clear()
         self.steps_seen = 0
         self.run_steps = 0
+        self._ticks = 0
         self.run_started = time.monotonic()
+        self._phases = [p for p in phases if p in PHASE_LABELS]
         for chart in self.charts:
             chart.clear()
-        for bar in self.phase_bars.values():
-            self.phase_row.removeWidget(bar)
-            bar.deleteLater()
-        self.phase_bars = {}
+        for phase, bar in self.phase_bars.items():
+            bar.reset(0 if phase in self._phases else None)
+            if phase in self._phases:
+                bar.set_text("waiting")
+        for part in ("total", *loss_parts):
+            self.loss_chart.add_series(PART_LABELS.get(part, part),
+                                       PART_COLORS.get(part, "#9467bd"))
+        self.lr_chart.add_series("lr", "#6a3d9a")
+        self.speed_chart.add_series("samples/s", "#17becf")
+        for phase in self._phases:
+            label = PHASE_LABELS[phase]
+            self.accuracy_chart.add_series(f"{label} val", PHASE_COLORS[phase], symbol="o")
+            self.accuracy_chart.add_series(f"{label} train", PHASE_COLORS[phase], dashed=True)
+            if phase != "teacher" and "teacher" in self._phases:
+                self.agreement_chart.add_series(label, PHASE_COLORS[phase], symbol="o")
+        for chart in (self.loss_chart, self.lr_chart, self.speed_chart):
+            for phase in self._phases:
+                chart.add_marker(0.0, PHASE_LABELS[phase] if chart is self.loss_chart else "")
+            chart.place_markers([])  # shown where the phases start, once that is known
         self.progress_bar.setRange(0, 1)
         self.progress_bar.setValue(0)
         self.progress_bar.setFormat("preparing data and models…")
@@ -330,8 +375,10 @@ class LiveView(QWidget):
         self._pending.append((time.monotonic(), event))
 
     def end_run(self) -> None:
-        self.drain()
         self.timer.stop()
+        self.drain()
+        for chart in self.charts:
+            chart.redraw()
 
     def log(self, message: str, level: str = "info") -> None:
         color = LOG_COLORS.get(level, LOG_COLORS["info"])
@@ -359,8 +406,12 @@ class LiveView(QWidget):
                 handler(event, arrived)
         if last_step is not None:
             self._show_progress(last_step, time.monotonic())
-        for chart in self.charts:
-            chart.redraw()
+        self._ticks += 1
+        self.loss_chart.redraw()
+        self.accuracy_chart.redraw()
+        if self._ticks % SMALL_CHART_EVERY == 0 or not self.timer.isActive():
+            for chart in (self.agreement_chart, self.lr_chart, self.speed_chart):
+                chart.redraw()
         self.drained.emit()
 
     def _on_run_started(self, event: dict[str, Any], arrived: float) -> None:
@@ -369,20 +420,21 @@ class LiveView(QWidget):
         self.progress_bar.setRange(0, max(self.run_steps, 1))
         self.progress_bar.setValue(0)
         self.progress_bar.setFormat("0%")
-        for phase in event.get("phases", []):
-            bar = PhaseBar(phase["name"], int(phase["steps"]))
-            self.phase_bars[phase["name"]] = bar
-            self.phase_row.addWidget(bar, 1)
-        for phase in self.phase_bars:
-            self.accuracy_chart.add_series(f"{PHASE_LABELS[phase]} val", PHASE_COLORS[phase],
-                                           symbol="o")
-            self.accuracy_chart.add_series(f"{PHASE_LABELS[phase]} train", PHASE_COLORS[phase],
-                                           dashed=True)
-            if phase != "teacher" and "teacher" in self.phase_bars:
-                self.agreement_chart.add_series(PHASE_LABELS[phase], PHASE_COLORS[phase],
-                                                symbol="o")
+        phases = event.get("phases", [])
+        steps = {p["name"]: int(p["steps"]) for p in phases}
+        for phase, bar in self.phase_bars.items():
+            bar.reset(steps.get(phase))
+        for chart in (self.loss_chart, self.lr_chart, self.speed_chart):
+            chart.set_x_range(0, max(self.run_steps, 1))
+            starts = [0.5]
+            for phase in phases[:-1]:
+                starts.append(starts[-1] + int(phase["steps"]))
+            chart.place_markers(starts)
+        epochs = [int(p["epochs"]) for p in phases] or [1]
+        for chart in (self.accuracy_chart, self.agreement_chart):
+            chart.set_x_range(0.5 if min(epochs) > 0 else -0.5, max(max(epochs), 1) + 0.5)
         self.log(f"Run #{event.get('run_id')} started on {event.get('device')}: "
-                 + ", ".join(f"{p['name']} {p['epochs']} epochs" for p in event.get("phases", [])))
+                 + ", ".join(f"{p['name']} {p['epochs']} epochs" for p in phases))
 
     def _on_phase(self, event: dict[str, Any], arrived: float) -> None:
         phase = event.get("phase", "")
@@ -394,8 +446,6 @@ class LiveView(QWidget):
             for chart in (self.loss_chart, self.lr_chart, self.speed_chart):
                 for name in chart.series:
                     chart.gap(name)
-                label = PHASE_LABELS.get(phase, phase) if chart is self.loss_chart else ""
-                chart.add_marker(self.steps_seen + 0.5, label)
         elif bar is not None:
             bar.finish(arrived)
 
@@ -412,9 +462,7 @@ class LiveView(QWidget):
                 self.loss_chart.append(name, x, value)
         for chart, key, name in ((self.lr_chart, "lr", "lr"),
                                  (self.speed_chart, "samples_per_s", "samples/s")):
-            if key in values:
-                if name not in chart.series:
-                    chart.add_series(name, "#6a3d9a" if key == "lr" else "#17becf")
+            if key in values and name in chart.series:
                 chart.append(name, x, values[key])
 
     def _show_progress(self, event: dict[str, Any], now: float) -> None:

@@ -1,6 +1,7 @@
 """The only thread code of the window: the engine runs in a QObject worker on a QThread.
 
-Engine events cross to the GUI thread as `Signal(object)`; widgets are never touched here.
+Engine events cross to the GUI thread as `Signal(object)` (in small batches: one queued call
+per step would keep the GUI thread and the GIL busy); widgets are never touched here.
 Stop and pause are plain `threading.Event`s that the engine polls through `should_stop`
 between batches; a pause is `should_stop` blocking until resume (or stop).
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 from kdstudio.core.config import RunConfig
 
 PAUSE_POLL_S = 0.05
+BATCH_S = 0.05  # step events cross to the GUI thread at most ~20 times a second
 
 
 def training_threads() -> int:
@@ -65,7 +68,7 @@ class RunFlags:
 class RunWorker(QObject):
     """Runs one config through `kdstudio.core.engine.run` with its own Store (own thread)."""
 
-    event = Signal(object)  # engine event dicts
+    events = Signal(object)  # list of engine event dicts, oldest first
     problems = Signal(object)  # list[str]: the engine refused the config, nothing was run
     finished = Signal(object)  # dict(run_id, status, error, summary), or None if refused
 
@@ -74,11 +77,28 @@ class RunWorker(QObject):
         self.config = config
         self.db_path = db_path
         self.flags = flags
+        self._outbox: list[dict[str, Any]] = []
+        self._sent = 0.0
 
     def _emit(self, event: dict[str, Any]) -> None:
+        """Collect events; send them in batches (a step alone waits up to BATCH_S)."""
+        self._outbox.append(event)
         if event["type"] == "step":
             self.flags.run_step = event["run_step"]
-        self.event.emit(event)
+            if time.monotonic() - self._sent < BATCH_S:
+                return
+        self._flush()
+
+    def _flush(self) -> None:
+        if self._outbox:
+            batch, self._outbox = self._outbox, []
+            self.events.emit(batch)
+        self._sent = time.monotonic()
+
+    def _should_stop(self) -> bool:
+        if not self.flags.go.is_set():
+            self._flush()  # the window sees every step before the pause
+        return self.flags.should_stop()
 
     @Slot()
     def run(self) -> None:
@@ -102,11 +122,12 @@ class RunWorker(QObject):
             return None
         threads = training_threads()
         try:
-            result = run(self.config, store, self._emit, self.flags.should_stop)
+            result = run(self.config, store, self._emit, self._should_stop)
         except ConfigError as error:
             self.problems.emit(list(error.problems))
             return None
         finally:
+            self._flush()
             store.close()
             restore_threads(threads)
         return {"run_id": result.run_id, "status": result.status, "error": result.error,
@@ -149,7 +170,7 @@ class RunController(QObject):
         worker = RunWorker(config, db_path, self.flags)
         worker.moveToThread(thread)
         thread.started.connect(worker.run)
-        worker.event.connect(self.event)
+        worker.events.connect(self._relay)
         worker.problems.connect(self.problems)
         worker.finished.connect(self._keep_result)
         # quit() from the worker thread itself: closing the window may wait() on the
@@ -160,6 +181,11 @@ class RunController(QObject):
         self.thread, self.worker = thread, worker
         self._running = True
         thread.start()
+
+    @Slot(object)
+    def _relay(self, batch: list[dict[str, Any]]) -> None:
+        for event in batch:
+            self.event.emit(event)
 
     @Slot(object)
     def _keep_result(self, result: dict[str, Any] | None) -> None:

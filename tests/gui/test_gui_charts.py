@@ -80,3 +80,31 @@ def test_export_png_svg_csv(chart, tmp_path):
     assert float(rows[4][3]) == pytest.approx(0.25)
     with pytest.raises(ValueError, match="unknown export format"):
         chart.export(tmp_path / "loss.gif")
+
+
+def test_steady_y_ranges_move_in_coarse_steps():
+    import numpy as np
+
+    from kdstudio.gui.charts import nice_ceiling, steady_range
+
+    assert [nice_ceiling(v) for v in (0.7, 1.0, 1.3, 3.0, 7.5, 420.0)] == [
+        1.0, 1.0, 2.0, 5.0, 10.0, 500.0]
+    losses = np.array([2.3, 0.9, 0.04, math.nan, 0.003])
+    assert steady_range(losses, "steps", log=True) == (-3.0, 1.0)  # decades 10^-3 .. 10^1
+    assert steady_range(losses, "steps", log=False) == (0.0, 5.0)
+    assert steady_range(np.array([0.56, 0.93, 0.99]), "fraction", log=False) == (0.5, 1.0)
+    assert steady_range(np.array([0.56, 0.93, 0.99]), "fraction", log=False) == \
+        steady_range(np.array([0.58, 0.97]), "fraction", log=False)  # no change: no redraw
+    assert steady_range(np.array([math.nan]), "steps", log=False) is None
+
+
+def test_the_chart_follows_the_data_until_the_user_zooms(chart):
+    chart.y_mode = "steps"
+    chart.append("total", 21, 7.0)
+    chart.redraw()
+    low, high = chart.plot.getPlotItem().vb.viewRange()[1]
+    assert low <= 0.0 and 10.0 <= high < 11.0  # 0 .. nice ceiling of 7, plus padding
+    chart._on_manual_range()
+    chart.append("total", 22, 70.0)
+    chart.redraw()
+    assert chart.plot.getPlotItem().vb.viewRange()[1] == [low, high]
