@@ -105,7 +105,7 @@ def test_method_parameters_reach_the_loss() -> None:
         StepOutputs(s, y, t), None)["kd"]
     assert plain.item() == pytest.approx(only_tckd.item() + only_nckd.item(), rel=1e-5)
     assert only_tckd.item() > 0 and only_nckd.item() > 0
-    doubled = create_method("dkd", 4.0, params={"beta": 16.0}).loss_parts(
+    doubled = create_method("dkd", 4.0, params={"beta": 4.0}).loss_parts(
         StepOutputs(s, y, t), None)["kd"]
     assert doubled.item() == pytest.approx(only_tckd.item() + 2 * only_nckd.item(), rel=1e-5)
 
