@@ -112,7 +112,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--subset", type=int, default=20000,
                         help="Fashion-MNIST training images to load (0 = all 60,000)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch CPU threads (0 = torch's default); 1 suffers least when "
+                             "other processes load the CPU")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as folder:
         rows = [measure(name, args.epochs, args.repeats, args.subset, Path(folder))
                 for name in args.datasets]

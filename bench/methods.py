@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, PhaseClock, mean_std, table, write_result  # noqa: E402
 
@@ -154,7 +156,12 @@ def main() -> None:
                         help="Fashion-MNIST training images to load (0 = all 60,000)")
     methods = [m for m in METHODS.names() if m != "none"]
     parser.add_argument("--methods", nargs="+", default=methods, choices=methods)
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch CPU threads (0 = torch's default); 1 suffers least when "
+                             "other processes load the CPU")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     tables, raw = [], {}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder:

@@ -186,3 +186,16 @@ def test_config_rejects_fractional_integer_parameters() -> None:
     assert validate(config) == ["distill.params.negatives: must be a whole number (got 12.5)"]
     config.distill.params = {"negatives": 12.0, "feat_dim": 1}
     assert validate(config) == ["distill.params.feat_dim: must be in [2, 4096] (got 1)"]
+
+
+def test_crd_scores_are_the_same_from_a_small_or_a_large_bank() -> None:
+    memory = ContrastiveMemory(4, 4, feat_dim=16, num_data=200, negatives=10, temperature=0.07,
+                               momentum=0.5, seed=3)
+    v = F.normalize(torch.randn(5, 16, generator=torch.Generator().manual_seed(8)), dim=1)
+    contrast = torch.randint(200, (5, 11), generator=torch.Generator().manual_seed(9))
+    by_product = memory._scores(v, memory.bank_teacher, contrast, torch.tensor(1.0))
+    memory.num_data = 10**6  # a bank too big for the product: rows are gathered instead
+    by_rows = memory._scores(v, memory.bank_teacher, contrast, torch.tensor(1.0))
+    assert torch.allclose(by_product, by_rows, rtol=1e-5)
+    expected = torch.exp((memory.bank_teacher[contrast] * v[:, None, :]).sum(2) / 0.07)
+    assert torch.allclose(by_product, expected, rtol=1e-5)

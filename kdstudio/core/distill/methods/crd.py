@@ -43,8 +43,14 @@ class ContrastiveMemory(nn.Module):
 
     def _scores(self, embedding: torch.Tensor, bank: torch.Tensor, contrast: torch.Tensor,
                 z: torch.Tensor) -> torch.Tensor:
-        rows = bank[contrast].detach()  # (B, 1 + K, D)
-        scores = torch.exp((rows @ embedding[:, :, None]).squeeze(2) / self.temperature)
+        if self.num_data <= 8 * contrast.shape[1]:
+            # small bank: one matrix product with all of it, then pick the columns; much
+            # cheaper than gathering B x (1 + K) rows of D values. A copy, as the bank is
+            # updated in place before the backward pass
+            dots = (embedding @ bank.clone().t()).gather(1, contrast)
+        else:
+            dots = (bank[contrast] @ embedding[:, :, None]).squeeze(2)  # rows (B, 1 + K, D)
+        scores = torch.exp(dots / self.temperature)
         if z.item() < 0:  # the normalising constant, estimated once
             z.fill_(scores.mean().item() * self.num_data)
         return scores / z
