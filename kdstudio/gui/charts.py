@@ -94,6 +94,7 @@ class ChartPanel(QWidget):
         self.smoothable = smoothable
         self.y_mode = y_range
         self._y_range: tuple[float, float] | None = None
+        self._x_range: tuple[float, float] | None = None
         self._user_zoomed = False
         self.series: dict[str, Series] = {}
         self._weight = 0.0
@@ -104,10 +105,12 @@ class ChartPanel(QWidget):
         self.plot.setBackground("w")
         self.plot.setMinimumHeight(120)
         item = self.plot.getPlotItem()
-        item.showGrid(x=True, y=True, alpha=0.25)
+        item.showGrid(x=False, y=True, alpha=0.25)  # x grid lines would double axis redraws
         item.setLabel("bottom", x_label)
         item.setLabel("left", y_label)
         item.getAxis("left").enableAutoSIPrefix(False)
+        item.getAxis("left").setWidth(56)  # a fixed width: wider tick labels would resize the
+        # plot area, and a resize redraws everything
         for side in ("left", "bottom"):
             # repaint an unchanged axis (labels, ticks, grid) from a pixmap, not by drawing
             # its text again: most of a live chart's cost otherwise
@@ -201,7 +204,17 @@ class ChartPanel(QWidget):
         self._markers = []
         self.hover_label.clear()
         self.plot.getPlotItem().vb.enableAutoRange(x=True, y=self.y_mode == "auto")
-        self._y_range = None
+        self._y_range = self._x_range = None
+        self._user_zoomed = False
+
+    def reset(self) -> None:
+        """Empty every curve but keep the curves, markers and axes (cheap, unlike `clear`)."""
+        for series in self.series.values():
+            series.xs = []
+            series.values.clear()
+            series.dirty = True
+        self.place_markers([])
+        self.hover_label.clear()
         self._user_zoomed = False
 
     def add_marker(self, x: float, text: str = "") -> None:
@@ -222,11 +235,10 @@ class ChartPanel(QWidget):
                 marker.setPos(positions[index])
 
     def set_x_range(self, low: float, high: float) -> None:
-        """Fix the x axis (e.g. to the whole run): the axis is then not redrawn as points
-        arrive, which is most of a live chart's drawing cost. `clear()` frees it again."""
-        view = self.plot.getPlotItem().vb
-        view.enableAutoRange(x=False)
-        view.setXRange(low, high, padding=0.02)
+        """Fix the x axis (e.g. to the whole run) from the next `redraw()` on: the axis is
+        then not redrawn as points arrive, which is most of a live chart's drawing cost.
+        `clear()` frees it again."""
+        self._x_range = (low, high)
 
     def set_smoothing(self, weight: float) -> None:
         if not self.smoothable or weight == self._weight:
@@ -263,6 +275,12 @@ class ChartPanel(QWidget):
     def redraw(self) -> bool:
         """Push changed series to their curves; True when something was drawn."""
         drawn = False
+        if self._x_range is not None:
+            view = self.plot.getPlotItem().vb
+            view.enableAutoRange(x=False)
+            view.setXRange(*self._x_range, padding=0.02)
+            self._x_range = None
+            drawn = True
         for series in self.series.values():
             if series.dirty:
                 shown = series.values.smoothed if self.smoothable else series.values.raw

@@ -31,11 +31,11 @@ from PySide6.QtWidgets import (
 from kdstudio.gui.charts import ChartPanel
 
 REFRESH_MS = 100  # 10 redraws per second
-SMALL_CHART_EVERY = 3  # agreement, lr and throughput redraw on every third tick
 PHASE_LABELS = {"teacher": "Teacher", "baseline": "Student alone", "student": "Student + KD"}
 PHASE_COLORS = {"teacher": "#1f77b4", "baseline": "#7f7f7f", "student": "#d62728"}
 PART_COLORS = {"total": "#222222", "ce": "#1f77b4", "kd": "#ff7f0e", "feature": "#2ca02c"}
 PART_LABELS = {"total": "total", "ce": "CE", "kd": "KD", "feature": "feature"}
+DEFAULT_PARTS = ("ce", "kd")
 LOG_COLORS = {"info": "#333333", "warning": "#b36b00", "error": "#c62828"}
 
 
@@ -235,6 +235,7 @@ class LiveView(QWidget):
             self.phase_row.addWidget(bar, 1)
         self._phases: list[str] = []
         self._ticks = 0
+        self._curves_for: tuple[tuple[str, ...], tuple[str, ...]] | None = None
 
         self.smoothing = QSlider(Qt.Orientation.Horizontal)
         self.smoothing.setObjectName("smoothingSlider")
@@ -273,6 +274,7 @@ class LiveView(QWidget):
 
         self._layout()
         self._on_smoothing(self.smoothing.value())
+        self._make_curves(tuple(PHASE_LABELS), DEFAULT_PARTS)  # those of the default preset
 
     def _layout(self) -> None:
         header = QHBoxLayout()
@@ -329,11 +331,12 @@ class LiveView(QWidget):
     # ------------------------------------------------------------ run lifecycle
 
     def begin_run(self, phases: Sequence[str] = tuple(PHASE_LABELS),
-                  loss_parts: Sequence[str] = ("ce", "kd", "feature")) -> None:
-        """Clear everything for a new run, create its curves, start the redraw timer.
+                  loss_parts: Sequence[str] = DEFAULT_PARTS) -> None:
+        """Clear everything for a new run, set up its curves, start the redraw timer.
 
-        Curves and markers are made here, at Start, so that the timer's ticks during the run
-        only add points (creating plot items mid-run costs the GUI thread a visible pause).
+        Curves and markers are made here, at Start (and reused when the next run has the
+        same phases and loss parts), so the timer's ticks during the run only add points:
+        creating plot items mid-run would cost the GUI thread a visible pause.
         """
         self._pending.clear()
         self.steps_seen = 0
@@ -341,27 +344,11 @@ class LiveView(QWidget):
         self._ticks = 0
         self.run_started = time.monotonic()
         self._phases = [p for p in phases if p in PHASE_LABELS]
-        for chart in self.charts:
-            chart.clear()
         for phase, bar in self.phase_bars.items():
             bar.reset(0 if phase in self._phases else None)
             if phase in self._phases:
                 bar.set_text("waiting")
-        for part in ("total", *loss_parts):
-            self.loss_chart.add_series(PART_LABELS.get(part, part),
-                                       PART_COLORS.get(part, "#9467bd"))
-        self.lr_chart.add_series("lr", "#6a3d9a")
-        self.speed_chart.add_series("samples/s", "#17becf")
-        for phase in self._phases:
-            label = PHASE_LABELS[phase]
-            self.accuracy_chart.add_series(f"{label} val", PHASE_COLORS[phase], symbol="o")
-            self.accuracy_chart.add_series(f"{label} train", PHASE_COLORS[phase], dashed=True)
-            if phase != "teacher" and "teacher" in self._phases:
-                self.agreement_chart.add_series(label, PHASE_COLORS[phase], symbol="o")
-        for chart in (self.loss_chart, self.lr_chart, self.speed_chart):
-            for phase in self._phases:
-                chart.add_marker(0.0, PHASE_LABELS[phase] if chart is self.loss_chart else "")
-            chart.place_markers([])  # shown where the phases start, once that is known
+        self._make_curves(tuple(self._phases), tuple(loss_parts))
         self.progress_bar.setRange(0, 1)
         self.progress_bar.setValue(0)
         self.progress_bar.setFormat("preparing data and models…")
@@ -369,6 +356,30 @@ class LiveView(QWidget):
         self.summary_card.clear()
         self.summary_card.title.setText("Run in progress…")
         self.timer.start()
+
+    def _make_curves(self, phases: tuple[str, ...], parts: tuple[str, ...]) -> None:
+        if self._curves_for == (phases, parts):
+            for chart in self.charts:
+                chart.reset()
+            return
+        self._curves_for = (phases, parts)
+        for chart in self.charts:
+            chart.clear()
+        for part in ("total", *parts):
+            self.loss_chart.add_series(PART_LABELS.get(part, part),
+                                       PART_COLORS.get(part, "#9467bd"))
+        self.lr_chart.add_series("lr", "#6a3d9a")
+        self.speed_chart.add_series("samples/s", "#17becf")
+        for phase in phases:
+            label = PHASE_LABELS[phase]
+            self.accuracy_chart.add_series(f"{label} val", PHASE_COLORS[phase], symbol="o")
+            self.accuracy_chart.add_series(f"{label} train", PHASE_COLORS[phase], dashed=True)
+            if phase != "teacher" and "teacher" in phases:
+                self.agreement_chart.add_series(label, PHASE_COLORS[phase], symbol="o")
+        for chart in (self.loss_chart, self.lr_chart, self.speed_chart):
+            for phase in phases:
+                chart.add_marker(0.0, PHASE_LABELS[phase] if chart is self.loss_chart else "")
+            chart.place_markers([])  # shown where the phases start, once that is known
 
     def push(self, event: dict[str, Any]) -> None:
         """Buffer one engine event (cheap; drawing happens on the timer)."""
@@ -408,10 +419,12 @@ class LiveView(QWidget):
             self._show_progress(last_step, time.monotonic())
         self._ticks += 1
         self.loss_chart.redraw()
-        self.accuracy_chart.redraw()
-        if self._ticks % SMALL_CHART_EVERY == 0 or not self.timer.isActive():
-            for chart in (self.agreement_chart, self.lr_chart, self.speed_chart):
-                chart.redraw()
+        # the other charts take turns, one a tick: a tick never redraws more than two charts
+        others = self.charts[1:]
+        if self.timer.isActive():
+            others = [others[self._ticks % len(others)]]
+        for chart in others:
+            chart.redraw()
         self.drained.emit()
 
     def _on_run_started(self, event: dict[str, Any], arrived: float) -> None:
