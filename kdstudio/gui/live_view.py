@@ -235,6 +235,7 @@ class LiveView(QWidget):
             self.phase_row.addWidget(bar, 1)
         self._phases: list[str] = []
         self._ticks = 0
+        self._setup_tick = False
         self._curves_for: tuple[tuple[str, ...], tuple[str, ...]] | None = None
 
         self.smoothing = QSlider(Qt.Orientation.Horizontal)
@@ -418,6 +419,10 @@ class LiveView(QWidget):
         if last_step is not None:
             self._show_progress(last_step, time.monotonic())
         self._ticks += 1
+        if self._setup_tick:  # the run's set-up was laid out this tick: draw on the next one
+            self._setup_tick = False
+            self.drained.emit()
+            return
         self.loss_chart.redraw()
         # the other charts take turns, one a tick: a tick never redraws more than two charts
         others = self.charts[1:]
@@ -428,6 +433,7 @@ class LiveView(QWidget):
         self.drained.emit()
 
     def _on_run_started(self, event: dict[str, Any], arrived: float) -> None:
+        self._setup_tick = True
         self.run_steps = int(event.get("run_steps", 0))
         self.run_started = arrived
         self.progress_bar.setRange(0, max(self.run_steps, 1))
