@@ -171,3 +171,25 @@ def test_learning_rate_schedules() -> None:
         [1.0, 1.0, 0.1, 0.01])
     config.optim.schedule = "constant"
     assert lr_factor(config, 59, plan) == 1.0
+
+
+def test_unreadable_or_unsafe_teacher_files_are_bad_input(tmp_path: Path) -> None:
+    import pickle
+
+    corrupt = tmp_path / "corrupt.safetensors"
+    corrupt.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00not a header")
+
+    class RunsCode:
+        def __reduce__(self):
+            return (print, ("this must never run",))
+
+    unsafe = tmp_path / "unsafe.pt"
+    with unsafe.open("wb") as handle:
+        pickle.dump({"weight": RunsCode()}, handle, protocol=2)
+    with Store(tmp_path / "h.db") as store:
+        for path in (corrupt, unsafe):
+            config = tiny_config()
+            config.teacher.checkpoint = str(path)
+            with pytest.raises(ConfigError, match=f"teacher.checkpoint: cannot read {path}"):
+                run(config, store)
+        assert store.list_runs() == []

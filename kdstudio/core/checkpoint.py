@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from kdstudio.core.models import FeatureModel, create_model
@@ -50,8 +52,9 @@ def load_weights(model: FeatureModel, path: str | Path) -> None:
     file = Path(path).expanduser()
     try:
         state = read_state_dict(file)
-    except (OSError, RuntimeError) as error:
-        raise ValueError(f"cannot read {file}: {error}") from None
+    except (OSError, RuntimeError, EOFError, SafetensorError, pickle.UnpicklingError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ValueError(f"cannot read {file}: {reason}") from None
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
