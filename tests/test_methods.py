@@ -123,6 +123,9 @@ def test_crd_memory_bank_positive_rows_and_momentum_update() -> None:
     untouched = memory.bank_student[0].clone()
     loss = memory(student, teacher, indices)
     assert torch.isfinite(loss) and loss.item() > 0
+    loss.backward()  # the banks have not moved yet: the update waits for the next batch
+    assert torch.equal(memory.bank_student[indices], old_student_rows)
+    memory.apply_updates()
     v_s = F.normalize(memory.embed_student(student), dim=1).detach()
     expected = F.normalize(0.25 * old_student_rows + 0.75 * v_s, dim=1)
     assert torch.allclose(memory.bank_student[indices], expected, atol=1e-6)

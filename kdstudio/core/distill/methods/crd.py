@@ -40,14 +40,14 @@ class ContrastiveMemory(nn.Module):
             self.register_buffer(name, init)
         self.register_buffer("z_student", torch.tensor(-1.0))
         self.register_buffer("z_teacher", torch.tensor(-1.0))
+        self._pending: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
 
     def _scores(self, embedding: torch.Tensor, bank: torch.Tensor, contrast: torch.Tensor,
                 z: torch.Tensor) -> torch.Tensor:
-        if self.num_data <= 8 * contrast.shape[1]:
-            # small bank: one matrix product with all of it, then pick the columns; much
-            # cheaper than gathering B x (1 + K) rows of D values. A copy, as the bank is
-            # updated in place before the backward pass
-            dots = (embedding @ bank.clone().t()).gather(1, contrast)
+        if self.num_data <= 16 * contrast.shape[1]:
+            # a bank of moderate size: one matrix product with all of it, then pick the
+            # columns; much cheaper than gathering B x (1 + K) rows of D values
+            dots = (embedding @ bank.t()).gather(1, contrast)
         else:
             dots = (bank[contrast] @ embedding[:, :, None]).squeeze(2)  # rows (B, 1 + K, D)
         scores = torch.exp(dots / self.temperature)
@@ -56,13 +56,19 @@ class ContrastiveMemory(nn.Module):
         return scores / z
 
     @torch.no_grad()
-    def _update(self, bank: torch.Tensor, indices: torch.Tensor, embedding: torch.Tensor) -> None:
-        moved = bank[indices] * self.momentum + embedding.detach() * (1 - self.momentum)
-        bank.index_copy_(0, indices, F.normalize(moved, dim=1))
+    def apply_updates(self) -> None:
+        """Move the banks' rows of the last batch towards its embeddings. Deferred to the next
+        forward pass, so the banks do not change between a loss and its backward pass (the
+        scores of a batch use the banks from before it, as in the paper's code)."""
+        for bank, indices, embedding in self._pending:
+            moved = bank[indices] * self.momentum + embedding * (1 - self.momentum)
+            bank.index_copy_(0, indices, F.normalize(moved, dim=1))
+        self._pending = []
 
     def forward(self, student: torch.Tensor, teacher: torch.Tensor,
                 indices: torch.Tensor) -> torch.Tensor:
         """The CRD loss of a batch: NCE on student-vs-teacher-bank plus teacher-vs-student-bank."""
+        self.apply_updates()
         with torch.autocast(device_type=student.device.type, enabled=False):
             v_s = F.normalize(self.embed_student(student.flatten(1).float()), dim=1)
             v_t = F.normalize(self.embed_teacher(teacher.detach().flatten(1).float()), dim=1)
@@ -73,8 +79,8 @@ class ContrastiveMemory(nn.Module):
             scores_t = self._scores(v_t, self.bank_student, contrast, self.z_teacher)
             loss = (losses.crd_nce_loss(scores_s, self.num_data)
                     + losses.crd_nce_loss(scores_t, self.num_data))
-        self._update(self.bank_student, indices, v_s)
-        self._update(self.bank_teacher, indices, v_t)
+        self._pending = [(self.bank_student, indices, v_s.detach()),
+                         (self.bank_teacher, indices, v_t.detach())]
         return loss
 
 
