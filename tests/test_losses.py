@@ -332,3 +332,17 @@ def test_student_equal_to_teacher_gives_zero(name: str) -> None:
     function, shape, _ = _calls()[name]
     teacher = torch.randn(*shape, generator=_rng(26))
     assert function(teacher.clone(), teacher).item() == pytest.approx(0.0, abs=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(_calls()))
+def test_losses_run_in_float32_under_autocast(name: str) -> None:
+    # mixed precision on CUDA hands the losses half-precision tensors inside autocast; the
+    # CPU's bfloat16 autocast exercises the same path
+    function, student_shape, teacher_shape = _calls()[name]
+    student = torch.randn(*student_shape, generator=_rng(27)).bfloat16()
+    teacher = torch.randn(*teacher_shape, generator=_rng(28)).bfloat16()
+    expected = function(student.float(), teacher.float())
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        got = function(student, teacher)
+    assert got.dtype == torch.float32
+    assert got.item() == pytest.approx(expected.item(), rel=1e-6, abs=1e-7)

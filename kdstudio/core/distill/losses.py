@@ -6,8 +6,36 @@ only, even if a caller forgets `torch.no_grad()` around the teacher.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import torch
 import torch.nn.functional as F
+
+LossFunction = TypeVar("LossFunction", bound=Callable[..., Any])
+HALF = (torch.float16, torch.bfloat16)
+
+
+def _upcast(value: Any) -> Any:
+    return value.float() if isinstance(value, torch.Tensor) and value.dtype in HALF else value
+
+
+def full_precision(function: LossFunction) -> LossFunction:
+    """Under autocast (mixed precision on CUDA), run the loss in float32 on upcast inputs:
+    Gram matrices, pairwise distances and exponentials overflow or cancel in half precision.
+    Without autocast it calls the function as it is."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        tensor = next((a for a in args if isinstance(a, torch.Tensor)), None)
+        device = tensor.device.type if tensor is not None else "cpu"
+        if not torch.is_autocast_enabled(device):
+            return function(*args, **kwargs)
+        with torch.autocast(device_type=device, enabled=False):
+            return function(*map(_upcast, args), **{k: _upcast(v) for k, v in kwargs.items()})
+
+    return wrapper  # type: ignore[return-value]
 
 
 def ce_loss(student_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -15,6 +43,7 @@ def ce_loss(student_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor
     return F.cross_entropy(student_logits, targets)
 
 
+@full_precision
 def kd_loss(
     student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float
 ) -> torch.Tensor:
@@ -31,6 +60,7 @@ def kd_loss(
     return kl * temperature**2
 
 
+@full_precision
 def hint_loss(student_feature: torch.Tensor, teacher_feature: torch.Tensor) -> torch.Tensor:
     """FitNets hint loss (Romero et al. 2015, "FitNets: Hints for Thin Deep Nets"):
     `mean((r(f_s) - f_t)^2)`, where the caller has already passed the student's guided layer
@@ -89,6 +119,7 @@ def attention_map(feature: torch.Tensor, p: float = 2.0) -> torch.Tensor:
     return feature.abs().pow(p).mean(dim=1)
 
 
+@full_precision
 def at_loss(
     student_feature: torch.Tensor, teacher_feature: torch.Tensor, p: float = 2.0
 ) -> torch.Tensor:
@@ -114,6 +145,7 @@ def similarity_matrix(feature: torch.Tensor) -> torch.Tensor:
     return F.normalize(flat @ flat.t(), dim=1)
 
 
+@full_precision
 def sp_loss(student_feature: torch.Tensor, teacher_feature: torch.Tensor) -> torch.Tensor:
     """Similarity-preserving KD (Tung & Mori 2019): `||G_t - G_s||_F^2 / B^2`.
 
@@ -143,6 +175,7 @@ def triplet_angles(embedding: torch.Tensor) -> torch.Tensor:
     return directions @ directions.transpose(1, 2)
 
 
+@full_precision
 def rkd_loss(
     student_embedding: torch.Tensor,
     teacher_embedding: torch.Tensor,
@@ -176,6 +209,7 @@ def _cosine_probabilities(embedding: torch.Tensor, eps: float) -> torch.Tensor:
     return kernel / kernel.sum(dim=1, keepdim=True)
 
 
+@full_precision
 def pkt_loss(
     student_embedding: torch.Tensor, teacher_embedding: torch.Tensor, eps: float = 1e-7
 ) -> torch.Tensor:
@@ -197,6 +231,7 @@ def _poly_kernel_mean(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a @ b.transpose(1, 2)).pow(2).mean()
 
 
+@full_precision
 def nst_loss(student_feature: torch.Tensor, teacher_feature: torch.Tensor) -> torch.Tensor:
     """Neuron selectivity transfer (Huang & Wang 2017, "Like What You Like").
 
@@ -233,6 +268,7 @@ def _non_target(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return logits[keep].view(len(logits), logits.shape[1] - 1)
 
 
+@full_precision
 def dkd_loss(
     student_logits: torch.Tensor,
     teacher_logits: torch.Tensor,
@@ -267,6 +303,7 @@ def _pearson(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-8) -> torch.Tenso
     return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1) + eps)
 
 
+@full_precision
 def dist_loss(
     student_logits: torch.Tensor,
     teacher_logits: torch.Tensor,
@@ -294,6 +331,7 @@ def standardise(logits: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
     return (logits - mean) / (logits.std(dim=1, keepdim=True) + eps)
 
 
+@full_precision
 def ls_kd_loss(
     student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float
 ) -> torch.Tensor:
@@ -307,6 +345,7 @@ def ls_kd_loss(
 # ---------------------------------------------------------------- contrastive (CRD)
 
 
+@full_precision
 def crd_nce_loss(scores: torch.Tensor, num_data: int, eps: float = 1e-7) -> torch.Tensor:
     """The NCE objective of CRD (Tian et al. 2020, "Contrastive Representation Distillation").
 
