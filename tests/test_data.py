@@ -127,3 +127,22 @@ def test_batches_are_seeded_and_cover_everything() -> None:
     assert [len(b[1]) for b in first] == [4, 4, 2]
     assert all(torch.equal(a[1], b[1]) for a, b in zip(first, second, strict=True))
     assert sorted(torch.cat([b[1] for b in first]).tolist()) == list(range(10))
+
+
+def test_digits_match_scikit_learn_without_importing_it() -> None:
+    import json
+    import subprocess
+    import sys
+
+    code = ("import json, sys; from kdstudio.core.data.builtin import _digits_arrays; "
+            "x, y = _digits_arrays(); print(json.dumps([x.tolist(), y.tolist(), "
+            "'sklearn.datasets' in sys.modules]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    pixels, labels, imported = json.loads(out)
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    assert not imported
+    assert np.array_equal(np.array(pixels), bunch.data)
+    assert np.array_equal(np.array(labels), bunch.target)

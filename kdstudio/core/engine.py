@@ -498,8 +498,11 @@ class _Run:
 
 
 def _environment() -> dict[str, Any]:
+    # os.uname-based fields only: platform.platform() may spawn `uname -p`, and forking a
+    # large process holds the interpreter lock long enough to freeze the window at Start
+    system = f"{platform.system()} {platform.release()} {platform.machine()}"
     return {"torch": torch.__version__, "python": platform.python_version(),
-            "platform": platform.platform(), "threads": torch.get_num_threads()}
+            "platform": system, "threads": torch.get_num_threads()}
 
 
 def _never_stop() -> bool:

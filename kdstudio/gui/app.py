@@ -459,6 +459,9 @@ class MainWindow(QMainWindow):
             config.name = run_name(config)
         self.live.begin_run(*run_layout(config))
         self.live.log(f"Starting {config.name}")
+        # paint the cleared charts before the worker competes for the interpreter lock:
+        # the first full repaint of the run view is the GUI thread's heaviest moment
+        self.live.repaint()
         self.controller.start(config, self.db_path)
         self.status_label.setText(f"Running {config.name}")
         self.problems_label.hide()

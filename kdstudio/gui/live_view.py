@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 from kdstudio.gui.charts import ChartPanel
 
 REFRESH_MS = 100  # 10 redraws per second
+RELEASE_MS = 30  # one held-back chart repaints per 30 ms after a run is set up
 PHASE_LABELS = {"teacher": "Teacher", "baseline": "Student alone", "student": "Student + KD"}
 PHASE_COLORS = {"teacher": "#1f77b4", "baseline": "#7f7f7f", "student": "#d62728"}
 PART_COLORS = {"total": "#222222", "ce": "#1f77b4", "kd": "#ff7f0e", "feature": "#2ca02c"}
@@ -218,6 +219,11 @@ class LiveView(QWidget):
         self.timer = QTimer(self)
         self.timer.setInterval(REFRESH_MS)
         self.timer.timeout.connect(self.drain)
+        # charts whose painting is held back after a change that dirties them all at once
+        self._held: list[ChartPanel] = []
+        self._release_timer = QTimer(self)
+        self._release_timer.setInterval(RELEASE_MS)
+        self._release_timer.timeout.connect(self._release_one_chart)
 
         self.progress_bar = QProgressBar()
         self.progress_bar.setObjectName("progressBar")
@@ -349,6 +355,7 @@ class LiveView(QWidget):
             bar.reset(0 if phase in self._phases else None)
             if phase in self._phases:
                 bar.set_text("waiting")
+        self._hold_charts()
         self._make_curves(tuple(self._phases), tuple(loss_parts))
         self.progress_bar.setRange(0, 1)
         self.progress_bar.setValue(0)
@@ -432,8 +439,27 @@ class LiveView(QWidget):
             chart.redraw()
         self.drained.emit()
 
+    def _hold_charts(self) -> None:
+        """Let the charts repaint one per RELEASE_MS instead of all in one paint cycle.
+
+        Setting up a run changes every chart's axes; painted together they would keep the
+        GUI thread busy for about 100 ms, a visible stutter.
+        """
+        for chart in self.charts:
+            if chart not in self._held:
+                chart.setUpdatesEnabled(False)
+                self._held.append(chart)
+        self._release_timer.start()
+
+    def _release_one_chart(self) -> None:
+        if self._held:
+            self._held.pop(0).setUpdatesEnabled(True)
+        if not self._held:
+            self._release_timer.stop()
+
     def _on_run_started(self, event: dict[str, Any], arrived: float) -> None:
         self._setup_tick = True
+        self._hold_charts()
         self.run_steps = int(event.get("run_steps", 0))
         self.run_started = arrived
         self.progress_bar.setRange(0, max(self.run_steps, 1))

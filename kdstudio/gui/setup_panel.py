@@ -109,6 +109,7 @@ class SetupPanel(QWidget):
         # config values the form has no field for (kept from the last loaded config)
         self._base: dict[str, Any] = RunConfig().to_dict()
         self._timer = QTimer(self)
+        self._checked: tuple[str, RunConfig, list[str]] | None = None  # last validation
         self._timer.setSingleShot(True)
         self._timer.setInterval(VALIDATE_DELAY_MS)
         self._timer.timeout.connect(self.validate_now)
@@ -731,11 +732,17 @@ class SetupPanel(QWidget):
     def run_config(self) -> tuple[RunConfig, list[str]]:
         """The RunConfig of the form and every problem with it (empty: ready to run)."""
         data, problems = self.config_dict()
-        config, type_problems = config_from_dict(data)
-        problems += type_problems
-        problems += validate(config)
-        problems += self._checkpoint_problems(config)
-        return config, problems
+        key = json.dumps(data, sort_keys=True, default=str)
+        if self._checked is not None and self._checked[0] == key:
+            # unchanged since the last check (Start right after the live validation): the
+            # engine checks again in its thread, so nothing slips through, and the GUI
+            # thread does not build the models twice
+            return self._checked[1].copy(), problems + self._checked[2]
+        config, checks = config_from_dict(data)
+        checks += validate(config)
+        checks += self._checkpoint_problems(config)
+        self._checked = (key, config.copy(), checks)
+        return config, problems + checks
 
     def set_config(self, data: dict[str, Any] | RunConfig) -> list[str]:
         """Fill the form from a config (dict as in TOML); returns the problems of its types."""

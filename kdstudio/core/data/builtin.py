@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +26,28 @@ class Digits(Dataset):
         return DatasetInfo(shape, 10, DIGIT_NAMES)
 
     def load(self, path: str, params: dict[str, Any]) -> RawData:
-        from sklearn.datasets import load_digits
-
-        bunch = load_digits()
-        x = bunch.data.astype(np.float32)
+        x, y = _digits_arrays()
         if params["as_image"]:
             x = x.reshape(-1, 1, 8, 8)
-        return RawData(x, bunch.target.astype(np.int64), None, None, DIGIT_NAMES)
+        return RawData(x, y, None, None, DIGIT_NAMES)
+
+
+def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """The digits as scikit-learn ships them (`digits.csv.gz`: 64 pixels, then the label).
+
+    The file is read directly: importing `sklearn.datasets` costs about a second and holds
+    the interpreter lock for 100 ms at a time, which would freeze the window at Start.
+    """
+    spec = importlib.util.find_spec("sklearn")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    bundled = [Path(p) / "datasets" / "data" / "digits.csv.gz" for p in locations]
+    if bundled and bundled[0].is_file():
+        table = np.loadtxt(bundled[0], delimiter=",", dtype=np.float32)
+        return table[:, :-1], table[:, -1].astype(np.int64)
+    from sklearn.datasets import load_digits  # a layout we do not know: the public API
+
+    bunch = load_digits()
+    return bunch.data.astype(np.float32), bunch.target.astype(np.int64)
 
 
 @register_dataset("mnist1d")
