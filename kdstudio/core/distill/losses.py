@@ -168,11 +168,25 @@ def pairwise_distances(embedding: torch.Tensor, eps: float = 1e-12) -> torch.Ten
     return d2.sqrt() * off_diagonal
 
 
-def triplet_angles(embedding: torch.Tensor) -> torch.Tensor:
-    """`cos angle(e_j - e_i, e_k - e_i)` for all (i, j, k), (B, B, B); zero when j or k is i."""
+def triplet_angles(embedding: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """`cos angle(e_j - e_i, e_k - e_i)` for all (i, j, k), (B, B, B); zero when j or k is i.
+
+    Computed from the Gram matrix G of the batch, centred first (angles do not change with a
+    shift, and smaller numbers cancel less): `<e_j - e_i, e_k - e_i> = G_jk - G_ij - G_ik +
+    G_ii` and `|e_j - e_i|^2 = G_jj - 2 G_ij + G_ii`. That costs O(B^2 D + B^3) instead of the
+    O(B^3 D) of forming all B^2 difference vectors, which matters for wide embeddings.
+    """
     flat = embedding.flatten(1)
-    directions = F.normalize(flat[None, :, :] - flat[:, None, :], p=2, dim=2)
-    return directions @ directions.transpose(1, 2)
+    flat = flat - flat.mean(dim=0, keepdim=True)
+    gram = flat @ flat.t()
+    diag = gram.diagonal()
+    dots = gram[None, :, :] - gram[:, :, None] - gram[:, None, :] + diag[:, None, None]
+    squared = diag[None, :] - 2 * gram + diag[:, None]  # |e_j - e_i|^2 at (i, j)
+    apart = squared > eps
+    lengths = squared.clamp(min=eps).sqrt() * apart  # no infinite sqrt gradient at 0
+    denominator = lengths[:, :, None] * lengths[:, None, :]
+    valid = apart[:, :, None] & apart[:, None, :]
+    return torch.where(valid, dots / denominator.clamp(min=eps), torch.zeros_like(dots))
 
 
 @full_precision
