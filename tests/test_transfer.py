@@ -143,3 +143,35 @@ def test_label_fraction_selects_a_share() -> None:
     config.data.label_fraction = 0.2
     labelled, transfer = engine._label_budget(config, data)
     assert len(labelled) == round(0.2 * len(data.y_train)) and transfer is None
+
+
+def test_student_alone_has_no_transfer_set() -> None:
+    from kdstudio.core.config import validate
+
+    config = budget_config("all")
+    config.distill.method = "none"
+    assert any(p.startswith("data.transfer: method 'none' has no teacher") for p in
+               validate(config))
+
+
+def test_empty_split_is_bad_input(tmp_path: Path) -> None:
+    config = tiny_config()
+    config.data.params = {"samples": 20, "dims": 6, "classes": 3}
+    config.data.val_fraction = 0.01
+    with Store(tmp_path / "h.db") as store:
+        with pytest.raises(engine.ConfigError, match="data: the val split is empty"):
+            run(config, store)
+        assert store.list_runs() == []
+
+
+def test_crd_memory_bank_covers_the_labelled_subset_only(tmp_path: Path) -> None:
+    config = budget_config("labelled")
+    config.distill.method = "crd"
+    config.distill.kd_weight = 0.0
+    config.distill.feature_weight = 0.8
+    events: list[dict] = []
+    with Store(tmp_path / "h.db") as store:
+        result = run(config, store, events.append)
+    assert result.status == "completed", result.error
+    cache = [e["message"] for e in events if "Teacher-output cache on" in e.get("message", "")]
+    assert cache and "of 24 training examples" in cache[0]

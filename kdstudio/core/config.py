@@ -431,6 +431,9 @@ def validate(config: RunConfig) -> list[str]:
         if checkpoint and not Path(checkpoint).expanduser().is_file():
             problems.append(f"teacher.checkpoint: no such file {checkpoint}")
     problems += _layer_problems(config, student, teacher)
+    if config.data.transfer != "labelled" and not _uses_teacher(config):
+        problems.append(f"data.transfer: method '{config.distill.method}' has no teacher, so "
+                        f"no transfer set (use transfer = \"labelled\")")
     from kdstudio.core.distill.checks import distill_problems, feature_problems
 
     problems += distill_problems(config) + feature_problems(config, student, teacher)

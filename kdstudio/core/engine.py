@@ -8,6 +8,7 @@ who listens. Event kinds: run_started, phase, step, epoch, log, run_finished.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import platform
 import time
@@ -38,19 +39,18 @@ EVAL_BATCH = 1024
 
 
 class LabelledCycle:
-    """Endless shuffled batches of the labelled examples: a new order each time round."""
+    """Endless shuffled batches of positions in the labelled subset, a new order each round."""
 
-    def __init__(self, labelled: torch.Tensor, batch_size: int, generator: torch.Generator
-                 ) -> None:
-        self.labelled = labelled
+    def __init__(self, n_labelled: int, batch_size: int, generator: torch.Generator) -> None:
+        self.n_labelled = n_labelled
         self.batch_size = batch_size
         self.generator = generator
         self.pending: list[torch.Tensor] = []
 
     def next(self) -> torch.Tensor:
         if not self.pending:
-            order = torch.randperm(len(self.labelled), generator=self.generator)
-            self.pending = list(self.labelled[order].split(self.batch_size))[::-1]
+            order = torch.randperm(self.n_labelled, generator=self.generator)
+            self.pending = list(order.split(self.batch_size))[::-1]
         return self.pending.pop()
 
 
@@ -101,8 +101,13 @@ class Prepared:
 
     @property
     def teacher_inputs(self) -> torch.Tensor:
-        """What the teacher's outputs are indexed by in the distillation phase."""
-        return self.data.x_train if self.transfer_inputs is None else self.transfer_inputs
+        """What the teacher's outputs (and memory banks) are indexed by in the distillation
+        phase: the transfer set, else the labelled subset, by position."""
+        if self.transfer_inputs is not None:
+            return self.transfer_inputs
+        if len(self.labelled) == len(self.data.y_train):
+            return self.data.x_train
+        return self.data.x_train[self.labelled]
 
 
 def _seed_everything(seed: int) -> None:
@@ -120,6 +125,11 @@ def prepare(config: RunConfig) -> Prepared:
                             config.data.val_fraction, config.seed, config.data.test_fraction)
     except (OSError, ValueError) as error:
         raise ConfigError([f"data: {error}"]) from None
+    empty = [name for name, size in data.sizes().items() if size == 0]
+    if empty:
+        raise ConfigError([f"data: the {' and '.join(empty)} split is empty "
+                           f"({', '.join(f'{k} {v}' for k, v in data.sizes().items())}); use "
+                           "more data or change data.val_fraction / data.test_fraction"])
     labelled, transfer_inputs = _label_budget(config, data)
     d = config.distill
     method = create_method(d.method, d.temperature, d.student_layer, d.teacher_layer, d.params)
@@ -197,6 +207,87 @@ def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
     return (logits.argmax(1) == y).float().mean().item() if len(y) else float("nan")
 
 
+class _PhaseStep:
+    """One optimisation step of a phase, and the running totals of its epoch."""
+
+    def __init__(self, run: _Run, plan: PhasePlan, model: FeatureModel, method: Method,
+                 adapters: nn.Module | None, source: TeacherSource | None,
+                 student_rec: FeatureRecorder, optimizer: torch.optim.Optimizer,
+                 lr: float) -> None:
+        self.run_state, self.plan, self.model, self.method = run, plan, model, method
+        self.adapters, self.source, self.student_rec = adapters, source, student_rec
+        self.optimizer, self.lr = optimizer, lr
+        distill = run.config.distill
+        self.weights = ({part: getattr(distill, WEIGHT_KEYS[part]) for part in method.parts}
+                        if plan.name == "student" else {"ce": 1.0})  # others: labels alone
+        self.schedules = PhaseSchedules(
+            {k: getattr(distill, k) for k in SCHEDULED_KEYS},
+            distill.schedules if plan.name == "student" else {},
+            plan.steps_per_epoch, plan.epochs)
+        self.count = 0
+        self.epoch = 0
+        self.totals: dict[str, float] = {}
+
+    def start_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.totals = {"loss": 0.0, "correct": 0, "seen": 0}
+
+    def run(self, labelled_idx: torch.Tensor, positions: torch.Tensor,
+            transfer_idx: torch.Tensor | None) -> None:
+        """Forward, loss, backward and update on one batch; records and emits the step."""
+        r, plan, device = self.run_state, self.plan, self.run_state.p.device
+        factor = lr_factor(r.config, self.count, plan)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr * factor
+        started = time.perf_counter()
+        x = to_device(r.p.data.x_train[labelled_idx], device)
+        y = to_device(r.p.data.y_train[labelled_idx], device)
+        current = self.schedules.values(self.count)
+        if self.schedules.moving:
+            self.method.temperature = current["temperature"]
+            self.weights = {part: current[WEIGHT_KEYS[part]] for part in self.method.parts}
+        with r.precision.autocast():
+            logits = self.model(x)
+            if plan.name != "student":
+                parts = {"ce": ce_loss(logits, y)}
+            elif transfer_idx is None:
+                # teacher outputs and memory banks are addressed by position in the subset
+                indices = to_device(positions, device)
+                out = StepOutputs(logits, y, student_features=self.student_rec.features,
+                                  indices=indices)
+                if self.source is not None:
+                    out.teacher_logits, out.teacher_features = self.source(x, indices)
+                parts = self.method.loss_parts(out, self.adapters)
+            else:
+                parts = r.transfer_step(self.model, self.method, self.adapters, self.source,
+                                        self.student_rec, logits, y, transfer_idx)
+            # a part switched off (weight 0) cannot spoil the total, even if it is NaN
+            total = sum(self.weights[name] * value for name, value in parts.items()
+                        if self.weights[name] != 0)
+        if not torch.isfinite(total):
+            raise NonFiniteLoss(
+                f"the {plan.name} loss became {total.item()} in phase {plan.name}, "
+                f"epoch {self.epoch + 1}, step {self.count + 1}; try a lower learning rate")
+        self.optimizer.zero_grad(set_to_none=True)
+        r.precision.step(total, self.optimizer)
+        self.count += 1
+        r.run_step += 1
+        seconds = max(time.perf_counter() - started, 1e-9)
+        values = {f"loss/{name}": value.item() for name, value in parts.items()}
+        seen = len(y) + (len(transfer_idx) if transfer_idx is not None else 0)
+        values |= {"loss/total": total.item(), "lr": self.lr * factor,
+                   "samples_per_s": seen / seconds}
+        values |= self.schedules.metrics(current)
+        self.totals["loss"] += values["loss/total"] * len(y)
+        self.totals["correct"] += int((logits.argmax(1) == y).sum())
+        self.totals["seen"] += len(y)
+        r.store.add_metrics(r.run_id, plan.name, self.count, self.epoch + 1, values)
+        r.emit({"type": "step", "run_id": r.run_id, "phase": plan.name,
+                "epoch": self.epoch + 1, "epochs": plan.epochs, "step": self.count,
+                "steps": plan.steps, "run_step": r.run_step, "run_steps": r.run_steps,
+                "values": values})
+
+
 class _Run:
     """State of one run in progress: where events and metrics go, and when to stop."""
 
@@ -262,109 +353,54 @@ class _Run:
         `labelled` (default: the whole training split) are the examples whose labels the
         phase may use. Baseline and student draw the same batches in the same order.
         """
-        config, device, data = self.config, self.p.device, self.p.data
+        config = self.config
         if initial_state is not None:
             model.load_state_dict(initial_state)
-        model.to(device).train()
+        model.to(self.p.device).train()
         teacher = self.p.teacher if (method.uses_teacher and plan.name == "student") else None
-        student_rec = FeatureRecorder(model.feature_layers(), method.student_feature_names())
-        teacher_rec = (FeatureRecorder(teacher.feature_layers(), method.teacher_feature_names())
-                       if teacher is not None else None)
-        adapters, source = None, None
-        if teacher is not None:
-            adapters = self._build_adapters(model, teacher, method, student_rec, teacher_rec)
-            source = self._teacher_source(teacher, teacher_rec, method)
-        params = list(model.parameters()) + (list(adapters.parameters()) if adapters else [])
-        optimizer = _make_optimizer(params, config, lr)
-        weights = {part: getattr(config.distill, WEIGHT_KEYS[part]) for part in method.parts}
-        if plan.name != "student":  # teacher and baseline learn from the labels alone
-            weights = {"ce": 1.0}
-        schedules = PhaseSchedules({k: getattr(config.distill, k) for k in SCHEDULED_KEYS},
-                                   config.distill.schedules if plan.name == "student" else {},
-                                   plan.steps_per_epoch, plan.epochs)
-        _seed_everything(config.seed + 2)  # same dropout and data order for baseline/student
-        order = torch.Generator().manual_seed(config.seed + 3)
-        labelled = torch.arange(len(data.y_train)) if labelled is None else labelled
-        two_streams = self.p.two_streams and plan.name != "teacher"
-        cycle = LabelledCycle(labelled, config.data.batch_size,
-                              torch.Generator().manual_seed(config.seed + 4))
-        self.emit({"type": "phase", "run_id": self.run_id, "phase": plan.name, "state": "started",
-                   "epochs": plan.epochs, "steps_per_epoch": plan.steps_per_epoch})
-        step = 0
-        try:
+        labelled = torch.arange(len(self.p.data.y_train)) if labelled is None else labelled
+        with contextlib.ExitStack() as hooks:  # the hooks go, whatever happens
+            student_rec = hooks.enter_context(
+                FeatureRecorder(model.feature_layers(), method.student_feature_names()))
+            adapters, source = None, None
+            if teacher is not None:
+                teacher_rec = hooks.enter_context(
+                    FeatureRecorder(teacher.feature_layers(), method.teacher_feature_names()))
+                adapters = self._build_adapters(model, teacher, method, student_rec, teacher_rec)
+                source = self._teacher_source(teacher, teacher_rec, method)
+            params = list(model.parameters()) + (list(adapters.parameters()) if adapters else [])
+            step = _PhaseStep(self, plan, model, method, adapters, source, student_rec,
+                              _make_optimizer(params, config, lr), lr)
+            _seed_everything(config.seed + 2)  # same dropout and data order for baseline/student
+            order = torch.Generator().manual_seed(config.seed + 3)
+            two_streams = self.p.two_streams and plan.name != "teacher"
+            cycle = LabelledCycle(len(labelled), config.data.batch_size,
+                                  torch.Generator().manual_seed(config.seed + 4))
+            self.emit({"type": "phase", "run_id": self.run_id, "phase": plan.name,
+                       "state": "started", "epochs": plan.epochs,
+                       "steps_per_epoch": plan.steps_per_epoch})
             for epoch in range(plan.epochs):
-                totals = {"loss": 0.0, "correct": 0, "seen": 0}
-                for labelled_idx, transfer_idx in self.epoch_batches(
-                        labelled, two_streams, order, cycle):
+                step.start_epoch(epoch)
+                for positions, transfer_idx in self.epoch_batches(
+                        len(labelled), two_streams, order, cycle):
                     if self.should_stop():
                         raise RunStopped
-                    factor = lr_factor(config, step, plan)
-                    for group in optimizer.param_groups:
-                        group["lr"] = lr * factor
-                    started = time.perf_counter()
-                    x = to_device(data.x_train[labelled_idx], device)
-                    y = to_device(data.y_train[labelled_idx], device)
-                    current = schedules.values(step)
-                    if schedules.moving:
-                        method.temperature = current["temperature"]
-                        weights = {part: current[WEIGHT_KEYS[part]] for part in method.parts}
-                    with self.precision.autocast():
-                        logits = model(x)
-                        if plan.name != "student":
-                            parts = {"ce": ce_loss(logits, y)}
-                        elif transfer_idx is None:
-                            indices = to_device(labelled_idx, device)
-                            out = StepOutputs(logits, y, student_features=student_rec.features,
-                                              indices=indices)
-                            if source is not None:
-                                out.teacher_logits, out.teacher_features = source(x, indices)
-                            parts = method.loss_parts(out, adapters)
-                        else:
-                            parts = self.transfer_step(model, method, adapters, source,
-                                                       student_rec, logits, y, transfer_idx)
-                        total = sum(weights[name] * value for name, value in parts.items())
-                    if not torch.isfinite(total):
-                        raise NonFiniteLoss(
-                            f"the {plan.name} loss became {total.item()} in phase {plan.name}, "
-                            f"epoch {epoch + 1}, step {step + 1}; try a lower learning rate")
-                    optimizer.zero_grad(set_to_none=True)
-                    self.precision.step(total, optimizer)
-                    step += 1
-                    self.run_step += 1
-                    seconds = max(time.perf_counter() - started, 1e-9)
-                    values = {f"loss/{name}": value.item() for name, value in parts.items()}
-                    seen = len(y) + (len(transfer_idx) if transfer_idx is not None else 0)
-                    values |= {"loss/total": total.item(), "lr": lr * factor,
-                               "samples_per_s": seen / seconds}
-                    values |= schedules.metrics(current)
-                    totals["loss"] += values["loss/total"] * len(y)
-                    totals["correct"] += int((logits.argmax(1) == y).sum())
-                    totals["seen"] += len(y)
-                    self.store.add_metrics(self.run_id, plan.name, step, epoch + 1, values)
-                    self.emit({"type": "step", "run_id": self.run_id, "phase": plan.name,
-                               "epoch": epoch + 1, "epochs": plan.epochs, "step": step,
-                               "steps": plan.steps, "run_step": self.run_step,
-                               "run_steps": self.run_steps, "values": values})
-                self.end_epoch(plan, model, epoch + 1, step, totals)
-        finally:
-            student_rec.close()
-            if teacher_rec is not None:
-                teacher_rec.close()
+                    step.run(labelled[positions], positions, transfer_idx)
+                self.end_epoch(plan, model, epoch + 1, step.count, step.totals)
         self.emit({"type": "phase", "run_id": self.run_id, "phase": plan.name,
                    "state": "finished"})
 
-    def epoch_batches(self, labelled: torch.Tensor, two_streams: bool,
-                      order: torch.Generator, cycle: LabelledCycle
-                      ) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
-        """(labelled indices, transfer indices or None) for each step of one epoch.
+    def epoch_batches(self, n_labelled: int, two_streams: bool, order: torch.Generator,
+                      cycle: LabelledCycle) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+        """(positions in the labelled subset, transfer indices or None) for each step.
 
         One stream: a shuffled pass over the labelled examples. Two streams: a shuffled pass
         over the transfer set, each step paired with the next labelled batch of `cycle`.
         """
         batch = self.config.data.batch_size
         if not two_streams:
-            shuffled = labelled[torch.randperm(len(labelled), generator=order)]
-            return [(chunk, None) for chunk in shuffled.split(batch)]
+            return [(chunk, None) for chunk in
+                    torch.randperm(n_labelled, generator=order).split(batch)]
         transfer_order = torch.randperm(len(self.p.transfer_inputs), generator=order)
         return [(cycle.next(), chunk) for chunk in transfer_order.split(batch)]
 
