@@ -349,7 +349,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             raise BadInput([str(error)]) from None
     print("\n".join(report.lines()))
     if not report.ok:
-        print("kdstudio: an exported file does not match the student (see above)",
+        print("kdstudio: an exported file failed or does not match the student (see above)",
               file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK

@@ -193,3 +193,14 @@ def test_unreadable_or_unsafe_teacher_files_are_bad_input(tmp_path: Path) -> Non
             with pytest.raises(ConfigError, match=f"teacher.checkpoint: cannot read {path}"):
                 run(config, store)
         assert store.list_runs() == []
+
+
+def test_rebuilding_a_saved_model_leaves_the_global_rng_alone(tmp_path: Path) -> None:
+    """A model rebuilt while another thread trains must not shift that run's random draws."""
+    with Store(tmp_path / "h.db") as store:
+        result = run(tiny_config(), store)
+        path = Path(store.artifacts(result.run_id, "teacher")[0]["path"])
+    before = torch.get_rng_state()
+    model = load_model(path.with_suffix(".json"))
+    assert torch.equal(before, torch.get_rng_state())
+    assert all(p.device.type == "cpu" for p in model.state_dict().values())

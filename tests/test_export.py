@@ -240,3 +240,23 @@ def test_cli_export_and_export_metrics(trained, tmp_path: Path, capsys) -> None:
     assert main(["export-metrics", "1", "ghost", "--out", str(tmp_path / "m2.csv"),
                  "--db", str(db)]) == 2
     assert "no run 'ghost'" in capsys.readouterr().err
+
+
+def test_a_format_that_fails_is_reported_not_raised(trained, tmp_path: Path, monkeypatch,
+                                                     capsys) -> None:
+    from kdstudio.cli import main
+    from kdstudio.core import export
+
+    def broken(*_args, **_kwargs):
+        raise ImportError("No module named 'onnxscript'")
+
+    monkeypatch.setattr(export, "_write_onnx", broken)
+    db, run_id = trained
+    code = main(["export", str(run_id), "--db", str(db), "--out", str(tmp_path / "out"),
+                 "--format", "safetensors,onnx"])
+    assert code == 1
+    out, err = capsys.readouterr()
+    assert "failed: ImportError No module named 'onnxscript'" in out
+    assert "Traceback" not in out + err
+    assert (tmp_path / "out" / "student.safetensors").is_file()
+    assert not (tmp_path / "out" / "student.onnx").exists()

@@ -47,8 +47,12 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return loaded
 
 
-def load_weights(model: FeatureModel, path: str | Path) -> None:
-    """Load a weight file into `model`; raises ValueError naming the mismatch."""
+def load_weights(model: FeatureModel, path: str | Path, assign: bool = False) -> None:
+    """Load a weight file into `model`; raises ValueError naming the mismatch.
+
+    `assign` replaces the model's tensors instead of copying into them (for a model built
+    on the meta device).
+    """
     file = Path(path).expanduser()
     try:
         state = read_state_dict(file)
@@ -70,13 +74,25 @@ def load_weights(model: FeatureModel, path: str | Path) -> None:
             parts.append(f"shape differs for {', '.join(wrong[:3])}")
         raise ValueError(f"{file} does not fit {model.arch} {model.arch_params}: "
                          + "; ".join(parts))
-    model.load_state_dict(state)
+    model.load_state_dict(state, assign=assign)
+
+
+def build_model(spec: dict[str, Any], weights: str | Path) -> FeatureModel:
+    """The model a spec (arch, params, input_shape, num_classes) describes, with `weights`.
+
+    Built on the meta device, so rebuilding draws nothing from the global random generator
+    (a run training in another thread keeps its exact random sequence) and wastes no time
+    initialising weights that are replaced at once.
+    """
+    with torch.device("meta"):
+        model = create_model(spec["arch"], spec["input_shape"], spec["num_classes"],
+                             **spec["params"])
+    load_weights(model, weights, assign=True)
+    return model.eval()
 
 
 def load_model(sidecar: str | Path) -> FeatureModel:
     """Rebuild a model from `<stem>.json` and load `<stem>.safetensors` beside it."""
     sidecar = Path(sidecar)
     spec = json.loads(sidecar.read_text(encoding="utf-8"))
-    model = create_model(spec["arch"], spec["input_shape"], spec["num_classes"], **spec["params"])
-    load_weights(model, sidecar.with_suffix(".safetensors"))
-    return model.eval()
+    return build_model(spec, sidecar.with_suffix(".safetensors"))

@@ -155,25 +155,22 @@ def real_inputs(run: dict[str, Any], input_shape: list[int], count: int
     """
     import torch
 
-    from kdstudio.core.config import config_from_dict
-    from kdstudio.core.data import prepare_data
+    from kdstudio.core.analysis import run_data
 
-    config, _ = config_from_dict(run["config"])
-    d = config.data
+    dataset = run["config"].get("data", {}).get("dataset", "?")
     try:
-        splits = prepare_data(d.dataset, d.path, d.params, d.val_fraction, config.seed,
-                              d.test_fraction)
+        splits = run_data(run)
     except Exception as error:  # noqa: BLE001 - any data failure falls back, and says why
         generator = torch.Generator().manual_seed(0)
         x = torch.randn(count, *input_shape, generator=generator)
-        return x, f"{count} standard-normal inputs (the {d.dataset} data could not be " \
+        return x, f"{count} standard-normal inputs (the {dataset} data could not be " \
                   f"prepared again: {error})"
     if list(splits.input_shape) != list(input_shape):
-        raise ExportError(f"the {d.dataset} data now has inputs shaped "
+        raise ExportError(f"the {dataset} data now has inputs shaped "
                           f"{list(splits.input_shape)}, the student expects {input_shape}")
     source = splits.x_test if len(splits.x_test) else splits.x_val
     x = source[:count].clone()
-    return x, f"{len(x)} real test inputs of {d.dataset}"
+    return x, f"{len(x)} real test inputs of {dataset}"
 
 
 def measure_latency_ms(model: torch.nn.Module, batch: torch.Tensor,
@@ -271,16 +268,11 @@ def student_description(spec: dict[str, Any], run: dict[str, Any]) -> dict[str, 
 
 def rebuild_student(spec_path: str | Path) -> FeatureModel:
     """The student from `student.json` and the `student.safetensors` named in it."""
-    from safetensors.torch import load_file
-
-    from kdstudio.core.models import create_model
+    from kdstudio.core.checkpoint import build_model
 
     spec_path = Path(spec_path)
     spec = json.loads(spec_path.read_text(encoding="utf-8"))
-    model = create_model(spec["arch"], spec["input_shape"], spec["num_classes"], **spec["params"])
-    model.load_state_dict(load_file(str(spec_path.parent / spec.get("weights",
-                                                                    FILE_NAMES["safetensors"]))))
-    return model.eval()
+    return build_model(spec, spec_path.parent / spec.get("weights", FILE_NAMES["safetensors"]))
 
 
 def _write_safetensors(student: FeatureModel, folder: Path, description: dict[str, Any]
@@ -386,14 +378,23 @@ def export_student(store: Store, run_key: str | int, out_dir: str | Path,
         written: list[tuple[str, Path]] = [("json", spec_file)]
         for fmt in chosen:
             say(f"Writing {FILE_NAMES[fmt]}")
-            if fmt == "safetensors":
-                path = _write_safetensors(student, folder, description)[0]
-            elif fmt == "torchscript":
-                path = _write_torchscript(student, x_check, folder)
-            else:
-                path = _write_onnx(student, x_check, folder)
-            say(f"Checking {FILE_NAMES[fmt]}")
-            diff, how = _check(fmt, path, folder, x_check, expected)
+            try:
+                if fmt == "safetensors":
+                    path = _write_safetensors(student, folder, description)[0]
+                elif fmt == "torchscript":
+                    path = _write_torchscript(student, x_check, folder)
+                else:
+                    path = _write_onnx(student, x_check, folder)
+                say(f"Checking {FILE_NAMES[fmt]}")
+                diff, how = _check(fmt, path, folder, x_check, expected)
+            except OSError:
+                raise
+            except Exception as error:  # noqa: BLE001 - a format that fails is reported
+                reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+                report.files.append(ExportedFile(
+                    fmt, folder / FILE_NAMES[fmt], 0, None,
+                    f"failed: {type(error).__name__} {reason}".strip(), False))
+                continue
             ok = diff is None or diff <= _tolerance(expected)
             report.files.append(ExportedFile(fmt, path, path.stat().st_size, diff, how, ok))
             written.append((fmt, path))
@@ -425,6 +426,8 @@ def _record(store: Store, run_id: int, report: ExportReport) -> None:
         for item in report.files:
             store.db.execute("DELETE FROM artifacts WHERE run_id = ? AND kind = 'export' "
                              "AND path = ?", [run_id, str(item.path)])
+            if not item.path.is_file():  # a format that failed wrote nothing to record
+                continue
             meta = common | {"max_abs_diff": item.max_abs_diff, "checked_with": item.checked_with,
                              "ok": item.ok}
             store.add_artifact(run_id, "export", item.path, item.format, meta)
