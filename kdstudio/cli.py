@@ -13,6 +13,17 @@ from pathlib import Path
 from typing import Any, TextIO
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+RUN_STATUSES = ("running", "completed", "stopped", "failed", "interrupted")  # as in store
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer (got {text!r})") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer (got {value})")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,8 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="print only the summary")
 
     runs = sub.add_parser("runs", parents=[db], help="list saved runs")
-    runs.add_argument("--status", help="only runs with this status")
-    runs.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    runs.add_argument("--status", choices=RUN_STATUSES, help="only runs with this status")
+    runs.add_argument("--limit", type=_positive_int, default=50,
+                      help="at most this many (default 50)")
 
     show = sub.add_parser("show", parents=[db], help="print a saved run's config and results")
     show.add_argument("run", metavar="RUN", help="run id or name")
@@ -305,7 +317,7 @@ def _dark_knowledge(store: Any, run_id: int) -> Any:
 
     try:
         return dark_knowledge(store, run_id)
-    except (ValueError, OSError) as error:
+    except (ValueError, KeyError, OSError) as error:
         raise BadInput([f"--classes: {error}"]) from None
 
 

@@ -144,3 +144,19 @@ def test_argparse_errors_exit_2(capsys) -> None:
     with pytest.raises(SystemExit) as error:
         main(["run"])
     assert error.value.code == 2
+
+
+def test_runs_options_are_checked(capsys) -> None:
+    for argv in (["runs", "--status", "bogus"], ["runs", "--limit", "0"]):
+        with pytest.raises(SystemExit) as error:
+            main(argv)
+        assert error.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'bogus'" in err and "must be a positive integer (got 0)" in err
+
+
+def test_cli_knows_every_run_status() -> None:
+    from kdstudio.cli import RUN_STATUSES
+    from kdstudio.core.store import STATUSES
+
+    assert RUN_STATUSES == STATUSES

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from kdstudio.core.data import batches, channel_stats, list_datasets, prepare_data
+from kdstudio.core.data import channel_stats, list_datasets, prepare_data
 from kdstudio.core.data.files import read_idx
 
 
@@ -118,15 +118,6 @@ def test_mnist1d_is_generated_once_and_cached(tmp_path: Path, monkeypatch) -> No
     assert (tmp_path / "mnist1d-seed42.npz").exists()
     again = prepare_data("mnist1d", "", {}, 0.1, seed=0)
     assert torch.equal(data.x_test, again.x_test)
-
-
-def test_batches_are_seeded_and_cover_everything() -> None:
-    x, y = torch.arange(10.0).unsqueeze(1), torch.arange(10)
-    first = batches(x, y, 4, torch.Generator().manual_seed(5))
-    second = batches(x, y, 4, torch.Generator().manual_seed(5))
-    assert [len(b[1]) for b in first] == [4, 4, 2]
-    assert all(torch.equal(a[1], b[1]) for a, b in zip(first, second, strict=True))
-    assert sorted(torch.cat([b[1] for b in first]).tolist()) == list(range(10))
 
 
 def test_digits_match_scikit_learn_without_importing_it() -> None:

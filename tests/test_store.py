@@ -69,6 +69,9 @@ def test_runs_of_a_dead_process_become_interrupted(tmp_path: Path) -> None:
         run = store.find_run("orphan")
         assert run["status"] == "interrupted"
         assert run["finished_at"]
+        elsewhere = store.create_run({"name": "other machine"}, host="another-host", pid=1)
+        assert store.mark_interrupted() == 0  # another machine's run is not judged here
+        assert store.get_run(elsewhere)["status"] == "running"
         mine = store.create_run({"name": "alive"})
         assert store.mark_interrupted() == 0  # this process is alive: its run stays running
         assert store.get_run(mine)["status"] == "running"

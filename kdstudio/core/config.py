@@ -11,7 +11,6 @@ import copy
 import dataclasses
 import math
 import tomllib
-import types
 import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -158,8 +157,6 @@ def _build(cls: type, data: Any, prefix: str, problems: list[str]) -> Any:
         if dataclasses.is_dataclass(kind):
             values[item.name] = _build(kind, data[item.name], key, problems)
         else:
-            if isinstance(kind, types.UnionType):
-                kind = typing.get_args(kind)[0]
             values[item.name] = _coerce(data[item.name], kind, key, problems)
     return cls(**values)
 

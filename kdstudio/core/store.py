@@ -118,12 +118,14 @@ class Store:
         return self.path.parent / f"{self.path.stem}-artifacts" / f"run-{run_id}"
 
     def mark_interrupted(self) -> int:
-        """Rows left `running` by a process that no longer exists become `interrupted`."""
+        """Rows left `running` by a process of this machine that no longer exists become
+        `interrupted`."""
         host = socket.gethostname()
         dead = [
             row["id"]
             for row in self.db.query("SELECT id, pid, host FROM runs WHERE status = 'running'")
-            if row["host"] != host or row["pid"] is None or not _process_alive(row["pid"])
+            # a run of another machine sharing this file cannot be judged from here
+            if row["host"] == host and (row["pid"] is None or not _process_alive(row["pid"]))
         ]
         with self.db.atomic():
             for run_id in dead:
@@ -362,10 +364,3 @@ def _decode_run(row: dict[str, Any]) -> dict[str, Any]:
         row[key] = json.loads(row[key]) if row.get(key) else {}
     row["tags"] = json.loads(row["tags"]) if row.get("tags") else []
     return row
-
-
-def rows_by_phase(rows: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    grouped: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        grouped.setdefault(row["phase"], []).append(row)
-    return grouped

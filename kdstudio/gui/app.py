@@ -612,13 +612,13 @@ class MainWindow(QMainWindow):
 def warm_up_engine() -> None:
     """Pay one-off costs in the background while the user edits the form, not after Start:
     the first torch optimizer of a process imports more of torch (about 2 s here), and the
-    default digits dataset needs scikit-learn. Imports hold the GIL and would make a first
+    first convolutions set up their CPU kernels. Both hold the GIL and would make a first
     run stutter."""
     import torch
 
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])
-    with contextlib.suppress(ImportError):
-        import sklearn.datasets  # noqa: F401
+    for conv, shape in ((torch.nn.Conv1d, (2, 1, 8)), (torch.nn.Conv2d, (2, 1, 8, 8))):
+        conv(1, 2, 3, padding=1)(torch.zeros(shape)).sum().backward()
 
 
 class _FirstPaint(QObject):

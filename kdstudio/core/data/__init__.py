@@ -209,13 +209,4 @@ def prepare_transfer_inputs(name: str, path: str, params: dict[str, Any], splits
     return torch.from_numpy(normalised.reshape(len(x), *splits.input_shape))
 
 
-def batches(
-    x: torch.Tensor, y: torch.Tensor, batch_size: int, generator: torch.Generator | None
-) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Mini-batches in a seeded random order (`generator`) or in order (None)."""
-    n = len(y)
-    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
-    return [(x[idx], y[idx]) for idx in order.split(batch_size)]
-
-
 import_submodules(__name__)
