@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# The tiny models of the tests gain nothing from more threads, and OpenMP threads that spin
+# against another busy core (a GUI thread, a parallel job) can make a step 10x slower.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
 
