@@ -1,7 +1,8 @@
 """The export dialog: pick formats and a folder, export a run's student, show the checks.
 
-Export is short (seconds), so it runs in the GUI thread behind a busy cursor and a
-progress line that updates between steps; the dialog is modal while it works.
+The export (a few seconds: ONNX tracing, the checks, CPU latency timing) runs in a QObject
+worker on its own QThread with its own Store, so the window stays responsive and a run in
+progress can still be stopped; the dialog shows each step as it happens.
 """
 
 from __future__ import annotations
@@ -9,10 +10,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtGui import QCloseEvent, QGuiApplication
 from PySide6.QtWidgets import (
-    QApplication,
     QCheckBox,
     QDialog,
     QDialogButtonBox,
@@ -42,8 +42,36 @@ def default_export_dir(run: dict) -> Path:
     return Path.home() / "kdstudio-exports" / f"{slug}-{run['id']}"
 
 
+class ExportWorker(QObject):
+    """Runs `export_student` in the worker thread; reports progress and the result."""
+
+    progress = Signal(str)
+    done = Signal(object, str)  # the ExportReport (or None) and an error message (or "")
+
+    def __init__(self, db_path: Path, run_id: int, folder: str, formats: list[str]) -> None:
+        super().__init__()  # no parent: it is moved to the worker thread
+        self.db_path, self.run_id, self.folder, self.formats = db_path, run_id, folder, formats
+
+    @Slot()
+    def run(self) -> None:
+        from kdstudio.core.export import ExportError, export_student
+
+        report, error_text = None, ""
+        try:
+            with Store(self.db_path) as store:
+                report = export_student(store, self.run_id, self.folder, self.formats,
+                                        on_progress=self.progress.emit)
+        except ExportError as error:
+            error_text = str(error)
+        except Exception as error:  # noqa: BLE001 - a message for the user, never a traceback
+            error_text = f"{type(error).__name__}: {error}"
+        self.done.emit(report, error_text)
+
+
 class ExportDialog(QDialog):
     """Export one run's student; the report (files, max differences, latency) is shown."""
+
+    exported = Signal(bool)  # the export ended: True when every file matched the student
 
     def __init__(self, db_path: str | Path, run: dict, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -51,6 +79,8 @@ class ExportDialog(QDialog):
         self.db_path = Path(db_path)
         self.run = run
         self.report = None
+        self._thread: QThread | None = None
+        self._worker: ExportWorker | None = None
         self.setWindowTitle(f"Export the student of run {run['id']} ({run['name']})")
         self.resize(620, 420)
 
@@ -109,9 +139,16 @@ class ExportDialog(QDialog):
     def chosen_formats(self) -> list[str]:
         return [name for name, box in self.format_boxes.items() if box.isChecked()]
 
+    @property
+    def busy(self) -> bool:
+        return self._thread is not None
+
     def _update_enabled(self) -> None:
         ready = bool(self.chosen_formats()) and bool(self.folder.text().strip())
-        self.export_button.setEnabled(ready)
+        self.export_button.setEnabled(ready and not self.busy)
+        self.buttons.button(QDialogButtonBox.StandardButton.Close).setEnabled(not self.busy)
+        if self.busy:
+            return
         if not self.chosen_formats():
             self.status.setText("Pick at least one format")
         elif not self.folder.text().strip():
@@ -126,29 +163,56 @@ class ExportDialog(QDialog):
 
     def _progress(self, message: str) -> None:
         self.status.setText(message + "…" if message != "Done" else message)
-        QApplication.processEvents()
 
-    def export(self) -> bool:
-        """Run the export now; True when every file matched the student."""
-        from kdstudio.core.export import ExportError, export_student
+    def export(self) -> None:
+        """Start the export in a worker thread; `exported` tells when it has ended."""
+        if self.busy:
+            return
+        self.log.clear()
+        thread = QThread()
+        thread.setObjectName("kdstudio-export")
+        worker = ExportWorker(self.db_path, self.run["id"], self.folder.text().strip(),
+                              self.chosen_formats())
+        worker.moveToThread(thread)
+        thread.started.connect(worker.run)
+        worker.progress.connect(self._progress)
+        worker.done.connect(self._finished)
+        worker.done.connect(thread.quit, Qt.ConnectionType.DirectConnection)
+        thread.finished.connect(worker.deleteLater)
+        thread.finished.connect(thread.deleteLater)
+        self._thread, self._worker = thread, worker
+        QGuiApplication.setOverrideCursor(Qt.CursorShape.BusyCursor)
+        self._update_enabled()
+        thread.start()
 
-        self.export_button.setEnabled(False)
-        QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-        error_text = ""
-        try:
-            with Store(self.db_path) as store:
-                self.report = export_student(store, self.run["id"], self.folder.text().strip(),
-                                             self.chosen_formats(), on_progress=self._progress)
-        except ExportError as error:
-            error_text = str(error)
-        finally:
-            QGuiApplication.restoreOverrideCursor()
-            self._update_enabled()
+    @Slot(object, str)
+    def _finished(self, report: object, error_text: str) -> None:
+        if self._thread is not None:
+            self._thread.wait()
+        self._thread = self._worker = None
+        QGuiApplication.restoreOverrideCursor()
+        self._update_enabled()
+        self.report = report
         if error_text:
             self.log.setPlainText(f"Not exported: {error_text}")
             self.status.setText("Export failed")
-            return False
-        self.log.setPlainText("\n".join(self.report.lines()))
-        self.status.setText("Exported; every file matches the student" if self.report.ok
-                            else "Exported, but a file does NOT match the student (see above)")
-        return self.report.ok
+            self.exported.emit(False)
+            return
+        self.log.setPlainText("\n".join(report.lines()))
+        self.status.setText("Exported; every file matches the student" if report.ok
+                            else "Exported, but a file failed or does NOT match the student "
+                                 "(see above)")
+        self.exported.emit(report.ok)
+
+    def reject(self) -> None:
+        if self.busy:  # the files are half written: let the export finish first
+            self.status.setText("Exporting… the dialog closes once it has finished")
+            return
+        super().reject()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self.busy:
+            event.ignore()
+            self.status.setText("Exporting… the dialog closes once it has finished")
+            return
+        super().closeEvent(event)

@@ -267,7 +267,13 @@ def test_export_dialog_exports_a_real_student(qtbot, tmp_path: Path) -> None:
     dialog.format_boxes["torchscript"].setChecked(False)
     dialog.format_boxes["onnx"].setChecked(False)
     dialog.folder.setText(str(tmp_path / "export"))
-    assert dialog.export()
+    with qtbot.waitSignal(dialog.exported, timeout=60_000) as ended:
+        dialog.export()
+        assert dialog.busy and not dialog.export_button.isEnabled()
+        dialog.reject()  # closing mid-export waits for the files
+        assert dialog.isVisible()
+    assert ended.args == [True]
+    assert not dialog.busy
     assert sorted(p.name for p in (tmp_path / "export").iterdir()) == [
         "MODEL_CARD.md", "student.json", "student.safetensors"]
     assert "max |diff| 0.00e+00" in dialog.log.toPlainText()
