@@ -346,3 +346,24 @@ def test_losses_run_in_float32_under_autocast(name: str) -> None:
         got = function(student, teacher)
     assert got.dtype == torch.float32
     assert got.item() == pytest.approx(expected.item(), rel=1e-6, abs=1e-7)
+
+
+def test_every_loss_is_finite_on_a_batch_of_one() -> None:
+    """A last batch of one example must not turn a run into NaN."""
+    from kdstudio.core.distill import losses
+
+    torch.manual_seed(0)
+    maps = torch.randn(1, 4, 3, 3, requires_grad=True), torch.randn(1, 6, 3, 3)
+    vectors = torch.randn(1, 5, requires_grad=True), torch.randn(1, 7)
+    logits = torch.randn(1, 10, requires_grad=True), torch.randn(1, 10)
+    values = {
+        "at": losses.at_loss(*maps), "sp": losses.sp_loss(*maps), "nst": losses.nst_loss(*maps),
+        "rkd": losses.rkd_loss(*vectors), "pkt": losses.pkt_loss(*vectors),
+        "dkd": losses.dkd_loss(*logits, torch.tensor([3])), "dist": losses.dist_loss(*logits),
+        "lskd": losses.ls_kd_loss(*logits, 4.0), "kd": losses.kd_loss(*logits, 4.0),
+    }
+    for name, value in values.items():
+        assert torch.isfinite(value), name
+        value.backward()
+    for tensor in (maps[0], vectors[0], logits[0]):
+        assert torch.isfinite(tensor.grad).all()

@@ -189,6 +189,13 @@ def triplet_angles(embedding: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     return torch.where(valid, dots / denominator.clamp(min=eps), torch.zeros_like(dots))
 
 
+def _by_mean_distance(distances: torch.Tensor) -> torch.Tensor:
+    """Distances divided by their mean over distinct pairs; unchanged (all zero) when the
+    batch has no two distinct examples (a last batch of one), instead of 0 / 0."""
+    positive = distances[distances > 0]
+    return distances / positive.mean() if positive.numel() else distances
+
+
 @full_precision
 def rkd_loss(
     student_embedding: torch.Tensor,
@@ -206,11 +213,9 @@ def rkd_loss(
     entries as in the authors' code. Embedding widths may differ.
     """
     with torch.no_grad():
-        teacher_d = pairwise_distances(teacher_embedding)
-        teacher_d = teacher_d / teacher_d[teacher_d > 0].mean()
+        teacher_d = _by_mean_distance(pairwise_distances(teacher_embedding))
         teacher_a = triplet_angles(teacher_embedding)
-    student_d = pairwise_distances(student_embedding)
-    student_d = student_d / student_d[student_d > 0].mean()
+    student_d = _by_mean_distance(pairwise_distances(student_embedding))
     distance = F.smooth_l1_loss(student_d, teacher_d)
     angle = F.smooth_l1_loss(triplet_angles(student_embedding), teacher_a)
     return distance_weight * distance + angle_weight * angle
