@@ -430,13 +430,14 @@ class LiveView(QWidget):
             self._setup_tick = False
             self.drained.emit()
             return
-        self.loss_chart.redraw()
-        # the other charts take turns, one a tick: a tick never redraws more than two charts
-        others = self.charts[1:]
-        if self.timer.isActive():
-            others = [others[self._ticks % len(others)]]
-        for chart in others:
-            chart.redraw()
+        if not self.timer.isActive():  # the run has ended: bring every chart up to date
+            for chart in self.charts:
+                chart.redraw()
+        elif self._ticks % 2:  # one chart a tick (a paint is ~15 ms): the loss chart every
+            self.loss_chart.redraw()  # other tick, the rest take turns in between
+        else:
+            others = self.charts[1:]
+            others[(self._ticks // 2) % len(others)].redraw()
         self.drained.emit()
 
     def _hold_charts(self) -> None:
