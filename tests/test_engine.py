@@ -204,3 +204,23 @@ def test_rebuilding_a_saved_model_leaves_the_global_rng_alone(tmp_path: Path) ->
     model = load_model(path.with_suffix(".json"))
     assert torch.equal(before, torch.get_rng_state())
     assert all(p.device.type == "cpu" for p in model.state_dict().values())
+
+
+def test_threads_auto_for_small_models_and_restored(tmp_path: Path) -> None:
+    from kdstudio.core.engine import choose_threads
+    from kdstudio.core.models import create_model
+
+    small = [create_model("mlp", (6,), 3, hidden_sizes=[8])]
+    config = tiny_config()
+    assert choose_threads(config, small) == 1
+    config.threads = 3
+    assert choose_threads(config, small) == 3
+    big = [create_model("mlp", (4096,), 10, hidden_sizes=[512])]  # 2.1 M parameters
+    config.threads = 0
+    assert choose_threads(config, big) == torch.get_num_threads()
+    before = torch.get_num_threads()
+    events: list[dict] = []
+    with Store(tmp_path / "h.db") as store:
+        run(tiny_config(), store, events.append)
+    assert torch.get_num_threads() == before
+    assert any(e.get("message", "").startswith("CPU threads: 1 (automatic") for e in events)

@@ -87,6 +87,7 @@ class RunConfig:
     seed: int = 0
     device: str = "auto"
     autocast: bool = False  # CUDA only: bf16 where supported, else fp16 with a grad scaler
+    threads: int = 0  # CPU threads for training; 0 = auto (1 for small models)
     data: DataConfig = field(default_factory=DataConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     student: StudentConfig = field(default_factory=StudentConfig)
@@ -244,6 +245,7 @@ def _number_problems(config: RunConfig) -> list[str]:
 
     d, o, t = config.distill, config.optim, config.teacher
     check("seed", config.seed, config.seed >= 0, ">= 0")
+    check("threads", config.threads, config.threads >= 0, ">= 0 (0 = auto)")
     check("data.batch_size", config.data.batch_size, config.data.batch_size >= 1, ">= 1")
     check("data.val_fraction", config.data.val_fraction, 0 < config.data.val_fraction < 1,
           "between 0 and 1, exclusive")

@@ -533,6 +533,20 @@ class _Run:
                                 {"spec": str(sidecar.name)})
 
 
+SMALL_MODELS = 2_000_000  # parameters of teacher and student together
+
+
+def choose_threads(config: RunConfig, models: list[FeatureModel]) -> int:
+    """CPU threads for a run: `config.threads`, else 1 for small models (more threads gain
+    little there, and their spinning stalls every step when another program holds a core:
+    10-30x slower on a busy 2-core machine), else torch's default."""
+    if config.threads > 0:
+        return config.threads
+    if sum(count_parameters(model) for model in models) < SMALL_MODELS:
+        return 1
+    return torch.get_num_threads()
+
+
 def _environment() -> dict[str, Any]:
     # os.uname-based fields only: platform.platform() may spawn `uname -p`, and forking a
     # large process holds the interpreter lock long enough to freeze the window at Start
@@ -558,6 +572,17 @@ def run(config: RunConfig, store: Store, on_event: EventSink | None = None,
     result says which; it does not raise.
     """
     prepared = prepare(config)
+    models = [m for m in (prepared.teacher, prepared.student) if m is not None]
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(choose_threads(config, models))
+    try:
+        return _execute(config, prepared, store, on_event, should_stop)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _execute(config: RunConfig, prepared: Prepared, store: Store, on_event: EventSink | None,
+             should_stop: Callable[[], bool] | None) -> RunResult:
     state = _Run(prepared, store, on_event or _ignore, should_stop or _never_stop)
     state.plan_phases()
     teacher, student = prepared.teacher, prepared.student
@@ -593,6 +618,9 @@ def run(config: RunConfig, store: Store, on_event: EventSink | None = None,
                   f"{student.arch}: {sizes['student_params']:,} ({sizes['compression']:.1f}x "
                   f"smaller); device {prepared.device}")
     state.describe_label_budget()
+    threads = torch.get_num_threads()
+    state.log(f"CPU threads: {threads}" + ("" if config.threads else
+              " (automatic; set threads = N to choose)"))
     if config.autocast or state.precision.enabled:
         state.log(state.precision.message)
     status, error = "completed", None
