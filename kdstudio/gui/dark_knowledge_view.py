@@ -41,6 +41,7 @@ from PySide6.QtWidgets import (
 )
 
 from kdstudio.gui.live_view import PHASE_COLORS, PHASE_LABELS
+from kdstudio.gui.worker import worker_thread
 
 T_MIN, T_MAX, T_STEP = 0.5, 20.0, 0.1  # the temperature slider: 0.1 steps from 0.5 to 20
 SOFT_COLORMAP = "CET-L17"  # sequential, white (0) to dark
@@ -487,15 +488,10 @@ class DarkKnowledgeView(QWidget):
         assert self.db_path is not None and self.run_id is not None
         self._pending = False
         self._loading = True
-        thread = QThread()
-        thread.setObjectName("kdstudio-dark-knowledge")
         worker = AnalysisWorker(self.db_path, self.run_id, self._request)
-        worker.moveToThread(thread)
-        thread.started.connect(worker.run)
         worker.loaded.connect(self._on_loaded)
         worker.failed.connect(self._on_failed)
-        worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
-        thread.finished.connect(worker.deleteLater)
+        thread = worker_thread(worker, "kdstudio-dark-knowledge", worker.finished)
         thread.finished.connect(thread.deleteLater)
         _keep(thread, worker)
         thread.start()

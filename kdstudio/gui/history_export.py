@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from kdstudio.core.store import Store
+from kdstudio.gui.worker import worker_thread
 
 FORMAT_TIPS = {
     "safetensors": "student.safetensors + student.json: weights and everything needed to "
@@ -169,16 +170,11 @@ class ExportDialog(QDialog):
         if self.busy:
             return
         self.log.clear()
-        thread = QThread()
-        thread.setObjectName("kdstudio-export")
         worker = ExportWorker(self.db_path, self.run["id"], self.folder.text().strip(),
                               self.chosen_formats())
-        worker.moveToThread(thread)
-        thread.started.connect(worker.run)
         worker.progress.connect(self._progress)
         worker.done.connect(self._finished)
-        worker.done.connect(thread.quit, Qt.ConnectionType.DirectConnection)
-        thread.finished.connect(worker.deleteLater)
+        thread = worker_thread(worker, "kdstudio-export", worker.done)
         thread.finished.connect(thread.deleteLater)
         self._thread, self._worker = thread, worker
         QGuiApplication.setOverrideCursor(Qt.CursorShape.BusyCursor)

@@ -41,6 +41,22 @@ def restore_threads(count: int) -> None:
     torch.set_num_threads(count)
 
 
+def worker_thread(worker: QObject, name: str, done: Any) -> QThread:
+    """A new QThread that runs the parentless `worker`'s `run` slot once started.
+
+    The thread quits when the worker's `done` signal fires (connected directly, from the
+    worker thread itself: the GUI may be blocked in `wait()` when it does) and the worker is
+    deleted once the thread has finished. Connect the worker's result signals, then start.
+    """
+    thread = QThread()
+    thread.setObjectName(name)
+    worker.moveToThread(thread)
+    thread.started.connect(worker.run)
+    done.connect(thread.quit, Qt.ConnectionType.DirectConnection)
+    thread.finished.connect(worker.deleteLater)
+    return thread
+
+
 class RunFlags:
     """Stop and pause requests shared by the GUI thread and the worker (plain Python)."""
 
@@ -165,18 +181,11 @@ class RunController(QObject):
             raise RuntimeError("a run is already in progress")
         self.flags = RunFlags()
         self._result = None
-        thread = QThread()
-        thread.setObjectName("kdstudio-run")
         worker = RunWorker(config, db_path, self.flags)
-        worker.moveToThread(thread)
-        thread.started.connect(worker.run)
         worker.events.connect(self._relay)
         worker.problems.connect(self.problems)
         worker.finished.connect(self._keep_result)
-        # quit() from the worker thread itself: closing the window may wait() on the
-        # thread while the GUI event loop is blocked, so this must not be queued
-        worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
-        thread.finished.connect(worker.deleteLater)
+        thread = worker_thread(worker, "kdstudio-run", worker.finished)
         thread.finished.connect(self._thread_finished)
         self.thread, self.worker = thread, worker
         self._running = True
