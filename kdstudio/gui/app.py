@@ -64,16 +64,20 @@ def run_name(config: Any) -> str:
             f"{config.distill.method}")
 
 
-def run_layout(config: Any) -> tuple[list[str], list[str]]:
-    """The phases a config will run and the loss parts of its distillation (as the engine
-    plans them), so the live view can set up its curves before the first event."""
+def run_layout(config: Any) -> tuple[list[str], list[str], list[str]]:
+    """The phases a config will run, the loss parts of its distillation and the values its
+    schedules move (as the engine plans them), so the live view can set up its curves
+    before the first event."""
     from kdstudio.core.distill.methods import METHODS
+    from kdstudio.core.distill.schedules import parse_schedules
 
     method = METHODS.get(config.distill.method)
     phases = ["teacher"] if method.uses_teacher else []
     if method.uses_teacher and config.distill.baseline:
         phases.append("baseline")
-    return [*phases, "student"], list(method.parts)
+    moving = [key for key, schedule in parse_schedules(config.distill.schedules).items()
+              if schedule.kind != "constant"]
+    return [*phases, "student"], list(method.parts), moving
 
 
 class MainWindow(QMainWindow):

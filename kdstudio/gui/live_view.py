@@ -31,6 +31,10 @@ from PySide6.QtWidgets import (
 from kdstudio.gui.charts import ChartPanel
 
 REFRESH_MS = 100  # 10 redraws per second
+SCHEDULE_LABELS = {"temperature": "T", "ce_weight": "CE weight", "kd_weight": "KD weight",
+                   "feature_weight": "feature weight"}
+SCHEDULE_COLORS = {"temperature": "#e377c2", "ce_weight": "#1f77b4", "kd_weight": "#ff7f0e",
+                   "feature_weight": "#2ca02c"}
 RELEASE_MS = 30  # one held-back chart repaints per 30 ms after a run is set up
 PHASE_LABELS = {"teacher": "Teacher", "baseline": "Student alone", "student": "Student + KD"}
 PHASE_COLORS = {"teacher": "#1f77b4", "baseline": "#7f7f7f", "student": "#d62728"}
@@ -264,8 +268,8 @@ class LiveView(QWidget):
         self.agreement_chart = ChartPanel("Agreement", "epoch", "top-1 agreement with teacher",
                                           "agreementPlot", legend="bottom",
                                           y_range="fraction")
-        self.lr_chart = ChartPanel("Learning rate", "run step", "lr", "lrPlot", legend=None,
-                                   y_range="steps")
+        self.lr_chart = ChartPanel("Learning rate and schedules", "run step", "value",
+                                   "lrPlot", legend="bottom", y_range="steps")
         self.speed_chart = ChartPanel("Throughput", "run step", "samples/s", "speedPlot", True,
                                       legend=None, y_range="steps")
         self.charts = [self.loss_chart, self.accuracy_chart, self.agreement_chart,
@@ -338,7 +342,8 @@ class LiveView(QWidget):
     # ------------------------------------------------------------ run lifecycle
 
     def begin_run(self, phases: Sequence[str] = tuple(PHASE_LABELS),
-                  loss_parts: Sequence[str] = DEFAULT_PARTS) -> None:
+                  loss_parts: Sequence[str] = DEFAULT_PARTS,
+                  scheduled: Sequence[str] = ()) -> None:
         """Clear everything for a new run, set up its curves, start the redraw timer.
 
         Curves and markers are made here, at Start (and reused when the next run has the
@@ -356,7 +361,9 @@ class LiveView(QWidget):
             if phase in self._phases:
                 bar.set_text("waiting")
         self._hold_charts()
-        self._make_curves(tuple(self._phases), tuple(loss_parts))
+        self._make_curves(tuple(self._phases), tuple(loss_parts), tuple(scheduled))
+        # a temperature of 4 and a learning rate of 0.05 share one chart only on a log axis
+        self.lr_chart.set_log_y(bool(scheduled))
         self.progress_bar.setRange(0, 1)
         self.progress_bar.setValue(0)
         self.progress_bar.setFormat("preparing data and models…")
@@ -365,18 +372,22 @@ class LiveView(QWidget):
         self.summary_card.title.setText("Run in progress…")
         self.timer.start()
 
-    def _make_curves(self, phases: tuple[str, ...], parts: tuple[str, ...]) -> None:
-        if self._curves_for == (phases, parts):
+    def _make_curves(self, phases: tuple[str, ...], parts: tuple[str, ...],
+                     scheduled: tuple[str, ...] = ()) -> None:
+        if self._curves_for == (phases, parts, scheduled):
             for chart in self.charts:
                 chart.reset()
             return
-        self._curves_for = (phases, parts)
+        self._curves_for = (phases, parts, scheduled)
         for chart in self.charts:
             chart.clear()
         for part in ("total", *parts):
             self.loss_chart.add_series(PART_LABELS.get(part, part),
                                        PART_COLORS.get(part, "#9467bd"))
         self.lr_chart.add_series("lr", "#6a3d9a")
+        for key in scheduled:  # what the distillation schedules move, step by step
+            self.lr_chart.add_series(SCHEDULE_LABELS.get(key, key),
+                                     SCHEDULE_COLORS.get(key, "#8c564b"), dashed=True)
         self.speed_chart.add_series("samples/s", "#17becf")
         for phase in phases:
             label = PHASE_LABELS[phase]
@@ -506,6 +517,11 @@ class LiveView(QWidget):
                 if name not in self.loss_chart.series:
                     self.loss_chart.add_series(name, PART_COLORS.get(part, "#9467bd"))
                 self.loss_chart.append(name, x, value)
+        for key, value in values.items():
+            if key.startswith("sched/"):
+                name = SCHEDULE_LABELS.get(key[6:], key[6:])
+                if name in self.lr_chart.series:
+                    self.lr_chart.append(name, x, value)
         for chart, key, name in ((self.lr_chart, "lr", "lr"),
                                  (self.speed_chart, "samples_per_s", "samples/s")):
             if key in values and name in chart.series:

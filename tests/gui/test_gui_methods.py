@@ -3,6 +3,8 @@ own in the GUI: its fields come from the registry."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from PySide6.QtWidgets import QComboBox, QDoubleSpinBox
 
@@ -45,3 +47,24 @@ def test_each_method_runs_from_the_form(qtbot, window, tmp_path, method: str) ->
         names = {r["name"] for r in store.metrics(result["run_id"], phase="student")}
     assert row["method"] == method
     assert {f"loss/{part}" for part in spec.parts} <= names
+
+
+def test_schedules_are_charted_live(qtbot, window, tmp_path) -> None:
+    set_tiny_run(window, method="kd", epochs=2)
+    config, problems = window.setup.run_config()
+    assert problems == []
+    config.distill.schedules = {"kd_weight": {"kind": "warmup", "epochs": 1},
+                                "temperature": {"kind": "decay", "end": 1.0}}
+    window.setup.set_config(config)
+    window.setup.validate_now()
+    assert window.setup.problems == []
+    with qtbot.waitSignal(window.run_finished, timeout=RUN_TIMEOUT_MS) as finished:
+        click(qtbot, window, "startButton")
+    assert finished.args[0]["status"] == "completed"
+    chart = window.live.lr_chart
+    assert {"lr", "KD weight", "T"} <= set(chart.series)
+    with Store(tmp_path / "history.db") as store:
+        rows = store.metrics(finished.args[0]["run_id"], name="sched/kd_weight")
+    plotted = [v for v in chart.series["KD weight"].values.raw if math.isfinite(v)]
+    assert len(rows) == len(plotted) > 0
+    assert rows[0]["value"] < rows[-1]["value"] == 0.5  # warmed up to kd_weight
