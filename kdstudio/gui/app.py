@@ -620,7 +620,11 @@ def warm_up_engine() -> None:
     run stutter."""
     import torch
 
-    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+    weight = torch.zeros(1, requires_grad=True)
+    for optimizer in (torch.optim.Adam([weight]), torch.optim.SGD([weight], lr=0.1)):
+        weight.sum().backward()
+        optimizer.step()  # the first step and zero_grad import torch._dynamo (and sympy)
+        optimizer.zero_grad()
     for conv, shape in ((torch.nn.Conv1d, (2, 1, 8)), (torch.nn.Conv2d, (2, 1, 8, 8))):
         conv(1, 2, 3, padding=1)(torch.zeros(shape)).sum().backward()
 
