@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import os
 import platform
@@ -60,6 +61,28 @@ def mean_std(values: Sequence[float], scale: float = 1.0, digits: int = 1) -> st
     if len(values) == 1:
         return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} ± {statistics.stdev(values) * scale:.{digits}f}"
+
+
+def add_threads_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch CPU threads (0 = torch's default); 1 suffers least when "
+                             "other processes load the CPU")
+
+
+def apply_threads(args: argparse.Namespace) -> None:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+
+def add_data_options(parser: argparse.ArgumentParser, repeats: int) -> None:
+    """The options of the benches that time the engine on MNIST-1D and Fashion-MNIST."""
+    parser.add_argument("--datasets", nargs="+", default=["mnist1d", "fashion-mnist"],
+                        choices=["mnist1d", "fashion-mnist"])
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=repeats)
+    parser.add_argument("--subset", type=int, default=20000,
+                        help="Fashion-MNIST training images to load (0 = all 60,000)")
+    add_threads_option(parser)
 
 
 class PhaseClock:

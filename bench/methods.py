@@ -25,10 +25,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, PhaseClock, mean_std, table, write_result  # noqa: E402
+from _common import (  # noqa: E402
+    RESULTS,
+    PhaseClock,
+    add_threads_option,
+    apply_threads,
+    mean_std,
+    table,
+    write_result,
+)
 
 from kdstudio.core.config import RunConfig  # noqa: E402
 from kdstudio.core.distill.methods import METHODS  # noqa: E402
@@ -157,12 +163,9 @@ def main() -> None:
                         help="Fashion-MNIST training images to load (0 = all 60,000)")
     methods = [m for m in METHODS.names() if m != "none"]
     parser.add_argument("--methods", nargs="+", default=methods, choices=methods)
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch CPU threads (0 = torch's default); 1 suffers least when "
-                             "other processes load the CPU")
+    add_threads_option(parser)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_threads(args)
     tables, raw = [], {}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder:

@@ -24,7 +24,13 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import PhaseClock, table, write_result  # noqa: E402
+from _common import (  # noqa: E402
+    PhaseClock,
+    add_data_options,
+    apply_threads,
+    table,
+    write_result,
+)
 
 from kdstudio.core.checkpoint import load_weights  # noqa: E402
 from kdstudio.core.config import RunConfig  # noqa: E402
@@ -133,18 +139,9 @@ def measure(dataset: str, epochs: int, repeats: int, subset: int, folder: Path) 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--datasets", nargs="+", default=["mnist1d", "fashion-mnist"],
-                        choices=["mnist1d", "fashion-mnist"])
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--subset", type=int, default=20000,
-                        help="Fashion-MNIST training images to load (0 = all 60,000)")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch CPU threads (0 = torch's default); 1 suffers least when "
-                             "other processes load the CPU")
+    add_data_options(parser, repeats=3)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_threads(args)
     with tempfile.TemporaryDirectory() as folder:
         rows = [measure(name, args.epochs, args.repeats, args.subset, Path(folder))
                 for name in args.datasets]
