@@ -105,6 +105,7 @@ class MoreOptions(QGroupBox):
             line = QHBoxLayout(row)
             line.setContentsMargins(0, 0, 0, 0)
             for widget, stretch in ((kind, 2), (epochs, 1), (value, 1)):
+                widget.setMinimumWidth(64)  # the spin boxes' huge ranges would widen the form
                 widget.setToolTip(tip)
                 line.addWidget(widget, stretch)
                 self.fields.setdefault(f"distill.schedules.{key}", []).append(widget)

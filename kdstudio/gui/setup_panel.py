@@ -120,10 +120,11 @@ class SetupPanel(QWidget):
         scroll = QScrollArea()
         scroll.setObjectName("setupScroll")
         scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         body = QWidget()
         column = QVBoxLayout(body)
-        column.setContentsMargins(4, 4, 8, 4)
+        column.setContentsMargins(4, 4, 16, 4)
         for group in (self._build_run(), self._build_data(), self._build_teacher(),
                       self._build_student(), self._build_method(), self._build_optim(),
                       self._build_more()):
