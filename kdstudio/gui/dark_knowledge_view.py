@@ -243,7 +243,9 @@ class HeatMap(Panel):
                    levels: tuple[float, float]) -> None:
         self.values = np.asarray(matrix, dtype=float)
         self.class_names = list(class_names)
-        self.image.setImage(self.values, autoLevels=False)
+        # the image gets its own contiguous float32 copy: nothing else holds or changes it
+        self.image.setImage(np.ascontiguousarray(self.values, dtype=np.float32),
+                            autoLevels=False)
         self.colorbar.setLevels(levels)
         n = len(class_names)
         short = [name if len(name) <= 3 else str(i) for i, name in enumerate(class_names)]
