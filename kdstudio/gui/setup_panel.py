@@ -283,14 +283,9 @@ class SetupPanel(QWidget):
         self.checkpoint_edit.setToolTip(TIPS["teacher.checkpoint"])
         self.checkpoint_edit.textChanged.connect(self._emit_changed)
         self.checkpoint_edit.editingFinished.connect(self._adopt_sidecar)
-        browse = QPushButton("Browse…")
-        browse.setToolTip("Pick a teacher weight file")
-        browse.clicked.connect(self._browse_checkpoint)
-        self.checkpoint_row = QWidget()
-        row = QHBoxLayout(self.checkpoint_row)
-        row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(self.checkpoint_edit, 1)
-        row.addWidget(browse)
+        self.checkpoint_row = _with_button(self.checkpoint_edit, "Browse…",
+                                           "Pick a teacher weight file",
+                                           self._browse_checkpoint)
         form.addRow("Checkpoint", self.checkpoint_row)
         self._link("teacher.checkpoint", self.checkpoint_edit)
 
@@ -298,14 +293,9 @@ class SetupPanel(QWidget):
         self.run_combo.setObjectName("teacherRunCombo")
         self.run_combo.setToolTip(TIPS["teacher.run"])
         self.run_combo.currentIndexChanged.connect(self._on_reuse_run_changed)
-        refresh = QPushButton("Refresh")
-        refresh.setToolTip("Reload the list of saved runs that have a trained teacher")
-        refresh.clicked.connect(self.refresh_saved_runs)
-        self.run_row = QWidget()
-        row = QHBoxLayout(self.run_row)
-        row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(self.run_combo, 1)
-        row.addWidget(refresh)
+        self.run_row = _with_button(self.run_combo, "Refresh",
+                                    "Reload the list of saved runs that have a trained teacher",
+                                    self.refresh_saved_runs)
         form.addRow("Saved run", self.run_row)
         self._link("teacher.checkpoint", self.run_combo)
 
@@ -980,3 +970,15 @@ class SetupPanel(QWidget):
         hint.setWidth(max(hint.width(), 400))
         return hint
 
+
+def _with_button(field: QWidget, text: str, tip: str, on_click: Callable[[], Any]) -> QWidget:
+    """A row: `field`, stretched, with a push button after it."""
+    button = QPushButton(text)
+    button.setToolTip(tip)
+    button.clicked.connect(on_click)
+    row = QWidget()
+    line = QHBoxLayout(row)
+    line.setContentsMargins(0, 0, 0, 0)
+    line.addWidget(field, 1)
+    line.addWidget(button)
+    return row
