@@ -116,3 +116,18 @@ def test_run_applies_and_charts_the_scheduled_values(tmp_path: Path) -> None:
         assert v["loss/total"] == pytest.approx(expected, rel=1e-5)
     stored = store.metrics(result.run_id, "sched/temperature", "student")
     assert [row["value"] for row in stored] == temperatures
+
+
+def test_a_step_where_every_scheduled_weight_is_zero_learns_nothing_and_goes_on(
+        tmp_path: Path) -> None:
+    """ce_weight = 0 and kd_weight warming up from 0: the first step has nothing to learn."""
+    config = tiny_config(method="kd", ce_weight=0.0, kd_weight=1.0, temperature=4.0)
+    config.distill.schedules = {"kd_weight": {"kind": "warmup", "epochs": 1}}
+    events: list[dict] = []
+    result = run(config, Store(tmp_path / "h.db"), events.append)
+    assert result.status == "completed", result.error
+    student = [e["values"] for e in events if e["type"] == "step" and e["phase"] == "student"]
+    assert student[0]["sched/kd_weight"] == 0.0 and student[0]["loss/total"] == 0.0
+    assert student[1]["loss/total"] == pytest.approx(
+        student[1]["sched/kd_weight"] * student[1]["loss/kd"], rel=1e-5)
+    assert student[1]["loss/total"] > 0

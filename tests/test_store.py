@@ -19,6 +19,8 @@ from kdstudio.core.store import Store
 def test_schema_wal_and_migrations(tmp_path: Path) -> None:
     with Store(tmp_path / "h.db") as store:
         assert store.db.journal_mode == "wal"
+        # NORMAL (1): commits during training cost no fsync
+        assert store.db.execute("PRAGMA synchronous").fetchone()[0] == 1
         assert {"runs", "metrics", "artifacts"} <= set(store.db.table_names())
         applied = [m.name for m in store_module.migrations.applied(store.db)]
         assert applied[0] == "m001_initial"

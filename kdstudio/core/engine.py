@@ -193,6 +193,21 @@ def lr_factor(config: RunConfig, step: int, plan: PhasePlan) -> float:
     return 1.0
 
 
+def weighted_total(parts: dict[str, torch.Tensor], weights: dict[str, float]) -> torch.Tensor:
+    """`sum(weight * part)` over the parts whose weight is not 0: a part switched off cannot
+    spoil the total, even if it is NaN. A weight of 1 adds the part as it is."""
+    total: torch.Tensor | None = None
+    for name, value in parts.items():
+        weight = weights[name]
+        if weight == 0:
+            continue
+        term = value if weight == 1 else weight * value
+        total = term if total is None else total + term
+    if total is None:  # every weight 0 at this step (a warm-up from 0): nothing to learn
+        total = next(iter(parts.values())).detach().new_zeros(()).requires_grad_()
+    return total
+
+
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, device: torch.device) -> torch.Tensor:
     """Logits for all of `x`, in eval mode, on the CPU."""
@@ -261,12 +276,11 @@ class _PhaseStep:
             else:
                 parts = r.transfer_step(self.model, self.method, self.adapters, self.source,
                                         self.student_rec, logits, y, transfer_idx)
-            # a part switched off (weight 0) cannot spoil the total, even if it is NaN
-            total = sum(self.weights[name] * value for name, value in parts.items()
-                        if self.weights[name] != 0)
-        if not torch.isfinite(total):
+            total = weighted_total(parts, self.weights)
+        total_value = total.item()
+        if not math.isfinite(total_value):
             raise NonFiniteLoss(
-                f"the {plan.name} loss became {total.item()} in phase {plan.name}, "
+                f"the {plan.name} loss became {total_value} in phase {plan.name}, "
                 f"epoch {self.epoch + 1}, step {self.count + 1}; try a lower learning rate")
         self.optimizer.zero_grad(set_to_none=True)
         r.precision.step(total, self.optimizer)
@@ -275,7 +289,7 @@ class _PhaseStep:
         seconds = max(time.perf_counter() - started, 1e-9)
         values = {f"loss/{name}": value.item() for name, value in parts.items()}
         seen = len(y) + (len(transfer_idx) if transfer_idx is not None else 0)
-        values |= {"loss/total": total.item(), "lr": self.lr * factor,
+        values |= {"loss/total": total_value, "lr": self.lr * factor,
                    "samples_per_s": seen / seconds}
         values |= self.schedules.metrics(current)
         self.totals["loss"] += values["loss/total"] * len(y)
