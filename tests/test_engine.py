@@ -10,7 +10,7 @@ import torch
 
 from kdstudio.core.checkpoint import load_model
 from kdstudio.core.config import ConfigError
-from kdstudio.core.engine import PhasePlan, lr_factor, run
+from kdstudio.core.engine import EpochTotals, PhasePlan, lr_factor, run, weighted_total
 from kdstudio.core.store import Store
 from tests.helpers import tiny_config
 
@@ -224,3 +224,35 @@ def test_threads_auto_for_small_models_and_restored(tmp_path: Path) -> None:
         run(tiny_config(), store, events.append)
     assert torch.get_num_threads() == before
     assert any(e.get("message", "").startswith("CPU threads: 1 (automatic") for e in events)
+
+
+def test_epoch_totals_count_every_batch_however_they_fall_into_groups() -> None:
+    generator = torch.Generator().manual_seed(0)
+    totals = EpochTotals()
+    correct = seen = 0
+    loss_sum = 0.0
+    for step in range(EpochTotals.COUNT_EVERY * 2 + 5):  # two full groups and a remainder
+        size = 7 + step % 5
+        logits = torch.randn(size, 4, generator=generator, requires_grad=True)
+        labels = torch.randint(0, 4, (size,), generator=generator)
+        totals.add(0.1 * step, logits, labels)
+        correct += int((logits.argmax(1) == labels).sum())
+        seen += size
+        loss_sum += 0.1 * step * size
+    assert totals.accuracy() == correct / seen
+    assert totals.mean_loss() == pytest.approx(loss_sum / seen)
+    assert totals.accuracy() == correct / seen  # asking twice counts nothing twice
+    assert EpochTotals().accuracy() == 0.0 and EpochTotals().mean_loss() == 0.0
+
+
+def test_weighted_total_skips_parts_switched_off_even_when_nan() -> None:
+    ce = torch.tensor(2.0, requires_grad=True)
+    kd = torch.tensor(float("nan"), requires_grad=True)
+    total = weighted_total({"ce": ce, "kd": kd}, {"ce": 0.5, "kd": 0.0})
+    assert total.item() == 1.0
+    total.backward()
+    assert ce.grad.item() == 0.5 and kd.grad is None
+    both = weighted_total({"ce": ce, "kd": torch.tensor(3.0)}, {"ce": 1.0, "kd": 2.0})
+    assert both.item() == 8.0
+    nothing = weighted_total({"ce": ce, "kd": kd}, {"ce": 0.0, "kd": 0.0})
+    assert nothing.item() == 0.0 and nothing.requires_grad

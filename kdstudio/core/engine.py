@@ -222,6 +222,44 @@ def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
     return (logits.argmax(1) == y).float().mean().item() if len(y) else float("nan")
 
 
+class EpochTotals:
+    """Training loss and accuracy of an epoch, summed over its steps.
+
+    The correct-prediction count is taken a few steps at a time: a step only keeps a
+    reference to its logits and labels, and every `COUNT_EVERY` steps one argmax over the
+    kept batches counts them (a tenth of the per-step cost of counting each batch alone).
+    """
+
+    COUNT_EVERY = 32
+
+    def __init__(self) -> None:
+        self.loss = 0.0
+        self.correct = 0
+        self.seen = 0
+        self._kept: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def add(self, mean_loss: float, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        self.loss += mean_loss * len(labels)
+        self.seen += len(labels)
+        self._kept.append((logits.detach(), labels))
+        if len(self._kept) >= self.COUNT_EVERY:
+            self._count()
+
+    def _count(self) -> None:
+        if self._kept:
+            logits = torch.cat([kept[0] for kept in self._kept])
+            labels = torch.cat([kept[1] for kept in self._kept])
+            self.correct += int((logits.argmax(1) == labels).sum())
+            self._kept.clear()
+
+    def mean_loss(self) -> float:
+        return self.loss / max(self.seen, 1)
+
+    def accuracy(self) -> float:
+        self._count()
+        return self.correct / max(self.seen, 1)
+
+
 class _PhaseStep:
     """One optimisation step of a phase, and the running totals of its epoch."""
 
@@ -241,11 +279,11 @@ class _PhaseStep:
             plan.steps_per_epoch, plan.epochs)
         self.count = 0
         self.epoch = 0
-        self.totals: dict[str, float] = {}
+        self.totals = EpochTotals()
 
     def start_epoch(self, epoch: int) -> None:
         self.epoch = epoch
-        self.totals = {"loss": 0.0, "correct": 0, "seen": 0}
+        self.totals = EpochTotals()
 
     def run(self, labelled_idx: torch.Tensor, positions: torch.Tensor,
             transfer_idx: torch.Tensor | None) -> None:
@@ -292,9 +330,7 @@ class _PhaseStep:
         values |= {"loss/total": total_value, "lr": self.lr * factor,
                    "samples_per_s": seen / seconds}
         values |= self.schedules.metrics(current)
-        self.totals["loss"] += values["loss/total"] * len(y)
-        self.totals["correct"] += int((logits.argmax(1) == y).sum())
-        self.totals["seen"] += len(y)
+        self.totals.add(total_value, logits, y)
         r.store.add_metrics(r.run_id, plan.name, self.count, self.epoch + 1, values)
         r.emit({"type": "step", "run_id": r.run_id, "phase": plan.name,
                 "epoch": self.epoch + 1, "epochs": plan.epochs, "step": self.count,
@@ -373,6 +409,8 @@ class _Run:
         model.to(self.p.device).train()
         teacher = self.p.teacher if (method.uses_teacher and plan.name == "student") else None
         labelled = torch.arange(len(self.p.data.y_train)) if labelled is None else labelled
+        # all of the training split: a position is its own index, no gather needed
+        everything = len(labelled) == len(self.p.data.y_train)
         with contextlib.ExitStack() as hooks:  # the hooks go, whatever happens
             student_rec = hooks.enter_context(
                 FeatureRecorder(model.feature_layers(), method.student_feature_names()))
@@ -399,7 +437,8 @@ class _Run:
                         len(labelled), two_streams, order, cycle):
                     if self.should_stop():
                         raise RunStopped
-                    step.run(labelled[positions], positions, transfer_idx)
+                    step.run(positions if everything else labelled[positions], positions,
+                             transfer_idx)
                 self.end_epoch(plan, model, epoch + 1, step.count, step.totals)
         self.emit({"type": "phase", "run_id": self.run_id, "phase": plan.name,
                    "state": "finished"})
@@ -467,12 +506,12 @@ class _Run:
         return adapters
 
     def end_epoch(self, plan: PhasePlan, model: FeatureModel, epoch: int, step: int,
-                  totals: dict[str, float]) -> None:
+                  totals: EpochTotals) -> None:
         data, device = self.p.data, self.p.device
         val_logits = predict(model, data.x_val, device)
         values = {
-            "train/loss": totals["loss"] / max(totals["seen"], 1),
-            "train/acc": totals["correct"] / max(totals["seen"], 1),
+            "train/loss": totals.mean_loss(),
+            "train/acc": totals.accuracy(),
             "val/loss": ce_loss(val_logits, data.y_val).item(),
             "val/acc": accuracy(val_logits, data.y_val),
         }
