@@ -91,6 +91,8 @@ class PhaseClock:
     def __init__(self) -> None:
         self.phase_start: dict[str, float] = {}
         self.phase_seconds: dict[str, float] = {}
+        self.phase_cpu_start: dict[str, float] = {}
+        self.phase_cpu_seconds: dict[str, float] = {}
         self.epoch_seconds: dict[str, list[float]] = {}
         self._last: dict[str, float] = {}
         self.logs: list[str] = []
@@ -102,8 +104,10 @@ class PhaseClock:
         kind, phase = event["type"], event.get("phase", "")
         if kind == "phase" and event["state"] == "started":
             self.phase_start[phase] = self._last[phase] = now
+            self.phase_cpu_start[phase] = time.process_time()
         elif kind == "phase":
             self.phase_seconds[phase] = now - self.phase_start[phase]
+            self.phase_cpu_seconds[phase] = time.process_time() - self.phase_cpu_start[phase]
         elif kind == "epoch" and phase in self._last:
             self.epoch_seconds.setdefault(phase, []).append(now - self._last[phase])
             self._last[phase] = now

@@ -107,3 +107,20 @@ def test_pid_is_recorded(tmp_path: Path) -> None:
     with Store(tmp_path / "h.db") as store:
         run = store.get_run(store.create_run({"name": "a"}))
         assert run["pid"] == os.getpid()
+
+
+def test_rows_edited_by_hand_still_decode(tmp_path: Path) -> None:
+    """Tags written as plain text, or broken JSON in a column, never keep the history shut."""
+    with Store(tmp_path / "h.db") as store:
+        good = store.create_run({"name": "a"}, name="a")
+        plain = store.create_run({"name": "b"}, name="b")
+        broken = store.create_run({"name": "c"}, name="c")
+        store.update_run(good, tags=["x", "y"])
+        store.db.execute("UPDATE runs SET tags = 'few-labels' WHERE id = ?", [plain])
+        store.db.execute("UPDATE runs SET tags = '{oops', summary = '[1, 2]', config = 'nope' "
+                         "WHERE id = ?", [broken])
+        runs = {run["id"]: run for run in store.list_runs()}
+        assert runs[good]["tags"] == ["x", "y"] and runs[good]["config"] == {"name": "a"}
+        assert runs[plain]["tags"] == ["few-labels"]
+        assert runs[broken]["tags"] == ["{oops"]
+        assert runs[broken]["summary"] == {} and runs[broken]["config"] == {}

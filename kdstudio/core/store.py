@@ -362,8 +362,22 @@ class Store:
         return out
 
 
+def _json_or(text: Any, default: Any) -> Any:
+    """The JSON value of a column, or `default` when it is empty, not JSON or of another
+    type (a row edited by hand must not keep the history from opening)."""
+    if not text:
+        return default
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError):
+        return default
+    return value if isinstance(value, type(default)) else default
+
+
 def _decode_run(row: dict[str, Any]) -> dict[str, Any]:
     for key in ("config", "env", "summary"):
-        row[key] = json.loads(row[key]) if row.get(key) else {}
-    row["tags"] = json.loads(row["tags"]) if row.get("tags") else []
+        row[key] = _json_or(row.get(key), {})
+    tags = row.get("tags")
+    row["tags"] = _json_or(tags, [tags] if isinstance(tags, str) and tags.strip() else [])
+    row["tags"] = [str(tag) for tag in row["tags"]]
     return row

@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 import shiboken6
-from PySide6.QtCore import QObject, QPointF, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QObject, QPointF, QRectF, Qt, QThread, Signal, Slot
+from PySide6.QtGui import QImage, QPainter
 from PySide6.QtWidgets import (
     QCheckBox,
     QGridLayout,
@@ -211,6 +212,61 @@ class Panel(QWidget):
         return self._describe(x, y) if self._describe is not None else ""
 
 
+class MatrixImage(pg.GraphicsObject):
+    """A matrix drawn as one coloured cell per entry, cell (row i, column j) covering
+    [j, j + 1] x [i, i + 1] in view coordinates.
+
+    The colours are computed here (colour map over `levels`, clipped) into a QImage that Qt
+    owns outright (a deep copy): nothing Qt paints from points into a numpy buffer that
+    Python may free or reuse, as pyqtgraph's ImageItem does.
+    """
+
+    def __init__(self, colormap: pg.ColorMap) -> None:
+        super().__init__()
+        self.colormap = colormap
+        self.values = np.zeros((0, 0))
+        self.levels = (0.0, 1.0)
+        self.qimage = QImage()
+
+    def set_values(self, values: np.ndarray, levels: tuple[float, float]) -> None:
+        self.prepareGeometryChange()
+        self.values = np.array(values, dtype=float)  # a copy of its own
+        self.set_levels(levels)
+
+    def set_levels(self, levels: tuple[float, float]) -> None:
+        self.levels = (float(levels[0]), float(levels[1]))
+        self.qimage = self._render()
+        self.update()
+
+    def colors(self) -> np.ndarray:
+        """RGBA bytes (rows x columns x 4) of the cells as drawn."""
+        low, high = self.levels
+        scaled = (self.values - low) / (high - low) if high > low else self.values * 0.0
+        finite = np.isfinite(scaled)
+        clipped = np.clip(np.where(finite, scaled, 0.0), 0.0, 1.0)
+        rgba = np.asarray(self.colormap.map(clipped.ravel(), mode="byte"), dtype=np.uint8)
+        rgba = rgba.reshape(*self.values.shape, -1)
+        if rgba.shape[-1] == 3:
+            rgba = np.concatenate([rgba, np.full((*rgba.shape[:-1], 1), 255, np.uint8)], -1)
+        rgba[~finite] = 0  # no value (NaN): a transparent cell
+        return np.ascontiguousarray(rgba)
+
+    def _render(self) -> QImage:
+        rows, columns = self.values.shape
+        if rows == 0 or columns == 0:
+            return QImage()
+        data = self.colors().tobytes()
+        return QImage(data, columns, rows, 4 * columns, QImage.Format.Format_RGBA8888).copy()
+
+    def boundingRect(self) -> QRectF:  # noqa: N802 (Qt's name)
+        rows, columns = self.values.shape
+        return QRectF(0.0, 0.0, float(columns), float(rows))
+
+    def paint(self, painter: QPainter, *_args: Any) -> None:
+        if not self.qimage.isNull():
+            painter.drawImage(self.boundingRect(), self.qimage)
+
+
 class HeatMap(Panel):
     """A class x class matrix as an image: row = true class, column = the other class."""
 
@@ -219,12 +275,13 @@ class HeatMap(Panel):
         """`label_diagonal`: write each diagonal value in its cell (for a colour scale
         that may saturate on the diagonal)."""
         super().__init__(title, object_name, tooltip)
-        self.values = np.zeros((0, 0))
         self.class_names: list[str] = []
         self.value_format = value_format
         self.label_diagonal = label_diagonal
         self.cell_labels: list[pg.TextItem] = []
-        self.image = pg.ImageItem(axisOrder="row-major")
+        if isinstance(colormap, str):
+            colormap = pg.colormap.get(colormap)
+        self.image = MatrixImage(colormap)
         self.item.addItem(self.image)
         box = self.item.getViewBox()
         box.invertY(True)  # row 0 at the top, as a matrix is read
@@ -232,21 +289,23 @@ class HeatMap(Panel):
         box.setMouseEnabled(x=False, y=False)
         self.item.setLabel("left", "true class")
         self.item.setLabel("bottom", x_label)
-        if isinstance(colormap, str):
-            colormap = pg.colormap.get(colormap)
         self.colorbar = pg.ColorBarItem(values=(0, 1), colorMap=colormap,
                                         interactive=False, width=12, pen="#888",
                                         colorMapMenu=False)
-        self.colorbar.setImageItem(self.image, insert_in=self.item)
+        self.colorbar.setColorMap(colormap)  # draws the bar; no image item is attached
+        self.item.layout.addItem(self.colorbar, 2, 5)  # right of the plot, as pyqtgraph does
+        self.item.layout.setColumnFixedWidth(4, 5)
+
+    @property
+    def values(self) -> np.ndarray:
+        """The matrix shown (rows x columns); empty when none is."""
+        return self.image.values
 
     def set_matrix(self, matrix: np.ndarray, class_names: list[str],
                    levels: tuple[float, float]) -> None:
-        self.values = np.asarray(matrix, dtype=float)
         self.class_names = list(class_names)
-        # the image gets its own contiguous float32 copy: nothing else holds or changes it
-        self.image.setImage(np.ascontiguousarray(self.values, dtype=np.float32),
-                            autoLevels=False)
         self.colorbar.setLevels(levels)
+        self.image.set_values(np.asarray(matrix, dtype=float), levels)
         n = len(class_names)
         short = [name if len(name) <= 3 else str(i) for i, name in enumerate(class_names)]
         rows = [name if name == s or str(i) in name else f"{i} {name}"
@@ -274,9 +333,10 @@ class HeatMap(Panel):
 
     def set_levels(self, levels: tuple[float, float]) -> None:
         self.colorbar.setLevels(levels)
+        self.image.set_levels(levels)
 
     def clear_matrix(self, text: str) -> None:
-        self.values = np.zeros((0, 0))
+        self.image.set_values(np.zeros((0, 0)), self.image.levels)
         self.image.setVisible(False)
         self._label_cells()
         self.blank(text)

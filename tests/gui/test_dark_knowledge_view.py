@@ -12,12 +12,14 @@ import pyqtgraph as pg
 import pytest
 import torch
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QImage
 
 from kdstudio.core.analysis import dark_knowledge
 from kdstudio.core.engine import run
 from kdstudio.core.store import Store
 from kdstudio.gui.dark_knowledge_view import (
     DarkKnowledgeView,
+    MatrixImage,
     slider_temperature,
     slider_value,
 )
@@ -41,11 +43,20 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
 
 
 def _image_of(view: DarkKnowledgeView, name: str) -> np.ndarray:
+    """The matrix the named heat map draws (its one MatrixImage's values)."""
     plot = view.findChild(pg.PlotWidget, name)
     assert plot is not None, f"no plot named {name}"
-    images = [item for item in plot.getPlotItem().items if isinstance(item, pg.ImageItem)]
+    images = [item for item in plot.getPlotItem().items if isinstance(item, MatrixImage)]
     assert len(images) == 1
-    return images[0].image
+    return images[0].values
+
+
+def _pixels(image: MatrixImage) -> np.ndarray:
+    """The RGBA bytes of the QImage the item paints (rows x columns x 4)."""
+    qimage = image.qimage.convertToFormat(QImage.Format.Format_RGBA8888)
+    rows, columns = qimage.height(), qimage.width()
+    return np.frombuffer(qimage.constBits(), np.uint8, rows * columns * 4).reshape(
+        rows, columns, 4).copy()
 
 
 def _bars_in(view: DarkKnowledgeView, name: str) -> list[pg.BarGraphItem]:
@@ -110,9 +121,26 @@ def test_off_diagonal_scale_saturates_the_diagonal(qtbot, finished_run) -> None:
                           for m in (view.teacher_map, view.student_map)])
     assert view.teacher_map.colorbar.levels() == pytest.approx((0.0, off.max()))
     assert off.max() < values.max()
+    # what is painted: the colour map over (0, largest off-diagonal value), the diagonal
+    # saturated at the map's top colour
+    image = view.teacher_map.image
+    colormap = image.colormap
+    top = colormap.map(1.0, mode="byte")[:3]
+    pixels = _pixels(image)
+    assert pixels.shape == (4, 4, 4)
+    saturated = image.values >= off.max()
+    assert saturated.any() and not saturated.all()
+    for (i, j), value in np.ndenumerate(image.values):
+        expected = top if saturated[i, j] else colormap.map(value / off.max(), mode="byte")[:3]
+        assert np.abs(pixels[i, j, :3].astype(int) - expected.astype(int)).max() <= 1
     view.off_diagonal.setChecked(False)
     assert view.teacher_map.colorbar.levels() == pytest.approx((0.0, 1.0))
     assert view.student_map.colorbar.levels() == pytest.approx((0.0, 1.0))
+    rescaled = _pixels(view.teacher_map.image)
+    for (i, j), value in np.ndenumerate(image.values):  # on (0, 1): the values' own colours
+        expected = colormap.map(value, mode="byte")[:3]
+        assert np.abs(rescaled[i, j, :3].astype(int) - expected.astype(int)).max() <= 1
+    assert not np.array_equal(rescaled, pixels)
 
 
 def test_temperature_slider_and_example_picker_rerender_the_bars(qtbot, finished_run) -> None:
