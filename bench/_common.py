@@ -74,11 +74,13 @@ def apply_threads(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
 
 
-def add_data_options(parser: argparse.ArgumentParser, repeats: int) -> None:
+def add_data_options(parser: argparse.ArgumentParser, repeats: int,
+                     epochs_help: str = "") -> None:
     """The options of the benches that time the engine on MNIST-1D and Fashion-MNIST."""
     parser.add_argument("--datasets", nargs="+", default=["mnist1d", "fashion-mnist"],
                         choices=["mnist1d", "fashion-mnist"])
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=0 if epochs_help else 3,
+                        help=epochs_help or None)
     parser.add_argument("--repeats", type=int, default=repeats)
     parser.add_argument("--subset", type=int, default=20000,
                         help="Fashion-MNIST training images to load (0 = all 60,000)")
