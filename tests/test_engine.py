@@ -27,7 +27,7 @@ def test_full_run_records_three_phases(tmp_path: Path) -> None:
         result = run(tiny_config(), store, events.append)
         assert result.status == "completed", result.error
         row = store.get_run(result.run_id)
-        assert row["status"] == "completed"
+        assert row["status"] == "completed" and row["current_phase"] == "student"
         for phase in ("teacher", "baseline", "student"):
             assert 0.0 <= row[f"{phase}_test_acc"] <= 1.0
             epochs = store.metrics(result.run_id, name="val/acc", phase=phase)

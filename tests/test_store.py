@@ -124,3 +124,25 @@ def test_rows_edited_by_hand_still_decode(tmp_path: Path) -> None:
         assert runs[plain]["tags"] == ["few-labels"]
         assert runs[broken]["tags"] == ["{oops"]
         assert runs[broken]["summary"] == {} and runs[broken]["config"] == {}
+        brief = {run["id"]: run["tags"] for run in store.list_runs_brief()}
+        assert brief == {good: ["x", "y"], plain: ["few-labels"], broken: ["{oops"]}
+
+
+def test_live_progress_follows_the_current_phase(tmp_path: Path) -> None:
+    with Store(tmp_path / "h.db") as store:
+        run_id = store.create_run({"name": "r"}, name="r")
+        assert store.live_progress(run_id) == {}
+        for epoch, acc in enumerate([0.5, 0.7, 0.6], start=1):
+            store.add_metrics(run_id, "baseline", epoch * 10, epoch, {"val/acc": acc})
+        store.flush()
+        # rows written by a version without current_phase: the last val/acc row's phase
+        assert store.live_progress(run_id) == {
+            "phase": "baseline", "best_val_acc": 0.7, "last_val_acc": 0.6}
+        store.update_run(run_id, current_phase="student")
+        store.add_metrics(run_id, "student", 1, 1, {"loss/total": 2.0})
+        store.flush()
+        assert store.live_progress(run_id) == {"phase": "student"}  # no epoch ended yet
+        store.add_metrics(run_id, "student", 10, 1, {"val/acc": 0.4})
+        store.flush()
+        assert store.live_progress(run_id) == {
+            "phase": "student", "best_val_acc": 0.4, "last_val_acc": 0.4}

@@ -428,6 +428,7 @@ class _Run:
             two_streams = self.p.two_streams and plan.name != "teacher"
             cycle = LabelledCycle(len(labelled), config.data.batch_size,
                                   torch.Generator().manual_seed(config.seed + 4))
+            self.store.update_run(self.run_id, current_phase=plan.name)
             self.emit({"type": "phase", "run_id": self.run_id, "phase": plan.name,
                        "state": "started", "epochs": plan.epochs,
                        "steps_per_epoch": plan.steps_per_epoch})

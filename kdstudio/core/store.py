@@ -65,6 +65,12 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     db["runs"].create_index(["status"])
 
 
+@migrations()
+def m002_current_phase(db: sqlite_utils.Database) -> None:
+    """The phase a running run is in, so a history view need not search its metric rows."""
+    db["runs"].add_column("current_phase", str)
+
+
 def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
@@ -288,7 +294,10 @@ class Store:
         rows = [dict(zip(columns, values, strict=True)) for values in
                 self.db.execute(f"SELECT {', '.join(columns)} FROM runs ORDER BY id DESC")]
         # One JSON document for all tag lists: a thousand tiny json.loads calls cost more.
-        tags = json.loads("[" + ",".join(row["tags"] or "[]" for row in rows) + "]")
+        try:
+            tags = json.loads("[" + ",".join(row["tags"] or "[]" for row in rows) + "]")
+        except ValueError:  # a row edited by hand: decode them one by one
+            tags = [_decode_tags(row["tags"]) for row in rows]
         for row, row_tags in zip(rows, tags, strict=True):
             row["tags"] = row_tags
         return rows
@@ -334,12 +343,16 @@ class Store:
     def live_progress(self, run_id: int) -> dict[str, Any]:
         """For a run still writing: the phase of its latest metric row and the best and last
         val/acc of that phase so far (empty when nothing is written yet)."""
-        latest = self.db.execute(
-            "SELECT phase FROM metrics WHERE run_id = ? ORDER BY rowid DESC LIMIT 1", [run_id]
-        ).fetchone()
-        if latest is None:
-            return {}
-        phase = latest[0]
+        # two index seeks, however many rows the run has written
+        row = self.db.execute("SELECT current_phase FROM runs WHERE id = ?", [run_id]).fetchone()
+        phase = row[0] if row else None
+        if not phase:  # a run that has not started a phase (or from before m002)
+            latest = self.db.execute(
+                "SELECT phase FROM metrics WHERE run_id = ? AND name = 'val/acc' "
+                "ORDER BY rowid DESC LIMIT 1", [run_id]).fetchone()
+            if latest is None:
+                return {}
+            phase = latest[0]
         values = [v for (v,) in self.db.execute(
             "SELECT value FROM metrics WHERE run_id = ? AND name = 'val/acc' AND phase = ? "
             "ORDER BY rowid", [run_id, phase])]
@@ -377,7 +390,11 @@ def _json_or(text: Any, default: Any) -> Any:
 def _decode_run(row: dict[str, Any]) -> dict[str, Any]:
     for key in ("config", "env", "summary"):
         row[key] = _json_or(row.get(key), {})
-    tags = row.get("tags")
-    row["tags"] = _json_or(tags, [tags] if isinstance(tags, str) and tags.strip() else [])
-    row["tags"] = [str(tag) for tag in row["tags"]]
+    row["tags"] = _decode_tags(row.get("tags"))
     return row
+
+
+def _decode_tags(text: Any) -> list[str]:
+    """A run's tags: a JSON list of strings; plain text from a hand edit is one tag."""
+    tags = _json_or(text, [text] if isinstance(text, str) and text.strip() else [])
+    return [str(tag) for tag in tags]
