@@ -98,6 +98,7 @@ class MainWindow(QMainWindow):
         self.confirm_close: bool | None = None  # set to answer "stop the run?" without asking
         self.setup: Any = None  # SetupPanel, once the engine is imported
         self._store: Any = None
+        self._store_error = ""
         self._closed = False
         self._close_when_stopped = False
         self._preloading = False
@@ -199,8 +200,11 @@ class MainWindow(QMainWindow):
         self.history: Any = None
         self.compare: Any = None
         try:
-            self.history = HistoryView(self.db_path)
-            self.compare = CompareView(self.db_path)
+            store = self.store  # one Store on the GUI thread, shared by both views
+            if store is None:
+                raise OSError(self._store_error)
+            self.history = HistoryView(store)
+            self.compare = CompareView(store)
         except Exception as error:  # noqa: BLE001 - a bad history file must not stop the window
             self.add_tab(QLabel(f"Cannot open the history {self.db_path}: {error}"), "History")
             return
@@ -349,6 +353,7 @@ class MainWindow(QMainWindow):
             try:
                 self._store = Store(self.db_path)
             except Exception as error:  # noqa: BLE001 - reported, the window keeps working
+                self._store_error = str(error)
                 self.statusBar().showMessage(f"Cannot open the history {self.db_path}: {error}")
                 return None
         return self._store
@@ -600,6 +605,8 @@ class MainWindow(QMainWindow):
                 return
         self.save_settings()
         self._closed = True
+        if self.history is not None:
+            self.history.timer.stop()  # it polls the Store closed below
         if self._store is not None:
             self._store.close()
             self._store = None

@@ -82,10 +82,12 @@ class CompareView(QWidget):
 
     runs_changed = Signal(object)  # list of run ids
 
-    def __init__(self, db_path: str | Path | None = None, parent: QWidget | None = None) -> None:
+    def __init__(self, db: str | Path | Store | None = None,
+                 parent: QWidget | None = None) -> None:
+        """`db`: the GUI thread's Store to share, or the path of a history file to open."""
         super().__init__(parent)
         self.setObjectName("compareView")
-        self.store = Store(db_path)
+        self.store = db if isinstance(db, Store) else Store(db)
         self.runs: list[dict[str, Any]] = []
         self.curves: dict[str, pg.PlotDataItem] = {}
         self.bands: list[pg.FillBetweenItem] = []

@@ -44,10 +44,12 @@ class HistoryView(QWidget):
     compare_requested = Signal(object)  # list of run ids
     runs_deleted = Signal(object)  # list of run ids
 
-    def __init__(self, db_path: str | Path | None = None, parent: QWidget | None = None) -> None:
+    def __init__(self, db: str | Path | Store | None = None,
+                 parent: QWidget | None = None) -> None:
+        """`db`: the GUI thread's Store to share, or the path of a history file to open."""
         super().__init__(parent)
         self.setObjectName("historyView")
-        self.store = Store(db_path)
+        self.store = db if isinstance(db, Store) else Store(db)
         self.db_path = self.store.path
         self._signature: tuple[Any, ...] | None = None
         self._sized = False
