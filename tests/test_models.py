@@ -90,3 +90,25 @@ def test_model_remembers_how_to_rebuild_itself() -> None:
     model = create_model("cnn", (1, 8, 8), 10, channels=[4])
     assert model.spec() == {"arch": "cnn", "params": {"channels": [4]},
                             "input_shape": [1, 8, 8], "num_classes": 10}
+
+
+@pytest.mark.parametrize(("name", "shape"), [("mlp", (40,)), ("cnn", (40,)), ("cnn", (1, 8, 8)),
+                                             ("resnet8x4", (3, 16, 16))])
+def test_validation_summary_matches_a_real_forward_and_leaves_the_random_state(
+        name: str, shape: tuple[int, ...]) -> None:
+    """What validation records of a model: the layers and shapes of a real forward pass,
+    taken without a draw from the global generator; a second ask is remembered."""
+    from kdstudio.core.distill.checks import summarise_model
+    from kdstudio.core.distill.features import FeatureRecorder
+
+    model = create_model(name, shape, 5).eval()
+    layers = model.feature_layers()
+    with torch.no_grad(), FeatureRecorder(layers, layers) as recorder:
+        model(torch.zeros(2, *shape))
+        expected = {key: tuple(value.shape[1:]) for key, value in recorder.features.items()}
+    state = torch.get_rng_state()
+    summary = summarise_model(name, {}, shape, 5)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert summary.arch == name and summary.layers == tuple(layers)
+    assert summary.shapes == expected
+    assert summarise_model(name, {}, shape, 5) is summary

@@ -360,8 +360,10 @@ def _transfer_problems(data: DataConfig, info: Any) -> list[str]:
 
 
 def _model_problems(section: str, arch: str, params: dict[str, Any], info: Any):
-    """Build the model once on the CPU to check its name, parameters and input shape."""
-    from kdstudio.core.models import MODELS, create_model
+    """Build the model on the CPU (once per architecture, parameters and data shape) to check
+    its name, parameters and input shape: (problems, ModelSummary or None)."""
+    from kdstudio.core.distill.checks import summarise_model
+    from kdstudio.core.models import MODELS
 
     if arch not in MODELS:
         return [f"{section}.arch: unknown model '{arch}' (choose from: "
@@ -369,15 +371,10 @@ def _model_problems(section: str, arch: str, params: dict[str, Any], info: Any):
     if info is None:
         return [], None
     try:
-        import torch
-
-        model = create_model(arch, info.input_shape, info.num_classes, **params)
-        model.eval()
-        with torch.no_grad():
-            model(torch.zeros(2, *info.input_shape))
+        summary = summarise_model(arch, params, tuple(info.input_shape), info.num_classes)
     except (ValueError, TypeError, RuntimeError) as error:
         return [f"{section}.params: {error}"], None
-    return [], model
+    return [], summary
 
 
 def _layer_problems(config: RunConfig, student: Any, teacher: Any) -> list[str]:
@@ -391,7 +388,7 @@ def _layer_problems(config: RunConfig, student: Any, teacher: Any) -> list[str]:
                               ("teacher_layer", d.teacher_layer, teacher)):
         if model is None:
             continue
-        names = list(model.feature_layers())
+        names = list(model.layers)
         if not layer:
             problems.append(f"distill.{key}: method '{d.method}' needs a layer "
                             f"(choose from: {', '.join(names)})")

@@ -523,8 +523,9 @@ class _Run:
 
     def record_epoch(self, phase: str, epoch: int, epochs: int, step: int,
                      values: dict[str, float]) -> None:
+        # buffered like the step rows: in the file at most FLUSH_SECONDS later, and at once
+        # when the run ends (a commit per epoch costs short epochs about 1 %)
         self.store.add_metrics(self.run_id, phase, step, epoch, values)
-        self.store.flush()
         acc = values["val/acc"]
         best = max(self.summary.get(f"{phase}_best_val_acc", -1.0), acc)
         self.summary[f"{phase}_best_val_acc"] = best

@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import json
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -26,22 +30,58 @@ def distill_problems(config: Any) -> list[str]:
     return problems
 
 
-@torch.no_grad()
-def _feature_shapes(model: Any, names: list[str]) -> dict[str, tuple[int, ...]]:
-    layers = model.feature_layers()
-    present = [name for name in names if name in layers]
-    was_training = model.training
+@dataclass(frozen=True)
+class ModelSummary:
+    """What validation needs of a model: its architecture, its feature layers and the shape
+    of each layer's output per example (no batch dimension)."""
+
+    arch: str
+    layers: tuple[str, ...]
+    shapes: dict[str, tuple[int, ...]] = field(hash=False)
+
+
+def summarise_model(arch: str, params: dict[str, Any], input_shape: tuple[int, ...],
+                    num_classes: int) -> ModelSummary:
+    """Build the model and run two inputs through it, recording every feature layer.
+    Raises ValueError, TypeError or RuntimeError for bad parameters.
+
+    Remembered by its arguments (the last 32): the GUI checks the whole config after every
+    edit, and a ResNet should not be rebuilt because the learning rate changed.
+    """
+    key = json.dumps([arch, params, list(input_shape), num_classes], sort_keys=True,
+                     default=repr)
+    with _SUMMARIES_LOCK:  # the GUI thread and a run's thread may both validate
+        if key in _SUMMARIES:
+            _SUMMARIES.move_to_end(key)
+            return _SUMMARIES[key]
+    from kdstudio.core.models import create_model
+
+    # on the CPU (the meta device would spare the memory, but its first forward pass costs
+    # a second of start-up); the global random state is left as it was
+    with torch.random.fork_rng(devices=[]):
+        model = create_model(arch, tuple(input_shape), num_classes, **params)
     model.eval()
-    with FeatureRecorder(layers, present) as recorder:
-        model(torch.zeros(2, *model.input_shape))
-        shapes = {name: tuple(value.shape[1:]) for name, value in recorder.features.items()}
-    model.train(was_training)
-    return shapes
+    layers = model.feature_layers()
+    with torch.no_grad(), FeatureRecorder(layers, layers) as recorder:
+        model(torch.zeros(2, *input_shape))
+        shapes = {name: tuple(value.shape[1:]) for name, value in recorder.features.items()
+                  if isinstance(value, torch.Tensor)}
+    summary = ModelSummary(model.arch, tuple(layers), shapes)
+    with _SUMMARIES_LOCK:
+        _SUMMARIES[key] = summary
+        while len(_SUMMARIES) > 32:
+            _SUMMARIES.popitem(last=False)
+    return summary
 
 
-def feature_problems(config: Any, student: Any, teacher: Any) -> list[str]:
+_SUMMARIES: OrderedDict[str, ModelSummary] = OrderedDict()
+_SUMMARIES_LOCK = threading.Lock()
+
+
+def feature_problems(config: Any, student: ModelSummary | None,
+                     teacher: ModelSummary | None) -> list[str]:
     """The method's fixed feature layers (e.g. 'embedding') exist in both models and the
-    features have the shapes it needs. `student`/`teacher` are built models or None."""
+    features have the shapes it needs."""
     d = config.distill
     if d.method not in METHODS or student is None or teacher is None:
         return []
@@ -51,7 +91,7 @@ def feature_problems(config: Any, student: Any, teacher: Any) -> list[str]:
     method = create_method(d.method, d.temperature, d.student_layer, d.teacher_layer, d.params)
     problems = []
     for section, model in (("student", student), ("teacher", teacher)):
-        layers = model.feature_layers()
+        layers = model.layers
         for name in cls.feature_names:
             if name not in layers:
                 problems.append(
@@ -60,6 +100,8 @@ def feature_problems(config: Any, student: Any, teacher: Any) -> list[str]:
                     "give it at least one hidden layer")
     if problems:
         return problems
-    student_shapes = _feature_shapes(student, method.student_feature_names())
-    teacher_shapes = _feature_shapes(teacher, method.teacher_feature_names())
+    student_shapes = {name: student.shapes[name] for name in method.student_feature_names()
+                      if name in student.shapes}
+    teacher_shapes = {name: teacher.shapes[name] for name in method.teacher_feature_names()
+                      if name in teacher.shapes}
     return method.feature_problems(student_shapes, teacher_shapes)
