@@ -146,3 +146,29 @@ def test_live_progress_follows_the_current_phase(tmp_path: Path) -> None:
         store.flush()
         assert store.live_progress(run_id) == {
             "phase": "student", "best_val_acc": 0.4, "last_val_acc": 0.4}
+
+
+def test_runs_with_artifact_gives_each_runs_latest_file_in_one_query(tmp_path: Path) -> None:
+    with Store(tmp_path / "h.db") as store:
+        ids = [store.create_run({"name": f"r{i}"}, name=f"r{i}") for i in range(4)]
+        files = {}
+        for run_id, count in zip(ids, [2, 0, 1, 3], strict=True):
+            for k in range(count):
+                path = tmp_path / f"t{run_id}-{k}.bin"
+                path.write_bytes(bytes([k]))
+                store.add_artifact(run_id, "teacher", path, "safetensors")
+                files[run_id] = str(path)
+            store.add_artifact(run_id, "student", tmp_path / f"t{run_id}-0.bin"
+                               if count else _touch(tmp_path / "s.bin"), "safetensors")
+        runs = store.runs_with_artifact("teacher")
+        assert [run["id"] for run in runs] == [ids[3], ids[2], ids[0]]  # newest first
+        assert {run["id"]: run["artifact_path"] for run in runs} == {
+            ids[0]: files[ids[0]], ids[2]: files[ids[2]], ids[3]: files[ids[3]]}
+        assert runs[0]["config"] == {"name": "r3"}  # decoded like get_run
+        assert [run["id"] for run in store.runs_with_artifact("teacher", limit=2)] == [
+            ids[3], ids[2]]
+
+
+def _touch(path: Path) -> Path:
+    path.write_bytes(b"x")
+    return path

@@ -277,6 +277,15 @@ class Store:
 
     # ------------------------------------------------------------ read-only queries for views
 
+    def runs_with_artifact(self, kind: str, limit: int = 500) -> list[dict[str, Any]]:
+        """Runs that have an artifact of `kind`, newest first, each with the path of its
+        latest one as `artifact_path`: one query, not one per run."""
+        sql = (
+            "SELECT runs.*, latest.path AS artifact_path FROM runs JOIN ("
+            " SELECT run_id, path, max(id) FROM artifacts WHERE kind = ? GROUP BY run_id"
+            ") AS latest ON latest.run_id = runs.id ORDER BY runs.id DESC LIMIT ?")
+        return [_decode_run(row) for row in self.db.query(sql, [kind, limit])]
+
     def history_signature(self) -> tuple[Any, ...]:
         """A cheap fingerprint of the runs table: it changes when a run is added, removed or
         finished, so a view can poll it and reload only on change."""

@@ -566,11 +566,8 @@ class SetupPanel(QWidget):
         self.run_combo.blockSignals(True)
         self.run_combo.clear()
         if store is not None:
-            for run in store.list_runs(limit=500):
-                artifacts = store.artifacts(run["id"], "teacher")
-                if not artifacts:
-                    continue
-                run["teacher_path"] = artifacts[-1]["path"]
+            for run in store.runs_with_artifact("teacher", limit=500):
+                run["teacher_path"] = run["artifact_path"]
                 self._reuse_runs[run["id"]] = run
                 acc = run.get("teacher_test_acc")
                 text = (f"#{run['id']} {run['name']} — {run['teacher_arch']} on "
