@@ -58,6 +58,21 @@ def test_the_next_run_with_the_same_teacher_and_data_reuses_the_cache(tmp_path: 
     assert first == second
 
 
+def test_a_cache_above_the_keep_limit_is_let_go_when_the_run_ends(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache.clear()
+    _run(tmp_path, "small", method="kd")
+    kept = cache.kept()
+    assert kept is not None and kept.nbytes == 144 * 3 * 4  # 144 examples x 3 logits
+    monkeypatch.setattr(cache, "KEEP_BYTES", kept.nbytes - 1)
+    cache.clear()
+    _, logs = _run(tmp_path, "large", method="kd")
+    assert any("computed once in eval mode" in line for line in logs)  # used in the run
+    assert cache.kept() is None  # and not kept after it
+    _, logs = _run(tmp_path, "again", method="kd")
+    assert not any("reused from the previous run" in line for line in logs)
+
+
 def test_too_big_a_cache_is_not_built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cache.clear()
     monkeypatch.setattr(cache, "MAX_CACHE_BYTES", 1000)

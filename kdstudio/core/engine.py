@@ -23,6 +23,7 @@ from kdstudio.core.checkpoint import load_weights, save_model
 from kdstudio.core.config import ConfigError, RunConfig, validate
 from kdstudio.core.data import Splits, prepare_data, prepare_transfer_inputs, select_labelled
 from kdstudio.core.devices import resolve_device
+from kdstudio.core.distill import cache as teacher_cache
 from kdstudio.core.distill.cache import TeacherSource, teacher_source
 from kdstudio.core.distill.features import FeatureRecorder
 from kdstudio.core.distill.losses import agreement, ce_loss, kl_divergence
@@ -634,6 +635,7 @@ def run(config: RunConfig, store: Store, on_event: EventSink | None = None,
         return _execute(config, prepared, store, on_event, should_stop)
     finally:
         torch.set_num_threads(previous_threads)
+        teacher_cache.release()
 
 
 def _execute(config: RunConfig, prepared: Prepared, store: Store, on_event: EventSink | None,

@@ -3,8 +3,9 @@ outputs every epoch, so its logits (and the features a method needs) are compute
 the whole training set, in eval mode, and read back by sample index.
 
 The cache is keyed by a hash of the teacher's weights, the training inputs, the feature
-names and the precision; the last cache is kept in memory, so the next run with the same
-teacher and data (another method, say) reuses it.
+names and the precision. After a run, the last cache stays in memory when it is in host
+memory and at most KEEP_BYTES, so the next run with the same teacher and data (another
+method, say) reuses it; a larger one, or one in GPU memory, is let go (`release`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from kdstudio.core.distill.features import FeatureRecorder
 from kdstudio.core.distill.precision import Precision
 
 MAX_CACHE_BYTES = 1 << 30  # above this the teacher simply runs on every batch
+KEEP_BYTES = 256 << 20  # kept between runs up to this size (host memory only)
 
 TeacherOutputs = tuple[torch.Tensor, dict[str, torch.Tensor]]
 
@@ -50,6 +52,18 @@ def clear() -> None:
     """Forget the cache kept from the last run (frees its memory)."""
     global _last
     _last = None
+
+
+def release() -> None:
+    """At the end of a run: keep the cache for the next run only if it is in host memory
+    and at most KEEP_BYTES; GPU memory and large buffers go back at once."""
+    if _last is not None and (_last.logits.device.type != "cpu" or _last.nbytes > KEEP_BYTES):
+        clear()
+
+
+def kept() -> TeacherCache | None:
+    """The cache kept from the last run, if any."""
+    return _last
 
 
 def cache_key(teacher: nn.Module, x: torch.Tensor, feature_names: list[str],
