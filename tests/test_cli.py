@@ -160,3 +160,19 @@ def test_cli_knows_every_run_status() -> None:
     from kdstudio.core.store import STATUSES
 
     assert RUN_STATUSES == STATUSES
+
+
+def test_presets_are_found_after_a_user_install(tmp_path: Path, monkeypatch) -> None:
+    """`pip install --user` puts the data files under the user base, not sys.prefix."""
+    from kdstudio.core import paths
+    from kdstudio.core.presets import list_presets, load_preset
+
+    user_base = tmp_path / "userbase"
+    folder = user_base / "share" / "kdstudio" / "presets"
+    folder.mkdir(parents=True)
+    (folder / "mine.toml").write_text('# my preset\nname = "mine"\n', encoding="utf-8")
+    monkeypatch.setenv("PYTHONUSERBASE", str(user_base))
+    monkeypatch.setattr(paths, "SOURCE_PRESETS", tmp_path / "no-checkout")
+    assert folder in paths.preset_dirs()
+    assert paths.presets_dir() == folder
+    assert list_presets() == ["mine"] and load_preset("mine") == {"name": "mine"}
