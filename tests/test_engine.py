@@ -10,7 +10,14 @@ import torch
 
 from kdstudio.core.checkpoint import load_model
 from kdstudio.core.config import ConfigError
-from kdstudio.core.engine import EpochTotals, PhasePlan, lr_factor, run, weighted_total
+from kdstudio.core.engine import (
+    EpochTotals,
+    PhasePlan,
+    lr_factor,
+    read_scalars,
+    run,
+    weighted_total,
+)
 from kdstudio.core.store import Store
 from tests.helpers import tiny_config
 
@@ -256,3 +263,12 @@ def test_weighted_total_skips_parts_switched_off_even_when_nan() -> None:
     assert both.item() == 8.0
     nothing = weighted_total({"ce": ce, "kd": kd}, {"ce": 0.0, "kd": 0.0})
     assert nothing.item() == 0.0 and nothing.requires_grad
+
+
+def test_read_scalars_gives_the_same_floats_one_by_one_or_in_one_transfer() -> None:
+    tensors = [torch.tensor(1.5), torch.tensor(0.25, dtype=torch.float16),
+               torch.tensor(float("nan")), torch.tensor(3.0, requires_grad=True) * 2]
+    one_by_one = read_scalars(tensors, torch.device("cpu"))
+    stacked = read_scalars(tensors, torch.device("cuda"))  # the path a GPU takes (on CPU data)
+    assert one_by_one[:2] == stacked[:2] == [1.5, 0.25] and one_by_one[3] == stacked[3] == 6.0
+    assert math.isnan(one_by_one[2]) and math.isnan(stacked[2])

@@ -209,6 +209,14 @@ def weighted_total(parts: dict[str, torch.Tensor], weights: dict[str, float]) ->
     return total
 
 
+def read_scalars(tensors: list[torch.Tensor], device: torch.device) -> list[float]:
+    """The values of 0-d tensors as floats. Off the CPU they come back in one transfer
+    (one wait for the device instead of one per tensor)."""
+    if device.type == "cpu":
+        return [tensor.item() for tensor in tensors]
+    return torch.stack([tensor.detach().float() for tensor in tensors]).tolist()
+
+
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, device: torch.device) -> torch.Tensor:
     """Logits for all of `x`, in eval mode, on the CPU."""
@@ -278,6 +286,7 @@ class _PhaseStep:
             {k: getattr(distill, k) for k in SCHEDULED_KEYS},
             distill.schedules if plan.name == "student" else {},
             plan.steps_per_epoch, plan.epochs)
+        self.moving = bool(self.schedules.moving)  # any schedule that is not constant
         self.count = 0
         self.epoch = 0
         self.totals = EpochTotals()
@@ -296,8 +305,8 @@ class _PhaseStep:
         started = time.perf_counter()
         x = to_device(r.p.data.x_train[labelled_idx], device)
         y = to_device(r.p.data.y_train[labelled_idx], device)
-        current = self.schedules.values(self.count)
-        if self.schedules.moving:
+        if self.moving:
+            current = self.schedules.values(self.count)
             self.method.temperature = current["temperature"]
             self.weights = {part: current[WEIGHT_KEYS[part]] for part in self.method.parts}
         with r.precision.autocast():
@@ -316,21 +325,24 @@ class _PhaseStep:
                 parts = r.transfer_step(self.model, self.method, self.adapters, self.source,
                                         self.student_rec, logits, y, transfer_idx)
             total = weighted_total(parts, self.weights)
-        total_value = total.item()
+        self.optimizer.zero_grad(set_to_none=True)
+        r.precision.step(total, self.optimizer)
+        # the step is queued; now read its numbers back (on a GPU: one wait per step, after
+        # the whole step, not one before the backward pass)
+        total_value, *part_values = read_scalars([total, *parts.values()], device)
         if not math.isfinite(total_value):
             raise NonFiniteLoss(
                 f"the {plan.name} loss became {total_value} in phase {plan.name}, "
                 f"epoch {self.epoch + 1}, step {self.count + 1}; try a lower learning rate")
-        self.optimizer.zero_grad(set_to_none=True)
-        r.precision.step(total, self.optimizer)
         self.count += 1
         r.run_step += 1
         seconds = max(time.perf_counter() - started, 1e-9)
-        values = {f"loss/{name}": value.item() for name, value in parts.items()}
+        values = {f"loss/{name}": value for name, value in zip(parts, part_values, strict=True)}
         seen = len(y) + (len(transfer_idx) if transfer_idx is not None else 0)
         values |= {"loss/total": total_value, "lr": self.lr * factor,
                    "samples_per_s": seen / seconds}
-        values |= self.schedules.metrics(current)
+        if self.moving:
+            values |= self.schedules.metrics(current)
         self.totals.add(total_value, logits, y)
         r.store.add_metrics(r.run_id, plan.name, self.count, self.epoch + 1, values)
         r.emit({"type": "step", "run_id": r.run_id, "phase": plan.name,
@@ -654,13 +666,12 @@ def _execute(config: RunConfig, prepared: Prepared, store: Store, on_event: Even
                   "teacher_size_mb": model_size_mb(teacher),
                   "compression": count_parameters(teacher) / max(count_parameters(student), 1)}
     config_dict = config.to_dict()
+    plan = [{"name": p.name, "epochs": p.epochs, "steps": p.steps} for p in state.plans.values()]
     state.run_id = store.create_run(config_dict, **{k: v for k, v in sizes.items() if k != "env"},
-                                    env=_json(sizes["env"]))
+                                    env=_json(sizes["env"]), plan=_json(plan))
     state.summary.update({k: v for k, v in sizes.items() if k not in ("env", "device")})
     state.emit({"type": "run_started", "run_id": state.run_id, "name": config.name,
-                "config": config_dict, "device": str(prepared.device),
-                "phases": [{"name": p.name, "epochs": p.epochs, "steps": p.steps}
-                           for p in state.plans.values()],
+                "config": config_dict, "device": str(prepared.device), "phases": plan,
                 "run_steps": state.run_steps, "sizes": sizes,
                 "data": prepared.data.sizes() | {
                     "labelled": len(prepared.labelled),

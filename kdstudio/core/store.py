@@ -71,6 +71,13 @@ def m002_current_phase(db: sqlite_utils.Database) -> None:
     db["runs"].add_column("current_phase", str)
 
 
+@migrations()
+def m003_run_plan(db: sqlite_utils.Database) -> None:
+    """The phases a run planned (name, epochs, steps) as JSON, so a saved run can be shown
+    with the progress it would have had, even if it stopped early."""
+    db["runs"].add_column("plan", str)
+
+
 def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
@@ -399,6 +406,7 @@ def _json_or(text: Any, default: Any) -> Any:
 def _decode_run(row: dict[str, Any]) -> dict[str, Any]:
     for key in ("config", "env", "summary"):
         row[key] = _json_or(row.get(key), {})
+    row["plan"] = _json_or(row.get("plan"), [])
     row["tags"] = _decode_tags(row.get("tags"))
     return row
 

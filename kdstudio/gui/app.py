@@ -211,7 +211,7 @@ class MainWindow(QMainWindow):
         self.add_tab(self.history, "History")
         self.add_tab(self.compare, "Compare")
         self.history.rerun_requested.connect(self.rerun_config)
-        self.history.open_run_requested.connect(lambda run_id: self.compare_runs([run_id]))
+        self.history.open_run_requested.connect(self.open_run)
         self.history.compare_requested.connect(self.compare_runs)
         self.history.runs_deleted.connect(lambda _ids: self.compare.reload_run_list())
 
@@ -249,6 +249,41 @@ class MainWindow(QMainWindow):
         """Show a saved run in the Dark knowledge tab."""
         self.dark_knowledge.set_run(self.db_path, run_id)
         self.tabs.setCurrentWidget(self.dark_knowledge)
+
+    def open_run(self, run_id: int) -> bool:
+        """Show a saved run in the workbench's live view, as it looked when it ended: its
+        curves, phase bars and summary. A run still going (here or in another process) is
+        shown in the Compare tab instead. Returns whether the live view shows it."""
+        from kdstudio.core.config import config_from_dict
+        from kdstudio.core.replay import replay_events
+
+        store = self.store
+        row = store.get_run(run_id) if store is not None else None
+        if row is None:
+            self.statusBar().showMessage(f"Run #{run_id} is not in the history", 8000)
+            return False
+        busy = self.controller.running or row["status"] == "running"
+        if busy:
+            self.compare_runs([run_id])
+            self.statusBar().showMessage(
+                "A run is in progress: the workbench shows it, so the run you opened is in "
+                "the Compare tab" if self.controller.running else
+                f"Run #{run_id} is still running elsewhere: its curves are in the Compare tab",
+                8000)
+            return False
+        try:
+            config, _problems = config_from_dict(row["config"])
+            phases, parts, scheduled = run_layout(config)
+        except (KeyError, TypeError, ValueError) as error:  # a config this version cannot read
+            self.compare_runs([run_id])
+            self.statusBar().showMessage(f"Run #{run_id} shown in Compare ({error})", 8000)
+            return False
+        self.live.replay(replay_events(store, run_id), phases, parts, scheduled)
+        self.live.summary_card.show_run(row)
+        self.tabs.setCurrentIndex(0)
+        self.statusBar().showMessage(f"Run #{run_id} {row['name']} opened from the history",
+                                     8000)
+        return True
 
     def compare_runs(self, run_ids: list[int]) -> None:
         """Show these saved runs (one or more) in the Compare tab."""

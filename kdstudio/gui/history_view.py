@@ -77,7 +77,8 @@ class HistoryView(QWidget):
         self.buttons: dict[str, QPushButton] = {}
         bar = QHBoxLayout()
         for key, text, tip, slot in (
-            ("Open", "Open", "Show the selected run's charts", self.open_selected),
+            ("Open", "Open", "Show the selected run in the workbench: its curves, phase "
+             "bars and summary as they were when it ended", self.open_selected),
             ("Rerun", "Re-run", "Load the selected run's config into the form",
              self.rerun_selected),
             ("Compare", "Compare", "Compare the selected runs (two or more)",

@@ -400,9 +400,20 @@ class LiveView(QWidget):
                 chart.add_marker(0.0, PHASE_LABELS[phase] if chart is self.loss_chart else "")
             chart.place_markers([])  # shown where the phases start, once that is known
 
-    def push(self, event: dict[str, Any]) -> None:
-        """Buffer one engine event (cheap; drawing happens on the timer)."""
-        self._pending.append((time.monotonic(), event))
+    def push(self, event: dict[str, Any], arrived: float | None = None) -> None:
+        """Buffer one engine event (cheap; drawing happens on the timer). `arrived`: when it
+        happened, on one clock for the whole run (default: now, monotonic)."""
+        self._pending.append((time.monotonic() if arrived is None else arrived, event))
+
+    def replay(self, events: Sequence[tuple[float, dict[str, Any]]],
+               phases: Sequence[str], loss_parts: Sequence[str],
+               scheduled: Sequence[str] = ()) -> None:
+        """Show a saved run from its replayed events (`core.replay`), timed by when the
+        engine wrote them; the run must have ended."""
+        self.begin_run(phases, loss_parts, scheduled)
+        for when, event in events:
+            self.push(event, when)
+        self.end_run()
 
     def end_run(self) -> None:
         self.timer.stop()

@@ -66,6 +66,27 @@ def test_form_run_to_the_end_fills_charts_and_summary_from_the_db(qtbot, window,
     assert window.setup.isEnabled()
     assert find(window, QPushButton, "startButton").isEnabled()
 
+    # Open from the history replays the run: every chart gets the points it had live
+    shown = _chart_points(live)
+    bars = {phase: (bar.bar.value(), bar.bar.maximum()) for phase, bar in live.phase_bars.items()}
+    live.begin_run()  # wipe the view, as the next run would
+    live.end_run()
+    assert _chart_points(live) != shown
+    assert window.open_run(result["run_id"])
+    assert _chart_points(live) == shown
+    assert {phase: (bar.bar.value(), bar.bar.maximum())
+            for phase, bar in live.phase_bars.items()} == bars
+    assert live.progress_bar.value() == live.progress_bar.maximum() == 9
+    assert live.progress_bar.format().startswith("completed after")
+    assert card.cells["student_test_acc"].text() == f"{row['student_test_acc']:.2%}"
+    assert "Replayed from the history" in live.log_view.toPlainText()
+
+
+def _chart_points(live) -> dict[tuple[str, str], tuple[list, list]]:
+    return {(chart.objectName() or chart.title_label.text(), name):
+            (list(series.xs), list(series.values.raw))
+            for chart in live.charts for name, series in chart.series.items()}
+
 
 def test_stop_takes_effect_within_a_second_and_keeps_metrics(qtbot, window, tmp_path):
     start_long_run(qtbot, window)

@@ -286,8 +286,8 @@ def test_export_dialog_exports_a_real_student(qtbot, tmp_path: Path) -> None:
     dialog.close()
 
 
-def test_main_window_rerun_fills_the_form_and_open_shows_the_compare_tab(qtbot, window
-                                                                         ) -> None:
+def test_main_window_rerun_fills_the_form_and_open_shows_the_run_in_the_workbench(
+        qtbot, window) -> None:
     from kdstudio.core.config import RunConfig
 
     saved = tiny_config(temperature=7.5)
@@ -307,7 +307,21 @@ def test_main_window_rerun_fills_the_form_and_open_shows_the_compare_tab(qtbot, 
     assert data["data"]["params"]["samples"] == 240
     assert data["student"]["params"]["hidden_sizes"] == [8]
     assert RunConfig().distill.temperature != 7.5  # the value came from the run, not a default
+    window.tabs.setCurrentWidget(history)
+    qtbot.mouseClick(history.buttons["Open"], Qt.MouseButton.LeftButton)
+    assert window.tabs.currentIndex() == 0  # the workbench, with the run replayed
+    live = window.live
+    assert f"#{run_id}" in live.summary_card.title.text()
+    assert "to-rerun" in live.summary_card.title.text()
+    assert live.summary_card.cells["student_test_acc"].text() == "60.00%"
+    student_val = live.accuracy_chart.series["Student + KD val"]
+    assert student_val.xs == [1] and student_val.values.raw == [0.6]
+
+    with Store(window.db_path) as store:  # a run still writing (another process, say)
+        busy = store.create_run(saved.to_dict(), name="busy")
+    history.poll()
+    history.select_runs([busy])
     qtbot.mouseClick(history.buttons["Open"], Qt.MouseButton.LeftButton)
     assert window.tabs.currentWidget() is window.compare
-    assert window.compare.run_ids() == [run_id]
-    assert len(window.compare.curve_items()) == 1
+    assert window.compare.run_ids() == [busy]
+    assert "still running" in window.statusBar().currentMessage()
