@@ -81,7 +81,9 @@ def add_data_options(parser: argparse.ArgumentParser, repeats: int,
                         choices=["mnist1d", "fashion-mnist"])
     parser.add_argument("--epochs", type=int, default=0 if epochs_help else 3,
                         help=epochs_help or None)
-    parser.add_argument("--repeats", type=int, default=repeats)
+    parser.add_argument("--repeats", type=int, default=repeats,
+                        help="pairs or repeats per dataset" + (" (0 = per dataset)" if not repeats
+                                                                else ""))
     parser.add_argument("--subset", type=int, default=20000,
                         help="Fashion-MNIST training images to load (0 = all 60,000)")
     add_threads_option(parser)
