@@ -272,3 +272,34 @@ def test_read_scalars_gives_the_same_floats_one_by_one_or_in_one_transfer() -> N
     stacked = read_scalars(tensors, torch.device("cuda"))  # the path a GPU takes (on CPU data)
     assert one_by_one[:2] == stacked[:2] == [1.5, 0.25] and one_by_one[3] == stacked[3] == 6.0
     assert math.isnan(one_by_one[2]) and math.isnan(stacked[2])
+
+
+def test_last_epoch_validation_figures_match_the_saved_models(tmp_path: Path) -> None:
+    """val/loss, val/acc, val/agreement and val/kl of the student's last epoch, recomputed
+    from the saved student and teacher with plain torch.nn.functional."""
+    from kdstudio.core.data import prepare_data
+
+    config = tiny_config()
+    with Store(tmp_path / "h.db") as store:
+        result = run(config, store)
+        student = load_model(Path(store.artifacts(result.run_id, "student")[0]["path"])
+                             .with_suffix(".json")).eval()
+        teacher = load_model(Path(store.artifacts(result.run_id, "teacher")[0]["path"])
+                             .with_suffix(".json")).eval()
+        last = {row["name"]: row["value"] for row in store.metrics(result.run_id, phase="student")
+                if row["epoch"] == config.optim.epochs and row["name"].startswith("val/")}
+    d = config.data
+    data = prepare_data(d.dataset, d.path, d.params, d.val_fraction, config.seed,
+                        d.test_fraction)
+    with torch.no_grad():
+        s, t = student(data.x_val), teacher(data.x_val)
+    y = data.y_val
+    assert last["val/loss"] == pytest.approx(torch.nn.functional.cross_entropy(s, y).item(),
+                                             rel=1e-5)
+    assert last["val/acc"] == pytest.approx((s.argmax(1) == y).double().mean().item())
+    assert last["val/agreement"] == pytest.approx(
+        (s.argmax(1) == t.argmax(1)).double().mean().item())
+    kl = torch.nn.functional.kl_div(torch.log_softmax(s, 1), torch.log_softmax(t, 1),
+                                    reduction="batchmean", log_target=True)
+    assert last["val/kl"] == pytest.approx(kl.item(), rel=1e-4, abs=1e-7)
+    assert 0 < last["val/kl"] and 0 < last["val/agreement"] <= 1

@@ -26,7 +26,7 @@ from kdstudio.core.devices import resolve_device
 from kdstudio.core.distill import cache as teacher_cache
 from kdstudio.core.distill.cache import TeacherSource, teacher_source
 from kdstudio.core.distill.features import FeatureRecorder
-from kdstudio.core.distill.losses import agreement, ce_loss, kl_divergence
+from kdstudio.core.distill.losses import ce_loss
 from kdstudio.core.distill.methods import WEIGHT_KEYS, Method, StepOutputs, create_method
 from kdstudio.core.distill.precision import resolve_precision, to_device
 from kdstudio.core.distill.schedules import SCHEDULED_KEYS, PhaseSchedules
@@ -224,7 +224,43 @@ def predict(model: nn.Module, x: torch.Tensor, device: torch.device) -> torch.Te
     model.eval()
     out = [model(chunk.to(device)).float().cpu() for chunk in x.split(EVAL_BATCH)]
     model.train(was_training)
+    if len(out) == 1:
+        return out[0]
     return torch.cat(out) if out else torch.empty(0)
+
+
+@dataclass(frozen=True)
+class TeacherReference:
+    """The teacher's predictions on a split, worked out once per run: what each epoch's
+    agreement and KL compare the student with."""
+
+    log_probs: torch.Tensor  # log softmax(t) at T = 1
+    probs: torch.Tensor
+    predictions: torch.Tensor
+
+    @classmethod
+    def of(cls, logits: torch.Tensor) -> TeacherReference:
+        log_probs = torch.log_softmax(logits.float(), dim=1)
+        return cls(log_probs, log_probs.exp(), logits.argmax(1))
+
+
+def validation_metrics(logits: torch.Tensor, y: torch.Tensor,
+                       teacher: TeacherReference | None = None) -> dict[str, float]:
+    """val/loss (cross-entropy), val/acc and, against the teacher, val/agreement (same top-1
+    class) and val/kl (`KL(softmax(t) || softmax(s))`, batch-averaged): one log-softmax
+    and one argmax of the student's logits for all four."""
+    n = len(y)
+    if n == 0:
+        return {"val/loss": float("nan"), "val/acc": float("nan")}
+    log_probs = torch.log_softmax(logits.float(), dim=1)
+    predictions = logits.argmax(1)
+    values = {"val/loss": torch.nn.functional.nll_loss(log_probs, y).item(),
+              "val/acc": (predictions == y).sum().item() / n}
+    if teacher is not None:
+        values["val/agreement"] = (predictions == teacher.predictions).sum().item() / n
+        kl = (teacher.probs * (teacher.log_probs - log_probs)).sum() / n
+        values["val/kl"] = kl.item()
+    return values
 
 
 def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
@@ -290,32 +326,42 @@ class _PhaseStep:
         self.count = 0
         self.epoch = 0
         self.totals = EpochTotals()
+        # looked up once: a step of a small model takes a few milliseconds, and every
+        # attribute chain and function call on its path is part of the engine's overhead
+        self.x_train, self.y_train = run.p.data.x_train, run.p.data.y_train
+        self.device = run.p.device
+        self.on_cpu = self.device.type == "cpu"
+        self.precision = run.precision
+        self.distilling = plan.name == "student"
 
     def start_epoch(self, epoch: int) -> None:
         self.epoch = epoch
         self.totals = EpochTotals()
 
+    def _to_device(self, tensor: torch.Tensor) -> torch.Tensor:
+        return tensor if self.on_cpu else to_device(tensor, self.device)
+
     def run(self, labelled_idx: torch.Tensor, positions: torch.Tensor,
             transfer_idx: torch.Tensor | None) -> None:
         """Forward, loss, backward and update on one batch; records and emits the step."""
-        r, plan, device = self.run_state, self.plan, self.run_state.p.device
-        factor = lr_factor(r.config, self.count, plan)
+        r, plan = self.run_state, self.plan
+        lr = self.lr * lr_factor(r.config, self.count, plan)
         for group in self.optimizer.param_groups:
-            group["lr"] = self.lr * factor
+            group["lr"] = lr
         started = time.perf_counter()
-        x = to_device(r.p.data.x_train[labelled_idx], device)
-        y = to_device(r.p.data.y_train[labelled_idx], device)
+        x = self._to_device(self.x_train[labelled_idx])
+        y = self._to_device(self.y_train[labelled_idx])
         if self.moving:
             current = self.schedules.values(self.count)
             self.method.temperature = current["temperature"]
             self.weights = {part: current[WEIGHT_KEYS[part]] for part in self.method.parts}
-        with r.precision.autocast():
+        with self.precision.autocast():
             logits = self.model(x)
-            if plan.name != "student":
+            if not self.distilling:
                 parts = {"ce": ce_loss(logits, y)}
             elif transfer_idx is None:
                 # teacher outputs and memory banks are addressed by position in the subset
-                indices = to_device(positions, device)
+                indices = self._to_device(positions)
                 out = StepOutputs(logits, y, student_features=self.student_rec.features,
                                   indices=indices)
                 if self.source is not None:
@@ -326,10 +372,10 @@ class _PhaseStep:
                                         self.student_rec, logits, y, transfer_idx)
             total = weighted_total(parts, self.weights)
         self.optimizer.zero_grad(set_to_none=True)
-        r.precision.step(total, self.optimizer)
+        self.precision.step(total, self.optimizer)
         # the step is queued; now read its numbers back (on a GPU: one wait per step, after
         # the whole step, not one before the backward pass)
-        total_value, *part_values = read_scalars([total, *parts.values()], device)
+        total_value, *part_values = read_scalars([total, *parts.values()], self.device)
         if not math.isfinite(total_value):
             raise NonFiniteLoss(
                 f"the {plan.name} loss became {total_value} in phase {plan.name}, "
@@ -337,18 +383,19 @@ class _PhaseStep:
         self.count += 1
         r.run_step += 1
         seconds = max(time.perf_counter() - started, 1e-9)
+        seen = len(y) if transfer_idx is None else len(y) + len(transfer_idx)
         values = {f"loss/{name}": value for name, value in zip(parts, part_values, strict=True)}
-        seen = len(y) + (len(transfer_idx) if transfer_idx is not None else 0)
-        values |= {"loss/total": total_value, "lr": self.lr * factor,
-                   "samples_per_s": seen / seconds}
+        values["loss/total"] = total_value
+        values["lr"] = lr
+        values["samples_per_s"] = seen / seconds
         if self.moving:
             values |= self.schedules.metrics(current)
         self.totals.add(total_value, logits, y)
-        r.store.add_metrics(r.run_id, plan.name, self.count, self.epoch + 1, values)
-        r.emit({"type": "step", "run_id": r.run_id, "phase": plan.name,
-                "epoch": self.epoch + 1, "epochs": plan.epochs, "step": self.count,
-                "steps": plan.steps, "run_step": r.run_step, "run_steps": r.run_steps,
-                "values": values})
+        epoch = self.epoch + 1
+        r.store.add_metrics(r.run_id, plan.name, self.count, epoch, values)
+        r.emit({"type": "step", "run_id": r.run_id, "phase": plan.name, "epoch": epoch,
+                "epochs": plan.epochs, "step": self.count, "steps": plan.steps,
+                "run_step": r.run_step, "run_steps": r.run_steps, "values": values})
 
 
 class _Run:
@@ -366,7 +413,7 @@ class _Run:
         self.run_step = 0
         self.run_steps = 0
         self.plans: dict[str, PhasePlan] = {}
-        self.teacher_val_logits: torch.Tensor | None = None
+        self.teacher_val: TeacherReference | None = None  # the teacher on the val split
         self.started = time.monotonic()
         self.precision = resolve_precision(self.config.autocast, prepared.device)
 
@@ -522,16 +569,9 @@ class _Run:
     def end_epoch(self, plan: PhasePlan, model: FeatureModel, epoch: int, step: int,
                   totals: EpochTotals) -> None:
         data, device = self.p.data, self.p.device
-        val_logits = predict(model, data.x_val, device)
-        values = {
-            "train/loss": totals.mean_loss(),
-            "train/acc": totals.accuracy(),
-            "val/loss": ce_loss(val_logits, data.y_val).item(),
-            "val/acc": accuracy(val_logits, data.y_val),
-        }
-        if plan.name != "teacher" and self.teacher_val_logits is not None:
-            values["val/agreement"] = agreement(val_logits, self.teacher_val_logits)
-            values["val/kl"] = kl_divergence(val_logits, self.teacher_val_logits)
+        values = {"train/loss": totals.mean_loss(), "train/acc": totals.accuracy()}
+        reference = self.teacher_val if plan.name != "teacher" else None
+        values |= validation_metrics(predict(model, data.x_val, device), data.y_val, reference)
         self.record_epoch(plan.name, epoch, plan.epochs, step, values)
 
     def record_epoch(self, phase: str, epoch: int, epochs: int, step: int,
@@ -566,15 +606,15 @@ class _Run:
             if config.teacher.checkpoint:
                 teacher.to(p.device)
                 self.log(f"Teacher loaded from {config.teacher.checkpoint}")
-                val_logits = predict(teacher, p.data.x_val, p.device)
-                self.record_epoch("teacher", 0, 0, 0, {
-                    "val/loss": ce_loss(val_logits, p.data.y_val).item(),
-                    "val/acc": accuracy(val_logits, p.data.y_val)})
             else:
                 self.train_phase(plan, teacher, create_method("none", 1.0),
                                  config.teacher.lr or config.optim.lr)
             teacher.eval().requires_grad_(False)
-            self.teacher_val_logits = predict(teacher, p.data.x_val, p.device)
+            val_logits = predict(teacher, p.data.x_val, p.device)
+            self.teacher_val = TeacherReference.of(val_logits)
+            if config.teacher.checkpoint:  # its validation figures, as a trained one has
+                self.record_epoch("teacher", 0, 0, 0,
+                                  validation_metrics(val_logits, p.data.y_val))
             self.log(f"Teacher test accuracy {self.test_phase('teacher', teacher):.2%}")
             self.save("teacher", teacher)
         if "baseline" in self.plans:

@@ -74,16 +74,6 @@ def hint_loss(student_feature: torch.Tensor, teacher_feature: torch.Tensor) -> t
     return F.mse_loss(student_feature, teacher_feature.detach())
 
 
-def agreement(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> float:
-    """Fraction of examples on which student and teacher predict the same class (top-1)."""
-    return (student_logits.argmax(1) == teacher_logits.argmax(1)).float().mean().item()
-
-
-def kl_divergence(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> float:
-    """`KL(softmax(t) || softmax(s))` at T = 1, batch-averaged: how far the student is."""
-    return kd_loss(student_logits, teacher_logits, 1.0).item()
-
-
 # ---------------------------------------------------------------- feature-map methods
 
 

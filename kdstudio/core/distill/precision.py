@@ -5,10 +5,12 @@ plain copies."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
+
+_NO_AUTOCAST = contextlib.nullcontext()  # reusable: it holds no state
 
 
 @dataclass
@@ -34,13 +36,11 @@ class Precision:
     def name(self) -> str:
         return {None: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}[self.dtype]
 
-    @contextlib.contextmanager
-    def autocast(self) -> Iterator[None]:
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """Mixed precision for the block; a no-op context (made once) in float32."""
         if self.dtype is None:
-            yield
-            return
-        with torch.autocast(device_type=self.device.type, dtype=self.dtype):
-            yield
+            return _NO_AUTOCAST
+        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
 
     def step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
         """Backward and optimiser step; with float16 the loss is scaled and inf steps skipped."""
