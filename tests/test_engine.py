@@ -302,4 +302,4 @@ def test_last_epoch_validation_figures_match_the_saved_models(tmp_path: Path) ->
     kl = torch.nn.functional.kl_div(torch.log_softmax(s, 1), torch.log_softmax(t, 1),
                                     reduction="batchmean", log_target=True)
     assert last["val/kl"] == pytest.approx(kl.item(), rel=1e-4, abs=1e-7)
-    assert 0 < last["val/kl"] and 0 < last["val/agreement"] <= 1
+    assert last["val/kl"] > 0 and 0 < last["val/agreement"] <= 1

@@ -35,6 +35,29 @@ EXPORT_FORMATS = {"png": "PNG image (*.png)", "svg": "SVG drawing (*.svg)",
                   "csv": "CSV table (*.csv)"}
 
 
+def compact_labels(values: Sequence[float], spacing: float) -> list[str]:
+    """Tick labels that fit a narrow axis: when the largest is 10,000 or more, all are
+    written in thousands (400k) or millions (2.5M); otherwise with as many decimals as the
+    tick spacing needs."""
+    largest = max((abs(v) for v in values), default=0.0)
+    for scale, suffix in ((1e6, "M"), (1e3, "k")):
+        if largest >= 10 * scale or (scale == 1e6 and largest >= scale):
+            return [f"{v / scale:g}{suffix}" if v else "0" for v in values]
+    places = max(0, -math.floor(math.log10(spacing))) if spacing > 0 else 0
+    return [f"{v:.{places}f}" for v in values]
+
+
+class CompactAxis(pg.AxisItem):
+    """A y axis whose tick labels stay short (thousands as k, millions as M), so a fixed
+    axis width never lets them run into the axis title."""
+
+    def tickStrings(self, values: list[float], scale: float, spacing: float  # noqa: N802
+                    ) -> list[str]:
+        if self.logMode:
+            return super().tickStrings(values, scale, spacing)
+        return compact_labels([value * scale for value in values], spacing * scale)
+
+
 @dataclass
 class Series:
     """One curve: raw points, their smoothed copy, and whether it changed since drawn."""
@@ -100,7 +123,7 @@ class ChartPanel(QWidget):
         self._weight = 0.0
         self._markers: list[pg.InfiniteLine] = []
 
-        self.plot = pg.PlotWidget()
+        self.plot = pg.PlotWidget(axisItems={"left": CompactAxis("left")})
         self.plot.setObjectName(object_name)
         self.plot.setBackground("w")
         self.plot.setMinimumHeight(120)

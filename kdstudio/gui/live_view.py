@@ -246,6 +246,7 @@ class LiveView(QWidget):
         self._phases: list[str] = []
         self._ticks = 0
         self._setup_tick = False
+        self._wall_clock = False  # True while showing a replay: event times are wall clock
         self._curves_for: tuple[tuple[str, ...], tuple[str, ...]] | None = None
 
         self.smoothing = QSlider(Qt.Orientation.Horizontal)
@@ -421,9 +422,10 @@ class LiveView(QWidget):
         for chart in self.charts:
             chart.redraw()
 
-    def log(self, message: str, level: str = "info") -> None:
+    def log(self, message: str, level: str = "info", when: float | None = None) -> None:
+        """Append a line, stamped with `when` (seconds since the epoch) or now."""
         color = LOG_COLORS.get(level, LOG_COLORS["info"])
-        stamp = time.strftime("%H:%M:%S")
+        stamp = time.strftime("%H:%M:%S", time.localtime(when))
         self.log_view.appendHtml(f"<span style='color:#888'>{stamp}</span> "
                                  f"<span style='color:{color}'>{html.escape(message)}</span>")
 
@@ -501,8 +503,11 @@ class LiveView(QWidget):
         epochs = [int(p["epochs"]) for p in phases] or [1]
         for chart in (self.accuracy_chart, self.agreement_chart):
             chart.set_x_range(0.5 if min(epochs) > 0 else -0.5, max(max(epochs), 1) + 0.5)
+        # a replayed run's events carry the wall-clock time they were written at
+        self._wall_clock = bool(event.get("replay"))
         self.log(f"Run #{event.get('run_id')} started on {event.get('device')}: "
-                 + ", ".join(f"{p['name']} {p['epochs']} epochs" for p in phases))
+                 + ", ".join(f"{p['name']} {p['epochs']} epochs" for p in phases),
+                 when=arrived if self._wall_clock else None)
 
     def _on_phase(self, event: dict[str, Any], arrived: float) -> None:
         phase = event.get("phase", "")
@@ -559,8 +564,9 @@ class LiveView(QWidget):
         if "val/agreement" in values and label in self.agreement_chart.series:
             self.agreement_chart.append(label, event["epoch"], values["val/agreement"])
 
-    def _on_log(self, event: dict[str, Any], _arrived: float) -> None:
-        self.log(str(event.get("message", "")), str(event.get("level", "info")))
+    def _on_log(self, event: dict[str, Any], arrived: float) -> None:
+        self.log(str(event.get("message", "")), str(event.get("level", "info")),
+                 when=arrived if self._wall_clock else None)
 
     def _on_run_finished(self, event: dict[str, Any], arrived: float) -> None:
         status = event.get("status", "")
@@ -572,4 +578,5 @@ class LiveView(QWidget):
             if bar.bar.value() < bar.bar.maximum() and status != "completed":
                 bar.set_text(f"{bar.bar.value() / bar.bar.maximum():.0%} · {status}")
         level = "info" if status == "completed" else "warning" if status == "stopped" else "error"
-        self.log(f"Run {status} after {took}", level)
+        self.log(f"Run {status} after {took}", level,
+                 when=arrived if self._wall_clock else None)

@@ -108,3 +108,15 @@ def test_the_chart_follows_the_data_until_the_user_zooms(chart):
     chart.append("total", 22, 70.0)
     chart.redraw()
     assert chart.plot.getPlotItem().vb.viewRange()[1] == [low, high]
+
+
+def test_large_tick_labels_stay_short_and_consistent() -> None:
+    from kdstudio.gui.charts import CompactAxis, compact_labels
+
+    assert compact_labels([0, 100_000, 400_000], 100_000) == ["0", "100k", "400k"]
+    assert compact_labels([0, 5_000, 10_000, 15_000], 5_000) == ["0", "5k", "10k", "15k"]
+    assert compact_labels([0, 2_500_000, 5_000_000], 2_500_000) == ["0", "2.5M", "5M"]
+    assert compact_labels([0, 2_000, 4_000], 2_000) == ["0", "2000", "4000"]  # fit as they are
+    assert compact_labels([0.01, 0.02], 0.01) == ["0.01", "0.02"]
+    axis = CompactAxis("left")
+    assert axis.tickStrings([0, 200_000], 1.0, 200_000) == ["0", "200k"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 
 from PySide6.QtCore import Qt
@@ -79,7 +80,12 @@ def test_form_run_to_the_end_fills_charts_and_summary_from_the_db(qtbot, window,
     assert live.progress_bar.value() == live.progress_bar.maximum() == 9
     assert live.progress_bar.format().startswith("completed after")
     assert card.cells["student_test_acc"].text() == f"{row['student_test_acc']:.2%}"
-    assert "Replayed from the history" in live.log_view.toPlainText()
+    log = live.log_view.toPlainText()
+    assert "Replayed from the history" in log
+    with Store(tmp_path / "history.db") as store:  # stamped with when the run wrote them
+        finished_at = dt.datetime.fromisoformat(store.get_run(result["run_id"])["finished_at"])
+    stamp = time.strftime("%H:%M:%S", time.localtime(finished_at.timestamp()))
+    assert f"{stamp} Run completed after" in log
 
 
 def _chart_points(live) -> dict[tuple[str, str], tuple[list, list]]:
