@@ -84,3 +84,16 @@ def test_runs_saved_without_a_plan_are_worked_out_from_config_and_rows(tmp_path:
 def test_an_unknown_run_is_a_key_error(tmp_path: Path) -> None:
     with Store(tmp_path / "h.db") as store, pytest.raises(KeyError):
         replay_events(store, 42)
+
+
+def test_a_run_with_a_loaded_teacher_replays_as_emitted(tmp_path: Path) -> None:
+    with Store(tmp_path / "h.db") as store:
+        first = run(tiny_config(), store)
+        config = tiny_config()
+        config.teacher.checkpoint = store.artifacts(first.run_id, "teacher")[0]["path"]
+        live: list[dict] = []
+        result = run(config, store, live.append)
+        replayed = replay_events(store, result.run_id)
+    expected = [_comparable(e) for e in live if e["type"] != "log"]
+    assert ("epoch", "teacher", 0, 0, 0) == expected[1][:5]  # its validation figures only
+    assert [_comparable(e) for _, e in replayed if e["type"] != "log"] == expected

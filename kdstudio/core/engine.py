@@ -272,8 +272,8 @@ class EpochTotals:
 
     The correct-prediction count is taken a few steps at a time: a step only keeps a
     reference to its logits and labels, and every `COUNT_EVERY` steps one argmax over the
-    kept batches counts them (a tenth of the per-step cost of counting each batch alone).
-    """
+    kept batches counts them (3.6 µs a step instead of 7 µs, measured alone; more in a
+    real step, where the counting ops run with cold caches)."""
 
     COUNT_EVERY = 32
 

@@ -91,9 +91,12 @@ def replay_events(store: Store, run_id: int) -> list[tuple[float, Event]]:
         if not phase_rows:  # not started (or nothing to train: a loaded teacher)
             offset += plan["steps"]
             continue
-        events.append((phase_rows[0]["wall_time"], {
-            "type": "phase", "run_id": run_id, "phase": phase, "state": "started",
-            "epochs": plan["epochs"], "steps_per_epoch": plan["steps"] // max(plan["epochs"], 1)}))
+        trained = plan["steps"] > 0  # a teacher loaded from a file has its val rows only
+        if trained:
+            events.append((phase_rows[0]["wall_time"], {
+                "type": "phase", "run_id": run_id, "phase": phase, "state": "started",
+                "epochs": plan["epochs"],
+                "steps_per_epoch": plan["steps"] // max(plan["epochs"], 1)}))
         for (step, epoch, per_step), group in groupby(
                 phase_rows, key=lambda r: (r["step"], r["epoch"], is_step_metric(r["name"]))):
             group = list(group)
@@ -111,7 +114,7 @@ def replay_events(store: Store, run_id: int) -> list[tuple[float, Event]]:
         later = PHASE_ORDER[PHASE_ORDER.index(phase) + 1:]
         last_epoch = any(row["epoch"] == plan["epochs"] and not is_step_metric(row["name"])
                          for row in phase_rows)
-        if last_epoch or any(by_phase[other] for other in later):  # the phase ran to its end
+        if trained and (last_epoch or any(by_phase[other] for other in later)):  # ran to the end
             events.append((last_time, {"type": "phase", "run_id": run_id, "phase": phase,
                                        "state": "finished"}))
         offset += plan["steps"]
