@@ -95,5 +95,5 @@ def test_a_run_with_a_loaded_teacher_replays_as_emitted(tmp_path: Path) -> None:
         result = run(config, store, live.append)
         replayed = replay_events(store, result.run_id)
     expected = [_comparable(e) for e in live if e["type"] != "log"]
-    assert ("epoch", "teacher", 0, 0, 0) == expected[1][:5]  # its validation figures only
+    assert expected[1][:5] == ("epoch", "teacher", 0, 0, 0)  # its validation figures only
     assert [_comparable(e) for _, e in replayed if e["type"] != "log"] == expected
