@@ -9,11 +9,10 @@ back, except a note that this is a replay.
 
 from __future__ import annotations
 
-import datetime as dt
 from itertools import groupby
 from typing import Any
 
-from kdstudio.core.store import Store
+from kdstudio.core.store import Store, iso_seconds
 
 Event = dict[str, Any]
 PHASE_ORDER = ("teacher", "baseline", "student")
@@ -25,15 +24,6 @@ def is_step_metric(name: str) -> bool:
     """Metric names the engine writes once per optimisation step (the rest are per epoch
     or per test)."""
     return name in STEP_NAMES or name.startswith(STEP_PREFIXES)
-
-
-def _seconds(iso: str | None, fallback: float) -> float:
-    if not iso:
-        return fallback
-    try:
-        return dt.datetime.fromisoformat(iso).timestamp()
-    except ValueError:
-        return fallback
 
 
 def _planned_epochs(config: dict[str, Any], phase: str) -> int:
@@ -73,7 +63,9 @@ def replay_events(store: Store, run_id: int) -> list[tuple[float, Event]]:
         raise KeyError(f"no run #{run_id}")
     rows = [row for row in store.metrics(run_id)  # test rows: the summary carries them
             if row["phase"] in PHASE_ORDER and not row["name"].startswith("test/")]
-    started = _seconds(run.get("created_at"), rows[0]["wall_time"] if rows else 0.0)
+    started = iso_seconds(run.get("created_at"))
+    if started is None:
+        started = rows[0]["wall_time"] if rows else 0.0
     by_phase = {phase: [row for row in rows if row["phase"] == phase] for phase in PHASE_ORDER}
     phases = _planned_phases(run, by_phase)
     run_steps = sum(p["steps"] for p in phases)
@@ -119,7 +111,7 @@ def replay_events(store: Store, run_id: int) -> list[tuple[float, Event]]:
                                        "state": "finished"}))
         offset += plan["steps"]
     if run.get("status") != "running":
-        finished = _seconds(run.get("finished_at"), last_time)
+        finished = iso_seconds(run.get("finished_at")) or last_time
         events.append((max(finished, last_time), {
             "type": "run_finished", "run_id": run_id, "status": run.get("status"),
             "error": run.get("error"), "summary": run.get("summary") or {}}))

@@ -4,7 +4,6 @@ differences, summary values and the Pareto front. The view only turns these into
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import math
 from collections.abc import Iterable, Sequence
@@ -12,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from kdstudio.core.store import iso_seconds
 
 PHASE_ORDER = ("teacher", "baseline", "student")
 X_MODES = ("step", "epoch", "wall time")
@@ -56,15 +57,6 @@ class Series:
     y: np.ndarray
 
 
-def _epoch_seconds(iso: str | None) -> float | None:
-    if not iso:
-        return None
-    try:
-        return dt.datetime.fromisoformat(iso).timestamp()
-    except ValueError:
-        return None
-
-
 def build_series(rows: Iterable[Sequence[Any]], x_mode: str, phase: str,
                  started: dict[int, str | None]) -> list[Series]:
     """Curves from `Store.metric_rows` rows (run_id, phase, step, epoch, value, wall_time).
@@ -103,7 +95,7 @@ def build_series(rows: Iterable[Sequence[Any]], x_mode: str, phase: str,
                 x = x + offset
                 offset = float(x.max()) if len(x) else offset
             else:
-                origin = _epoch_seconds(started.get(run_id))
+                origin = iso_seconds(started.get(run_id))
                 x = wall - (origin if origin is not None else float(wall.min()))
             xs.append(x)
             ys.append(value)
