@@ -41,6 +41,7 @@ from PySide6.QtWidgets import (
 )
 
 from kdstudio.core.paths import default_db_path
+from kdstudio.gui.gc_guard import collect_on_gui_thread
 from kdstudio.gui.live_view import LiveView
 from kdstudio.gui.style import STYLE
 from kdstudio.gui.worker import RunController
@@ -90,6 +91,7 @@ class MainWindow(QMainWindow):
     def __init__(self, db_path: str | Path | None = None, settings: QSettings | None = None,
                  defer_engine: bool = False, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        collect_on_gui_thread()  # never a garbage collection in a run's worker thread
         self.setWindowTitle("KD Studio")
         self.setObjectName("mainWindow")
         self.setStyleSheet(STYLE)

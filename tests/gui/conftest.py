@@ -11,6 +11,14 @@ from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QLineEdit, QSpinBox
 
 from kdstudio.gui import MainWindow
+from kdstudio.gui.gc_guard import collect_on_gui_thread
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _garbage_collected_on_the_gui_thread(qapp) -> None:
+    """As in the app: views here start worker threads (runs, analyses), and a collection in
+    one of them could destroy a previous test's widgets off the GUI thread."""
+    collect_on_gui_thread()
 
 
 def settings_in(folder: Path) -> QSettings:
