@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import re
+import time
 from pathlib import Path
 
 import pytest
@@ -89,7 +91,8 @@ def test_stop_between_batches_keeps_what_was_done(tmp_path: Path) -> None:
         assert result.status == "stopped"
         row = store.get_run(result.run_id)
         assert row["status"] == "stopped" and row["finished_at"]
-        assert len(store.metrics(result.run_id, name="loss/total")) == 5
+        # steps are published in batches: every step that ran is recorded and was emitted
+        assert len(store.metrics(result.run_id, name="loss/total")) == seen["steps"] >= 5
 
 
 def test_nan_loss_fails_naming_phase_epoch_and_step(tmp_path: Path) -> None:
@@ -102,6 +105,21 @@ def test_nan_loss_fails_naming_phase_epoch_and_step(tmp_path: Path) -> None:
         assert result.status == "failed"
         assert "phase teacher, epoch 1, step" in result.error
         assert store.get_run(result.run_id)["error"] == result.error
+
+
+def test_steps_before_a_nan_step_are_recorded_and_emitted(tmp_path: Path) -> None:
+    config = tiny_config()
+    config.optim.name, config.optim.lr, config.optim.schedule = "sgd", 1e30, "constant"
+    events: list[dict] = []
+    with Store(tmp_path / "h.db") as store:
+        result = run(config, store, events.append)
+        bad_step = int(re.search(r"step (\d+);", result.error).group(1))
+        assert bad_step > 1  # the first update is what blows the weights up
+        rows = store.metrics(result.run_id, name="loss/total", phase="teacher")
+    assert [row["step"] for row in rows] == list(range(1, bad_step))
+    assert all(math.isfinite(row["value"]) for row in rows)
+    emitted = [e["step"] for e in events if e["type"] == "step"]
+    assert emitted == list(range(1, bad_step))
 
 
 def test_bad_config_raises_before_writing(tmp_path: Path) -> None:
@@ -303,3 +321,15 @@ def test_last_epoch_validation_figures_match_the_saved_models(tmp_path: Path) ->
                                     reduction="batchmean", log_target=True)
     assert last["val/kl"] == pytest.approx(kl.item(), rel=1e-4, abs=1e-7)
     assert last["val/kl"] > 0 and 0 < last["val/agreement"] <= 1
+
+
+def test_step_rows_keep_their_own_times_though_written_in_batches(tmp_path: Path) -> None:
+    with Store(tmp_path / "h.db") as store:
+        before = time.time()
+        result = run(tiny_config(), store)
+        after = time.time()
+        walls = [row["wall_time"] for row in store.metrics(result.run_id, name="loss/total")]
+        rates = [row["value"] for row in store.metrics(result.run_id, name="samples_per_s")]
+    assert walls == sorted(walls) and before <= walls[0] and walls[-1] <= after
+    assert len(set(walls)) == len(walls)  # each step's start, not the time of its batch
+    assert len(rates) == len(walls) and min(rates) > 0

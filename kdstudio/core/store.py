@@ -242,9 +242,13 @@ class Store:
     ) -> None:
         """Buffer metric values; they reach the file at most FLUSH_SECONDS later."""
         wall = time.time()
-        self._buffer.extend(
-            (run_id, phase, step, epoch, name, float(value), wall) for name, value in values.items()
-        )
+        self.add_metric_rows([(run_id, phase, step, epoch, name, float(value), wall)
+                              for name, value in values.items()])
+
+    def add_metric_rows(self, rows: list[tuple[int, str, int, int, str, float, float]]) -> None:
+        """Buffer rows of (run_id, phase, step, epoch, name, value, wall_time), as
+        `add_metrics` does."""
+        self._buffer.extend(rows)
         if time.monotonic() - self._last_flush >= FLUSH_SECONDS:
             self.flush()
 
