@@ -3,7 +3,8 @@ student. The GUI and the CLI both call `run`.
 
 `run(config, store, on_event, should_stop)` emits small dict events and checks
 `should_stop()` between batches (a pause is the same call blocking). It knows nothing of
-who listens. Event kinds: run_started, phase, step, epoch, log, run_finished.
+who listens. Event kinds: run_started, phase, step, epoch, log, run_finished. Step events
+come in order, one per step, in batches at most 0.1 s apart (see `_PhaseStep`).
 """
 
 from __future__ import annotations
