@@ -113,7 +113,9 @@ class RunWorker(QObject):
 
     def _should_stop(self) -> bool:
         if not self.flags.go.is_set():
-            self._flush()  # the window sees every step before the pause
+            # the window sees every step the engine has published before the pause (it
+            # publishes steps in batches, at most 0.1 s after they ran)
+            self._flush()
         return self.flags.should_stop()
 
     @Slot()
