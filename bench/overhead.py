@@ -10,15 +10,16 @@ is the cost of the engine's own machinery (events, SQLite, bookkeeping) alone.
 
 Two measurements, side by side:
 
-1. Interleaved (the low-noise one). In each engine run the two bare loops each take one
-   step before every engine step, through the engine's `should_stop` callback. The speed of
-   a shared virtual machine swings by 10-20 % between runs a few seconds apart; interleaved
-   step by step, all three loops see the same swings. Each bare loop times its own steps
-   and validations; the engine's time is its student phase minus theirs.
+1. Interleaved (the low-noise one). In each engine run one bare loop (the two versions
+   in turn, run by run) takes one step before every engine step, through the engine's
+   `should_stop` callback. The speed of a shared virtual machine swings by 10-20 % between
+   runs a few seconds apart; interleaved step by step, both loops see the same swings. The
+   bare loop times its own steps and validations; the engine's time is its student phase
+   minus the bare loop's.
 2. Separate runs. Pairs of whole runs, engine and default bare loop, in alternating order;
    the median of the pairs' ratios, in wall-clock and in CPU time.
 
-    python bench/overhead.py --threads 1          # both datasets, ~9 minutes
+    python bench/overhead.py --threads 1          # both datasets, ~7 minutes
     python bench/overhead.py --datasets mnist1d --repeats 31 --threads 1
 """
 
@@ -53,7 +54,7 @@ from kdstudio.core.models import create_model  # noqa: E402
 from kdstudio.core.store import Store  # noqa: E402
 
 DEFAULT_EPOCHS = {"mnist1d": 10, "fashion-mnist": 3}  # runs of 1.3 and 14 s per loop
-DEFAULT_RUNS = {"mnist1d": 15, "fashion-mnist": 4}  # interleaved engine runs
+DEFAULT_RUNS = {"mnist1d": 20, "fashion-mnist": 6}  # interleaved engine runs, half per version
 DEFAULT_PAIRS = {"mnist1d": 31, "fashion-mnist": 5}  # pairs of separate runs
 
 
@@ -203,29 +204,23 @@ class Bench:
                 result.summary["student_last_val_acc"])
 
     def interleaved(self, runs: int) -> list[Any]:
+        """Engine runs, each interleaved with one bare loop, the two versions in turn."""
         rates: dict[str, list[float]] = {"engine": [], "default": [], "fused": []}
         ratios: dict[str, list[float]] = {"default": [], "fused": []}
         accuracy = {}
-        for _ in range(runs):
-            bare = {kind: BareKDLoop(self.config, self.data, self.teacher, kind == "fused")
-                    for kind in ("default", "fused")}
-
-            default_step, fused_step = bare["default"].step, bare["fused"].step
-
-            def both_step(first: Any = default_step, second: Any = fused_step) -> None:
-                first()
-                second()
-
-            phase, _, accuracy["engine"] = self.engine_run(both_step)
-            engine = phase - bare["default"].seconds - bare["fused"].seconds
+        for index in range(runs):
+            kind = ("default", "fused")[index % 2]
+            bare = BareKDLoop(self.config, self.data, self.teacher, fused=kind == "fused")
+            phase, _, accuracy["engine"] = self.engine_run(bare.step)
+            assert bare.step_count == bare.total_steps
+            engine = phase - bare.seconds
             rates["engine"].append(self.samples / engine)
-            for kind, loop in bare.items():
-                assert loop.step_count == loop.total_steps
-                rates[kind].append(self.samples / loop.seconds)
-                ratios[kind].append(loop.seconds / engine)
-                accuracy[kind] = loop.accuracy
+            rates[kind].append(self.samples / bare.seconds)
+            ratios[kind].append(bare.seconds / engine)
+            accuracy[kind] = bare.accuracy
         median = {k: f"{statistics.median(v):,.0f}" for k, v in rates.items()}
-        return [self.config.data.dataset, runs, self.size(), self.config.data.batch_size,
+        return [self.config.data.dataset, f"{len(ratios['default'])} + {len(ratios['fused'])}",
+                self.size(), self.config.data.batch_size,
                 median["default"], median["fused"], median["engine"],
                 summary(ratios["default"]), summary(ratios["fused"]),
                 f"{accuracy['default']:.2%} / {accuracy['fused']:.2%} / "
@@ -277,9 +272,10 @@ def main() -> None:
             separate.append(bench.separate(args.pairs or DEFAULT_PAIRS[name]))
             bench.store.close()
     body = "\n\n".join([
-        "### Interleaved step by step (in each engine run, both bare loops take one step "
-        "before every engine step)",
-        table(["data", "engine runs", "train samples x epochs", "batch",
+        "### Interleaved step by step (in each engine run, one bare loop takes one step "
+        "before every engine step; the two versions in turn)",
+        table(["data", "engine runs (with default + with fused)", "train samples x epochs",
+               "batch",
                "bare loop samples/s (PyTorch default optimiser)",
                "bare loop samples/s (fused optimiser)", "engine samples/s",
                "ratio engine / bare default: median (95 % interval)",
