@@ -388,7 +388,6 @@ class _PhaseStep:
         self.device = run.p.device
         self.on_cpu = self.device.type == "cpu"
         self.precision = run.precision
-        self.scaled = run.precision.scaler.is_enabled()  # float16: backward through the scaler
         self.distilling = plan.name == "student"
         self.constant_lr = run.config.optim.schedule not in ("cosine", "step")
         self.epoch_lrs: list[float] = []
@@ -434,9 +433,8 @@ class _PhaseStep:
             elif transfer_idx is None:
                 # teacher outputs and memory banks are addressed by position in the subset
                 indices = self._to_device(positions)
-                # the teacher first: the student's activations are then still in the CPU's
-                # caches when the loss and the backward pass read them (1-2 % of a step
-                # of a small model)
+                # the teacher first, as a hand-written loop does: the student's activations
+                # are then the freshest in the caches when the loss and backward read them
                 teacher_logits, teacher_features = (
                     (None, {}) if self.source is None else self.source(x, indices))
                 logits = self.model(x)
@@ -449,11 +447,7 @@ class _PhaseStep:
                                         self.student_rec, logits, y, transfer_idx)
             total = weighted_total(parts, self.weights)
         self.optimizer.zero_grad(set_to_none=True)
-        if self.scaled:
-            self.precision.step(total, self.optimizer)
-        else:
-            total.backward()
-            self.optimizer.step()
+        self.precision.step(total, self.optimizer)
         self.count += 1
         r.run_step += 1
         seen = y.shape[0] if transfer_idx is None else y.shape[0] + transfer_idx.shape[0]
