@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from kdstudio.core.config import RunConfig
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -117,3 +119,16 @@ class PhaseClock:
             self._last[phase] = now
         elif kind == "log":
             self.logs.append(event["message"])
+
+
+def timed_kd_recipe(config: RunConfig, epochs: int) -> RunConfig:
+    """The training recipe the timing benches share: a one-epoch teacher, SGD with Nesterov
+    momentum and a cosine schedule for `epochs`, Hinton KD (T = 4, weights 0.5 / 0.5), no
+    baseline phase and no teacher-output cache (the teacher runs every step)."""
+    config.teacher.epochs = 1
+    config.optim.name, config.optim.lr, config.optim.momentum = "sgd", 0.05, 0.9
+    config.optim.schedule, config.optim.epochs = "cosine", epochs
+    d = config.distill
+    d.method, d.temperature, d.ce_weight, d.kd_weight = "kd", 4.0, 0.5, 0.5
+    d.baseline, d.cache_teacher = False, False
+    return config

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import PhaseClock, table, write_result  # noqa: E402
+from _common import PhaseClock, table, timed_kd_recipe, write_result  # noqa: E402
 
 from kdstudio.core.config import RunConfig, config_from_dict, read_toml  # noqa: E402
 from kdstudio.core.engine import run  # noqa: E402
@@ -69,13 +69,7 @@ def speed_config(fashion_path: str, device: str, train_limit: int, epochs: int,
     config.data.params = {"train_limit": train_limit}
     config.data.batch_size = batch
     config.teacher.arch, config.student.arch = teacher, student
-    config.teacher.epochs = 1
-    config.optim.name, config.optim.lr, config.optim.momentum = "sgd", 0.05, 0.9
-    config.optim.schedule, config.optim.epochs = "cosine", epochs
-    d = config.distill
-    d.method, d.temperature, d.ce_weight, d.kd_weight = "kd", 4.0, 0.5, 0.5
-    d.baseline, d.cache_teacher = False, False
-    return config
+    return timed_kd_recipe(config, epochs)
 
 
 def speed_check(store: Store, config: RunConfig, repeats: int) -> list[list[Any]]:

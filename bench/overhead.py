@@ -43,6 +43,7 @@ from _common import (  # noqa: E402
     add_data_options,
     apply_threads,
     table,
+    timed_kd_recipe,
     write_result,
 )
 
@@ -73,13 +74,7 @@ def bench_config(dataset: str, epochs: int, subset: int) -> RunConfig:
         config.data.params = {"train_limit": subset}
         config.teacher.params = {"channels": [32, 64]}
         config.student.params = {"hidden_sizes": [64]}
-    config.teacher.epochs = 1
-    config.optim.name, config.optim.lr, config.optim.momentum = "sgd", 0.05, 0.9
-    config.optim.schedule, config.optim.epochs = "cosine", epochs
-    d = config.distill
-    d.method, d.temperature, d.ce_weight, d.kd_weight = "kd", 4.0, 0.5, 0.5
-    d.baseline, d.cache_teacher = False, False
-    return config
+    return timed_kd_recipe(config, epochs)
 
 
 class BareKDLoop:
