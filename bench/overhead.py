@@ -15,7 +15,8 @@ Two measurements, side by side:
    `should_stop` callback. The speed of a shared virtual machine swings by 10-20 % between
    runs a few seconds apart; interleaved step by step, both loops see the same swings. The
    bare loop times its own steps and validations; the engine's time is its student phase
-   minus the bare loop's.
+   minus the time spent in the harness's `should_stop` (the bare step and the calls that
+   carry it, which belong to neither loop).
 2. Separate runs. Pairs of whole runs, engine and default bare loop, in alternating order;
    the median of the pairs' ratios, in wall-clock and in CPU time.
 
@@ -178,9 +179,11 @@ class Bench:
 
     def engine_run(self, before_each_step: Any = None) -> tuple[float, float, float]:
         """(student-phase seconds, CPU seconds, last val acc) of one engine run;
-        `before_each_step()` runs before every student step."""
+        `before_each_step()` runs before every student step, and the whole time spent in
+        the harness's `should_stop` (that step, and the calls around it) is taken out."""
         clock = PhaseClock()
         in_student = {"now": False}
+        harness = {"seconds": 0.0}
 
         def on_event(event: dict[str, Any]) -> None:
             clock(event)
@@ -188,15 +191,17 @@ class Bench:
                 in_student["now"] = event["state"] == "started"
 
         def should_stop() -> bool:
+            started = time.perf_counter()
             if before_each_step is not None and in_student["now"]:
                 before_each_step()
+                harness["seconds"] += time.perf_counter() - started
             return False
 
         result = run(self.config, self.store, on_event, should_stop)
         assert result.status == "completed", result.error
         self.events, self.rows = clock.events, len(self.store.metrics(result.run_id))
-        return (clock.phase_seconds["student"], clock.phase_cpu_seconds["student"],
-                result.summary["student_last_val_acc"])
+        return (clock.phase_seconds["student"] - harness["seconds"],
+                clock.phase_cpu_seconds["student"], result.summary["student_last_val_acc"])
 
     def interleaved(self, runs: int) -> list[Any]:
         """Engine runs, each interleaved with one bare loop, the two versions in turn."""
@@ -206,9 +211,8 @@ class Bench:
         for index in range(runs):
             kind = ("default", "fused")[index % 2]
             bare = BareKDLoop(self.config, self.data, self.teacher, fused=kind == "fused")
-            phase, _, accuracy["engine"] = self.engine_run(bare.step)
+            engine, _, accuracy["engine"] = self.engine_run(bare.step)
             assert bare.step_count == bare.total_steps
-            engine = phase - bare.seconds
             rates["engine"].append(self.samples / engine)
             rates[kind].append(self.samples / bare.seconds)
             ratios[kind].append(bare.seconds / engine)
