@@ -334,10 +334,17 @@ def test_student_equal_to_teacher_gives_zero(name: str) -> None:
     assert function(teacher.clone(), teacher).item() == pytest.approx(0.0, abs=1e-5)
 
 
+@pytest.mark.parametrize("one_call_check", [True, False])
 @pytest.mark.parametrize("name", sorted(_calls()))
-def test_losses_run_in_float32_under_autocast(name: str) -> None:
+def test_losses_run_in_float32_under_autocast(name: str, one_call_check: bool,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
     # mixed precision on CUDA hands the losses half-precision tensors inside autocast; the
-    # CPU's bfloat16 autocast exercises the same path
+    # CPU's bfloat16 autocast exercises the same path. Without torch's one-call check for
+    # autocast on any device, every call takes the per-device check, with the same results.
+    from kdstudio.core.distill import losses
+
+    if not one_call_check:
+        monkeypatch.setattr(losses, "_any_autocast", lambda: True)
     function, student_shape, teacher_shape = _calls()[name]
     student = torch.randn(*student_shape, generator=_rng(27)).bfloat16()
     teacher = torch.randn(*teacher_shape, generator=_rng(28)).bfloat16()

@@ -3,11 +3,16 @@ step checked on the CPU (the CUDA path itself needs a GPU, which the test machin
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
+import pytest
 import torch
 
+from kdstudio.core import engine
 from kdstudio.core.distill import cache
+from kdstudio.core.distill.methods import StepOutputs
+from kdstudio.core.distill.methods.kd import HintonKD
 from kdstudio.core.distill.precision import Precision, resolve_precision
 from kdstudio.core.engine import run
 from kdstudio.core.store import Store
@@ -67,3 +72,30 @@ def test_mixed_precision_step_mechanics_on_cpu() -> None:
     before = model.weight.detach().clone()
     fp16.step(model(torch.ones(3, 4)).pow(2).mean(), optimizer)
     assert not torch.equal(before, model.weight)  # unscaled gradients were applied
+
+
+def test_engine_steps_under_autocast_take_the_mixed_precision_path(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the engine's branch for CUDA autocast, run with the CPU's bfloat16 autocast: forward
+    # passes of both models in bfloat16, the losses upcast to float32, the run completes
+    monkeypatch.setattr(engine, "resolve_precision",
+                        lambda _autocast, device: Precision(device, torch.bfloat16, "bf16"))
+    seen: list[tuple[torch.dtype, ...]] = []
+    loss_parts = HintonKD.loss_parts
+
+    def recording(self: HintonKD, out: StepOutputs, adapters: object) -> dict:
+        parts = loss_parts(self, out, adapters)
+        assert out.teacher_logits is not None
+        seen.append((out.student_logits.dtype, out.teacher_logits.dtype,
+                     *(part.dtype for part in parts.values())))
+        return parts
+
+    monkeypatch.setattr(HintonKD, "loss_parts", recording)
+    config = tiny_config(method="kd", cache_teacher=False)
+    store = Store(tmp_path / "bf16.db")
+    result = run(config, store)
+    assert result.status == "completed", result.error
+    assert set(seen) == {(torch.bfloat16, torch.bfloat16, torch.float32, torch.float32)}
+    losses = [r["value"] for r in store.metrics(result.run_id, "loss/total", "student")]
+    assert len(losses) == len(seen) == 10  # 2 epochs of 5 steps, every one of them
+    assert all(math.isfinite(v) for v in losses)

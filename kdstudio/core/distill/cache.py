@@ -186,6 +186,10 @@ class TeacherSource:
     def __call__(self, x: torch.Tensor, indices: torch.Tensor) -> TeacherOutputs:
         if self.cache is not None:
             return self.cache.lookup(indices)
-        with torch.no_grad(), self.precision.autocast():
-            logits = self.teacher(x)
+        with torch.no_grad():
+            if self.precision.enabled:
+                with self.precision.autocast():
+                    logits = self.teacher(x)
+            else:  # float32: no autocast context to enter and leave on every step
+                logits = self.teacher(x)
         return logits, self.recorder.features

@@ -21,6 +21,11 @@ def _upcast(value: Any) -> Any:
     return value.float() if isinstance(value, torch.Tensor) and value.dtype in HALF else value
 
 
+# Whether autocast is on for any device type, in one call. Where torch lacks it (it is
+# private), True sends every call through the per-device check below.
+_any_autocast: Callable[[], bool] = getattr(torch._C, "_is_any_autocast_enabled", lambda: True)
+
+
 def full_precision(function: LossFunction) -> LossFunction:
     """Under autocast (mixed precision on CUDA), run the loss in float32 on upcast inputs:
     Gram matrices, pairwise distances and exponentials overflow or cancel in half precision.
@@ -28,6 +33,8 @@ def full_precision(function: LossFunction) -> LossFunction:
 
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not _any_autocast():  # the usual case, checked in one call
+            return function(*args, **kwargs)
         tensor = next((a for a in args if isinstance(a, torch.Tensor)), None)
         device = tensor.device.type if tensor is not None else "cpu"
         if not torch.is_autocast_enabled(device):
