@@ -20,7 +20,7 @@ Two measurements, side by side:
 2. Separate runs. Pairs of whole runs, engine and default bare loop, in alternating order;
    the median of the pairs' ratios, in wall-clock and in CPU time.
 
-    python bench/overhead.py --threads 1          # both datasets, ~7 minutes
+    python bench/overhead.py --threads 1          # both datasets, ~10 minutes
     python bench/overhead.py --datasets mnist1d --repeats 31 --threads 1
 """
 
