@@ -181,13 +181,14 @@ class TeacherSource:
         self.teacher = teacher
         self.recorder = recorder
         self.precision = precision
+        self.autocasting = precision.enabled  # read once: a property call on every step costs
         self.cache = cache
 
     def __call__(self, x: torch.Tensor, indices: torch.Tensor) -> TeacherOutputs:
         if self.cache is not None:
             return self.cache.lookup(indices)
         with torch.no_grad():
-            if self.precision.enabled:
+            if self.autocasting:
                 with self.precision.autocast():
                     logits = self.teacher(x)
             else:  # float32: no autocast context to enter and leave on every step
