@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,22 +31,110 @@ def save_model(model: FeatureModel, folder: Path, stem: str, extra: dict[str, An
     return weights, sidecar
 
 
+ACCEPTED = ("KD Studio loads only state dicts of tensors: a .safetensors file, or a .pt "
+            "file written with torch.save(model.state_dict())")
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since torch 1.6
+PICKLE_MAGIC = b"\x80\x02"  # torch.save's legacy format starts with a pickle
+
+
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Weights from a .safetensors file, or a .pt/.pth file loaded with weights_only=True."""
-    if path.suffix == ".safetensors":
-        return load_file(str(path))
-    loaded = torch.load(path, map_location="cpu", weights_only=True)
+    """The tensors of a weight file, told apart by its first bytes, never by its name:
+    safetensors, or a torch.save file loaded with weights_only=True. Raises ValueError saying
+    in one line what the file is and what is accepted."""
+    with path.open("rb") as handle:
+        head = handle.read(16)
+    if not head:
+        raise ValueError(f"{path} is empty; {ACCEPTED}")
+    if _is_safetensors(head):
+        try:
+            state = load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as error:
+            raise ValueError(f"{path} looks like a safetensors file but cannot be read "
+                             f"({_first_line(error)}); it may be damaged or cut short") from None
+    elif head.startswith((ZIP_MAGIC, PICKLE_MAGIC)):
+        state = _read_torch_file(path)
+    else:
+        raise ValueError(f"{path} is neither a safetensors file nor a PyTorch checkpoint (its "
+                         f"first bytes match neither format); {ACCEPTED}")
+    problem = nonfinite_tensor(state)
+    if problem:
+        raise ValueError(f"tensor '{problem[0]}' in {path} holds {problem[1]}; the weights must "
+                         "be finite numbers")
+    return state
+
+
+def _is_safetensors(head: bytes) -> bool:
+    """An 8-byte little-endian header length, then the JSON header's opening brace."""
+    return len(head) > 8 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") > 1
+
+
+def _read_torch_file(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise ValueError(_pickled_object_message(path, str(error))) from None
+    except Exception as error:  # noqa: BLE001 - a damaged file fails anywhere in the unpickler
+        raise ValueError(f"{path} looks like a PyTorch checkpoint but cannot be read "
+                         f"({type(error).__name__}); it may be damaged or cut short") from None
     if isinstance(loaded, dict):
         for key in ("state_dict", "model", "model_state_dict"):
             if isinstance(loaded.get(key), dict):
                 loaded = loaded[key]
                 break
-    tensors_only = isinstance(loaded, dict) and all(
-        isinstance(v, torch.Tensor) for v in loaded.values()
+    tensors_only = isinstance(loaded, dict) and bool(loaded) and all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in loaded.items()
     )
     if not tensors_only:
-        raise ValueError(f"{path} holds no state dict of tensors")
+        raise ValueError(f"{path} holds {_described(loaded)}, not a state dict of tensors; "
+                         f"{ACCEPTED}")
     return loaded
+
+
+def _pickled_object_message(path: Path, error: str) -> str:
+    """What a file that weights_only loading refused holds, in our words (torch's own message
+    suggests loading it unsafely)."""
+    found = re.search(r"GLOBAL ([\w.]+)", error)
+    if found is None:
+        return (f"{path} holds pickled Python objects that are not tensors, which KD Studio "
+                f"does not unpickle; {ACCEPTED}")
+    name = found.group(1)
+    if _is_module_class(name):
+        return (f"{path} is a pickled whole model ({name}, written by torch.save(model)); "
+                f"{ACCEPTED}")
+    return (f"{path} holds a pickled Python object of class {name}, which KD Studio does not "
+            f"unpickle (if it is a whole model, save model.state_dict() instead); {ACCEPTED}")
+
+
+def _is_module_class(name: str) -> bool:
+    """Whether `name` is an nn.Module subclass of a module already imported (none is
+    imported for the question)."""
+    module_name, _, attribute = name.rpartition(".")
+    found = getattr(sys.modules.get(module_name), attribute, None)
+    return isinstance(found, type) and issubclass(found, torch.nn.Module)
+
+
+def _described(value: Any) -> str:
+    if isinstance(value, dict):
+        return "an empty dict" if not value else "a dict of other things than tensors"
+    return f"a {type(value).__name__}"
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def nonfinite_tensor(state: dict[str, torch.Tensor]) -> tuple[str, str] | None:
+    """The first floating-point tensor holding NaN or Inf, and which (with a count)."""
+    for name, tensor in state.items():
+        if not (tensor.is_floating_point() or tensor.is_complex()):
+            continue
+        nan = int(torch.isnan(tensor).sum())
+        inf = int(torch.isinf(tensor).sum())
+        if nan or inf:
+            kinds = " and ".join(kind for kind, n in (("NaN", nan), ("Inf", inf)) if n)
+            return name, f"{kinds} ({nan + inf:,} of {tensor.numel():,} values)"
+    return None
 
 
 def load_weights(model: FeatureModel, path: str | Path, assign: bool = False) -> None:
@@ -56,9 +146,8 @@ def load_weights(model: FeatureModel, path: str | Path, assign: bool = False) ->
     file = Path(path).expanduser()
     try:
         state = read_state_dict(file)
-    except (OSError, RuntimeError, EOFError, SafetensorError, pickle.UnpicklingError) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ValueError(f"cannot read {file}: {reason}") from None
+    except OSError as error:
+        raise ValueError(f"cannot read {file}: {error.strerror or _first_line(error)}") from None
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))

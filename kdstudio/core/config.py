@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import math
 import tomllib
 import typing
@@ -18,9 +19,15 @@ from typing import Any
 
 import tomli_w
 
+from kdstudio.core.text import printable, short_number
+
 OPTIMIZERS = ("sgd", "adam", "adamw")
 TRANSFER_SETS = ("labelled", "all", "dataset")
 SCHEDULES = ("constant", "cosine", "step")
+MAX_SEED = 2**63 - 1  # SQLite's largest INTEGER; torch and numpy seed with it
+MAX_THREADS = 1024
+MAX_BATCH_SIZE = 2**31 - 1
+MAX_EPOCHS = 100_000
 
 
 @dataclass
@@ -184,18 +191,39 @@ def _drop_bad(data: dict[str, Any], problems: list[str]) -> dict[str, Any]:
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
-    """`key.path=value` -> (["key", "path"], value); value parsed as TOML, else a string."""
+    """`key.path=value` -> (["key", "path"], value); value parsed as TOML, else a string.
+
+    A bare word (`name=my run`) is taken as a string; a value that starts like a TOML
+    number, array, table or quoted string but does not parse is an error, not a string.
+    """
     if "=" not in text:
         raise ValueError(f"--set {text}: expected key.path=value")
     key, raw = text.split("=", 1)
-    key = key.strip()
+    key, raw = key.strip(), raw.strip()
     if not key or any(not part for part in key.split(".")):
         raise ValueError(f"--set {text}: expected key.path=value")
     try:
-        value = tomllib.loads(f"v = {raw.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw.strip()
-    return key.split("."), value
+        document = tomllib.loads(f"v = {raw}")
+    except tomllib.TOMLDecodeError as error:
+        if not raw.startswith(_TOML_VALUE_STARTS):
+            return key.split("."), raw
+        raise ValueError(f"--set {key}={raw}: the value is not valid TOML ({_reason(error)}); "
+                         f"a string with spaces or symbols needs quotes: "
+                         f"--set '{key}=\"...\"'") from None
+    except RecursionError:
+        raise ValueError(f"--set {key}: the value is nested too deeply") from None
+    if set(document) != {"v"}:
+        raise ValueError(f"--set {key}={raw}: the value must be one TOML value, not several "
+                         "lines of TOML")
+    return key.split("."), document["v"]
+
+
+_TOML_VALUE_STARTS = ('"', "'", "[", "{", "+", "-", ".", *"0123456789")
+
+
+def _reason(error: tomllib.TOMLDecodeError) -> str:
+    """The parser's complaint without its position, which refers to our `v = ...` line."""
+    return str(error).split(" (at ", 1)[0]
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -213,18 +241,43 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return result
 
 
+MAX_CONFIG_BYTES = 1_000_000  # a config is a few kB; more is a wrong file
+
+
 def read_toml(path: str | Path) -> dict[str, Any]:
-    """Read a TOML file; raises ValueError with a one-line message on any problem."""
+    """Read a TOML config file; raises ValueError with a one-line message naming the file."""
     file = Path(path)
+    name = printable(file)
     try:
+        if file.is_dir():
+            raise ValueError(f"{name}: is a folder, not a config file")
         with file.open("rb") as handle:
-            return tomllib.load(handle)
+            data = handle.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
-        raise ValueError(f"{file}: no such config file") from None
-    except tomllib.TOMLDecodeError as error:
-        raise ValueError(f"{file}: not valid TOML ({error})") from None
+        raise ValueError(f"{name}: no such config file") from None
     except OSError as error:
-        raise ValueError(f"{file}: cannot read ({error.strerror})") from None
+        raise ValueError(f"{name}: cannot read ({error.strerror or error})") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ValueError(f"{name}: too large for a config file (over "
+                         f"{MAX_CONFIG_BYTES // 1_000_000} MB); is it the right file?")
+    return parse_toml_bytes(data, name)
+
+
+def parse_toml_bytes(data: bytes, name: str) -> dict[str, Any]:
+    """A TOML document from the bytes of file `name`; raises ValueError naming it."""
+    if b"\x00" in data:
+        raise ValueError(f"{name}: a binary file, not a TOML config (it holds NUL bytes)")
+    try:
+        text = data.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{name}: not UTF-8 text (byte 0x{data[error.start]:02x} at offset "
+                         f"{error.start}); a config must be a UTF-8 TOML file") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"{name}: not valid TOML ({error})") from None
+    except RecursionError:
+        raise ValueError(f"{name}: not valid TOML (nested too deeply)") from None
 
 
 def save_toml(config: RunConfig, path: str | Path) -> None:
@@ -241,10 +294,9 @@ def _number_problems(config: RunConfig) -> list[str]:
         if isinstance(value, float) and not math.isfinite(value):
             problems.append(f"{key}: must be a finite number (got {value})")
         elif not ok:
-            problems.append(f"{key}: must be {rule} (got {value:g})")
+            problems.append(f"{key}: must be {rule} (got {short_number(value)})")
 
     d, o, t = config.distill, config.optim, config.teacher
-    check("seed", config.seed, config.seed >= 0, ">= 0")
     check("threads", config.threads, config.threads >= 0, ">= 0 (0 = auto)")
     check("data.batch_size", config.data.batch_size, config.data.batch_size >= 1, ">= 1")
     check("data.val_fraction", config.data.val_fraction, 0 < config.data.val_fraction < 1,
@@ -267,6 +319,7 @@ def _number_problems(config: RunConfig) -> list[str]:
     check("optim.gamma", o.gamma, 0 < o.gamma <= 1, "in (0, 1]")
     check("teacher.epochs", t.epochs, t.epochs >= 0, ">= 0")
     check("teacher.lr", t.lr, t.lr >= 0, ">= 0 (0 = same as optim.lr)")
+    problems += _limit_problems(config)
     if t.epochs == 0 and not t.checkpoint and _uses_teacher(config):
         problems.append("teacher.epochs: must be >= 1 when no teacher.checkpoint is given (got 0)")
     if o.name not in OPTIMIZERS:
@@ -275,6 +328,23 @@ def _number_problems(config: RunConfig) -> list[str]:
     if o.schedule not in SCHEDULES:
         problems.append(f"optim.schedule: unknown schedule '{o.schedule}' (choose from: "
                         f"{', '.join(SCHEDULES)})")
+    return problems
+
+
+def _limit_problems(config: RunConfig) -> list[str]:
+    """The seed's range, and upper bounds on the integers that size a run."""
+    problems = []
+    if isinstance(config.seed, int) and not 0 <= config.seed <= MAX_SEED:
+        problems.append(f"seed: must be from 0 to {MAX_SEED:,} (2**63 - 1, the largest "
+                        f"integer the history stores) (got {short_number(config.seed)})")
+    d, o, t = config.data, config.optim, config.teacher
+    for key, value, most in (
+        ("threads", config.threads, MAX_THREADS), ("data.batch_size", d.batch_size, MAX_BATCH_SIZE),
+        ("data.label_count", d.label_count, MAX_SEED), ("optim.epochs", o.epochs, MAX_EPOCHS),
+        ("optim.step_size", o.step_size, MAX_EPOCHS), ("teacher.epochs", t.epochs, MAX_EPOCHS),
+    ):
+        if isinstance(value, int) and value > most:
+            problems.append(f"{key}: must be at most {most:,} (got {short_number(value)})")
     return problems
 
 
@@ -327,7 +397,7 @@ def _data_problems(config: RunConfig):
         info = dataset.describe(data.path, params)
     except (ValueError, TypeError) as error:
         return [f"data.params: {error}"], None
-    path_problem = dataset.check_path(data.path)
+    path_problem = _path_text_problem(data.path) or dataset.check_path(data.path)
     if path_problem:
         return [f"data.path: {path_problem}"], info
     return _transfer_problems(data, info), info
@@ -350,7 +420,8 @@ def _transfer_problems(data: DataConfig, info: Any) -> list[str]:
                                  dataset_params(data.transfer_dataset, data.transfer_params))
     except (ValueError, TypeError) as error:
         return [f"data.transfer_params: {error}"]
-    path_problem = dataset.check_path(data.transfer_path)
+    path_problem = (_path_text_problem(data.transfer_path)
+                    or dataset.check_path(data.transfer_path))
     if path_problem:
         return [f"data.transfer_path: {path_problem}"]
     if tuple(other.input_shape) != tuple(info.input_shape):
@@ -371,10 +442,56 @@ def _model_problems(section: str, arch: str, params: dict[str, Any], info: Any):
     if info is None:
         return [], None
     try:
+        problem = _model_memory_problem(arch, params, tuple(info.input_shape), info.num_classes)
+        if problem:
+            return [f"{section}.params: {problem}"], None
         summary = summarise_model(arch, params, tuple(info.input_shape), info.num_classes)
-    except (ValueError, TypeError, RuntimeError) as error:
-        return [f"{section}.params: {error}"], None
+    except Exception as error:  # noqa: BLE001 - any model code may reject odd parameters
+        return [f"{section}.params: {_first_line(error)}"], None
     return [], summary
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+@functools.lru_cache(maxsize=64)
+def _model_parameter_count(arch: str, params_json: str, input_shape: tuple[int, ...],
+                           num_classes: int) -> int:
+    import json
+
+    import torch
+
+    from kdstudio.core.models import create_model
+
+    with torch.device("meta"):
+        model = create_model(arch, input_shape, num_classes, **json.loads(params_json))
+    return sum(p.numel() for p in model.parameters())
+
+
+def _model_memory_problem(arch: str, params: dict[str, Any], input_shape: tuple[int, ...],
+                          num_classes: int) -> str | None:
+    """Whether the model (counted on the meta device, nothing allocated) could train here:
+    weights, gradients and two optimiser moments, 4 bytes each."""
+    import json
+
+    from kdstudio.core.memory import memory_problem
+
+    params_json = json.dumps(params, sort_keys=True, default=repr)
+    count = _model_parameter_count(arch, params_json, input_shape, num_classes)
+    return memory_problem(f"a {arch} of {count:,} parameters", 16 * count)
+
+
+def _path_text_problem(text: str) -> str | None:
+    """A path that no file system accepts (a NUL byte, a name too long), or None."""
+    if "\x00" in text:
+        return f"{printable(text)!r} holds a NUL byte, which no file name can"
+    try:
+        Path(text).expanduser().exists()
+    except (OSError, ValueError, RuntimeError) as error:
+        return f"cannot use {printable(text)!r} as a path ({_first_line(error)})"
+    return None
 
 
 def _layer_problems(config: RunConfig, student: Any, teacher: Any) -> list[str]:
@@ -423,9 +540,7 @@ def validate(config: RunConfig) -> list[str]:
         teacher_problems, teacher = _model_problems(
             "teacher", config.teacher.arch, config.teacher.params, info)
         problems += teacher_problems
-        checkpoint = config.teacher.checkpoint
-        if checkpoint and not Path(checkpoint).expanduser().is_file():
-            problems.append(f"teacher.checkpoint: no such file {checkpoint}")
+        problems += _checkpoint_path_problems(config.teacher.checkpoint)
     problems += _layer_problems(config, student, teacher)
     if config.data.transfer != "labelled" and not _uses_teacher(config):
         problems.append(f"data.transfer: method '{config.distill.method}' has no teacher, so "
@@ -434,6 +549,21 @@ def validate(config: RunConfig) -> list[str]:
 
     problems += distill_problems(config) + feature_problems(config, student, teacher)
     return problems
+
+
+def _checkpoint_path_problems(checkpoint: str) -> list[str]:
+    """The teacher file exists and is a file (its contents are checked when it is loaded)."""
+    if not checkpoint:
+        return []
+    problem = _path_text_problem(checkpoint)
+    if problem:
+        return [f"teacher.checkpoint: {problem}"]
+    path = Path(checkpoint).expanduser()
+    if path.is_dir():
+        return [f"teacher.checkpoint: {printable(checkpoint)} is a folder, not a weight file"]
+    if not path.is_file():
+        return [f"teacher.checkpoint: no such file {printable(checkpoint)}"]
+    return []
 
 
 def load_config(data: dict[str, Any]) -> RunConfig:

@@ -23,3 +23,14 @@ def printable(text: object) -> str:
 def _code(char: str) -> str:
     point = ord(char)
     return f"\\x{point:02x}" if point <= 0xFF else f"\\u{point:04x}"
+
+
+def short_number(value: int | float) -> str:
+    """A number for a one-line message: exact with thousands separators, but a number too
+    long to read (a 300-digit integer) is shown by its size."""
+    if isinstance(value, float):
+        return f"{value:g}"
+    digits = len(str(abs(value)))
+    if digits > 24:
+        return f"{'-' if value < 0 else ''}a {digits}-digit number"
+    return f"{value:,}"

@@ -6,6 +6,7 @@ A dataset file subclasses `Dataset` and decorates it with `@register_dataset("na
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -14,8 +15,25 @@ import numpy as np
 import torch
 
 from kdstudio.core.registry import Registry, import_submodules
+from kdstudio.core.text import short_number
 
 TEST_SPLIT_SEED = 20150309  # fixed, so runs with different seeds share one test set
+MAX_WHOLE = 2**63 - 1
+
+
+def whole_number(params: dict[str, Any], key: str, minimum: int, maximum: int = MAX_WHOLE
+                 ) -> int:
+    """`params[key]` as an int (an integral float is accepted); raises ValueError naming it."""
+    value = params[key]
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{key} must be a whole number (got {value!r})")
+    if value < minimum:
+        raise ValueError(f"{key} must be >= {minimum} (got {short_number(value)})")
+    if value > maximum:
+        raise ValueError(f"{key} must be at most {maximum:,} (got {short_number(value)})")
+    return value
 
 
 @dataclass

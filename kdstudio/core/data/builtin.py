@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import importlib.util
+import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from kdstudio.core.data import Dataset, DatasetInfo, RawData, register_dataset
+from kdstudio.core.data import Dataset, DatasetInfo, RawData, register_dataset, whole_number
+from kdstudio.core.memory import memory_problem
 from kdstudio.core.paths import cache_dir
 
 DIGIT_NAMES = [str(i) for i in range(10)]
+MAX_CLASSES = 100_000
+def synthetic_bytes(samples: int, dims: int, classes: int) -> int:
+    """Peak bytes while the Gaussian clusters are drawn and split: three float64 arrays of
+    samples x dims alive at once, the class centres and the labels."""
+    return 24 * samples * dims + 8 * classes * dims + 16 * samples
 
 
 @register_dataset("digits")
@@ -62,6 +69,7 @@ class MNIST1D(Dataset):
     description = "MNIST-1D, 4,000 + 1,000 sequences of length 40 (generated offline)"
 
     def describe(self, path: str, params: dict[str, Any]) -> DatasetInfo:
+        whole_number(params, "generator_seed", 0, 2**32 - 1)  # numpy's legacy seed range
         return DatasetInfo((1, 40), 10, DIGIT_NAMES)
 
     def load(self, path: str, params: dict[str, Any]) -> RawData:
@@ -97,13 +105,22 @@ class Synthetic(Dataset):
     description = "Gaussian clusters (samples, dims, classes), seeded"
 
     def describe(self, path: str, params: dict[str, Any]) -> DatasetInfo:
-        for key in ("samples", "dims", "classes"):
-            if int(params[key]) < 1:
-                raise ValueError(f"{key} must be a positive integer (got {params[key]})")
-        if int(params["classes"]) < 2:
-            raise ValueError(f"classes must be at least 2 (got {params['classes']})")
-        classes = int(params["classes"])
-        return DatasetInfo((int(params["dims"]),), classes, [f"class {i}" for i in range(classes)])
+        samples = whole_number(params, "samples", 1)
+        dims = whole_number(params, "dims", 1)
+        classes = whole_number(params, "classes", 2)
+        whole_number(params, "data_seed", 0)
+        separation = params["separation"]
+        if isinstance(separation, bool) or not isinstance(separation, (int, float)) or not (
+            math.isfinite(separation)
+        ):
+            raise ValueError(f"separation must be a finite number (got {separation!r})")
+        if classes > MAX_CLASSES:
+            raise ValueError(f"classes must be at most {MAX_CLASSES:,} (got {classes:,})")
+        problem = memory_problem(f"synthetic data of {samples:,} samples x {dims:,} dims",
+                                 synthetic_bytes(samples, dims, classes))
+        if problem:
+            raise ValueError(problem)
+        return DatasetInfo((dims,), classes, [f"class {i}" for i in range(classes)])
 
     def load(self, path: str, params: dict[str, Any]) -> RawData:
         info = self.describe(path, params)

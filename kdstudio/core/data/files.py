@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from kdstudio.core.data import Dataset, DatasetInfo, RawData, register_dataset
+from kdstudio.core.data import Dataset, DatasetInfo, RawData, register_dataset, whole_number
 
 FASHION_MNIST_DEFAULT = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_CLASSES = [
@@ -71,8 +71,7 @@ class FashionMNIST(Dataset):
         )
 
     def describe(self, path: str, params: dict[str, Any]) -> DatasetInfo:
-        if int(params["train_limit"]) < 0:
-            raise ValueError(f"train_limit must be >= 0 (got {params['train_limit']})")
+        whole_number(params, "train_limit", 0)
         return DatasetInfo((1, 28, 28), 10, FASHION_MNIST_CLASSES)
 
     def load(self, path: str, params: dict[str, Any]) -> RawData:
