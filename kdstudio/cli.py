@@ -1,18 +1,28 @@
 """Command line: `kdstudio` (window), `run`, `runs`, `show`, `presets`.
 
-Exit codes: 0 done, 1 run failed or stopped, 2 bad input (one line per problem, no traceback).
+Exit codes: 0 done, 1 run failed or stopped, 2 bad input (one line per problem, no traceback),
+128 + N after signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP: a run they stop ends `stopped`
+with everything so far kept), 141 when the reader of our output went away (`| head`).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import signal
 import sys
 import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from kdstudio.core.text import printable
+
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_SIGNAL_BASE = 128
+EXIT_BROKEN_PIPE = EXIT_SIGNAL_BASE + signal.SIGPIPE
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+MAX_RUN_ID = 2**63 - 1  # SQLite's largest INTEGER
 RUN_STATUSES = ("running", "completed", "stopped", "failed", "interrupted")  # as in store
 
 
@@ -32,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
         description="KD Studio: distil a teacher network into a small student. "
                     "With no command, opens the window.",
     )
+    parser.add_argument("--version", action="version", version=f"kdstudio {version()}")
     db = argparse.ArgumentParser(add_help=False)
     db.add_argument("--db", metavar="PATH",
                     help="history database (default: $KDSTUDIO_DB or the user data folder)")
@@ -74,7 +85,30 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def version() -> str:
+    """The installed package's version (its metadata), else the source tree's."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed_version
+
+    try:
+        return installed_version("kdstudio")
+    except PackageNotFoundError:
+        from kdstudio import __version__
+
+        return __version__
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; no exception reaches the user as a traceback."""
+    try:
+        return _dispatch(argv)
+    except KeyboardInterrupt as interrupt:
+        return _interrupted(interrupt)
+    except BrokenPipeError:
+        return _reader_gone()
+
+
+def _dispatch(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     if args.command in (None, "gui"):
         from kdstudio.gui.app import main as gui_main
@@ -86,8 +120,35 @@ def main(argv: list[str] | None = None) -> int:
         return handlers[args.command](args)
     except BadInput as error:
         for line in error.lines:
-            print(f"kdstudio: {line}", file=sys.stderr)
+            print(f"kdstudio: {printable(line)}", file=sys.stderr)
         return EXIT_BAD_INPUT
+
+
+def _interrupted(interrupt: KeyboardInterrupt) -> int:
+    """One short line and 128 + the signal's number; a further signal ends at once."""
+    for number in STOP_SIGNALS:
+        signal.signal(number, _exit_at_once)
+    signum = getattr(interrupt, "signum", signal.SIGINT)
+    message = getattr(interrupt, "message", "") or "interrupted"
+    with contextlib.suppress(OSError):
+        print(f"kdstudio: {message}", file=sys.stderr, flush=True)
+    return EXIT_SIGNAL_BASE + signum
+
+
+def _exit_at_once(signum: int, _frame: Any) -> None:
+    os._exit(EXIT_SIGNAL_BASE + signum)
+
+
+def _reader_gone() -> int:
+    """stdout's reader closed the pipe (`kdstudio runs | head`): end quietly, as a tool killed
+    by SIGPIPE would, without the interpreter complaining while it flushes stdout."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+    return EXIT_BROKEN_PIPE
 
 
 class BadInput(Exception):
@@ -103,6 +164,20 @@ def _open_store(path: str | None):
         return Store(path)
     except Exception as error:  # noqa: BLE001 - any open failure is a bad --db
         raise BadInput([f"--db: cannot open history database {path or ''}: {error}"]) from None
+
+
+def check_run_keys(keys: list[str]) -> None:
+    """Raise BadInput for a run id that no history can hold (beyond SQLite's integers)."""
+    for key in keys:
+        text = str(key).strip()
+        if not text.isdigit():
+            continue
+        try:
+            number = int(text)
+        except ValueError:  # a digit that is not 0-9, like '²'
+            raise BadInput([f"no run {key!r}: a run id is a number written with 0-9"]) from None
+        if number > MAX_RUN_ID:
+            raise BadInput([f"no run '{key}': run ids go up to {MAX_RUN_ID}"])
 
 
 # ---------------------------------------------------------------- run
@@ -136,30 +211,98 @@ def _toml_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+class Interrupted(KeyboardInterrupt):
+    """A stop signal that ends the command at once; `message` is the line to print."""
+
+    def __init__(self, signum: int, message: str) -> None:
+        super().__init__(message)
+        self.signum = signum
+        self.message = message
+
+
+class StopSignals:
+    """SIGINT, SIGTERM and SIGHUP during `kdstudio run`.
+
+    Before the run starts a signal ends the command at once (nothing is written yet). Once
+    it runs, the first signal asks the engine to stop between two batches (the run ends
+    `stopped`, everything so far kept); a second one ends at once, a third exits.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.run_id: int | None = None
+        self.count = 0
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignals:
+        for number in STOP_SIGNALS:
+            self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        for number, previous in self._previous.items():
+            signal.signal(number, previous)
+
+    def __call__(self) -> bool:
+        """The engine's should_stop."""
+        return self.signum is not None
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        self.count += 1
+        name = signal.Signals(signum).name
+        if self.count >= 3:
+            os._exit(EXIT_SIGNAL_BASE + signum)
+        if self.run_id is None:
+            self.signum = signum
+            raise Interrupted(signum, f"{name}: stopped before the run started; nothing saved")
+        if self.signum is not None:
+            raise Interrupted(signum, f"{name} again: stopped at once; run {self.run_id} is "
+                                      "kept as interrupted")
+        self.signum = signum
+
+    def watch(self, event: dict[str, Any]) -> None:
+        if event["type"] == "run_started":
+            self.run_id = event["run_id"]
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    config = load_run_config(args)
-    from kdstudio.core.config import ConfigError
-    from kdstudio.core.engine import run
+    with StopSignals() as stops:
+        config = load_run_config(args)
+        from kdstudio.core.config import ConfigError
+        from kdstudio.core.engine import run
 
-    stop_requested = False
+        printer = ConsolePrinter(sys.stdout, quiet=args.quiet)
 
-    def on_interrupt(_signum: int, _frame: Any) -> None:
-        nonlocal stop_requested
-        stop_requested = True
+        def on_event(event: dict[str, Any]) -> None:
+            stops.watch(event)
+            printer(event)
 
-    previous = signal.signal(signal.SIGINT, on_interrupt)
-    printer = ConsolePrinter(sys.stdout, quiet=args.quiet)
-    store = _open_store(args.db)
-    try:
-        result = run(config, store, printer, lambda: stop_requested)
-    except ConfigError as error:
-        raise BadInput(error.problems) from None
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        store.close()
+        store = _open_store(args.db)
+        try:
+            result = run(config, store, on_event, stops)
+        except ConfigError as error:
+            raise BadInput(error.problems) from None
+        except Interrupted:
+            _mark_interrupted(store, stops.run_id)
+            raise
+        finally:
+            store.close()
     printer.finish()
     print_summary(result.run_id, result.status, result.summary, result.error, store.path)
+    if stops.signum is not None:
+        return EXIT_SIGNAL_BASE + stops.signum
     return EXIT_OK if result.status == "completed" else EXIT_FAILED
+
+
+def _mark_interrupted(store: Any, run_id: int | None) -> None:
+    """After a second stop signal: the run row says what happened (its metrics are kept)."""
+    if run_id is None:
+        return
+    with contextlib.suppress(Exception):
+        row = store.get_run(run_id)
+        if row is not None and row["status"] == "running":
+            store.finish_run(run_id, "interrupted",
+                             "stopped at once by a second stop signal (Ctrl-C)")
 
 
 def _clock(seconds: float) -> str:
@@ -179,10 +322,17 @@ class ConsolePrinter:
         self.started = time.monotonic()
         self.last_draw = 0.0
         self.line_open = False
+        self.reader_gone = False  # stdout's reader left (`| head`): the run goes on unprinted
 
     def __call__(self, event: dict[str, Any]) -> None:
-        if self.quiet:
+        if self.quiet or self.reader_gone:
             return
+        try:
+            self._show(event)
+        except BrokenPipeError:
+            self.reader_gone = True
+
+    def _show(self, event: dict[str, Any]) -> None:
         kind = event["type"]
         if kind == "step" and self.tty:
             now = time.monotonic()
@@ -199,7 +349,8 @@ class ConsolePrinter:
                 parts.append(f"agree {values['val/agreement']:6.2%}")
             self._write_line("  ".join(parts))
         elif kind == "log":
-            self._write_line(("! " if event["level"] != "info" else "") + event["message"])
+            self._write_line(("! " if event["level"] != "info" else "") +
+                             printable(event["message"]))
 
     def _draw(self, event: dict[str, Any]) -> None:
         done = event["run_step"] / max(event["run_steps"], 1)
@@ -222,7 +373,7 @@ class ConsolePrinter:
         self.stream.flush()
 
     def finish(self) -> None:
-        if self.line_open:
+        if self.line_open and not self.reader_gone:
             self.stream.write("\n")
             self.line_open = False
 
@@ -259,9 +410,10 @@ def print_summary(run_id: int, status: str, summary: dict[str, Any], error: str 
               "points")
     if "compression" in summary:
         print(f"Compression: {summary['compression']:.1f}x fewer parameters")
-    print(f"Run {run_id} {status} in {summary.get('duration_s', 0):.1f} s; saved in {db_path}")
+    print(f"Run {run_id} {status} in {summary.get('duration_s', 0):.1f} s; saved in "
+          f"{printable(db_path)}")
     if error:
-        print(f"Error: {error}", file=sys.stderr)
+        print(f"Error: {printable(error)}", file=sys.stderr)
 
 
 # ---------------------------------------------------------------- history
@@ -272,13 +424,15 @@ def cmd_runs(args: argparse.Namespace) -> int:
     with store:
         runs = store.list_runs(status=args.status, limit=args.limit)
     if not runs:
-        print(f"No runs in {store.path}")
+        print(f"No runs in {printable(store.path)}")
         return EXIT_OK
-    rows = [[str(r["id"]), r["name"], r["status"], r["created_at"].replace("T", " ")[:19],
-             r["dataset"] or "-", f"{r['teacher_arch'] or '-'} -> {r['student_arch']}",
-             r["method"] or "-", _pct(r["teacher_test_acc"]), _pct(r["baseline_test_acc"]),
-             _pct(r["student_test_acc"]),
-             f"{r['kd_gain'] * 100:+.2f}" if r["kd_gain"] is not None else "-"]
+    rows = [[printable(cell) for cell in (
+                r["id"], r["name"], r["status"], str(r["created_at"]).replace("T", " ")[:19],
+                r["dataset"] or "-", f"{r['teacher_arch'] or '-'} -> {r['student_arch']}",
+                r["method"] or "-")]
+            + [_pct(r["teacher_test_acc"]), _pct(r["baseline_test_acc"]),
+               _pct(r["student_test_acc"]),
+               f"{r['kd_gain'] * 100:+.2f}" if r["kd_gain"] is not None else "-"]
             for r in runs]
     print_table(["id", "name", "status", "started (UTC)", "data", "teacher -> student", "method",
                  "teacher", "alone", "student", "gain"], rows)
@@ -288,6 +442,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from kdstudio.core.config import config_from_dict
 
+    check_run_keys([args.run])
     store = _open_store(args.db)
     with store:
         run = store.find_run(args.run)
@@ -296,17 +451,23 @@ def cmd_show(args: argparse.Namespace) -> int:
         artifacts = store.artifacts(run["id"])
         knowledge = _dark_knowledge(store, run["id"]) if args.classes else None
     config, _ = config_from_dict(run["config"])
-    print(f"Run {run['id']}: {run['name']}  [{run['status']}]")
-    print(f"Started {run['created_at']}, finished {run['finished_at'] or '-'}, "
-          f"device {run['device'] or '-'}, seed {run['seed']}")
+    print(printable(f"Run {run['id']}: {run['name']}  [{run['status']}]"))
+    print(printable(f"Started {run['created_at']}, finished {run['finished_at'] or '-'}, "
+                    f"device {run['device'] or '-'}, seed {run['seed']}"))
+    if run.get("tags"):
+        print("Tags: " + ", ".join(printable(tag) for tag in run["tags"]))
+    if run.get("notes"):
+        print(f"Notes: {printable(run['notes'])}")
     if run["error"]:
-        print(f"Error: {run['error']}")
-    print("\nConfig:\n" + "\n".join("  " + line for line in config.to_toml().splitlines()))
+        print(f"Error: {printable(run['error'])}")
+    print("\nConfig:\n" + "\n".join("  " + printable(line)
+                                     for line in config.to_toml().splitlines()))
     print_summary(run["id"], run["status"], run["summary"], None, store.path)
     if artifacts:
         print("\nFiles:")
         for artifact in artifacts:
-            print(f"  {artifact['kind']:<9} {artifact['path']}  sha256 {artifact['sha256'][:12]}")
+            print(printable(f"  {artifact['kind']:<9} {artifact['path']}  "
+                            f"sha256 {artifact['sha256'][:12]}"))
     if knowledge is not None:
         print_class_table(knowledge)
     return EXIT_OK
@@ -353,13 +514,14 @@ def cmd_presets(_args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from kdstudio.core.export import ExportError, export_student
 
+    check_run_keys([args.run])
     store = _open_store(args.db)
     with store:
         try:
             report = export_student(store, args.run, args.out, args.format)
         except ExportError as error:
             raise BadInput([str(error)]) from None
-    print("\n".join(report.lines()))
+    print("\n".join(printable(line) for line in report.lines()))
     if not report.ok:
         print("kdstudio: an exported file failed or does not match the student (see above)",
               file=sys.stderr)
@@ -370,6 +532,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_export_metrics(args: argparse.Namespace) -> int:
     from kdstudio.core.export import ExportError, export_metrics_csv
 
+    check_run_keys(args.runs)
     store = _open_store(args.db)
     with store:
         try:

@@ -480,7 +480,7 @@ def _model_memory_problem(arch: str, params: dict[str, Any], input_shape: tuple[
 
     params_json = json.dumps(params, sort_keys=True, default=repr)
     count = _model_parameter_count(arch, params_json, input_shape, num_classes)
-    return memory_problem(f"a {arch} of {count:,} parameters", 16 * count)
+    return memory_problem(f"training {arch} with {count:,} parameters", 16 * count)
 
 
 def _path_text_problem(text: str) -> str | None:
