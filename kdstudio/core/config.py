@@ -486,11 +486,11 @@ def _model_memory_problem(arch: str, params: dict[str, Any], input_shape: tuple[
 def _path_text_problem(text: str) -> str | None:
     """A path that no file system accepts (a NUL byte, a name too long), or None."""
     if "\x00" in text:
-        return f"{printable(text)!r} holds a NUL byte, which no file name can"
+        return f"{text!r} holds a NUL byte, which no file name can"
     try:
         Path(text).expanduser().exists()
     except (OSError, ValueError, RuntimeError) as error:
-        return f"cannot use {printable(text)!r} as a path ({_first_line(error)})"
+        return f"cannot use {text!r} as a path ({_first_line(error)})"
     return None
 
 
