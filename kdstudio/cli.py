@@ -101,7 +101,9 @@ def version() -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run one command; no exception reaches the user as a traceback."""
     try:
-        return _dispatch(argv)
+        code = _dispatch(argv)
+        sys.stdout.flush()  # a closed pipe is found here, not while the interpreter exits
+        return code
     except KeyboardInterrupt as interrupt:
         return _interrupted(interrupt)
     except BrokenPipeError:
