@@ -12,9 +12,10 @@ import contextlib
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from kdstudio.core.text import printable
 
@@ -104,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         code = _dispatch(argv)
         sys.stdout.flush()  # a closed pipe is found here, not while the interpreter exits
         return code
-    except KeyboardInterrupt as interrupt:
-        return _interrupted(interrupt)
+    except KeyboardInterrupt:  # Ctrl-C before our handlers were in place
+        return EXIT_SIGNAL_BASE + signal.SIGINT
     except BrokenPipeError:
         return _reader_gone()
 
@@ -119,26 +120,42 @@ def _dispatch(argv: list[str] | None) -> int:
     handlers = {"run": cmd_run, "runs": cmd_runs, "show": cmd_show, "presets": cmd_presets,
                 "export": cmd_export, "export-metrics": cmd_export_metrics}
     try:
-        return handlers[args.command](args)
+        with ExitOnSignal():
+            return handlers[args.command](args)
     except BadInput as error:
         for line in error.lines:
             print(f"kdstudio: {printable(line)}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
 
-def _interrupted(interrupt: KeyboardInterrupt) -> int:
-    """One short line and 128 + the signal's number; a further signal ends at once."""
-    for number in STOP_SIGNALS:
-        signal.signal(number, _exit_at_once)
-    signum = getattr(interrupt, "signum", signal.SIGINT)
-    message = getattr(interrupt, "message", "") or "interrupted"
+def exit_now(signum: int, message: str) -> NoReturn:
+    """One line on stderr and exit 128 + signum, raising nothing: an exception raised into
+    an import of torch or numpy can leave them half-loaded or abort the interpreter. What
+    SQLite had not committed is rolled back by SQLite itself."""
     with contextlib.suppress(OSError):
-        print(f"kdstudio: {message}", file=sys.stderr, flush=True)
-    return EXIT_SIGNAL_BASE + signum
-
-
-def _exit_at_once(signum: int, _frame: Any) -> None:
+        os.write(sys.stderr.fileno(), f"kdstudio: {message}\n".encode())
     os._exit(EXIT_SIGNAL_BASE + signum)
+
+
+class ExitOnSignal:
+    """While a command runs, SIGINT, SIGTERM and SIGHUP end it at once with one line."""
+
+    def __init__(self) -> None:
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> ExitOnSignal:
+        if threading.current_thread() is threading.main_thread():  # only it may set handlers
+            for number in STOP_SIGNALS:
+                self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        for number, previous in self._previous.items():
+            signal.signal(number, previous)
+
+    @staticmethod
+    def _handle(signum: int, _frame: Any) -> None:
+        exit_now(signum, f"{signal.Signals(signum).name}: interrupted")
 
 
 def _reader_gone() -> int:
@@ -213,53 +230,31 @@ def _toml_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-class Interrupted(KeyboardInterrupt):
-    """A stop signal that ends the command at once; `message` is the line to print."""
-
-    def __init__(self, signum: int, message: str) -> None:
-        super().__init__(message)
-        self.signum = signum
-        self.message = message
-
-
-class StopSignals:
+class StopSignals(ExitOnSignal):
     """SIGINT, SIGTERM and SIGHUP during `kdstudio run`.
 
-    Before the run starts a signal ends the command at once (nothing is written yet). Once
-    it runs, the first signal asks the engine to stop between two batches (the run ends
-    `stopped`, everything so far kept); a second one ends at once, a third exits.
+    Before the run starts a signal ends the command at once (nothing is saved yet). Once it
+    runs, the first signal asks the engine to stop between two batches: the run ends
+    `stopped`, everything so far kept. A second one ends the process at once; the run is
+    then marked `interrupted` the next time the history is opened.
     """
 
     def __init__(self) -> None:
+        super().__init__()
         self.signum: int | None = None
         self.run_id: int | None = None
-        self.count = 0
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> StopSignals:
-        for number in STOP_SIGNALS:
-            self._previous[number] = signal.signal(number, self._handle)
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        for number, previous in self._previous.items():
-            signal.signal(number, previous)
 
     def __call__(self) -> bool:
         """The engine's should_stop."""
         return self.signum is not None
 
     def _handle(self, signum: int, _frame: Any) -> None:
-        self.count += 1
         name = signal.Signals(signum).name
-        if self.count >= 3:
-            os._exit(EXIT_SIGNAL_BASE + signum)
         if self.run_id is None:
-            self.signum = signum
-            raise Interrupted(signum, f"{name}: stopped before the run started; nothing saved")
+            exit_now(signum, f"{name}: stopped before the run started; nothing saved")
         if self.signum is not None:
-            raise Interrupted(signum, f"{name} again: stopped at once; run {self.run_id} is "
-                                      "kept as interrupted")
+            exit_now(signum, f"{name} again: ended at once; run {self.run_id} keeps its "
+                             "metrics so far and will show as interrupted")
         self.signum = signum
 
     def watch(self, event: dict[str, Any]) -> None:
@@ -284,9 +279,6 @@ def cmd_run(args: argparse.Namespace) -> int:
             result = run(config, store, on_event, stops)
         except ConfigError as error:
             raise BadInput(error.problems) from None
-        except Interrupted:
-            _mark_interrupted(store, stops.run_id)
-            raise
         finally:
             store.close()
     printer.finish()
@@ -294,17 +286,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     if stops.signum is not None:
         return EXIT_SIGNAL_BASE + stops.signum
     return EXIT_OK if result.status == "completed" else EXIT_FAILED
-
-
-def _mark_interrupted(store: Any, run_id: int | None) -> None:
-    """After a second stop signal: the run row says what happened (its metrics are kept)."""
-    if run_id is None:
-        return
-    with contextlib.suppress(Exception):
-        row = store.get_run(run_id)
-        if row is not None and row["status"] == "running":
-            store.finish_run(run_id, "interrupted",
-                             "stopped at once by a second stop signal (Ctrl-C)")
 
 
 def _clock(seconds: float) -> str:
