@@ -124,7 +124,7 @@ def _dispatch(argv: list[str] | None) -> int:
             return handlers[args.command](args)
     except BadInput as error:
         for line in error.lines:
-            print(f"kdstudio: {printable(line)}", file=sys.stderr)
+            print(f"kdstudio: {line}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
 
@@ -171,9 +171,12 @@ def _reader_gone() -> int:
 
 
 class BadInput(Exception):
+    """Bad input: one line per problem, user text in them escaped (a newline or an escape
+    sequence in a value cannot break a line or reach the terminal)."""
+
     def __init__(self, lines: list[str]) -> None:
-        super().__init__("\n".join(lines))
-        self.lines = lines
+        self.lines = [printable(line) for line in lines]
+        super().__init__("\n".join(self.lines))
 
 
 def _open_store(path: str | None):
