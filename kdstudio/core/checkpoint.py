@@ -44,18 +44,19 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     with path.open("rb") as handle:
         head = handle.read(16)
     if not head:
-        raise ValueError(f"{path} is empty; {ACCEPTED}")
+        raise ValueError(f"cannot read {path}: the file is empty; {ACCEPTED}")
     if _is_safetensors(head):
         try:
             state = load_file(str(path))
         except (SafetensorError, OSError, ValueError) as error:
-            raise ValueError(f"{path} looks like a safetensors file but cannot be read "
-                             f"({_first_line(error)}); it may be damaged or cut short") from None
+            raise ValueError(f"cannot read {path}: it looks like a safetensors file but its "
+                             f"contents do not parse ({_first_line(error)}); it may be "
+                             "damaged or cut short") from None
     elif head.startswith((ZIP_MAGIC, PICKLE_MAGIC)):
         state = _read_torch_file(path)
     else:
-        raise ValueError(f"{path} is neither a safetensors file nor a PyTorch checkpoint (its "
-                         f"first bytes match neither format); {ACCEPTED}")
+        raise ValueError(f"cannot read {path}: it is neither a safetensors file nor a PyTorch "
+                         f"checkpoint (its first bytes match neither format); {ACCEPTED}")
     problem = nonfinite_tensor(state)
     if problem:
         raise ValueError(f"tensor '{problem[0]}' in {path} holds {problem[1]}; the weights must "
@@ -74,8 +75,8 @@ def _read_torch_file(path: Path) -> dict[str, torch.Tensor]:
     except pickle.UnpicklingError as error:
         raise ValueError(_pickled_object_message(path, str(error))) from None
     except Exception as error:  # noqa: BLE001 - a damaged file fails anywhere in the unpickler
-        raise ValueError(f"{path} looks like a PyTorch checkpoint but cannot be read "
-                         f"({type(error).__name__}); it may be damaged or cut short") from None
+        raise ValueError(f"cannot read {path}: it looks like a PyTorch checkpoint but does not "
+                         f"load ({type(error).__name__}); it may be damaged or cut short") from None
     if isinstance(loaded, dict):
         for key in ("state_dict", "model", "model_state_dict"):
             if isinstance(loaded.get(key), dict):
@@ -85,8 +86,8 @@ def _read_torch_file(path: Path) -> dict[str, torch.Tensor]:
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in loaded.items()
     )
     if not tensors_only:
-        raise ValueError(f"{path} holds {_described(loaded)}, not a state dict of tensors; "
-                         f"{ACCEPTED}")
+        raise ValueError(f"cannot read {path}: it holds {_described(loaded)}, not a state dict "
+                         f"of tensors; {ACCEPTED}")
     return loaded
 
 
@@ -95,14 +96,15 @@ def _pickled_object_message(path: Path, error: str) -> str:
     suggests loading it unsafely)."""
     found = re.search(r"GLOBAL ([\w.]+)", error)
     if found is None:
-        return (f"{path} holds pickled Python objects that are not tensors, which KD Studio "
-                f"does not unpickle; {ACCEPTED}")
+        return (f"cannot read {path}: it holds pickled Python objects that are not tensors, "
+                f"which KD Studio does not unpickle; {ACCEPTED}")
     name = found.group(1)
     if _is_module_class(name):
-        return (f"{path} is a pickled whole model ({name}, written by torch.save(model)); "
-                f"{ACCEPTED}")
-    return (f"{path} holds a pickled Python object of class {name}, which KD Studio does not "
-            f"unpickle (if it is a whole model, save model.state_dict() instead); {ACCEPTED}")
+        return (f"cannot read {path}: it is a pickled whole model ({name}, written by "
+                f"torch.save(model)); {ACCEPTED}")
+    return (f"cannot read {path}: it holds a pickled Python object of class {name}, which KD "
+            f"Studio does not unpickle (if it is a whole model, save model.state_dict() "
+            f"instead); {ACCEPTED}")
 
 
 def _is_module_class(name: str) -> bool:

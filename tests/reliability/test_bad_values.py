@@ -73,12 +73,12 @@ def list_pt(folder: Path) -> Path:
 CHECKPOINTS: list[tuple[Callable[[Path], Path], list[str]]] = [
     (nan_safetensors, ["tensor 'hidden.0.0.weight' in ", "nan.safetensors holds NaN"]),
     (inf_pt, ["tensor 'head.bias' in ", "inf.pt holds Inf"]),
-    (whole_model_pt, ["whole.pt is a pickled whole model", "torch.save(model)",
+    (whole_model_pt, ["whole.pt: it is a pickled whole model", "torch.save(model)",
                       "KD Studio loads only state dicts of tensors",
                       "torch.save(model.state_dict())"]),
-    (random_pt, ["random.pt is neither a safetensors file nor a PyTorch checkpoint"]),
-    (empty_pt, ["empty.pt is empty"]),
-    (list_pt, ["list.pt holds a list, not a state dict of tensors"]),
+    (random_pt, ["random.pt: it is neither a safetensors file nor a PyTorch checkpoint"]),
+    (empty_pt, ["empty.pt: the file is empty"]),
+    (list_pt, ["list.pt: it holds a list, not a state dict of tensors"]),
 ]
 
 # (--set values, what the one line must say)
@@ -155,6 +155,8 @@ def test_bad_teacher_file_is_refused_up_front(tmp_path: Path, capsys, make, frag
     assert code == 2
     err = capsys.readouterr().err
     assert_one_line(err, "teacher.checkpoint: ", *fragments)
+    if "NaN" not in fragments[-1] and "Inf" not in fragments[-1]:
+        assert f"teacher.checkpoint: cannot read {teacher}: " in err
     assert_nothing_written(db)
 
 
@@ -269,8 +271,8 @@ def test_bad_values_through_a_real_process(tmp_path: Path, case: str) -> None:
         teacher = checkpoint[case](tmp_path)
         args: list[str | Path] = ["run", config, "--set", f"teacher.checkpoint=\"{teacher}\"",
                                   "--set", "teacher.epochs=0"]
-        expected = {"nan": "holds NaN (1 of 192 values)", "whole": "is a pickled whole model",
-                    "random": "is neither a safetensors file nor a PyTorch checkpoint"}[case]
+        expected = {"nan": "holds NaN (1 of 192 values)", "whole": "it is a pickled whole model",
+                    "random": "it is neither a safetensors file nor a PyTorch checkpoint"}[case]
     elif case == "binary":
         (tmp_path / "x.toml").write_bytes(os.urandom(2000) + b"\x00")
         args, expected = ["run", tmp_path / "x.toml"], f"{tmp_path / 'x.toml'}: a binary file"
