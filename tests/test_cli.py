@@ -176,3 +176,23 @@ def test_presets_are_found_after_a_user_install(tmp_path: Path, monkeypatch) -> 
     assert folder in paths.preset_dirs()
     assert paths.presets_dir() == folder
     assert list_presets() == ["mine"] and load_preset("mine") == {"name": "mine"}
+
+
+def test_version_comes_from_the_package_metadata() -> None:
+    from importlib.metadata import version
+
+    import kdstudio
+
+    result = subprocess.run([sys.executable, "-m", "kdstudio", "--version"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stderr == ""
+    assert result.stdout == f"kdstudio {version('kdstudio')}\n"
+    assert version("kdstudio") == kdstudio.__version__  # pyproject reads it from there
+
+
+def test_bad_input_lines_are_escaped(tmp_path: Path, capsys) -> None:
+    assert main(["run", "--preset", "synthetic-quick", "--db", str(tmp_path / "x.db"),
+                 "--set", "optim.name=\"ev\\u001b[2Jil\\nx\""]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "\x1b" not in err
+    assert "optim.name: unknown optimiser 'ev\\x1b[2Jil\\nx'" in err

@@ -126,3 +126,40 @@ def test_defaults_are_sane() -> None:
     config = RunConfig()
     assert config.distill.baseline is True
     assert config.device == "auto"
+
+
+def test_override_values_that_start_like_toml_must_be_toml() -> None:
+    assert parse_override("name=my run")[1] == "my run"  # a bare word is a string
+    assert parse_override("name=")[1] == ""
+    assert parse_override("optim.lr = 1e-3")[1] == 0.001
+    for text, reason in (("optim.lr=[1,", "not valid TOML"), ('name="open', "not valid TOML"),
+                         ("seed=12abc", "not valid TOML"),
+                         ('name="a"\nseed = 1', "one TOML value, not several lines")):
+        with pytest.raises(ValueError, match=reason):
+            parse_override(text)
+
+
+def test_read_toml_names_the_file(tmp_path: Path) -> None:
+    (tmp_path / "bin.toml").write_bytes(b"name = 1\x00")
+    (tmp_path / "latin.toml").write_bytes(b"name = '\xe9'")
+    (tmp_path / "bom.toml").write_bytes(b"\xef\xbb\xbfname = 'x'")
+    with pytest.raises(ValueError, match=r"bin\.toml: a binary file, not a TOML config"):
+        read_toml(tmp_path / "bin.toml")
+    with pytest.raises(ValueError, match=r"latin\.toml: not UTF-8 text \(byte 0xe9 at offset 8"):
+        read_toml(tmp_path / "latin.toml")
+    with pytest.raises(ValueError, match="is a folder, not a config file"):
+        read_toml(tmp_path)
+    assert read_toml(tmp_path / "bom.toml") == {"name": "x"}
+
+
+def test_integer_limits() -> None:
+    config = tiny_config()
+    config.seed, config.threads, config.optim.epochs = 2**63, 5000, 100_001
+    problems = validate(config)
+    assert ("seed: must be from 0 to 9,223,372,036,854,775,807 (2**63 - 1, the largest integer "
+            "the history stores) (got 9,223,372,036,854,775,808)") in problems
+    assert "threads: must be at most 1,024 (got 5,000)" in problems
+    assert "optim.epochs: must be at most 100,000 (got 100,001)" in problems
+    config.seed = 2**63 - 1
+    config.threads, config.optim.epochs = 1024, 100_000
+    assert validate(config) == []
