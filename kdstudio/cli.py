@@ -1,6 +1,6 @@
 """Command line: `kdstudio` (window), `run`, `runs`, `show`, `presets`.
 
-Exit codes: 0 done, 1 run failed or stopped, 2 bad input (one line per problem, no traceback),
+Exit codes: 0 done, 1 run failed, 2 bad input (one line per problem, no traceback),
 128 + N after signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP: a run they stop ends `stopped`
 with everything so far kept), 141 when the reader of our output went away (`| head`).
 """
