@@ -27,7 +27,6 @@ from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, Qt, QTimer, S
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
-    QFileDialog,
     QHBoxLayout,
     QLabel,
     QMainWindow,
@@ -41,6 +40,7 @@ from PySide6.QtWidgets import (
 )
 
 from kdstudio.core.paths import default_db_path
+from kdstudio.gui.file_dialogs import open_file_name, save_file_name
 from kdstudio.gui.gc_guard import collect_on_gui_thread
 from kdstudio.gui.live_view import LiveView
 from kdstudio.gui.style import STYLE
@@ -410,8 +410,8 @@ class MainWindow(QMainWindow):
         return problems
 
     def _open_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open config", str(Path.home()),
-                                              "Config (*.toml);;All files (*)")
+        path = open_file_name(self, "Open config", str(Path.home()),
+                              "Config (*.toml);;All files (*)")
         if path:
             self.open_config(path)
 
@@ -432,8 +432,8 @@ class MainWindow(QMainWindow):
         return problems
 
     def _save_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save config as", str(Path.home() /
-                                              "kdstudio-run.toml"), "Config (*.toml)")
+        path = save_file_name(self, "Save config as", str(Path.home() / "kdstudio-run.toml"),
+                              "Config (*.toml)")
         if path:
             self.save_config(path)
 
