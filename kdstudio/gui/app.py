@@ -105,6 +105,7 @@ class MainWindow(QMainWindow):
         self._close_when_stopped = False
         self._preloading = False
         self._problems: list[str] = []
+        self._window_error = ""  # the first error of the window's own code in this run
         self.last_run_id: int | None = None
 
         self.controller = RunController(self)
@@ -460,6 +461,39 @@ class MainWindow(QMainWindow):
     def _warn(self, title: str, text: str) -> None:
         QMessageBox.warning(self, title, text)
 
+    # ------------------------------------------------------------ errors of the window itself
+
+    def _window_failed(self, error: Exception) -> None:
+        """Note the first error of the window's own code in a run and stop the run: the
+        run is then marked failed with it once the worker has finished."""
+        if not self._window_error:
+            self._window_error = f"window error: {type(error).__name__}: {error}"
+            with contextlib.suppress(Exception):
+                self.live.log(self._window_error, "error")
+        if self.controller.running:
+            self.controller.stop()
+
+    def _show_window_error(self) -> None:
+        """Show the noted window error, once; the next run starts with none."""
+        message, self._window_error = self._window_error, ""
+        if not message:
+            return
+        with contextlib.suppress(Exception):
+            self.status_label.setText(message)
+        if not self._closed and not self._close_when_stopped:
+            self._warn("Run", f"{message}\n\nThe window stopped the run; what it had "
+                       "trained so far is in the history.")
+
+    def _update_buttons_safely(self) -> None:
+        """`_update_buttons`, or at least Start and Stop right if it fails."""
+        try:
+            self._update_buttons()
+        except Exception as error:  # noqa: BLE001 - the window must stay usable
+            self._window_failed(error)
+            running = self.controller.running
+            self.start_button.setEnabled(self.setup is not None and not running)
+            self.stop_button.setEnabled(running and not self.controller.flags.stop.is_set())
+
     # ------------------------------------------------------------ validation and buttons
 
     def _on_validated(self, problems: list[str]) -> None:
@@ -494,9 +528,23 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------ run control
 
     def start_run(self) -> bool:
-        """Validate the form and start the run in the worker thread; False if refused."""
+        """Validate the form and start the run in the worker thread; False if refused.
+
+        An error of the window while starting stops the run, if it began (it ends failed
+        with that error), and is shown once."""
         if self.setup is None or self.controller.running:
             return False
+        self._window_error = ""
+        try:
+            return self._start_run()
+        except Exception as error:  # noqa: BLE001 - never a window stuck in "running"
+            self._window_failed(error)
+            if not self.controller.running:  # else shown when the stopped run has ended
+                self._show_window_error()
+            self._update_buttons_safely()
+            return False
+
+    def _start_run(self) -> bool:
         config, problems = self.setup.run_config()
         self._on_validated(problems)
         if problems:
@@ -534,11 +582,23 @@ class MainWindow(QMainWindow):
             self._update_buttons()
 
     def _on_event(self, event: dict[str, Any]) -> None:
-        self.live.push(event)
         if event.get("type") == "run_started":
             self.last_run_id = event.get("run_id")
+        if self._window_error:
+            return  # the run is stopping because of it
+        try:
+            self.live.push(event)
+        except Exception as error:  # noqa: BLE001 - stop the run, mark it failed, show once
+            self._window_failed(error)
+            self._update_buttons_safely()
 
     def _on_refused(self, problems: list[str]) -> None:
+        try:
+            self._show_refused(problems)
+        except Exception as error:  # noqa: BLE001 - shown once when the run has ended
+            self._window_failed(error)
+
+    def _show_refused(self, problems: list[str]) -> None:
         for problem in problems:
             self.live.log(problem, "error")
         self.problems_label.setText("<b>The run could not start:</b><br>" + "<br>".join(
@@ -546,6 +606,28 @@ class MainWindow(QMainWindow):
         self.problems_label.show()
 
     def _on_run_done(self, result: dict[str, Any] | None) -> None:
+        """Show how the run ended; whatever fails here, Start is enabled again after."""
+        try:
+            if self._window_error and result is not None and result["status"] == "stopped":
+                result = self._mark_failed(result, self._window_error)
+            self._show_run_end(result)
+        except Exception as error:  # noqa: BLE001 - the window must stay usable
+            self._window_failed(error)
+        self._update_buttons_safely()
+        self.run_finished.emit(result)
+        self._show_window_error()
+        if self._close_when_stopped:
+            self.close()
+
+    def _mark_failed(self, result: dict[str, Any], reason: str) -> dict[str, Any]:
+        """Record a run that the window stopped because of its own error as failed (a run
+        that ended before the stop took effect keeps its status)."""
+        store = self.store
+        if store is not None:
+            store.finish_run(result["run_id"], "failed", reason)
+        return {**result, "status": "failed", "error": reason}
+
+    def _show_run_end(self, result: dict[str, Any] | None) -> None:
         self.live.end_run()
         if result is not None and not self._closed:
             store = self.store
@@ -562,13 +644,9 @@ class MainWindow(QMainWindow):
             self.live.progress_bar.setFormat("did not start")
             self.live.summary_card.title.setText("The run did not start: see the problems "
                                                  "above the form")
-        self._update_buttons()
         if self.setup is not None and not self._closed and result is not None:
             self.setup.history_changed()  # (a refused run keeps its problems shown)
             self.setup.schedule_validation()
-        self.run_finished.emit(result)
-        if self._close_when_stopped:
-            self.close()
 
     # ------------------------------------------------------------ settings and closing
 
