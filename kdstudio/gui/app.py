@@ -106,6 +106,7 @@ class MainWindow(QMainWindow):
         self._preloading = False
         self._problems: list[str] = []
         self._window_error = ""  # the first error of the window's own code in this run
+        self._stopped_for_error = False  # the window stopped the run because of it
         self.last_run_id: int | None = None
 
         self.controller = RunController(self)
@@ -470,19 +471,22 @@ class MainWindow(QMainWindow):
             self._window_error = f"window error: {type(error).__name__}: {error}"
             with contextlib.suppress(Exception):
                 self.live.log(self._window_error, "error")
-        if self.controller.running:
+        if self.controller.running and not self.controller.flags.stop.is_set():
             self.controller.stop()
+            self._stopped_for_error = True
 
     def _show_window_error(self) -> None:
         """Show the noted window error, once; the next run starts with none."""
         message, self._window_error = self._window_error, ""
+        stopped, self._stopped_for_error = self._stopped_for_error, False
         if not message:
             return
         with contextlib.suppress(Exception):
             self.status_label.setText(message)
         if not self._closed and not self._close_when_stopped:
-            self._warn("Run", f"{message}\n\nThe window stopped the run; what it had "
-                       "trained so far is in the history.")
+            self._warn("Run", message + ("\n\nThe window stopped the run; what it had "
+                                         "trained so far is in the history." if stopped
+                                         else ""))
 
     def _update_buttons_safely(self) -> None:
         """`_update_buttons`, or at least Start and Stop right if it fails."""
@@ -534,7 +538,7 @@ class MainWindow(QMainWindow):
         with that error), and is shown once."""
         if self.setup is None or self.controller.running:
             return False
-        self._window_error = ""
+        self._window_error, self._stopped_for_error = "", False
         try:
             return self._start_run()
         except Exception as error:  # noqa: BLE001 - never a window stuck in "running"

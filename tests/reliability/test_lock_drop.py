@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QApplication, QFileDialog, QFileSystemModel
+from PySide6.QtWidgets import QApplication, QFileDialog, QFileSystemModel, QMessageBox
 
 import kdstudio.gui
 from kdstudio.core.config import config_from_dict
@@ -195,6 +195,8 @@ def _check_history(db: Path) -> list[tuple[int, str]]:
 def test_window_run_after_dialog_and_another_process_loses_nothing(
         qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     collect_on_gui_thread()
+    warnings: list[str] = []  # a message box would wait for a click
+    monkeypatch.setattr(QMessageBox, "warning", lambda _w, _t, text, *_a: warnings.append(text))
     history = tmp_path / "history.db"
     monkeypatch.chdir(tmp_path)  # a chart export offers a file name in the current folder
     window = MainWindow(db_path=history, settings=settings_in(tmp_path))
@@ -222,6 +224,7 @@ def test_window_run_after_dialog_and_another_process_loses_nothing(
     result = finished.args[0]
     assert result["status"] == "completed", result
     assert window.start_button.isEnabled()
+    assert warnings == []
 
     runs = _check_history(history)
     assert runs == [(1, "completed"), (2, "completed")]

@@ -123,6 +123,7 @@ def test_error_in_event_handling_stops_the_run_once(qtbot, window, tmp_path, sho
     assert result["status"] == "failed"
     assert len(raised) == 1  # later events are not handled while the run stops
     assert len(shown) == 1 and reason in shown[0]
+    assert "The window stopped the run" in shown[0]
     with Store(tmp_path / "history.db") as store:  # what was trained before is kept
         assert len(store.metrics(run["id"], name="loss/total")) >= 3
     assert window.live.log_view.toPlainText().count(reason) == 1
@@ -140,6 +141,7 @@ def test_error_in_run_end_handling_keeps_the_run(qtbot, window, tmp_path, shown,
     # the engine had stored every result: the window failing to show them fails nothing
     assert result["status"] == run["status"] == "completed"
     assert len(shown) == 1 and "window error: Injected: summary card" in shown[0]
+    assert "stopped" not in shown[0]
 
 
 def test_error_in_the_buttons_update_still_enables_start(qtbot, window, shown, monkeypatch):
