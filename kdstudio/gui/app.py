@@ -9,6 +9,8 @@ ready. `MainWindow(db_path=...)` without `defer_engine` builds everything at onc
 
 Bench hook: with `KDSTUDIO_STARTUP_PROBE=<file>` set, `main()` appends `shown <epoch s>`
 at the window's first paint and `ready <epoch s>` when the form is built, then quits.
+With `KDSTUDIO_START_CONFIG=<config.toml>` also set it loads that config, presses Start and
+appends `training <run id>` at the first step instead (see gui/lifecycle.py).
 """
 
 from __future__ import annotations
@@ -775,8 +777,18 @@ def _probe(path: str, what: str) -> None:
 
 
 def main(db_path: str | None = None) -> int:
-    """Open the window; returns the application's exit code."""
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    """Open the window; returns the application's exit code (2: no display to open on,
+    128 + N: closed by signal N)."""
+    from kdstudio.gui.lifecycle import QuitOnSignals, missing_display, start_config_when_ready
+
+    app = QApplication.instance()
+    if app is None:
+        problem = missing_display()
+        if problem:
+            print(problem, file=sys.stderr)
+            return 2
+        app = QApplication(sys.argv[:1])
+    quit_on_signals = QuitOnSignals(app)
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)
     try:
@@ -784,7 +796,9 @@ def main(db_path: str | None = None) -> int:
     except Exception as error:  # noqa: BLE001 - one clear line, no traceback
         print(f"kdstudio: cannot open the window: {error}", file=sys.stderr)
         return 1
+    quit_on_signals.watch(window)
     probe = os.environ.get("KDSTUDIO_STARTUP_PROBE")
+    start_config = os.environ.get("KDSTUDIO_START_CONFIG")
 
     def first_paint() -> None:
         if probe:
@@ -794,7 +808,9 @@ def main(db_path: str | None = None) -> int:
     painted = _FirstPaint(first_paint)
     window.tabs.installEventFilter(painted)
     QTimer.singleShot(2000, window.preload_engine)  # in case no paint comes (minimised)
-    if probe:
+    if start_config:
+        start_config_when_ready(window, start_config, probe)
+    elif probe:
         window.engine_ready.connect(lambda: (_probe(probe, "ready"),
                                              QTimer.singleShot(0, window.close)))
     app.aboutToQuit.connect(window.stop_for_quit)
