@@ -815,4 +815,4 @@ def main(db_path: str | None = None) -> int:
                                              QTimer.singleShot(0, window.close)))
     app.aboutToQuit.connect(window.stop_for_quit)
     window.show()
-    return app.exec()
+    return quit_on_signals.exit_code(app.exec())

@@ -71,6 +71,7 @@ class QuitOnSignals(QObject):
     def _close_window(self) -> None:
         if self.window is None:
             return  # closed as soon as it is watched
+        self.app.setQuitOnLastWindowClosed(False)  # quit here, with the signal's status
         self.window.confirm_close = True  # a signal does not wait for a "stop?" answer
         self.window.close()  # if the run needs longer to stop, it closes when it has
         self._check()
@@ -79,7 +80,11 @@ class QuitOnSignals(QObject):
         if self.received is not None and self.window is not None \
                 and not self.window.isVisible():
             self.timer.stop()
-            self.app.exit(128 + self.received)
+            self.app.exit(self.exit_code(0))
+
+    def exit_code(self, code: int) -> int:
+        """The process's exit status: 128 + the signal's number after a quit signal."""
+        return code if self.received is None else 128 + self.received
 
 
 def start_config_when_ready(window: Any, config_path: str, probe: str | None) -> None:
