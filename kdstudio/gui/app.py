@@ -9,6 +9,8 @@ ready. `MainWindow(db_path=...)` without `defer_engine` builds everything at onc
 
 Bench hook: with `KDSTUDIO_STARTUP_PROBE=<file>` set, `main()` appends `shown <epoch s>`
 at the window's first paint and `ready <epoch s>` when the form is built, then quits.
+With `KDSTUDIO_START_CONFIG=<config.toml>` also set it loads that config, presses Start and
+appends `training <run id>` at the first step instead (see gui/lifecycle.py).
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, Qt, QTimer, S
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
-    QFileDialog,
     QHBoxLayout,
     QLabel,
     QMainWindow,
@@ -41,6 +42,7 @@ from PySide6.QtWidgets import (
 )
 
 from kdstudio.core.paths import default_db_path
+from kdstudio.gui.file_dialogs import open_file_name, save_file_name
 from kdstudio.gui.gc_guard import collect_on_gui_thread
 from kdstudio.gui.live_view import LiveView
 from kdstudio.gui.style import STYLE
@@ -105,6 +107,8 @@ class MainWindow(QMainWindow):
         self._close_when_stopped = False
         self._preloading = False
         self._problems: list[str] = []
+        self._window_error = ""  # the first error of the window's own code in this run
+        self._stopped_for_error = False  # the window stopped the run because of it
         self.last_run_id: int | None = None
 
         self.controller = RunController(self)
@@ -410,8 +414,8 @@ class MainWindow(QMainWindow):
         return problems
 
     def _open_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open config", str(Path.home()),
-                                              "Config (*.toml);;All files (*)")
+        path = open_file_name(self, "Open config", str(Path.home()),
+                              "Config (*.toml);;All files (*)")
         if path:
             self.open_config(path)
 
@@ -432,8 +436,8 @@ class MainWindow(QMainWindow):
         return problems
 
     def _save_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save config as", str(Path.home() /
-                                              "kdstudio-run.toml"), "Config (*.toml)")
+        path = save_file_name(self, "Save config as", str(Path.home() / "kdstudio-run.toml"),
+                              "Config (*.toml)")
         if path:
             self.save_config(path)
 
@@ -459,6 +463,42 @@ class MainWindow(QMainWindow):
 
     def _warn(self, title: str, text: str) -> None:
         QMessageBox.warning(self, title, text)
+
+    # ------------------------------------------------------------ errors of the window itself
+
+    def _window_failed(self, error: Exception) -> None:
+        """Note the first error of the window's own code in a run and stop the run: the
+        run is then marked failed with it once the worker has finished."""
+        if not self._window_error:
+            self._window_error = f"window error: {type(error).__name__}: {error}"
+            with contextlib.suppress(Exception):
+                self.live.log(self._window_error, "error")
+        if self.controller.running and not self.controller.flags.stop.is_set():
+            self.controller.stop()
+            self._stopped_for_error = True
+
+    def _show_window_error(self) -> None:
+        """Show the noted window error, once; the next run starts with none."""
+        message, self._window_error = self._window_error, ""
+        stopped, self._stopped_for_error = self._stopped_for_error, False
+        if not message:
+            return
+        with contextlib.suppress(Exception):
+            self.status_label.setText(message)
+        if not self._closed and not self._close_when_stopped:
+            self._warn("Run", message + ("\n\nThe window stopped the run; what it had "
+                                         "trained so far is in the history." if stopped
+                                         else ""))
+
+    def _update_buttons_safely(self) -> None:
+        """`_update_buttons`, or at least Start and Stop right if it fails."""
+        try:
+            self._update_buttons()
+        except Exception as error:  # noqa: BLE001 - the window must stay usable
+            self._window_failed(error)
+            running = self.controller.running
+            self.start_button.setEnabled(self.setup is not None and not running)
+            self.stop_button.setEnabled(running and not self.controller.flags.stop.is_set())
 
     # ------------------------------------------------------------ validation and buttons
 
@@ -494,9 +534,23 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------ run control
 
     def start_run(self) -> bool:
-        """Validate the form and start the run in the worker thread; False if refused."""
+        """Validate the form and start the run in the worker thread; False if refused.
+
+        An error of the window while starting stops the run, if it began (it ends failed
+        with that error), and is shown once."""
         if self.setup is None or self.controller.running:
             return False
+        self._window_error, self._stopped_for_error = "", False
+        try:
+            return self._start_run()
+        except Exception as error:  # noqa: BLE001 - never a window stuck in "running"
+            self._window_failed(error)
+            if not self.controller.running:  # else shown when the stopped run has ended
+                self._show_window_error()
+            self._update_buttons_safely()
+            return False
+
+    def _start_run(self) -> bool:
         config, problems = self.setup.run_config()
         self._on_validated(problems)
         if problems:
@@ -534,11 +588,23 @@ class MainWindow(QMainWindow):
             self._update_buttons()
 
     def _on_event(self, event: dict[str, Any]) -> None:
-        self.live.push(event)
         if event.get("type") == "run_started":
             self.last_run_id = event.get("run_id")
+        if self._window_error:
+            return  # the run is stopping because of it
+        try:
+            self.live.push(event)
+        except Exception as error:  # noqa: BLE001 - stop the run, mark it failed, show once
+            self._window_failed(error)
+            self._update_buttons_safely()
 
     def _on_refused(self, problems: list[str]) -> None:
+        try:
+            self._show_refused(problems)
+        except Exception as error:  # noqa: BLE001 - shown once when the run has ended
+            self._window_failed(error)
+
+    def _show_refused(self, problems: list[str]) -> None:
         for problem in problems:
             self.live.log(problem, "error")
         self.problems_label.setText("<b>The run could not start:</b><br>" + "<br>".join(
@@ -546,6 +612,28 @@ class MainWindow(QMainWindow):
         self.problems_label.show()
 
     def _on_run_done(self, result: dict[str, Any] | None) -> None:
+        """Show how the run ended; whatever fails here, Start is enabled again after."""
+        try:
+            if self._window_error and result is not None and result["status"] == "stopped":
+                result = self._mark_failed(result, self._window_error)
+            self._show_run_end(result)
+        except Exception as error:  # noqa: BLE001 - the window must stay usable
+            self._window_failed(error)
+        self._update_buttons_safely()
+        self.run_finished.emit(result)
+        self._show_window_error()
+        if self._close_when_stopped:
+            self.close()
+
+    def _mark_failed(self, result: dict[str, Any], reason: str) -> dict[str, Any]:
+        """Record a run that the window stopped because of its own error as failed (a run
+        that ended before the stop took effect keeps its status)."""
+        store = self.store
+        if store is not None:
+            store.finish_run(result["run_id"], "failed", reason)
+        return {**result, "status": "failed", "error": reason}
+
+    def _show_run_end(self, result: dict[str, Any] | None) -> None:
         self.live.end_run()
         if result is not None and not self._closed:
             store = self.store
@@ -562,13 +650,9 @@ class MainWindow(QMainWindow):
             self.live.progress_bar.setFormat("did not start")
             self.live.summary_card.title.setText("The run did not start: see the problems "
                                                  "above the form")
-        self._update_buttons()
         if self.setup is not None and not self._closed and result is not None:
             self.setup.history_changed()  # (a refused run keeps its problems shown)
             self.setup.schedule_validation()
-        self.run_finished.emit(result)
-        if self._close_when_stopped:
-            self.close()
 
     # ------------------------------------------------------------ settings and closing
 
@@ -693,8 +777,18 @@ def _probe(path: str, what: str) -> None:
 
 
 def main(db_path: str | None = None) -> int:
-    """Open the window; returns the application's exit code."""
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    """Open the window; returns the application's exit code (2: no display to open on,
+    128 + N: closed by signal N)."""
+    from kdstudio.gui.lifecycle import QuitOnSignals, missing_display, start_config_when_ready
+
+    app = QApplication.instance()
+    if app is None:
+        problem = missing_display()
+        if problem:
+            print(problem, file=sys.stderr)
+            return 2
+        app = QApplication(sys.argv[:1])
+    quit_on_signals = QuitOnSignals(app)
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)
     try:
@@ -702,7 +796,9 @@ def main(db_path: str | None = None) -> int:
     except Exception as error:  # noqa: BLE001 - one clear line, no traceback
         print(f"kdstudio: cannot open the window: {error}", file=sys.stderr)
         return 1
+    quit_on_signals.watch(window)
     probe = os.environ.get("KDSTUDIO_STARTUP_PROBE")
+    start_config = os.environ.get("KDSTUDIO_START_CONFIG")
 
     def first_paint() -> None:
         if probe:
@@ -712,9 +808,11 @@ def main(db_path: str | None = None) -> int:
     painted = _FirstPaint(first_paint)
     window.tabs.installEventFilter(painted)
     QTimer.singleShot(2000, window.preload_engine)  # in case no paint comes (minimised)
-    if probe:
+    if start_config:
+        start_config_when_ready(window, start_config, probe)
+    elif probe:
         window.engine_ready.connect(lambda: (_probe(probe, "ready"),
                                              QTimer.singleShot(0, window.close)))
     app.aboutToQuit.connect(window.stop_for_quit)
     window.show()
-    return app.exec()
+    return quit_on_signals.exit_code(app.exec())

@@ -17,7 +17,6 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
-    QFileDialog,
     QGraphicsItem,
     QHBoxLayout,
     QLabel,
@@ -29,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from kdstudio.gui.file_dialogs import save_file_name
 from kdstudio.gui.smoothing import SmoothedSeries
 
 EXPORT_FORMATS = {"png": "PNG image (*.png)", "svg": "SVG drawing (*.svg)",
@@ -365,8 +365,8 @@ class ChartPanel(QWidget):
 
     def _export_dialog(self, fmt: str) -> None:
         name = self.title.lower().replace(" ", "-").replace("/", "-")
-        path, _ = QFileDialog.getSaveFileName(self, f"Export {self.title}", f"{name}.{fmt}",
-                                              EXPORT_FORMATS[fmt])
+        path = save_file_name(self, f"Export {self.title}", f"{name}.{fmt}",
+                              EXPORT_FORMATS[fmt])
         if not path:
             return
         try:

@@ -16,7 +16,6 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
     QDialogButtonBox,
-    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -28,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from kdstudio.core.store import Store
+from kdstudio.gui.file_dialogs import existing_folder
 from kdstudio.gui.worker import worker_thread
 
 FORMAT_TIPS = {
@@ -158,7 +158,7 @@ class ExportDialog(QDialog):
             self.status.setText("")
 
     def _browse(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Export folder", self.folder.text())
+        folder = existing_folder(self, "Export folder", self.folder.text())
         if folder:
             self.folder.setText(folder)
 

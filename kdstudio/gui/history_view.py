@@ -16,7 +16,6 @@ from PySide6.QtGui import QAction, QFont, QFontMetrics, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
-    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -30,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from kdstudio.core.store import STATUSES, Store
+from kdstudio.gui.file_dialogs import save_file_name
 from kdstudio.gui.history_model import COLUMNS, ID_ROLE, KEYS, HistoryFilter, HistoryModel
 
 POLL_MS = 1000
@@ -284,8 +284,7 @@ class HistoryView(QWidget):
             return
         suggestion = str(Path.home() / (f"run-{runs[0]['id']}-metrics.csv" if len(runs) == 1
                                         else f"{len(runs)}-runs-metrics.csv"))
-        path, _ = QFileDialog.getSaveFileName(self, "Export metrics as CSV", suggestion,
-                                              "CSV files (*.csv)")
+        path = save_file_name(self, "Export metrics as CSV", suggestion, "CSV files (*.csv)")
         if not path:
             return
         try:

@@ -22,7 +22,6 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
-    QFileDialog,
     QFormLayout,
     QFrame,
     QGridLayout,
@@ -55,6 +54,7 @@ from kdstudio.core.models import (
     model_defaults,
     model_size_mb,
 )
+from kdstudio.gui.file_dialogs import existing_folder, open_file_name
 from kdstudio.gui.form_text import TIPS
 from kdstudio.gui.form_widgets import (
     FLOAT_LIMIT,
@@ -612,7 +612,7 @@ class SetupPanel(QWidget):
         self._loading = loading
 
     def _browse_checkpoint(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
+        path = open_file_name(
             self, "Teacher weights", self.checkpoint_edit.text(),
             "Weights (*.safetensors *.pt *.pth);;All files (*)")
         if path:
@@ -634,7 +634,7 @@ class SetupPanel(QWidget):
             self._emit_changed()
 
     def _browse_data(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Dataset folder", self.path_edit.text())
+        path = existing_folder(self, "Dataset folder", self.path_edit.text())
         if path:
             self.path_edit.setText(path)
 

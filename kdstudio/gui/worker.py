@@ -95,11 +95,14 @@ class RunWorker(QObject):
         self.flags = flags
         self._outbox: list[dict[str, Any]] = []
         self._sent = 0.0
+        self.run_id: int | None = None  # once the engine has created the run's row
 
     def _emit(self, event: dict[str, Any]) -> None:
         """Collect events; send them in batches (a step alone waits up to BATCH_S)."""
         self._outbox.append(event)
-        if event["type"] == "step":
+        if event["type"] == "run_started":
+            self.run_id = event["run_id"]
+        elif event["type"] == "step":
             self.flags.run_step = event["run_step"]
             if time.monotonic() - self._sent < BATCH_S:
                 return
@@ -124,9 +127,31 @@ class RunWorker(QObject):
         try:
             result = self._run()
         except Exception as error:  # noqa: BLE001 - a message for the user, never a traceback
-            self.problems.emit([f"could not run: {type(error).__name__}: {error}"])
+            reason = f"{type(error).__name__}: {error}"
+            if self.run_id is None:
+                self.problems.emit([f"could not run: {reason}"])
+            else:  # the run's row exists: it must not stay "running"
+                result = self._mark_failed(reason)
         finally:
             self.finished.emit(result)
+
+    def _mark_failed(self, reason: str) -> dict[str, Any]:
+        """End the started run as failed after an error outside the engine's own handling."""
+        from kdstudio.core.store import Store
+
+        assert self.run_id is not None
+        status: str = "failed"
+        error: str | None = reason
+        try:
+            with Store(self.db_path) as store:
+                row = store.get_run(self.run_id)
+                if row is not None and row["status"] == "running":
+                    store.finish_run(self.run_id, "failed", reason)
+                elif row is not None:  # it had ended: the history says how
+                    status, error = row["status"], row["error"]
+        except Exception as failure:  # noqa: BLE001 - the history itself failed: say both
+            error = f"{reason}; the history could not record it ({failure})"
+        return {"run_id": self.run_id, "status": status, "error": error, "summary": {}}
 
     def _run(self) -> dict[str, Any] | None:
         from kdstudio.core.config import ConfigError

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QPoint, Qt
-from PySide6.QtWidgets import QFileDialog, QMessageBox
+from PySide6.QtWidgets import QMessageBox
 
 from kdstudio.core.engine import run as engine_run
 from kdstudio.core.store import Store
@@ -244,8 +244,8 @@ def test_open_and_rerun_emit_the_run(qtbot, view: HistoryView) -> None:
 def test_export_metrics_of_selected_runs(view: HistoryView, tmp_path: Path,
                                          monkeypatch) -> None:
     target = tmp_path / "out" / "metrics.csv"
-    monkeypatch.setattr(QFileDialog, "getSaveFileName",
-                        lambda *a, **k: (str(target), "CSV files (*.csv)"))
+    monkeypatch.setattr("kdstudio.gui.history_view.save_file_name",
+                        lambda *a, **k: str(target))
     view.select_runs([1, 2])
     view.export_metrics_selected()
     with target.open(newline="") as handle:
