@@ -6,11 +6,14 @@ Exit codes: 0 done, 1 run failed or stopped, 2 bad input (one line per problem, 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import time
 from pathlib import Path
 from typing import Any, TextIO
+
+from kdstudio.core.text import printable
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 RUN_STATUSES = ("running", "completed", "stopped", "failed", "interrupted")  # as in store
@@ -57,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("run", metavar="RUN", help="run id or name")
     show.add_argument("--classes", action="store_true",
                       help="also print per-class test accuracy and KD gain")
+    show.add_argument("--log", action="store_true",
+                      help="also print the run's log, each line with its time (UTC) and level")
 
     sub.add_parser("presets", help="list shipped presets")
 
@@ -147,6 +152,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         nonlocal stop_requested
         stop_requested = True
 
+    from kdstudio.core.store import HistoryError
+
     previous = signal.signal(signal.SIGINT, on_interrupt)
     printer = ConsolePrinter(sys.stdout, quiet=args.quiet)
     store = _open_store(args.db)
@@ -154,12 +161,25 @@ def cmd_run(args: argparse.Namespace) -> int:
         result = run(config, store, printer, lambda: stop_requested)
     except ConfigError as error:
         raise BadInput(error.problems) from None
+    except HistoryError as error:  # the run could not even be recorded as started
+        printer.finish()
+        print(f"kdstudio: {printable(error)}", file=sys.stderr)
+        return EXIT_FAILED
     finally:
         signal.signal(signal.SIGINT, previous)
-        store.close()
+        _close_quietly(store)
     printer.finish()
     print_summary(result.run_id, result.status, result.summary, result.error, store.path)
     return EXIT_OK if result.status == "completed" else EXIT_FAILED
+
+
+def _close_quietly(store: Any) -> None:
+    """Close the history; a failure to write its last rows was already reported by the
+    run's end (finish_run), so it is not a second error."""
+    from kdstudio.core.store import HistoryError
+
+    with contextlib.suppress(HistoryError):
+        store.close()
 
 
 def _clock(seconds: float) -> str:
@@ -260,8 +280,8 @@ def print_summary(run_id: int, status: str, summary: dict[str, Any], error: str 
     if "compression" in summary:
         print(f"Compression: {summary['compression']:.1f}x fewer parameters")
     print(f"Run {run_id} {status} in {summary.get('duration_s', 0):.1f} s; saved in {db_path}")
-    if error:
-        print(f"Error: {error}", file=sys.stderr)
+    if error:  # one line, whatever the message holds
+        print(f"Error: {printable(error)}", file=sys.stderr)
 
 
 # ---------------------------------------------------------------- history
@@ -295,6 +315,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             raise BadInput([f"no run '{args.run}' in {store.path}"])
         artifacts = store.artifacts(run["id"])
         knowledge = _dark_knowledge(store, run["id"]) if args.classes else None
+        log = store.logs(run["id"]) if args.log else None
     config, _ = config_from_dict(run["config"])
     print(f"Run {run['id']}: {run['name']}  [{run['status']}]")
     print(f"Started {run['created_at']}, finished {run['finished_at'] or '-'}, "
@@ -309,7 +330,21 @@ def cmd_show(args: argparse.Namespace) -> int:
             print(f"  {artifact['kind']:<9} {artifact['path']}  sha256 {artifact['sha256'][:12]}")
     if knowledge is not None:
         print_class_table(knowledge)
+    if log is not None:
+        print_log(log)
     return EXIT_OK
+
+
+def print_log(lines: list[dict[str, Any]]) -> None:
+    """A run's stored log lines: time (UTC), level, message with control characters
+    escaped."""
+    import datetime as dt
+
+    print(f"\nLog ({len(lines)} lines, UTC):" if lines else "\nLog: no lines stored")
+    for line in lines:
+        when = dt.datetime.fromtimestamp(line["wall_time"], dt.UTC)
+        stamp = when.strftime("%Y-%m-%d %H:%M:%S.") + f"{when.microsecond // 1000:03d}"
+        print(f"  {stamp}  {printable(line['level']):<7}  {printable(line['message'])}")
 
 
 def _dark_knowledge(store: Any, run_id: int) -> Any:
