@@ -37,6 +37,8 @@ FLUSH_BUSY_MS = 20  # how long a flush during a run waits for another process's 
 BUSY_MS = 10_000  # how long any other write waits for it
 PATIENT_SECONDS = 120.0  # how long creating and finishing a run wait for it
 MAX_BUFFERED_ROWS = 200_000  # metric rows kept while locked out (~30 MB); then a flush waits
+RESERVE_BYTES = 64 * 1024  # disk kept free during a run to record its end on a full disk
+RESERVE_NAME = "disk-reserve.bin"
 STATUSES = ("running", "completed", "stopped", "failed", "interrupted")
 
 migrations = Migrations("kdstudio")
@@ -201,6 +203,8 @@ class Store:
             self.flush()
         finally:
             self.db.close()
+            for run_id in list(self._live_runs):
+                self._release_reserve(run_id)
 
     def __enter__(self) -> Store:
         return self
@@ -256,6 +260,7 @@ class Store:
         self._transaction(lambda: ids.append(self.db["runs"].insert(row).last_pk),
                           self.patience_s, "the new run")
         self._live_runs.add(ids[0])
+        self._reserve_space(ids[0])
         return ids[0]
 
     def update_run(self, run_id: int, **fields: Any) -> None:
@@ -284,6 +289,13 @@ class Store:
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
         self._live_runs.discard(run_id)
+        try:
+            return self._finish(run_id, status, error, fields)
+        finally:
+            self._release_reserve(run_id)
+
+    def _finish(self, run_id: int, status: str, error: str | None, fields: dict[str, Any]
+                ) -> tuple[str, str | None]:
         end = {"status": status, "error": error, "finished_at": now_iso()}
         self._run_updates.setdefault(run_id, {}).update(
             {key: json.dumps(value) if isinstance(value, (dict, list)) else value
@@ -295,9 +307,13 @@ class Store:
             self._drop_buffers(run_id, keep_run_row=False)
             raise
         except HistoryWriteError as failure:
+            if self._release_reserve(run_id):  # room for the rows, or at least the end
+                with contextlib.suppress(HistoryWriteError):
+                    self._write_buffers(self.patience_s)
+                    return status, error  # nothing lost
             lost, lines = self._drop_buffers(run_id, keep_run_row=True)
-            reason = f"{failure}; {lost:,} metric rows and {lines:,} log lines not written"
-            error = reason if error is None or str(failure) in error else f"{error}; {reason}"
+            reason = f"{_count(lost, 'metric row')} and {_count(lines, 'log line')} were lost"
+            error = f"{error}; {reason}" if error else f"{failure}; {reason}"
         end = {"status": "failed", "error": error, "finished_at": now_iso()}
         self._run_updates[run_id].update(end)
         try:
@@ -419,8 +435,7 @@ class Store:
             for run_id, fields in self._run_updates.items():
                 self.db["runs"].update(run_id, fields)
 
-        rows = len(self._buffer)
-        self._transaction(write, wait_s, f"{rows:,} metric rows" if rows else "the run's rows")
+        self._transaction(write, wait_s, "the run's metric rows")
         self._buffer.clear()
         self._log_buffer.clear()
         self._artifact_buffer.clear()
@@ -439,6 +454,29 @@ class Store:
         else:
             self._run_updates.clear()
         return lost
+
+    def _reserve_space(self, run_id: int) -> None:
+        """Take RESERVE_BYTES of disk in the run's artifact folder (beside the history):
+        when the disk fills, freeing them leaves room to record the run's end. Best effort:
+        a disk too full for it runs without."""
+        path = self.artifact_dir(run_id) / RESERVE_NAME
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("wb") as handle:
+                try:
+                    os.posix_fallocate(handle.fileno(), 0, RESERVE_BYTES)
+                except (AttributeError, OSError):  # a filesystem without fallocate
+                    handle.write(bytes(RESERVE_BYTES))
+        except OSError:
+            path.unlink(missing_ok=True)
+
+    def _release_reserve(self, run_id: int) -> bool:
+        """Free the run's reserved disk space; returns whether there was any."""
+        try:
+            (self.artifact_dir(run_id) / RESERVE_NAME).unlink()
+        except OSError:
+            return False
+        return True
 
     def _transaction(self, write: Callable[[], None], wait_s: float, what: str) -> None:
         """Run `write` in one IMMEDIATE transaction, waiting up to `wait_s` for another
@@ -642,6 +680,10 @@ class Store:
             "ORDER BY id", ids):
             out[run_id] = json.loads(meta or "{}")
         return out
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
 def _json_or(text: Any, default: Any) -> Any:
