@@ -291,6 +291,9 @@ class Store:
         self._live_runs.discard(run_id)
         try:
             return self._finish(run_id, status, error, fields)
+        except Exception:  # nothing of the run is left to write later (close must not fail)
+            self._drop_buffers(run_id, keep_run_row=False)
+            raise
         finally:
             self._release_reserve(run_id)
 
@@ -304,7 +307,6 @@ class Store:
             self._write_buffers(self.patience_s)
             return status, error
         except HistoryLocked:
-            self._drop_buffers(run_id, keep_run_row=False)
             raise
         except HistoryWriteError as failure:
             if self._release_reserve(run_id):  # room for the rows, or at least the end
@@ -471,11 +473,18 @@ class Store:
             path.unlink(missing_ok=True)
 
     def _release_reserve(self, run_id: int) -> bool:
-        """Free the run's reserved disk space; returns whether there was any."""
+        """Free the run's reserved disk space (and the folders made for it if they are
+        still empty); returns whether there was any."""
+        folder = self.artifact_dir(run_id)
         try:
-            (self.artifact_dir(run_id) / RESERVE_NAME).unlink()
+            (folder / RESERVE_NAME).unlink()
         except OSError:
             return False
+        for empty in (folder, folder.parent):
+            try:
+                empty.rmdir()
+            except OSError:  # holds the run's files (or other runs')
+                break
         return True
 
     def _transaction(self, write: Callable[[], None], wait_s: float, what: str) -> None:
