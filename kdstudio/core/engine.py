@@ -903,15 +903,16 @@ def _execute(config: RunConfig, prepared: Prepared, store: Store, on_event: Even
 
 def failure_reason(failure: BaseException) -> str:
     """One line saying why a run failed: the history's own message for a failed write,
-    "disk full" and the file for a full disk, else the exception's type and message."""
+    "disk full" and the OS message for a full disk, else the exception's type and
+    message."""
     if isinstance(failure, HistoryError):
         return str(failure)
     text = str(failure)
     if (isinstance(failure, OSError) and failure.errno == errno.ENOSPC) \
             or "No space left on device" in text or "StorageFull" in text:
         where = getattr(failure, "filename", None)
-        return "disk full: " + (f"cannot write {where}: " if where else "") + \
-            "No space left on device"
+        return "disk full: " + (f"cannot write {where}: No space left on device" if where
+                                else text)
     if isinstance(failure, sqlite3.Error):
         return f"the history could not be written: {text}"
     return f"{type(failure).__name__}: {text}"

@@ -392,8 +392,11 @@ class Store:
         (this call never writes, so it cannot fail)."""
         seq = self._log_seq.get(run_id)
         if seq is None:  # continue after the lines already stored (a resumed run)
-            row = self.db.execute("SELECT max(seq) FROM logs WHERE run_id = ?",
-                                  [run_id]).fetchone()
+            try:
+                row = self.db.execute("SELECT max(seq) FROM logs WHERE run_id = ?",
+                                      [run_id]).fetchone()
+            except sqlite3.Error:  # an unreadable file: the write will say so
+                row = (0,)
             seq = row[0] or 0
         self._log_seq[run_id] = seq + 1
         self._log_buffer.append((run_id, seq + 1, time.time(), str(level), str(message)))
