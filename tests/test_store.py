@@ -72,6 +72,7 @@ def test_runs_of_a_dead_process_become_interrupted(tmp_path: Path) -> None:
         run = store.find_run("orphan")
         assert run["status"] == "interrupted"
         assert run["finished_at"]
+        assert not store.artifact_dir(run["id"]).exists()  # its disk reserve is freed
         elsewhere = store.create_run({"name": "other machine"}, host="another-host", pid=1)
         assert store.mark_interrupted() == 0  # another machine's run is not judged here
         assert store.get_run(elsewhere)["status"] == "running"
@@ -242,3 +243,22 @@ def test_the_end_of_a_run_waits_for_the_lock_then_says_who_held_it(tmp_path: Pat
         assert 0.3 <= time.monotonic() - started < 3
         other.execute("ROLLBACK")
         other.close()
+
+
+def test_a_reopened_run_is_running_here_again_and_its_log_continues(tmp_path: Path) -> None:
+    with Store(tmp_path / "h.db") as store:
+        run_id = store.create_run({"name": "a"})
+        store.add_log(run_id, "info", "first")
+        store.finish_run(run_id, "stopped")
+    with Store(tmp_path / "h.db") as store:
+        store.reopen_run(run_id, current_phase="student")
+        row = store.get_run(run_id)
+        assert (row["status"], row["finished_at"], row["pid"]) == ("running", None, os.getpid())
+        assert (store.artifact_dir(run_id) / store_module.RESERVE_NAME).exists()
+        store.update_run(run_id, current_phase="baseline")  # buffered, as for a new run
+        store.add_log(run_id, "info", "resumed")
+        assert store._run_updates and store._log_buffer
+        store.finish_run(run_id, "completed")
+        assert [(line["seq"], line["message"]) for line in store.logs(run_id)] == [
+            (1, "first"), (2, "resumed")]
+        assert store.get_run(run_id)["current_phase"] == "baseline"

@@ -231,6 +231,8 @@ class Store:
                     "status": "interrupted", "finished_at": now_iso(),
                     "error": "the process running it ended before it finished",
                 })
+        for run_id in dead:  # the disk it kept in reserve (a killed process leaves it)
+            self._release_reserve(run_id)
         return len(dead)
 
     # ------------------------------------------------------------ runs
@@ -262,6 +264,19 @@ class Store:
         self._live_runs.add(ids[0])
         self._reserve_space(ids[0])
         return ids[0]
+
+    def reopen_run(self, run_id: int, **fields: Any) -> None:
+        """Take up a stopped or interrupted run again in this process (resume): the row is
+        `running` again with this pid and host (and `fields`), and its writes are buffered
+        and backed by a disk reserve as a new run's are. Waits up to `patience_s`."""
+        update = {"status": "running", "error": None, "finished_at": None,
+                  "pid": os.getpid(), "host": socket.gethostname(), **fields}
+        encoded = {key: json.dumps(value) if isinstance(value, (dict, list)) else value
+                   for key, value in update.items()}
+        self._transaction(lambda: self.db["runs"].update(run_id, encoded), self.patience_s,
+                          f"run #{run_id}")
+        self._live_runs.add(run_id)
+        self._reserve_space(run_id)
 
     def update_run(self, run_id: int, **fields: Any) -> None:
         """Change columns of a run: for a run in progress in this store, buffered with its
