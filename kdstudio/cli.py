@@ -69,6 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("run", metavar="RUN", help="run id or name")
     show.add_argument("--classes", action="store_true",
                       help="also print per-class test accuracy and KD gain")
+    show.add_argument("--log", action="store_true",
+                      help="also print the run's log, each line with its time (UTC) and level")
 
     sub.add_parser("presets", help="list shipped presets")
 
@@ -277,18 +279,33 @@ def cmd_run(args: argparse.Namespace) -> int:
             stops.watch(event)
             printer(event)
 
+        from kdstudio.core.store import HistoryError
+
         store = _open_store(args.db)
         try:
             result = run(config, store, on_event, stops)
         except ConfigError as error:
             raise BadInput(error.problems) from None
+        except HistoryError as error:  # the run could not even be recorded as started
+            printer.finish()
+            print(f"kdstudio: {printable(error)}", file=sys.stderr)
+            return EXIT_FAILED
         finally:
-            store.close()
+            _close_quietly(store)
     printer.finish()
     print_summary(result.run_id, result.status, result.summary, result.error, store.path)
     if stops.signum is not None:
         return EXIT_SIGNAL_BASE + stops.signum
     return EXIT_OK if result.status == "completed" else EXIT_FAILED
+
+
+def _close_quietly(store: Any) -> None:
+    """Close the history; a failure to write its last rows was already reported by the
+    run's end (finish_run), so it is not a second error."""
+    from kdstudio.core.store import HistoryError
+
+    with contextlib.suppress(HistoryError):
+        store.close()
 
 
 def _clock(seconds: float) -> str:
@@ -398,7 +415,7 @@ def print_summary(run_id: int, status: str, summary: dict[str, Any], error: str 
         print(f"Compression: {summary['compression']:.1f}x fewer parameters")
     print(f"Run {run_id} {status} in {summary.get('duration_s', 0):.1f} s; saved in "
           f"{printable(db_path)}")
-    if error:
+    if error:  # one line, whatever the message holds
         print(f"Error: {printable(error)}", file=sys.stderr)
 
 
@@ -436,6 +453,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             raise BadInput([f"no run '{args.run}' in {store.path}"])
         artifacts = store.artifacts(run["id"])
         knowledge = _dark_knowledge(store, run["id"]) if args.classes else None
+        log = store.logs(run["id"]) if args.log else None
     config, _ = config_from_dict(run["config"])
     print(printable(f"Run {run['id']}: {run['name']}  [{run['status']}]"))
     print(printable(f"Started {run['created_at']}, finished {run['finished_at'] or '-'}, "
@@ -456,7 +474,21 @@ def cmd_show(args: argparse.Namespace) -> int:
                             f"sha256 {artifact['sha256'][:12]}"))
     if knowledge is not None:
         print_class_table(knowledge)
+    if log is not None:
+        print_log(log)
     return EXIT_OK
+
+
+def print_log(lines: list[dict[str, Any]]) -> None:
+    """A run's stored log lines: time (UTC), level, message with control characters
+    escaped."""
+    import datetime as dt
+
+    print(f"\nLog ({len(lines)} lines, UTC):" if lines else "\nLog: no lines stored")
+    for line in lines:
+        when = dt.datetime.fromtimestamp(line["wall_time"], dt.UTC)
+        stamp = when.strftime("%Y-%m-%d %H:%M:%S.") + f"{when.microsecond // 1000:03d}"
+        print(f"  {stamp}  {printable(line['level']):<7}  {printable(line['message'])}")
 
 
 def _dark_knowledge(store: Any, run_id: int) -> Any:

@@ -41,8 +41,14 @@ def test_a_completed_run_replays_as_it_was_emitted(tmp_path: Path) -> None:
     times = [when for when, _ in replayed]
     assert times == sorted(times)  # in the order and at the times they were written
     assert replayed[-1][1]["summary"]["student_test_acc"] == result.summary["student_test_acc"]
-    logs = [e["message"] for _, e in replayed if e["type"] == "log"]
-    assert len(logs) == 1 and logs[0].startswith("Replayed from the history")
+    logs = [(e["level"], e["message"]) for _, e in replayed if e["type"] == "log"]
+    assert logs[0][1].startswith("Replayed from the history")
+    assert logs[1:] == [(e["level"], e["message"]) for e in live if e["type"] == "log"]
+    # the log lines sit among the other events where they were emitted
+    every = [_comparable(e) + ((e["message"],) if e["type"] == "log" else ())
+             for e in live]
+    assert [_comparable(e) + ((e["message"],) if e["type"] == "log" else ())
+            for _, e in replayed[:1] + replayed[2:]] == every
 
 
 def test_a_stopped_run_replays_up_to_where_it_stopped(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -71,6 +72,7 @@ def test_runs_of_a_dead_process_become_interrupted(tmp_path: Path) -> None:
         run = store.find_run("orphan")
         assert run["status"] == "interrupted"
         assert run["finished_at"]
+        assert not store.artifact_dir(run["id"]).exists()  # its disk reserve is freed
         elsewhere = store.create_run({"name": "other machine"}, host="another-host", pid=1)
         assert store.mark_interrupted() == 0  # another machine's run is not judged here
         assert store.get_run(elsewhere)["status"] == "running"
@@ -83,7 +85,7 @@ def test_delete_removes_rows_and_files(tmp_path: Path) -> None:
     with Store(tmp_path / "h.db") as store:
         run_id = store.create_run({"name": "a"})
         folder = store.artifact_dir(run_id)
-        folder.mkdir(parents=True)
+        folder.mkdir(parents=True, exist_ok=True)  # a run in progress has its folder
         (folder / "student.safetensors").write_bytes(b"weights")
         store.add_artifact(run_id, "student", folder / "student.safetensors", "safetensors")
         store.add_metrics(run_id, "student", 1, 1, {"loss/total": 1.0})
@@ -172,3 +174,91 @@ def test_runs_with_artifact_gives_each_runs_latest_file_in_one_query(tmp_path: P
 def _touch(path: Path) -> Path:
     path.write_bytes(b"x")
     return path
+
+
+def test_run_logs_table_by_migration_and_deleted_with_the_run(tmp_path: Path) -> None:
+    with Store(tmp_path / "h.db") as store:
+        assert "m004_run_logs" in [m.name for m in store_module.migrations.applied(store.db)]
+        assert store.db["logs"].columns_dict == {
+            "run_id": int, "seq": int, "wall_time": float, "level": str, "message": str}
+        assert any(index.columns == ["run_id", "seq"] for index in store.db["logs"].indexes)
+        run_id = store.create_run({"name": "a"})
+        store.add_log(run_id, "info", "hello")
+        store.finish_run(run_id, "completed")
+        assert [line["message"] for line in store.logs(run_id)] == ["hello"]
+        store.delete_run(run_id)
+        assert store.logs(run_id) == []
+
+
+def test_a_flush_during_a_run_keeps_its_rows_while_another_connection_holds_the_lock(
+        tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(store_module, "FLUSH_SECONDS", 0.0)  # every add tries to flush
+    db = tmp_path / "h.db"
+    with Store(db) as store:
+        run_id = store.create_run({"name": "a"})
+        other = sqlite3.connect(db, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        started = time.monotonic()
+        for step in range(1, 6):
+            store.add_metrics(run_id, "student", step, 1, {"loss/total": 1.0 / step})
+            store.add_log(run_id, "info", f"step {step}")
+            store.update_run(run_id, current_phase="student")
+        took = time.monotonic() - started
+        assert store.busy_flushes == 5 and len(store._buffer) == 5
+        assert took < 5 * 0.2  # each flush gave up after FLUSH_BUSY_MS, not 10 s
+        other.execute("ROLLBACK")
+        store.add_metrics(run_id, "student", 6, 1, {"loss/total": 0.1})
+        assert store._buffer == [] and store.max_buffered_rows == 6
+        reader = sqlite3.connect(db)
+        assert [step for (step,) in reader.execute("SELECT step FROM metrics")] == [
+            1, 2, 3, 4, 5, 6]
+        assert reader.execute("SELECT count(*) FROM logs").fetchone()[0] == 5
+        assert reader.execute("SELECT current_phase FROM runs").fetchone()[0] == "student"
+        reader.close()
+        other.close()
+
+
+def test_a_run_in_progress_keeps_disk_in_reserve_until_it_ends(tmp_path: Path) -> None:
+    with Store(tmp_path / "h.db") as store:
+        run_id = store.create_run({"name": "a"})
+        reserve = store.artifact_dir(run_id) / store_module.RESERVE_NAME
+        assert reserve.stat().st_size == store_module.RESERVE_BYTES
+        assert store.finish_run(run_id, "completed") == ("completed", None)
+        assert not reserve.exists()
+        assert not store.artifact_dir(run_id).parent.exists()  # no empty folders left
+
+
+def test_the_end_of_a_run_waits_for_the_lock_then_says_who_held_it(tmp_path: Path) -> None:
+    db = tmp_path / "h.db"
+    with Store(db) as store:
+        store.patience_s = 0.3
+        run_id = store.create_run({"name": "a"})
+        store.add_metrics(run_id, "student", 1, 1, {"loss/total": 1.0})
+        other = sqlite3.connect(db, isolation_level=None)
+        other.execute("BEGIN EXCLUSIVE")
+        started = time.monotonic()
+        with pytest.raises(store_module.HistoryLocked, match="stayed locked by another "
+                           r"process for 0.3 s .*: the run's metric rows not written"):
+            store.finish_run(run_id, "completed")
+        assert 0.3 <= time.monotonic() - started < 3
+        other.execute("ROLLBACK")
+        other.close()
+
+
+def test_a_reopened_run_is_running_here_again_and_its_log_continues(tmp_path: Path) -> None:
+    with Store(tmp_path / "h.db") as store:
+        run_id = store.create_run({"name": "a"})
+        store.add_log(run_id, "info", "first")
+        store.finish_run(run_id, "stopped")
+    with Store(tmp_path / "h.db") as store:
+        store.reopen_run(run_id, current_phase="student")
+        row = store.get_run(run_id)
+        assert (row["status"], row["finished_at"], row["pid"]) == ("running", None, os.getpid())
+        assert (store.artifact_dir(run_id) / store_module.RESERVE_NAME).exists()
+        store.update_run(run_id, current_phase="baseline")  # buffered, as for a new run
+        store.add_log(run_id, "info", "resumed")
+        assert store._run_updates and store._log_buffer
+        store.finish_run(run_id, "completed")
+        assert [(line["seq"], line["message"]) for line in store.logs(run_id)] == [
+            (1, "first"), (2, "resumed")]
+        assert store.get_run(run_id)["current_phase"] == "baseline"

@@ -10,8 +10,10 @@ come in order, one per step, in batches at most 0.1 s apart (see `_PhaseStep`).
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
 import platform
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,7 +34,7 @@ from kdstudio.core.distill.methods import WEIGHT_KEYS, Method, StepOutputs, crea
 from kdstudio.core.distill.precision import resolve_precision, to_device
 from kdstudio.core.distill.schedules import SCHEDULED_KEYS, PhaseSchedules
 from kdstudio.core.models import FeatureModel, count_parameters, create_model, model_size_mb
-from kdstudio.core.store import Store
+from kdstudio.core.store import HistoryError, Store
 
 Event = dict[str, Any]
 EventSink = Callable[[Event], None]
@@ -543,6 +545,9 @@ class _Run:
         self.optimizer_logged = False
 
     def log(self, message: str, level: str = "info") -> None:
+        """Emit a log line and keep it in the history with the run's metric rows."""
+        if self.run_id >= 0:
+            self.store.add_log(self.run_id, level, message)
         self.emit({"type": "log", "run_id": self.run_id, "level": level, "message": message})
 
     def plan_phases(self) -> None:
@@ -878,15 +883,39 @@ def _execute(config: RunConfig, prepared: Prepared, store: Store, on_event: Even
         status, error = "failed", str(failure)
         state.log(error, "error")
     except Exception as failure:  # noqa: BLE001 - any crash must end the run as failed
-        status, error = "failed", f"{type(failure).__name__}: {failure}"
+        status, error = "failed", failure_reason(failure)
         state.log(error, "error")
     duration = time.monotonic() - state.started
     state.summary["duration_s"] = duration
     columns = {k: v for k, v in state.summary.items() if k in _SUMMARY_COLUMNS}
-    store.finish_run(state.run_id, status, error, summary=_json(state.summary), **columns)
+    try:
+        status, error = store.finish_run(state.run_id, status, error,
+                                         summary=_json(state.summary), **columns)
+    except Exception as failure:  # noqa: BLE001 - the end could not be recorded: say so
+        status = "failed"
+        error = (f"{error}; " if error else "") + f"the run's end was not recorded: " \
+            f"{failure_reason(failure)}"
+        state.emit({"type": "log", "run_id": state.run_id, "level": "error", "message": error})
     state.emit({"type": "run_finished", "run_id": state.run_id, "status": status,
                 "error": error, "summary": dict(state.summary)})
     return RunResult(state.run_id, status, dict(state.summary), error)
+
+
+def failure_reason(failure: BaseException) -> str:
+    """One line saying why a run failed: the history's own message for a failed write,
+    "disk full" and the OS message for a full disk, else the exception's type and
+    message."""
+    if isinstance(failure, HistoryError):
+        return str(failure)
+    text = str(failure)
+    if (isinstance(failure, OSError) and failure.errno == errno.ENOSPC) \
+            or "No space left on device" in text or "StorageFull" in text:
+        where = getattr(failure, "filename", None)
+        return "disk full: " + (f"cannot write {where}: No space left on device" if where
+                                else text)
+    if isinstance(failure, sqlite3.Error):
+        return f"the history could not be written: {text}"
+    return f"{type(failure).__name__}: {text}"
 
 
 def _json(value: Any) -> str:

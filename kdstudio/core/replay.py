@@ -3,12 +3,13 @@
 A view fed by live events (the GUI's live view) can show a finished, stopped or failed run
 the way it looked when the run ended: the same curves, phase bars and summary. Each event
 comes with the wall-clock time (seconds since the epoch) at which the engine wrote it, so
-durations and phase times read as they did live. Log lines are not stored, so none come
-back, except a note that this is a replay.
+durations and phase times read as they did live. The run's log lines come back from the
+`logs` table, in their order and at their times, after a note that this is a replay.
 """
 
 from __future__ import annotations
 
+import heapq
 from itertools import groupby
 from typing import Any
 
@@ -73,9 +74,14 @@ def replay_events(store: Store, run_id: int) -> list[tuple[float, Event]]:
         "type": "run_started", "run_id": run_id, "name": run.get("name", ""),
         "config": run["config"], "device": run.get("device") or "", "phases": phases,
         "run_steps": run_steps, "replay": True})]
+    logs = [(line["wall_time"], {"type": "log", "run_id": run_id, "level": line["level"],
+                                 "message": line["message"]}) for line in store.logs(run_id)]
+    note = f"Replayed from the history: {len(rows):,} metric rows, {len(logs):,} log lines"
+    if not logs:
+        note += " (a run from a version that did not keep the log)"
     events.append((started, {"type": "log", "run_id": run_id, "level": "info",
-                             "message": f"Replayed from the history: {len(rows):,} metric "
-                                        "rows (the run's log is not stored)"}))
+                             "message": note}))
+    body: list[tuple[float, Event]] = []
     offset = 0
     last_time = started
     for plan in phases:
@@ -85,7 +91,7 @@ def replay_events(store: Store, run_id: int) -> list[tuple[float, Event]]:
             continue
         trained = plan["steps"] > 0  # a teacher loaded from a file has its val rows only
         if trained:
-            events.append((phase_rows[0]["wall_time"], {
+            body.append((phase_rows[0]["wall_time"], {
                 "type": "phase", "run_id": run_id, "phase": phase, "state": "started",
                 "epochs": plan["epochs"],
                 "steps_per_epoch": plan["steps"] // max(plan["epochs"], 1)}))
@@ -101,17 +107,20 @@ def replay_events(store: Store, run_id: int) -> list[tuple[float, Event]]:
             else:
                 event = {"type": "epoch", "run_id": run_id, "phase": phase, "epoch": epoch,
                          "epochs": plan["epochs"], "step": step, "values": values}
-            events.append((when, event))
+            body.append((when, event))
         last_time = phase_rows[-1]["wall_time"]
         later = PHASE_ORDER[PHASE_ORDER.index(phase) + 1:]
         last_epoch = any(row["epoch"] == plan["epochs"] and not is_step_metric(row["name"])
                          for row in phase_rows)
         if trained and (last_epoch or any(by_phase[other] for other in later)):  # ran to the end
-            events.append((last_time, {"type": "phase", "run_id": run_id, "phase": phase,
-                                       "state": "finished"}))
+            body.append((last_time, {"type": "phase", "run_id": run_id, "phase": phase,
+                                     "state": "finished"}))
         offset += plan["steps"]
+    # each log line among the rows by its time; each sequence keeps its own order
+    events.extend(heapq.merge(body, logs, key=lambda pair: pair[0]))
     if run.get("status") != "running":
         finished = iso_seconds(run.get("finished_at")) or last_time
+        last_time = max(last_time, logs[-1][0] if logs else last_time)
         events.append((max(finished, last_time), {
             "type": "run_finished", "run_id": run_id, "status": run.get("status"),
             "error": run.get("error"), "summary": run.get("summary") or {}}))

@@ -1,19 +1,29 @@
-"""Run history in one SQLite file (sqlite-utils): runs, metrics and artifacts.
+"""Run history in one SQLite file (sqlite-utils): runs, metrics, log lines and artifacts.
 
 One `Store` per thread: a file connection is bound to the thread that opened it.
-Metrics are buffered and written in batches, never more than `FLUSH_SECONDS` behind.
+
+Writes of a run in progress (metric rows, log lines, artifact rows, run-row updates such as
+the current phase) are buffered and written together in one transaction, at most
+`FLUSH_SECONDS` behind. Such a flush waits only `FLUSH_BUSY_MS` for another process's write
+lock; when the lock is taken it keeps everything buffered and tries again at the next flush,
+so a user's `sqlite3` shell holding a transaction delays the rows but never the training.
+Starting and finishing a run wait up to `PATIENT_SECONDS` for the lock. A write that fails
+for good (disk full, I/O error) raises `HistoryWriteError`, one line naming the file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import functools
 import hashlib
 import json
 import os
 import shutil
 import socket
+import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +33,12 @@ from sqlite_utils import Migrations
 from kdstudio.core.paths import default_db_path
 
 FLUSH_SECONDS = 0.5
+FLUSH_BUSY_MS = 20  # how long a flush during a run waits for another process's write lock
+BUSY_MS = 10_000  # how long any other write waits for it
+PATIENT_SECONDS = 120.0  # how long creating and finishing a run wait for it
+MAX_BUFFERED_ROWS = 200_000  # metric rows kept while locked out (~30 MB); then a flush waits
+RESERVE_BYTES = 64 * 1024  # disk kept free during a run to record its end on a full disk
+RESERVE_NAME = "disk-reserve.bin"
 STATUSES = ("running", "completed", "stopped", "failed", "interrupted")
 
 migrations = Migrations("kdstudio")
@@ -78,6 +94,35 @@ def m003_run_plan(db: sqlite_utils.Database) -> None:
     db["runs"].add_column("plan", str)
 
 
+@migrations()
+def m004_run_logs(db: sqlite_utils.Database) -> None:
+    """Every log line a run emits, in order, with its time and level."""
+    db["logs"].create(
+        {"run_id": int, "seq": int, "wall_time": float, "level": str, "message": str},
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["logs"].create_index(["run_id", "seq"])
+
+
+class HistoryError(Exception):
+    """The history file cannot be used as asked; the message is one line naming the file."""
+
+
+class HistoryWriteError(HistoryError):
+    """A write to the history failed and was rolled back: nothing of it is in the file."""
+
+
+class DiskFull(HistoryWriteError):
+    """The disk holding the history is full."""
+
+
+class HistoryLocked(HistoryWriteError):
+    """Another connection held the history's write lock longer than this write would wait."""
+
+
+_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_FULL = 5, 6, 13
+
+
 def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
@@ -100,6 +145,20 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _reads_own_writes(method: Callable[..., Any]) -> Callable[..., Any]:
+    """A read of the store that first writes what this store has buffered, if the lock is
+    free at once, so it sees its own writes (rows stay buffered when it is not)."""
+
+    @functools.wraps(method)
+    def read(self: Store, *args: Any, **kwargs: Any) -> Any:
+        if self._buffer or self._artifact_buffer or self._run_updates or self._log_buffer:
+            with contextlib.suppress(HistoryWriteError):
+                self._write_buffers(FLUSH_BUSY_MS / 1000)
+        return method(self, *args, **kwargs)
+
+    return read
+
+
 def _process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -117,22 +176,35 @@ class Store:
         self.path = Path(path) if path is not None else default_db_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite_utils.Database(self.path)
-        self.db.execute("PRAGMA busy_timeout = 10000")
+        self.db.execute(f"PRAGMA busy_timeout = {BUSY_MS}")
         self.db.enable_wal()
         # WAL + NORMAL: a commit never corrupts the file and costs no fsync; a power cut can
         # lose the last half-second of metrics at most
         self.db.execute("PRAGMA synchronous = NORMAL")
         self.db.execute("PRAGMA foreign_keys = ON")
         migrations.apply(self.db)
-        self._buffer: list[tuple] = []
+        self.patience_s = PATIENT_SECONDS
+        self._buffer: list[tuple] = []  # metric rows
+        self._log_buffer: list[tuple] = []  # (run_id, seq, wall_time, level, message)
+        self._artifact_buffer: list[dict[str, Any]] = []
+        self._run_updates: dict[int, dict[str, Any]] = {}
+        self._live_runs: set[int] = set()  # runs created here and not finished
+        self._log_seq: dict[int, int] = {}
         self._last_flush = time.monotonic()
+        self.busy_flushes = 0  # flushes that found the lock taken and kept their rows
+        self.max_buffered_rows = 0  # the most metric rows that waited at once
         self.mark_interrupted()
 
     # ------------------------------------------------------------ lifecycle
 
     def close(self) -> None:
-        self.flush()
-        self.db.close()
+        """Write what is buffered and close the file (closed even when the write fails)."""
+        try:
+            self.flush()
+        finally:
+            self.db.close()
+            for run_id in list(self._live_runs):
+                self._release_reserve(run_id)
 
     def __enter__(self) -> Store:
         return self
@@ -159,6 +231,8 @@ class Store:
                     "status": "interrupted", "finished_at": now_iso(),
                     "error": "the process running it ended before it finished",
                 })
+        for run_id in dead:  # the disk it kept in reserve (a killed process leaves it)
+            self._release_reserve(run_id)
         return len(dead)
 
     # ------------------------------------------------------------ runs
@@ -184,25 +258,97 @@ class Store:
             "notes": "",
             **fields,
         }
-        return self.db["runs"].insert(row).last_pk
+        ids: list[int] = []
+        self._transaction(lambda: ids.append(self.db["runs"].insert(row).last_pk),
+                          self.patience_s, "the new run")
+        self._live_runs.add(ids[0])
+        self._reserve_space(ids[0])
+        return ids[0]
+
+    def reopen_run(self, run_id: int, **fields: Any) -> None:
+        """Take up a stopped or interrupted run again in this process (resume): the row is
+        `running` again with this pid and host (and `fields`), and its writes are buffered
+        and backed by a disk reserve as a new run's are. Waits up to `patience_s`."""
+        update = {"status": "running", "error": None, "finished_at": None,
+                  "pid": os.getpid(), "host": socket.gethostname(), **fields}
+        encoded = {key: json.dumps(value) if isinstance(value, (dict, list)) else value
+                   for key, value in update.items()}
+        self._transaction(lambda: self.db["runs"].update(run_id, encoded), self.patience_s,
+                          f"run #{run_id}")
+        self._live_runs.add(run_id)
+        self._reserve_space(run_id)
 
     def update_run(self, run_id: int, **fields: Any) -> None:
+        """Change columns of a run: for a run in progress in this store, buffered with its
+        metric rows; otherwise written at once."""
         encoded = {
             key: json.dumps(value) if isinstance(value, (dict, list)) else value
             for key, value in fields.items()
         }
-        self.db["runs"].update(run_id, encoded)
+        if run_id in self._live_runs:
+            self._run_updates.setdefault(run_id, {}).update(encoded)
+            return
+        self._transaction(lambda: self.db["runs"].update(run_id, encoded), BUSY_MS / 1000,
+                          f"run #{run_id}")
 
-    def finish_run(self, run_id: int, status: str, error: str | None = None, **fields: Any) -> None:
+    def finish_run(self, run_id: int, status: str, error: str | None = None, **fields: Any
+                   ) -> tuple[str, str | None]:
+        """Write everything buffered and the run's end; returns the (status, error) written.
+
+        Waits up to `patience_s` for another process's lock. When the buffered rows cannot
+        be written (disk full), they are dropped and the run is recorded `failed`, its error
+        saying why and how many metric rows were lost. Raises HistoryWriteError when even
+        the run row cannot be written (the next open then marks the run interrupted); the
+        run's buffered rows are dropped either way.
+        """
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
-        self.flush()
-        self.update_run(run_id, status=status, error=error, finished_at=now_iso(), **fields)
+        self._live_runs.discard(run_id)
+        try:
+            return self._finish(run_id, status, error, fields)
+        except Exception:  # nothing of the run is left to write later (close must not fail)
+            self._drop_buffers(run_id, keep_run_row=False)
+            raise
+        finally:
+            self._release_reserve(run_id)
 
+    def _finish(self, run_id: int, status: str, error: str | None, fields: dict[str, Any]
+                ) -> tuple[str, str | None]:
+        end = {"status": status, "error": error, "finished_at": now_iso()}
+        self._run_updates.setdefault(run_id, {}).update(
+            {key: json.dumps(value) if isinstance(value, (dict, list)) else value
+             for key, value in fields.items()} | end)
+        try:
+            self._write_buffers(self.patience_s)
+            return status, error
+        except HistoryLocked:
+            raise
+        except HistoryWriteError as failure:
+            if self._release_reserve(run_id):  # room for the rows, or at least the end
+                with contextlib.suppress(HistoryWriteError):
+                    self._write_buffers(self.patience_s)
+                    return status, error  # nothing lost
+            lost, lines = self._drop_buffers(run_id, keep_run_row=True)
+            reason = f"{_count(lost, 'metric row')} and {_count(lines, 'log line')} were lost"
+            error = f"{error}; {reason}" if error else f"{failure}; {reason}"
+        end = {"status": "failed", "error": error, "finished_at": now_iso()}
+        self._run_updates[run_id].update(end)
+        try:
+            self._write_buffers(self.patience_s)
+        except HistoryWriteError:  # a smaller change may still fit: the end alone
+            self._run_updates[run_id] = end
+            try:
+                self._write_buffers(self.patience_s)
+            finally:
+                self._run_updates.pop(run_id, None)
+        return "failed", error
+
+    @_reads_own_writes
     def get_run(self, run_id: int) -> dict[str, Any] | None:
         rows = list(self.db.query("SELECT * FROM runs WHERE id = ?", [run_id]))
         return _decode_run(rows[0]) if rows else None
 
+    @_reads_own_writes
     def find_run(self, key: str | int) -> dict[str, Any] | None:
         """A run by id, or the newest run with that name."""
         text = str(key)
@@ -212,6 +358,7 @@ class Store:
             "SELECT * FROM runs WHERE name = ? ORDER BY id DESC LIMIT 1", [text]))
         return _decode_run(rows[0]) if rows else None
 
+    @_reads_own_writes
     def list_runs(
         self, status: str | None = None, limit: int | None = None
     ) -> list[dict[str, Any]]:
@@ -227,12 +374,15 @@ class Store:
         return [_decode_run(row) for row in self.db.query(sql, params)]
 
     def delete_run(self, run_id: int) -> None:
-        """Delete a run, its metric rows, its artifact rows and its files."""
+        """Delete a run, its metric rows, log lines, artifact rows and files."""
         self.flush()
-        with self.db.atomic():
-            self.db.execute("DELETE FROM metrics WHERE run_id = ?", [run_id])
-            self.db.execute("DELETE FROM artifacts WHERE run_id = ?", [run_id])
+
+        def delete() -> None:
+            for table in ("metrics", "logs", "artifacts"):
+                self.db.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
             self.db.execute("DELETE FROM runs WHERE id = ?", [run_id])
+
+        self._transaction(delete, BUSY_MS / 1000, f"the deletion of run #{run_id}")
         shutil.rmtree(self.artifact_dir(run_id), ignore_errors=True)
 
     # ------------------------------------------------------------ metrics
@@ -250,19 +400,148 @@ class Store:
         `add_metrics` does."""
         self._buffer.extend(rows)
         if time.monotonic() - self._last_flush >= FLUSH_SECONDS:
-            self.flush()
+            self._flush_during_run()
+
+    def add_log(self, run_id: int, level: str, message: str) -> None:
+        """Buffer one log line of a run; it is written with the next batch of metric rows
+        (this call never writes, so it cannot fail)."""
+        seq = self._log_seq.get(run_id)
+        if seq is None:  # continue after the lines already stored (a resumed run)
+            try:
+                row = self.db.execute("SELECT max(seq) FROM logs WHERE run_id = ?",
+                                      [run_id]).fetchone()
+            except sqlite3.Error:  # an unreadable file: the write will say so
+                row = (0,)
+            seq = row[0] or 0
+        self._log_seq[run_id] = seq + 1
+        self._log_buffer.append((run_id, seq + 1, time.time(), str(level), str(message)))
 
     def flush(self) -> None:
-        if self._buffer:
-            with self.db.atomic():
-                self.db.conn.executemany(
-                    "INSERT INTO metrics (run_id, phase, step, epoch, name, value, wall_time) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    self._buffer,
-                )
-            self._buffer.clear()
+        """Write everything buffered now, waiting for another process's lock like any write.
+        Raises HistoryWriteError (the rows stay buffered)."""
+        self._write_buffers(BUSY_MS / 1000)
+
+    def _flush_during_run(self) -> None:
+        """Write the buffers if the write lock is free within FLUSH_BUSY_MS; otherwise keep
+        them for the next flush (unless MAX_BUFFERED_ROWS are waiting: then wait for it)."""
+        self.max_buffered_rows = max(self.max_buffered_rows, len(self._buffer))
+        patient = len(self._buffer) >= MAX_BUFFERED_ROWS
+        try:
+            self._write_buffers(self.patience_s if patient else FLUSH_BUSY_MS / 1000)
+        except HistoryLocked:
+            if patient:
+                raise
+            self.busy_flushes += 1
         self._last_flush = time.monotonic()
 
+    def _write_buffers(self, wait_s: float) -> None:
+        """Metric rows, log lines, artifact rows and run updates in one transaction."""
+        if not (self._buffer or self._log_buffer or self._artifact_buffer or self._run_updates):
+            self._last_flush = time.monotonic()
+            return
+
+        def write() -> None:
+            conn = self.db.conn
+            if self._buffer:
+                conn.executemany(
+                    "INSERT INTO metrics (run_id, phase, step, epoch, name, value, wall_time) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)", self._buffer)
+            if self._log_buffer:
+                conn.executemany(
+                    "INSERT INTO logs (run_id, seq, wall_time, level, message) "
+                    "VALUES (?, ?, ?, ?, ?)", self._log_buffer)
+            if self._artifact_buffer:
+                self.db["artifacts"].insert_all(self._artifact_buffer)
+            for run_id, fields in self._run_updates.items():
+                self.db["runs"].update(run_id, fields)
+
+        self._transaction(write, wait_s, "the run's metric rows")
+        self._buffer.clear()
+        self._log_buffer.clear()
+        self._artifact_buffer.clear()
+        self._run_updates.clear()
+        self._last_flush = time.monotonic()
+
+    def _drop_buffers(self, run_id: int, keep_run_row: bool) -> tuple[int, int]:
+        """Forget the buffered rows (the run row's update too unless `keep_run_row`);
+        returns how many metric rows and log lines were dropped."""
+        lost = (len(self._buffer), len(self._log_buffer))
+        self._buffer.clear()
+        self._log_buffer.clear()
+        self._artifact_buffer.clear()
+        if keep_run_row:
+            self._run_updates = {run_id: self._run_updates.get(run_id, {})}
+        else:
+            self._run_updates.clear()
+        return lost
+
+    def _reserve_space(self, run_id: int) -> None:
+        """Take RESERVE_BYTES of disk in the run's artifact folder (beside the history):
+        when the disk fills, freeing them leaves room to record the run's end. Best effort:
+        a disk too full for it runs without."""
+        path = self.artifact_dir(run_id) / RESERVE_NAME
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("wb") as handle:
+                try:
+                    os.posix_fallocate(handle.fileno(), 0, RESERVE_BYTES)
+                except (AttributeError, OSError):  # a filesystem without fallocate
+                    handle.write(bytes(RESERVE_BYTES))
+        except OSError:
+            path.unlink(missing_ok=True)
+
+    def _release_reserve(self, run_id: int) -> bool:
+        """Free the run's reserved disk space (and the folders made for it if they are
+        still empty); returns whether there was any."""
+        folder = self.artifact_dir(run_id)
+        try:
+            (folder / RESERVE_NAME).unlink()
+        except OSError:
+            return False
+        for empty in (folder, folder.parent):
+            try:
+                empty.rmdir()
+            except OSError:  # holds the run's files (or other runs')
+                break
+        return True
+
+    def _transaction(self, write: Callable[[], None], wait_s: float, what: str) -> None:
+        """Run `write` in one IMMEDIATE transaction, waiting up to `wait_s` for another
+        connection's write lock; on any failure nothing of it is kept and a
+        HistoryWriteError says why."""
+        conn = self.db.conn
+        if conn.in_transaction:  # inside a caller's transaction: part of it
+            write()
+            return
+        conn.execute(f"PRAGMA busy_timeout = {max(int(wait_s * 1000), 0)}")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                write()
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.rollback()
+                raise
+        except sqlite3.Error as error:
+            raise self._write_error(error, what, wait_s) from None
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_MS}")
+
+    def _write_error(self, error: sqlite3.Error, what: str, wait_s: float
+                     ) -> HistoryWriteError:
+        code = (getattr(error, "sqlite_errorcode", None) or 0) & 0xFF
+        if code in (_SQLITE_BUSY, _SQLITE_LOCKED):
+            return HistoryLocked(
+                f"the history {self.path} stayed locked by another process for {wait_s:g} s "
+                f"(a sqlite3 shell or a program holding a write transaction): {what} not "
+                "written")
+        if code == _SQLITE_FULL:
+            return DiskFull(f"disk full: cannot write {what} to the history {self.path} "
+                            f"({error})")
+        return HistoryWriteError(f"cannot write {what} to the history {self.path}: {error}")
+
+    @_reads_own_writes
     def metrics(
         self, run_id: int, name: str | None = None, phase: str | None = None
     ) -> list[dict[str, Any]]:
@@ -276,16 +555,33 @@ class Store:
             params.append(phase)
         return list(self.db.query(sql + " ORDER BY rowid", params))
 
+    @_reads_own_writes
+    def logs(self, run_id: int) -> list[dict[str, Any]]:
+        """A run's stored log lines in the order it emitted them: seq, wall_time (seconds
+        since the epoch), level, message."""
+        return list(self.db.query(
+            "SELECT seq, wall_time, level, message FROM logs WHERE run_id = ? ORDER BY seq",
+            [run_id]))
+
     # ------------------------------------------------------------ artifacts
 
     def add_artifact(
         self, run_id: int, kind: str, path: Path, fmt: str, meta: dict[str, Any] | None = None
-    ) -> int:
-        return self.db["artifacts"].insert({
-            "run_id": run_id, "kind": kind, "path": str(path), "format": fmt,
-            "sha256": sha256_of(path), "created_at": now_iso(), "meta": json.dumps(meta or {}),
-        }).last_pk
+    ) -> int | None:
+        """Record a file of a run; returns the row's id, or None for a run in progress in
+        this store (the row is buffered with its metric rows)."""
+        row = {"run_id": run_id, "kind": kind, "path": str(path), "format": fmt,
+               "sha256": sha256_of(path), "created_at": now_iso(),
+               "meta": json.dumps(meta or {})}
+        if run_id in self._live_runs:
+            self._artifact_buffer.append(row)
+            return None
+        ids: list[int] = []
+        self._transaction(lambda: ids.append(self.db["artifacts"].insert(row).last_pk),
+                          BUSY_MS / 1000, f"the {kind} file of run #{run_id}")
+        return ids[0]
 
+    @_reads_own_writes
     def artifacts(self, run_id: int, kind: str | None = None) -> list[dict[str, Any]]:
         sql, params = "SELECT * FROM artifacts WHERE run_id = ?", [run_id]
         if kind:
@@ -298,6 +594,7 @@ class Store:
 
     # ------------------------------------------------------------ read-only queries for views
 
+    @_reads_own_writes
     def runs_with_artifact(self, kind: str, limit: int = 500) -> list[dict[str, Any]]:
         """Runs that have an artifact of `kind`, newest first, each with the path of its
         latest one as `artifact_path`: one query, not one per run."""
@@ -307,6 +604,7 @@ class Store:
             ") AS latest ON latest.run_id = runs.id ORDER BY runs.id DESC LIMIT ?")
         return [_decode_run(row) for row in self.db.query(sql, [kind, limit])]
 
+    @_reads_own_writes
     def history_signature(self) -> tuple[Any, ...]:
         """A cheap fingerprint of the runs table: it changes when a run is added, removed or
         finished, so a view can poll it and reload only on change."""
@@ -316,6 +614,7 @@ class Store:
         ).fetchone()
         return tuple(row)
 
+    @_reads_own_writes
     def list_runs_brief(self) -> list[dict[str, Any]]:
         """Every run, newest first, without the config, env and summary JSON (a table of
         all runs needs none of them; get_run has them); tags are decoded."""
@@ -332,6 +631,7 @@ class Store:
             row["tags"] = row_tags
         return rows
 
+    @_reads_own_writes
     def runs_by_id(self, run_ids: Iterable[int]) -> list[dict[str, Any]]:
         """Runs in the order of `run_ids`; unknown ids are skipped."""
         ids = [int(i) for i in run_ids]
@@ -342,6 +642,7 @@ class Store:
                  for row in self.db.query(f"SELECT * FROM runs WHERE id IN ({marks})", ids)}
         return [found[i] for i in ids if i in found]
 
+    @_reads_own_writes
     def metric_names(self, run_ids: Iterable[int]) -> list[str]:
         """The metric names recorded for any of the runs, sorted."""
         names: set[str] = set()
@@ -358,6 +659,7 @@ class Store:
             names.update(name for (name,) in rows)
         return sorted(names)
 
+    @_reads_own_writes
     def metric_rows(self, run_ids: Iterable[int], name: str) -> list[tuple[Any, ...]]:
         """(run_id, phase, step, epoch, value, wall_time) of one metric for many runs at once,
         in the order they were written within each run."""
@@ -370,6 +672,7 @@ class Store:
             f"WHERE run_id IN ({marks}) AND name = ? ORDER BY run_id, rowid", [*ids, name]
         ).fetchall()
 
+    @_reads_own_writes
     def live_progress(self, run_id: int) -> dict[str, Any]:
         """For a run still writing: the phase of its latest metric row and the best and last
         val/acc of that phase so far (empty when nothing is written yet)."""
@@ -391,6 +694,7 @@ class Store:
             out |= {"best_val_acc": max(values), "last_val_acc": values[-1]}
         return out
 
+    @_reads_own_writes
     def latest_export_meta(self, run_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
         """The meta of each run's most recent `export` artifact (holds measured latency)."""
         ids = [int(i) for i in run_ids]
@@ -403,6 +707,10 @@ class Store:
             "ORDER BY id", ids):
             out[run_id] = json.loads(meta or "{}")
         return out
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
 def _json_or(text: Any, default: Any) -> Any:
