@@ -296,6 +296,33 @@ class Store:
             row["meta"] = json.loads(row["meta"] or "{}")
         return rows
 
+    # ------------------------------------------------------------ resume
+
+    def reopen_run(self, run_id: int, phases: list[str], step: int, pid: int,
+                   host: str) -> bool:
+        """Take a `stopped` or `interrupted` run back to `running` (with `pid` and `host`)
+        to resume it from a checkpoint taken after `step` steps of `phases[0]`, and delete,
+        in the same transaction, what it wrote after that checkpoint: metric rows of
+        `phases` except `phases[0]`'s rows up to `step` (its test rows go too), and artifact
+        rows of `phases`. False (nothing changed) when the run is not stopped or
+        interrupted any more."""
+        self.flush()
+        marks = ", ".join("?" * len(phases))
+        with self.db.atomic():
+            claimed = self.db.execute(
+                "UPDATE runs SET status = 'running', pid = ?, host = ?, finished_at = NULL, "
+                "error = NULL WHERE id = ? AND status IN ('stopped', 'interrupted')",
+                [pid, host, run_id]).rowcount
+            if not claimed:
+                return False
+            self.db.execute(
+                f"DELETE FROM metrics WHERE run_id = ? AND phase IN ({marks}) AND NOT "
+                "(phase = ? AND step <= ? AND name != 'test/acc')",
+                [run_id, *phases, phases[0], step])
+            self.db.execute(f"DELETE FROM artifacts WHERE run_id = ? AND kind IN ({marks})",
+                            [run_id, *phases])
+        return True
+
     # ------------------------------------------------------------ read-only queries for views
 
     def runs_with_artifact(self, kind: str, limit: int = 500) -> list[dict[str, Any]]:
