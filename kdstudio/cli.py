@@ -1,4 +1,4 @@
-"""Command line: `kdstudio` (window), `run`, `runs`, `show`, `presets`.
+"""Command line: `kdstudio` (window), `run`, `resume`, `runs`, `show`, `presets`.
 
 Exit codes: 0 done, 1 run failed or stopped, 2 bad input (one line per problem, no traceback).
 """
@@ -48,6 +48,11 @@ def _parser() -> argparse.ArgumentParser:
                      metavar="KEY.PATH=VALUE", help="override one config value (repeatable)")
     run.add_argument("--quiet", action="store_true", help="print only the summary")
 
+    resume = sub.add_parser("resume", parents=[db],
+                            help="continue a stopped or interrupted run from its last epoch")
+    resume.add_argument("run", metavar="RUN", help="run id or name")
+    resume.add_argument("--quiet", action="store_true", help="print only the summary")
+
     runs = sub.add_parser("runs", parents=[db], help="list saved runs")
     runs.add_argument("--status", choices=RUN_STATUSES, help="only runs with this status")
     runs.add_argument("--limit", type=_positive_int, default=50,
@@ -81,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return gui_main(db_path=getattr(args, "db", None))
     handlers = {"run": cmd_run, "runs": cmd_runs, "show": cmd_show, "presets": cmd_presets,
-                "export": cmd_export, "export-metrics": cmd_export_metrics}
+                "export": cmd_export, "export-metrics": cmd_export_metrics,
+                "resume": cmd_resume}
     try:
         return handlers[args.command](args)
     except BadInput as error:
@@ -156,6 +162,47 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise BadInput(error.problems) from None
     finally:
         signal.signal(signal.SIGINT, previous)
+        store.close()
+    printer.finish()
+    print_summary(result.run_id, result.status, result.summary, result.error, store.path)
+    return EXIT_OK if result.status == "completed" else EXIT_FAILED
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    """Continue a stopped or interrupted run in its own row; Ctrl-C, SIGTERM and SIGHUP
+    stop it again (resumable again from its last finished epoch)."""
+    from kdstudio.core.config import ConfigError
+    from kdstudio.core.resume import refusal
+
+    stop_requested = False
+
+    def on_signal(_signum: int, _frame: Any) -> None:
+        nonlocal stop_requested
+        stop_requested = True
+
+    stop_signals = [signal.SIGINT, signal.SIGTERM] + (
+        [signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    previous = {number: signal.signal(number, on_signal) for number in stop_signals}
+    printer = ConsolePrinter(sys.stdout, quiet=args.quiet)
+    store = _open_store(args.db)
+    try:
+        try:
+            found = store.find_run(args.run)
+        except OverflowError:  # an id beyond SQLite's 64-bit integers
+            found = None
+        if found is None:
+            raise BadInput([f"no run '{args.run}' in {store.path}"])
+        reason = refusal(found, store.artifact_dir(found["id"]))
+        if reason:  # said before torch is imported (seconds)
+            raise BadInput([reason])
+        from kdstudio.core.engine import resume
+
+        result = resume(found["id"], store, printer, lambda: stop_requested)
+    except ConfigError as error:
+        raise BadInput(error.problems) from None
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
         store.close()
     printer.finish()
     print_summary(result.run_id, result.status, result.summary, result.error, store.path)
