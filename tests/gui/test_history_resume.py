@@ -1,0 +1,56 @@
+"""The History's Resume button: enabled only for one selected stopped or interrupted run
+with a checkpoint (the tooltip says why not otherwise); it goes on with the run in the
+workbench, in its own row, and ends as an uninterrupted run would."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QPushButton
+
+from kdstudio.core.engine import run
+from kdstudio.core.store import Store
+from tests.gui.conftest import find
+from tests.helpers import tiny_config
+from tests.reliability.test_resume import metric_rows, stop_after
+
+RUN_TIMEOUT_MS = 60_000
+
+
+def test_resume_button_states_and_a_resumed_run_in_the_window(qtbot, window, tmp_path):
+    qtbot.waitUntil(lambda: window.setup is not None, timeout=30_000)
+    with Store(tmp_path / "history.db") as store:
+        completed = run(tiny_config(), store).run_id
+        early = run(tiny_config(), store, should_stop=stop_after(2)).run_id  # no epoch ended
+        stopped = run(tiny_config(), store, should_stop=stop_after(12)).run_id
+    with Store(tmp_path / "reference.db") as reference_store:
+        reference = metric_rows(reference_store, run(tiny_config(), reference_store).run_id)
+        plan = {p["name"]: p["steps"] for p in reference_store.get_run(1)["plan"]}
+    history = window.history
+    history.reload()
+    button = find(window, QPushButton, "historyResume")
+    for run_id, enabled, why in (
+            (completed, False, f"run {completed} (tiny) is completed"),
+            (early, False, f"run {early} (tiny) has no checkpoint"),
+            (stopped, True, "")):
+        history.select_runs([run_id])
+        assert button.isEnabled() is enabled
+        assert (why in button.toolTip()) if why else "Not now" not in button.toolTip()
+    history.select_runs([completed, stopped])
+    assert not button.isEnabled() and "Select one" in button.toolTip()
+
+    history.select_runs([stopped])
+    with qtbot.waitSignal(window.run_finished, timeout=RUN_TIMEOUT_MS) as finished:
+        qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+        assert window.controller.running
+        assert not window.start_button.isEnabled()
+    result = finished.args[0]
+    assert result["status"] == "completed" and result["run_id"] == stopped
+    with Store(tmp_path / "history.db") as store:
+        assert metric_rows(store, stopped) == reference
+        assert [r["status"] for r in store.list_runs()] == ["completed", "stopped", "completed"]
+    # the curves show the whole run: the steps before the stop, replayed, and those after
+    live = window.live
+    assert live.loss_chart.point_count() == 2 * plan["teacher"] + 2 * plan["baseline"] \
+        + 3 * plan["student"]
+    assert live.steps_seen == live.run_steps == sum(plan.values())
+    qtbot.waitUntil(lambda: not button.isEnabled(), timeout=5_000)  # completed now
