@@ -1,5 +1,6 @@
 """The one training engine: teacher, then the student alone (baseline), then the distilled
-student. The GUI and the CLI both call `run`.
+student. The GUI and the CLI both call `run`, and `resume` to go on with a stopped or
+interrupted run from the checkpoint written at its last epoch end (see core/resume.py).
 
 `run(config, store, on_event, should_stop)` emits small dict events and checks
 `should_stop()` between batches (a pause is the same call blocking). It knows nothing of
@@ -1120,7 +1121,7 @@ def _execute(config: RunConfig, prepared: Prepared, store: Store, on_event: Even
     state.summary["duration_s"] = duration
     columns = {k: v for k, v in state.summary.items() if k in _SUMMARY_COLUMNS}
     store.finish_run(state.run_id, status, error, summary=_json(state.summary), **columns)
-    if status == "completed" and not config.keep_checkpoints:
+    if status in ("completed", "failed") and not config.keep_checkpoints:  # not resumable
         remove_checkpoint(store.artifact_dir(state.run_id))
     state.emit({"type": "run_finished", "run_id": state.run_id, "status": status,
                 "error": error, "summary": dict(state.summary)})

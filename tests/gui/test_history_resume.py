@@ -5,7 +5,7 @@ workbench, in its own row, and ends as an uninterrupted run would."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QPushButton
+from PySide6.QtWidgets import QCheckBox, QPushButton
 
 from kdstudio.core.engine import run
 from kdstudio.core.store import Store
@@ -54,3 +54,18 @@ def test_resume_button_states_and_a_resumed_run_in_the_window(qtbot, window, tmp
         + 3 * plan["student"]
     assert live.steps_seen == live.run_steps == sum(plan.values())
     qtbot.waitUntil(lambda: not button.isEnabled(), timeout=5_000)  # completed now
+
+
+def test_the_form_sets_and_shows_keep_checkpoints(qtbot, window):
+    qtbot.waitUntil(lambda: window.setup is not None, timeout=30_000)
+    check = find(window, QCheckBox, "keepCheckpointsCheck")
+    assert window.setup.run_config()[0].keep_checkpoints is False
+    check.setChecked(True)
+    assert window.setup.run_config()[0].keep_checkpoints is True
+    config = tiny_config()
+    config.keep_checkpoints = False
+    window.setup.set_config(config.to_dict())
+    assert not check.isChecked()
+    config.keep_checkpoints = True
+    window.setup.set_config(config.to_dict())
+    assert check.isChecked()

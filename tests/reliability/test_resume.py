@@ -266,6 +266,55 @@ def test_refusals_name_the_run_and_change_nothing(tmp_path):
         assert [r["status"] for r in store.list_runs()] == ["running", "stopped"]
 
 
+def test_a_run_resumed_after_its_teacher_phase_needs_the_saved_teacher(tmp_path):
+    with Store(tmp_path / "history.db") as store:
+        config = kd_cosine()
+        plan_steps = 3 * 5  # the teacher: 3 epochs of ceil(144 / 32) = 5 steps
+        stopped = run(config, store, should_stop=stop_after(plan_steps + 7))
+        assert plan_of(store, stopped.run_id)["teacher"]["steps"] == plan_steps
+        (store.artifact_dir(stopped.run_id) / "teacher.safetensors").unlink()
+        with pytest.raises(ResumeRefused, match="its teacher weights cannot be loaded: "
+                                                "cannot read .*teacher.safetensors"):
+            resume(stopped.run_id, store)
+        assert store.get_run(stopped.run_id)["status"] == "stopped"
+
+
+def test_a_failed_run_loses_its_checkpoint_unless_kept(tmp_path):
+    def fail_after(steps: int) -> Callable[[], bool]:
+        calls = [0]
+
+        def should_stop() -> bool:
+            calls[0] += 1
+            if calls[0] > steps:
+                raise RuntimeError("injected")
+            return False
+
+        return should_stop
+
+    with Store(tmp_path / "history.db") as store:
+        for keep in (False, True):
+            config = tiny_config()
+            config.keep_checkpoints = keep
+            failed = run(config, store, should_stop=fail_after(12))
+            assert failed.status == "failed" and "injected" in failed.error
+            checkpoint = store.artifact_dir(failed.run_id) / CHECKPOINT_NAME
+            assert checkpoint.exists() is keep
+            with pytest.raises(ResumeRefused, match="is failed"):
+                resume(failed.run_id, store)
+
+
+def test_keep_checkpoints_travels_through_toml_and_is_type_checked(tmp_path):
+    from kdstudio.core.config import config_from_dict, read_toml
+
+    config = tiny_config()
+    config.keep_checkpoints = True
+    save_toml(config, tmp_path / "c.toml")
+    loaded, problems = config_from_dict(read_toml(tmp_path / "c.toml"))
+    assert problems == [] and loaded.keep_checkpoints is True
+    _, problems = config_from_dict({"keep_checkpoints": "yes"})
+    assert problems == ["keep_checkpoints: must be true or false (got 'yes')"]
+
+
 # ---------------------------------------------------------------- the command line
 
 
