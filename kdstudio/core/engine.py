@@ -1089,8 +1089,8 @@ def _execute(config: RunConfig, prepared: Prepared, store: Store, on_event: Even
     if state.resumed_at is not None:
         position = state.resumed_at
         state.log(f"Resumed run {state.run_id} after epoch {position['epoch']} of the "
-                  f"{position['phase']} phase (run step {position['run_step']:,}); the steps "
-                  "of the unfinished epoch were dropped and are run again")
+                  f"{position['phase']} phase (run step {position['run_step']:,}); what it "
+                  "wrote after that epoch was dropped and is done again")
     data_sizes = prepared.data.sizes()
     state.log(f"Data {config.data.dataset}: {data_sizes['train']} train, {data_sizes['val']} "
               f"val, {data_sizes['test']} test"
