@@ -278,8 +278,9 @@ class MainWindow(QMainWindow):
         store = self.store
         if store is None:
             return
+        resumed = event["resumed"]
         for _when, replayed in replay_events(store, event["run_id"]):
-            if replayed["type"] not in ("run_started", "run_finished", "log"):
+            if _before_resume(replayed, resumed):
                 self.live.push(replayed)
 
     def _add_dark_knowledge_tab(self) -> None:
@@ -701,6 +702,23 @@ class MainWindow(QMainWindow):
         from kdstudio.gui.dark_knowledge_view import wait_for_analyses
 
         wait_for_analyses()
+
+
+def _before_resume(event: dict[str, Any], resumed: dict[str, Any]) -> bool:
+    """Whether a replayed event of a resumed run is from before the point it went on from
+    (the run may have written more rows by the time its start reaches the window)."""
+    from kdstudio.core.replay import PHASE_ORDER
+
+    kind, phase = event.get("type"), event.get("phase")
+    if kind == "step":
+        return event["run_step"] <= resumed["run_step"]
+    if kind not in ("epoch", "phase") or phase not in PHASE_ORDER:
+        return False
+    here, there = PHASE_ORDER.index(phase), PHASE_ORDER.index(resumed["phase"])
+    if here != there:
+        return here < there
+    return event.get("epoch", 0) <= resumed["epoch"] if kind == "epoch" else (
+        event.get("state") == "started")
 
 
 def warm_up_engine() -> None:

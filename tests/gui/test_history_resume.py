@@ -69,3 +69,23 @@ def test_the_form_sets_and_shows_keep_checkpoints(qtbot, window):
     config.keep_checkpoints = True
     window.setup.set_config(config.to_dict())
     assert check.isChecked()
+
+
+def test_only_what_was_done_before_the_resume_point_is_replayed(tmp_path):
+    """The window replays a resumed run's rows when its start arrives; by then the run may
+    have written more: those are left to the live events."""
+    from kdstudio.core.replay import replay_events
+    from kdstudio.gui.app import _before_resume
+
+    with Store(tmp_path / "history.db") as store:
+        run_id = run(tiny_config(), store).run_id  # 10 steps in each phase, 2 epochs each
+        events = replay_events(store, run_id)
+    resumed = {"phase": "baseline", "epoch": 1, "run_step": 15}
+    kept = [event for _when, event in events if _before_resume(event, resumed)]
+    steps = [event["run_step"] for event in kept if event["type"] == "step"]
+    assert steps == list(range(1, 16))
+    epochs = [(event["phase"], event["epoch"]) for event in kept if event["type"] == "epoch"]
+    assert epochs == [("teacher", 1), ("teacher", 2), ("baseline", 1)]
+    phases = [(event["phase"], event["state"]) for event in kept if event["type"] == "phase"]
+    assert phases == [("teacher", "started"), ("teacher", "finished"),
+                      ("baseline", "started")]
