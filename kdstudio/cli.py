@@ -1,4 +1,4 @@
-"""Command line: `kdstudio` (window), `run`, `runs`, `show`, `presets`.
+"""Command line: `kdstudio` (window), `run`, `resume`, `runs`, `show`, `presets`.
 
 Exit codes: 0 done, 1 run failed, 2 bad input (one line per problem, no traceback),
 128 + N after signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP: a run they stop ends `stopped`
@@ -60,6 +60,11 @@ def _parser() -> argparse.ArgumentParser:
                      metavar="KEY.PATH=VALUE", help="override one config value (repeatable)")
     run.add_argument("--quiet", action="store_true", help="print only the summary")
 
+    resume = sub.add_parser("resume", parents=[db],
+                            help="continue a stopped or interrupted run from its last epoch")
+    resume.add_argument("run", metavar="RUN", help="run id or name")
+    resume.add_argument("--quiet", action="store_true", help="print only the summary")
+
     runs = sub.add_parser("runs", parents=[db], help="list saved runs")
     runs.add_argument("--status", choices=RUN_STATUSES, help="only runs with this status")
     runs.add_argument("--limit", type=_positive_int, default=50,
@@ -120,7 +125,8 @@ def _dispatch(argv: list[str] | None) -> int:
 
         return gui_main(db_path=getattr(args, "db", None))
     handlers = {"run": cmd_run, "runs": cmd_runs, "show": cmd_show, "presets": cmd_presets,
-                "export": cmd_export, "export-metrics": cmd_export_metrics}
+                "export": cmd_export, "export-metrics": cmd_export_metrics,
+                "resume": cmd_resume}
     try:
         with ExitOnSignal():
             return handlers[args.command](args)
@@ -306,6 +312,47 @@ def _close_quietly(store: Any) -> None:
 
     with contextlib.suppress(HistoryError):
         store.close()
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    """Continue a stopped or interrupted run in its own row; Ctrl-C, SIGTERM and SIGHUP
+    stop it again (resumable again from its last finished epoch)."""
+    with StopSignals() as stops:
+        from kdstudio.core.config import ConfigError
+        from kdstudio.core.resume import refusal
+        from kdstudio.core.store import HistoryError
+
+        check_run_keys([args.run])
+        printer = ConsolePrinter(sys.stdout, quiet=args.quiet)
+
+        def on_event(event: dict[str, Any]) -> None:
+            stops.watch(event)
+            printer(event)
+
+        store = _open_store(args.db)
+        try:
+            found = store.find_run(args.run)
+            if found is None:
+                raise BadInput([f"no run '{args.run}' in {store.path}"])
+            reason = refusal(found, store.artifact_dir(found["id"]))
+            if reason:  # said before torch is imported (seconds)
+                raise BadInput([reason])
+            from kdstudio.core.engine import resume
+
+            result = resume(found["id"], store, on_event, stops)
+        except ConfigError as error:
+            raise BadInput(error.problems) from None
+        except HistoryError as error:  # the resumed run could not be recorded as started
+            printer.finish()
+            print(f"kdstudio: {printable(error)}", file=sys.stderr)
+            return EXIT_FAILED
+        finally:
+            _close_quietly(store)
+    printer.finish()
+    print_summary(result.run_id, result.status, result.summary, result.error, store.path)
+    if stops.signum is not None:
+        return EXIT_SIGNAL_BASE + stops.signum
+    return EXIT_OK if result.status == "completed" else EXIT_FAILED
 
 
 def _clock(seconds: float) -> str:

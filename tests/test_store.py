@@ -251,7 +251,7 @@ def test_a_reopened_run_is_running_here_again_and_its_log_continues(tmp_path: Pa
         store.add_log(run_id, "info", "first")
         store.finish_run(run_id, "stopped")
     with Store(tmp_path / "h.db") as store:
-        store.reopen_run(run_id, current_phase="student")
+        assert store.reopen_run(run_id, ["student"], 0)
         row = store.get_run(run_id)
         assert (row["status"], row["finished_at"], row["pid"]) == ("running", None, os.getpid())
         assert (store.artifact_dir(run_id) / store_module.RESERVE_NAME).exists()

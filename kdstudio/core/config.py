@@ -95,6 +95,7 @@ class RunConfig:
     device: str = "auto"
     autocast: bool = False  # CUDA only: bf16 where supported, else fp16 with a grad scaler
     threads: int = 0  # CPU threads for training; 0 = auto (1 for small models)
+    keep_checkpoints: bool = False  # keep the resumable checkpoint once the run completes
     data: DataConfig = field(default_factory=DataConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     student: StudentConfig = field(default_factory=StudentConfig)

@@ -1,5 +1,6 @@
 """The one training engine: teacher, then the student alone (baseline), then the distilled
-student. The GUI and the CLI both call `run`.
+student. The GUI and the CLI both call `run`, and `resume` to go on with a stopped or
+interrupted run from the checkpoint written at its last epoch end (see core/resume.py).
 
 `run(config, store, on_event, should_stop)` emits small dict events and checks
 `should_stop()` between batches (a pause is the same call blocking). It knows nothing of
@@ -17,13 +18,14 @@ import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from kdstudio.core.checkpoint import load_weights, save_model
-from kdstudio.core.config import ConfigError, RunConfig, validate
+from kdstudio.core.config import ConfigError, RunConfig, config_from_dict, validate
 from kdstudio.core.data import Splits, prepare_data, prepare_transfer_inputs, select_labelled
 from kdstudio.core.devices import resolve_device
 from kdstudio.core.distill import cache as teacher_cache
@@ -34,6 +36,15 @@ from kdstudio.core.distill.methods import WEIGHT_KEYS, Method, StepOutputs, crea
 from kdstudio.core.distill.precision import resolve_precision, to_device
 from kdstudio.core.distill.schedules import SCHEDULED_KEYS, PhaseSchedules
 from kdstudio.core.models import FeatureModel, count_parameters, create_model, model_size_mb
+from kdstudio.core.resume import (
+    ResumeRefused,
+    TrainingState,
+    checkpoint_path,
+    read_state,
+    refusal,
+    remove_checkpoint,
+    write_state,
+)
 from kdstudio.core.store import HistoryError, Store
 
 Event = dict[str, Any]
@@ -524,6 +535,54 @@ class _PhaseStep:
             r.store.add_metric_rows(rows)
 
 
+@dataclass
+class _PhaseLoop:
+    """What a phase's training loop changes as it goes: all of it is in a checkpoint."""
+
+    model: FeatureModel
+    adapters: nn.Module | None
+    optimizer: torch.optim.Optimizer
+    step: _PhaseStep
+    order: torch.Generator  # the data order
+    cycle: LabelledCycle  # the labelled batches of a two-stream phase
+
+
+@dataclass
+class CheckpointCosts:
+    """How many checkpoints a run wrote, the time they took and the size of the last."""
+
+    count: int = 0
+    seconds: float = 0.0
+    last_bytes: int = 0
+
+    def describe(self) -> str:
+        each = self.seconds / max(self.count, 1)
+        return (f"Resumable checkpoints: {self.count} written, {each * 1000:.1f} ms each, "
+                f"{self.last_bytes / 1e6:.2f} MB")
+
+
+def adapter_generators(adapters: nn.Module | None) -> dict[str, torch.Generator]:
+    """The random generators the adapters' modules hold (CRD draws its negatives from one),
+    by module path and attribute name."""
+    if adapters is None:
+        return {}
+    return {f"{path or 'root'}.{name}": value
+            for path, module in adapters.named_modules()
+            for name, value in vars(module).items() if isinstance(value, torch.Generator)}
+
+
+def settle_deferred_updates(adapters: nn.Module | None) -> None:
+    """Apply updates an adapter defers to its next forward pass (CRD's memory banks), so
+    the checkpoint holds them. Nothing reads the adapters between an epoch's last step and
+    the next forward pass, so applying them now changes no result."""
+    if adapters is None:
+        return
+    for module in adapters.modules():
+        apply = getattr(module, "apply_updates", None)
+        if callable(apply):
+            apply()
+
+
 class _Run:
     """State of one run in progress: where events and metrics go, and when to stop."""
 
@@ -543,6 +602,12 @@ class _Run:
         self.started = time.monotonic()
         self.precision = resolve_precision(self.config.autocast, prepared.device)
         self.optimizer_logged = False
+        self.resume_from: TrainingState | None = None  # where a resumed run goes on
+        self.first_phase = ""  # a resumed run: the phase it goes on in ("" = a new run)
+        self.resumed_at: dict[str, Any] | None = None  # phase, epoch, run_step it went on at
+        self.elapsed_before = 0.0  # a resumed run: training time of its earlier sessions
+        self.checkpoints = CheckpointCosts()
+        self.checkpoint_deferred_logged = False
 
     def log(self, message: str, level: str = "info") -> None:
         """Emit a log line and keep it in the history with the run's metric rows."""
@@ -625,12 +690,17 @@ class _Run:
             two_streams = self.p.two_streams and plan.name != "teacher"
             cycle = LabelledCycle(len(labelled), config.data.batch_size,
                                   torch.Generator().manual_seed(config.seed + 4))
+            loop = _PhaseLoop(model, adapters, optimizer, step, order, cycle)
+            first_epoch = 0
+            if self.resume_from is not None and self.resume_from.phase == plan.name:
+                first_epoch = self.restore_phase(self.resume_from, loop)
+                self.resume_from = None
             self.store.update_run(self.run_id, current_phase=plan.name)
             self.emit({"type": "phase", "run_id": self.run_id, "phase": plan.name,
                        "state": "started", "epochs": plan.epochs,
-                       "steps_per_epoch": plan.steps_per_epoch})
+                       "steps_per_epoch": plan.steps_per_epoch, "first_epoch": first_epoch})
             try:
-                for epoch in range(plan.epochs):
+                for epoch in range(first_epoch, plan.epochs):
                     step.start_epoch(epoch)
                     for positions, transfer_idx in self.epoch_batches(
                             len(labelled), two_streams, order, cycle):
@@ -640,6 +710,7 @@ class _Run:
                                  transfer_idx)
                     step.publish()
                     self.end_epoch(plan, model, epoch + 1, step.count, step.totals)
+                    self.write_checkpoint(plan, loop, epoch + 1)
             except Exception:
                 step.publish()  # the steps done before a stop or an error are recorded
                 raise
@@ -728,6 +799,104 @@ class _Run:
         self.emit({"type": "epoch", "run_id": self.run_id, "phase": phase, "epoch": epoch,
                    "epochs": epochs, "step": step, "values": values})
 
+    # ------------------------------------------------------------ checkpoints
+
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.monotonic() - self.started
+
+    def write_checkpoint(self, plan: PhasePlan, loop: _PhaseLoop, epochs_done: int) -> None:
+        """Save everything the run needs to go on after this epoch as if it never stopped."""
+        started = time.perf_counter()
+        # the history must hold every row the checkpoint counts as done; while another
+        # process holds the write lock the rows wait, and so does the checkpoint (the last
+        # one stays valid: a resume deletes what was written after it)
+        if not self.store.try_flush():
+            if not self.checkpoint_deferred_logged:
+                self.checkpoint_deferred_logged = True
+                self.log("The history is locked by another process: metric rows are kept "
+                         "in memory and epoch checkpoints wait until it is free", "warning")
+            return
+        settle_deferred_updates(loop.adapters)
+        scaler = self.precision.scaler
+        state = TrainingState(
+            phase=plan.name, epochs_done=epochs_done, phase_step=loop.step.count,
+            run_step=self.run_step, elapsed_s=self.elapsed(), summary=dict(self.summary),
+            plan=self.plan_rows(), model=loop.model.state_dict(),
+            adapters=loop.adapters.state_dict() if loop.adapters is not None else {},
+            optimizer=loop.optimizer.state_dict()["state"], rng=self.rng_states(loop),
+            cycle_pending=list(loop.cycle.pending),
+            scaler=scaler.state_dict() if scaler.is_enabled() else {})
+        size = write_state(checkpoint_path(self.store.artifact_dir(self.run_id)), state)
+        self.checkpoints.count += 1
+        self.checkpoints.seconds += time.perf_counter() - started
+        self.checkpoints.last_bytes = size
+
+    def rng_states(self, loop: _PhaseLoop) -> dict[str, torch.Tensor]:
+        states = {"torch": torch.get_rng_state(), "order": loop.order.get_state(),
+                  "cycle": loop.cycle.generator.get_state()}
+        if self.p.device.type == "cuda":  # dropout on the GPU draws from the device's generator
+            states["cuda"] = torch.cuda.get_rng_state(self.p.device)
+        for name, generator in adapter_generators(loop.adapters).items():
+            states[f"adapters.{name}"] = generator.get_state()
+        return states
+
+    def restore_phase(self, state: TrainingState, loop: _PhaseLoop) -> int:
+        """Put a phase back where the checkpoint left it; returns the first epoch to run."""
+        loop.model.load_state_dict(state.model)
+        if loop.adapters is not None:
+            loop.adapters.load_state_dict(state.adapters)
+        for name, generator in adapter_generators(loop.adapters).items():
+            generator.set_state(state.rng[f"adapters.{name}"])
+        optimizer_state = loop.optimizer.state_dict()
+        optimizer_state["state"] = state.optimizer
+        loop.optimizer.load_state_dict(optimizer_state)
+        if state.scaler:
+            self.precision.scaler.load_state_dict(state.scaler)
+        torch.set_rng_state(state.rng["torch"])
+        if "cuda" in state.rng and self.p.device.type == "cuda":
+            torch.cuda.set_rng_state(state.rng["cuda"], self.p.device)
+        loop.order.set_state(state.rng["order"])
+        loop.cycle.generator.set_state(state.rng["cycle"])
+        loop.cycle.pending = list(state.cycle_pending)
+        loop.step.count = state.phase_step
+        return state.epochs_done
+
+    def reopen(self, run_id: int, state: TrainingState) -> None:
+        """Take over a stopped or interrupted run's row to go on from `state`: rows written
+        after the checkpoint go, the row is `running` again with this process's pid.
+        Raises ResumeRefused (nothing written) when the run cannot go on from there."""
+        label = f"run {run_id}"
+        if state.plan != self.plan_rows():
+            raise ResumeRefused(f"{label}: its phases no longer match the checkpoint (the data "
+                                f"or config changed): {state.plan} then, {self.plan_rows()} now")
+        if state.phase not in self.plans:
+            raise ResumeRefused(f"{label}: the checkpoint is of a phase this run does not "
+                                f"have ({state.phase})")
+        names = list(self.plans)
+        redo = names[names.index(state.phase):]
+        if not self.store.reopen_run(run_id, redo, state.phase_step):
+            raise ResumeRefused(f"{label} is no longer stopped or interrupted (resumed by "
+                                "another process?)")
+        self.run_id = run_id
+        self.summary = dict(state.summary)
+        self.run_step = state.run_step
+        self.elapsed_before = state.elapsed_s
+        self.resume_from = state
+        self.first_phase = state.phase
+        self.resumed_at = {"phase": state.phase, "epoch": state.epochs_done,
+                           "run_step": state.run_step}
+
+    def plan_rows(self) -> list[dict[str, Any]]:
+        return [{"name": p.name, "epochs": p.epochs, "steps": p.steps}
+                for p in self.plans.values()]
+
+    def done_before(self, phase: str) -> bool:
+        """Whether a resumed run finished `phase` in an earlier session."""
+        if not self.first_phase:
+            return False
+        names = list(self.plans)
+        return names.index(phase) < names.index(self.first_phase)
+
     # ------------------------------------------------------------ whole run
 
     def test_phase(self, phase: str, model: FeatureModel) -> float:
@@ -745,7 +914,10 @@ class _Run:
         teacher = p.teacher
         if teacher is not None:
             plan = self.plans["teacher"]
-            if config.teacher.checkpoint:
+            trained_before = self.done_before("teacher")
+            if trained_before:  # its weights were loaded from the run's teacher file
+                teacher.to(p.device)
+            elif config.teacher.checkpoint:
                 teacher.to(p.device)
                 self.log(f"Teacher loaded from {config.teacher.checkpoint}")
             else:
@@ -754,12 +926,13 @@ class _Run:
             teacher.eval().requires_grad_(False)
             val_logits = predict(teacher, p.data.x_val, p.device)
             self.teacher_val = TeacherReference.of(val_logits)
-            if config.teacher.checkpoint:  # its validation figures, as a trained one has
+            if config.teacher.checkpoint and not trained_before:  # its validation figures
                 self.record_epoch("teacher", 0, 0, 0,
                                   validation_metrics(val_logits, p.data.y_val))
-            self.log(f"Teacher test accuracy {self.test_phase('teacher', teacher):.2%}")
-            self.save("teacher", teacher)
-        if "baseline" in self.plans:
+            if not trained_before:
+                self.log(f"Teacher test accuracy {self.test_phase('teacher', teacher):.2%}")
+                self.save("teacher", teacher)
+        if "baseline" in self.plans and not self.done_before("baseline"):
             baseline = create_model(p.student.arch, p.data.input_shape, p.data.num_classes,
                                     **p.student.arch_params)
             self.train_phase(self.plans["baseline"], baseline, create_method("none", 1.0),
@@ -771,6 +944,7 @@ class _Run:
                          initial_student, p.labelled)
         self.log(f"Distilled student test accuracy {self.test_phase('student', p.student):.2%}")
         self.save("student", p.student)
+        self.log(self.checkpoints.describe())
         if "baseline_test_acc" in self.summary:
             self.summary["kd_gain"] = (self.summary["student_test_acc"]
                                        - self.summary["baseline_test_acc"])
@@ -832,8 +1006,67 @@ def run(config: RunConfig, store: Store, on_event: EventSink | None = None,
         teacher_cache.release()
 
 
+def resume(run_id: int, store: Store, on_event: EventSink | None = None,
+           should_stop: Callable[[], bool] | None = None) -> RunResult:
+    """Go on with a `stopped` or `interrupted` run from its last checkpoint, in its own row.
+
+    On the CPU with the same seed it ends with the metrics an uninterrupted run would have
+    had. Raises ResumeRefused (a ConfigError; nothing written) for a run that is not
+    resumable: completed, failed or running, without a checkpoint, or whose config no
+    longer validates. Otherwise it ends and returns as `run` does.
+    """
+    row = store.get_run(run_id)
+    artifacts = store.artifact_dir(run_id)
+    reason = refusal(row, artifacts, run_id)
+    if reason:
+        raise ResumeRefused(reason)
+    assert row is not None
+    config, problems = config_from_dict(row["config"])
+    try:
+        if problems:
+            raise ConfigError(problems)
+        prepared = prepare(config)
+    except ConfigError as error:
+        raise ResumeRefused(f"run {run_id}: its config no longer validates: "
+                            + "; ".join(error.problems)) from None
+    state = read_state(checkpoint_path(artifacts))
+    _load_finished_teacher(prepared, state, artifacts, run_id)
+    model = prepared.teacher if state.phase == "teacher" else prepared.student
+    if model is None or not _same_shapes(model.state_dict(), state.model):
+        raise ResumeRefused(f"run {run_id}: the checkpoint's {state.phase} weights do not fit "
+                            "the model of its config")
+    models = [m for m in (prepared.teacher, prepared.student) if m is not None]
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(choose_threads(config, models))
+    try:
+        return _execute(config, prepared, store, on_event, should_stop, (run_id, state))
+    finally:
+        torch.set_num_threads(previous_threads)
+        teacher_cache.release()
+
+
+def _load_finished_teacher(prepared: Prepared, state: TrainingState, artifacts: Path,
+                           run_id: int) -> None:
+    """A run resumed after its teacher phase gets the teacher it trained (or loaded) then,
+    from the run's saved teacher file."""
+    if prepared.teacher is None or state.phase == "teacher":
+        return
+    weights = artifacts / "teacher.safetensors"
+    try:
+        load_weights(prepared.teacher, weights)
+    except ValueError as error:
+        raise ResumeRefused(f"run {run_id}: its teacher weights cannot be loaded: "
+                            f"{error}") from None
+
+
+def _same_shapes(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]) -> bool:
+    return expected.keys() == found.keys() and all(
+        expected[key].shape == found[key].shape for key in expected)
+
+
 def _execute(config: RunConfig, prepared: Prepared, store: Store, on_event: EventSink | None,
-             should_stop: Callable[[], bool] | None) -> RunResult:
+             should_stop: Callable[[], bool] | None,
+             resumed: tuple[int, TrainingState] | None = None) -> RunResult:
     state = _Run(prepared, store, on_event or _ignore, should_stop or _never_stop)
     state.plan_phases()
     teacher, student = prepared.teacher, prepared.student
@@ -848,9 +1081,13 @@ def _execute(config: RunConfig, prepared: Prepared, store: Store, on_event: Even
                   "teacher_size_mb": model_size_mb(teacher),
                   "compression": count_parameters(teacher) / max(count_parameters(student), 1)}
     config_dict = config.to_dict()
-    plan = [{"name": p.name, "epochs": p.epochs, "steps": p.steps} for p in state.plans.values()]
-    state.run_id = store.create_run(config_dict, **{k: v for k, v in sizes.items() if k != "env"},
-                                    env=_json(sizes["env"]), plan=_json(plan))
+    plan = state.plan_rows()
+    if resumed is None:
+        state.run_id = store.create_run(config_dict,
+                                        **{k: v for k, v in sizes.items() if k != "env"},
+                                        env=_json(sizes["env"]), plan=_json(plan))
+    else:
+        state.reopen(*resumed)
     state.summary.update({k: v for k, v in sizes.items() if k not in ("env", "device")})
     state.emit({"type": "run_started", "run_id": state.run_id, "name": config.name,
                 "config": config_dict, "device": str(prepared.device), "phases": plan,
@@ -858,7 +1095,13 @@ def _execute(config: RunConfig, prepared: Prepared, store: Store, on_event: Even
                 "data": prepared.data.sizes() | {
                     "labelled": len(prepared.labelled),
                     "transfer": len(prepared.transfer_inputs) if prepared.two_streams else 0},
-                "class_names": prepared.data.class_names})
+                "class_names": prepared.data.class_names,
+                "resumed": state.resumed_at})
+    if state.resumed_at is not None:
+        position = state.resumed_at
+        state.log(f"Resumed run {state.run_id} after epoch {position['epoch']} of the "
+                  f"{position['phase']} phase (run step {position['run_step']:,}); what it "
+                  "wrote after that epoch was dropped and is done again")
     data_sizes = prepared.data.sizes()
     state.log(f"Data {config.data.dataset}: {data_sizes['train']} train, {data_sizes['val']} "
               f"val, {data_sizes['test']} test"
@@ -885,7 +1128,7 @@ def _execute(config: RunConfig, prepared: Prepared, store: Store, on_event: Even
     except Exception as failure:  # noqa: BLE001 - any crash must end the run as failed
         status, error = "failed", failure_reason(failure)
         state.log(error, "error")
-    duration = time.monotonic() - state.started
+    duration = state.elapsed()
     state.summary["duration_s"] = duration
     columns = {k: v for k, v in state.summary.items() if k in _SUMMARY_COLUMNS}
     try:
@@ -896,6 +1139,9 @@ def _execute(config: RunConfig, prepared: Prepared, store: Store, on_event: Even
         error = (f"{error}; " if error else "") + f"the run's end was not recorded: " \
             f"{failure_reason(failure)}"
         state.emit({"type": "log", "run_id": state.run_id, "level": "error", "message": error})
+    else:
+        if status in ("completed", "failed") and not config.keep_checkpoints:  # not resumable
+            remove_checkpoint(store.artifact_dir(state.run_id))
     state.emit({"type": "run_finished", "run_id": state.run_id, "status": status,
                 "error": error, "summary": dict(state.summary)})
     return RunResult(state.run_id, status, dict(state.summary), error)

@@ -265,19 +265,6 @@ class Store:
         self._reserve_space(ids[0])
         return ids[0]
 
-    def reopen_run(self, run_id: int, **fields: Any) -> None:
-        """Take up a stopped or interrupted run again in this process (resume): the row is
-        `running` again with this pid and host (and `fields`), and its writes are buffered
-        and backed by a disk reserve as a new run's are. Waits up to `patience_s`."""
-        update = {"status": "running", "error": None, "finished_at": None,
-                  "pid": os.getpid(), "host": socket.gethostname(), **fields}
-        encoded = {key: json.dumps(value) if isinstance(value, (dict, list)) else value
-                   for key, value in update.items()}
-        self._transaction(lambda: self.db["runs"].update(run_id, encoded), self.patience_s,
-                          f"run #{run_id}")
-        self._live_runs.add(run_id)
-        self._reserve_space(run_id)
-
     def update_run(self, run_id: int, **fields: Any) -> None:
         """Change columns of a run: for a run in progress in this store, buffered with its
         metric rows; otherwise written at once."""
@@ -420,6 +407,16 @@ class Store:
         """Write everything buffered now, waiting for another process's lock like any write.
         Raises HistoryWriteError (the rows stay buffered)."""
         self._write_buffers(BUSY_MS / 1000)
+
+    def try_flush(self) -> bool:
+        """Write everything buffered if the write lock is free within FLUSH_BUSY_MS; False
+        (the rows stay buffered) when another process holds it."""
+        try:
+            self._write_buffers(FLUSH_BUSY_MS / 1000)
+        except HistoryLocked:
+            self.busy_flushes += 1
+            return False
+        return True
 
     def _flush_during_run(self) -> None:
         """Write the buffers if the write lock is free within FLUSH_BUSY_MS; otherwise keep
@@ -591,6 +588,42 @@ class Store:
         for row in rows:
             row["meta"] = json.loads(row["meta"] or "{}")
         return rows
+
+    # ------------------------------------------------------------ resume
+
+    def reopen_run(self, run_id: int, phases: list[str], step: int) -> bool:
+        """Take a `stopped` or `interrupted` run back to `running` in this process (this pid
+        and host) to resume it from a checkpoint taken after `step` steps of `phases[0]`, and
+        delete, in the same transaction, what it wrote after that checkpoint: metric rows of
+        `phases` except `phases[0]`'s rows up to `step` (its test rows go too), and artifact
+        rows of `phases`. Its later writes are buffered and backed by a disk reserve as a
+        new run's are. False (nothing changed) when the run is not stopped or interrupted
+        any more. Waits up to `patience_s` for another process's lock."""
+        self.flush()
+        marks = ", ".join("?" * len(phases))
+        claimed: list[int] = []
+
+        def claim() -> None:
+            count = self.db.execute(
+                "UPDATE runs SET status = 'running', pid = ?, host = ?, finished_at = NULL, "
+                "error = NULL WHERE id = ? AND status IN ('stopped', 'interrupted')",
+                [os.getpid(), socket.gethostname(), run_id]).rowcount
+            claimed.append(count)
+            if not count:
+                return
+            self.db.execute(
+                f"DELETE FROM metrics WHERE run_id = ? AND phase IN ({marks}) AND NOT "
+                "(phase = ? AND step <= ? AND name != 'test/acc')",
+                [run_id, *phases, phases[0], step])
+            self.db.execute(f"DELETE FROM artifacts WHERE run_id = ? AND kind IN ({marks})",
+                            [run_id, *phases])
+
+        self._transaction(claim, self.patience_s, f"run #{run_id}")
+        if not claimed[0]:
+            return False
+        self._live_runs.add(run_id)
+        self._reserve_space(run_id)
+        return True
 
     # ------------------------------------------------------------ read-only queries for views
 

@@ -113,6 +113,7 @@ class MainWindow(QMainWindow):
 
         self.controller = RunController(self)
         self.controller.event.connect(self._on_event)
+        self.controller.event.connect(self._continue_curves)
         self.controller.problems.connect(self._on_refused)
         self.controller.finished.connect(self._on_run_done)
         self._engine_imported.connect(self._after_import)
@@ -217,6 +218,7 @@ class MainWindow(QMainWindow):
         self.add_tab(self.history, "History")
         self.add_tab(self.compare, "Compare")
         self.history.rerun_requested.connect(self.rerun_config)
+        self.history.resume_requested.connect(self.resume_run)
         self.history.open_run_requested.connect(self.open_run)
         self.history.compare_requested.connect(self.compare_runs)
         self.history.runs_deleted.connect(lambda _ids: self.compare.reload_run_list())
@@ -239,6 +241,51 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Config of {config.get('name') or 'the run'} loaded; "
                                      "press Start to run it again", 8000)
         return True
+
+    def resume_run(self, run_id: int) -> bool:
+        """Go on with a stopped or interrupted run in the workbench, through the same worker
+        and engine as Start; its curves so far are shown first. False if refused here (the
+        engine's own refusals come back as the run's problems)."""
+        from kdstudio.core.config import config_from_dict
+        from kdstudio.core.resume import refusal
+
+        store = self.store
+        if self.setup is None or self.controller.running or store is None:
+            self.statusBar().showMessage(
+                "A run is in progress: stop it before resuming another" if
+                self.controller.running else "The engine is still loading; Resume again in a "
+                "moment", 8000)
+            return False
+        row = store.get_run(run_id)
+        reason = refusal(row, store.artifact_dir(run_id), run_id)
+        if reason or row is None:
+            self.statusBar().showMessage(f"Cannot resume: {reason}", 10000)
+            return False
+        config, _problems = config_from_dict(row["config"])
+        self.live.begin_run(*run_layout(config))
+        self.live.log(f"Resuming run #{run_id} {row['name']}")
+        self.live.repaint()
+        self.controller.start(config, self.db_path, resume_id=run_id)
+        self.status_label.setText(f"Running {row['name']} (resumed)")
+        self.problems_label.hide()
+        self.tabs.setCurrentIndex(0)
+        self._update_buttons()
+        return True
+
+    def _continue_curves(self, event: dict[str, Any]) -> None:
+        """When a resumed run has started (and dropped its unfinished epoch), show what it
+        had done before, then its new steps follow."""
+        if event.get("type") != "run_started" or not event.get("resumed"):
+            return
+        from kdstudio.core.replay import replay_events
+
+        store = self.store
+        if store is None:
+            return
+        resumed = event["resumed"]
+        for _when, replayed in replay_events(store, event["run_id"]):
+            if _before_resume(replayed, resumed):
+                self.live.push(replayed)
 
     def _add_dark_knowledge_tab(self) -> None:
         """The Dark knowledge tab: the last finished run, or the run the history asks for
@@ -739,6 +786,23 @@ class MainWindow(QMainWindow):
         from kdstudio.gui.dark_knowledge_view import wait_for_analyses
 
         wait_for_analyses()
+
+
+def _before_resume(event: dict[str, Any], resumed: dict[str, Any]) -> bool:
+    """Whether a replayed event of a resumed run is from before the point it went on from
+    (the run may have written more rows by the time its start reaches the window)."""
+    from kdstudio.core.replay import PHASE_ORDER
+
+    kind, phase = event.get("type"), event.get("phase")
+    if kind == "step":
+        return event["run_step"] <= resumed["run_step"]
+    if kind not in ("epoch", "phase") or phase not in PHASE_ORDER:
+        return False
+    here, there = PHASE_ORDER.index(phase), PHASE_ORDER.index(resumed["phase"])
+    if here != there:
+        return here < there
+    return event.get("epoch", 0) <= resumed["epoch"] if kind == "epoch" else (
+        event.get("state") == "started")
 
 
 def warm_up_engine() -> None:

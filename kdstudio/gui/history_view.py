@@ -1,9 +1,10 @@
 """The history view: every saved run in a sortable, filterable table.
 
 Name, tags and notes are edited in place; runs are deleted (with their files) after a
-confirmation; Open, Re-run, Compare, Export and Export metrics act on the selection. While
-a run writes, a timer polls a cheap fingerprint of the runs table and reloads only when it
-changes; running rows get their phase and live validation accuracy on each tick.
+confirmation; Open, Re-run, Resume, Compare, Export and Export metrics act on the selection.
+While
+a run writes, a timer polls a cheap fingerprint of the runs table and reloads only when
+it changes; running rows get their phase and live validation accuracy on each tick.
 """
 
 from __future__ import annotations
@@ -28,11 +29,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from kdstudio.core.resume import refusal
 from kdstudio.core.store import STATUSES, Store
 from kdstudio.gui.file_dialogs import save_file_name
 from kdstudio.gui.history_model import COLUMNS, ID_ROLE, KEYS, HistoryFilter, HistoryModel
 
 POLL_MS = 1000
+RESUME_TIP = ("Continue the selected stopped or interrupted run in the workbench from its "
+              "last finished epoch, in the same history row")
 
 
 class HistoryView(QWidget):
@@ -41,6 +45,7 @@ class HistoryView(QWidget):
     open_run_requested = Signal(int)
     dark_knowledge_requested = Signal(int)
     rerun_requested = Signal(object)  # the run's config as a dict
+    resume_requested = Signal(int)  # a stopped or interrupted run with a checkpoint
     compare_requested = Signal(object)  # list of run ids
     runs_deleted = Signal(object)  # list of run ids
 
@@ -81,6 +86,7 @@ class HistoryView(QWidget):
              "bars and summary as they were when it ended", self.open_selected),
             ("Rerun", "Re-run", "Load the selected run's config into the form",
              self.rerun_selected),
+            ("Resume", "Resume", RESUME_TIP, self.resume_selected),
             ("Compare", "Compare", "Compare the selected runs (two or more)",
              self.compare_selected),
             ("DarkKnowledge", "Dark knowledge", "What the teacher's soft targets carry and "
@@ -259,6 +265,17 @@ class HistoryView(QWidget):
         self.rerun_requested.emit(dict(run["config"]))
         self._say(f"Config of run {run['id']} ({run['name']}) sent to the form")
 
+    def resume_selected(self) -> None:
+        runs = self.selected_runs()
+        if len(runs) == 1 and not self.resume_refusal(runs):
+            self.resume_requested.emit(runs[0]["id"])
+
+    def resume_refusal(self, runs: list[dict[str, Any]]) -> str:
+        """Why Resume does not apply to these selected runs ("" when it does)."""
+        if len(runs) != 1:
+            return "Select one stopped or interrupted run to resume it"
+        return refusal(runs[0], self.store.artifact_dir(runs[0]["id"]))
+
     def compare_selected(self) -> None:
         ids = self.selected_ids()
         if len(ids) >= 2:
@@ -340,6 +357,10 @@ class HistoryView(QWidget):
         one = len(runs) == 1
         self.buttons["Open"].setEnabled(one)
         self.buttons["Rerun"].setEnabled(one)
+        why_not = self.resume_refusal(runs)
+        self.buttons["Resume"].setEnabled(not why_not)
+        self.buttons["Resume"].setToolTip(RESUME_TIP if not why_not else
+                                          f"{RESUME_TIP}.\nNot now: {why_not}")
         self.buttons["Export"].setEnabled(one and runs[0]["status"] != "running")
         self.buttons["Compare"].setEnabled(len(runs) >= 2)
         self.buttons["DarkKnowledge"].setEnabled(one and runs[0]["status"] != "running")
@@ -352,8 +373,8 @@ class HistoryView(QWidget):
 
     def _context_menu(self, position: Any) -> None:
         menu = QMenu(self)
-        for key in ("Open", "Rerun", "Compare", "DarkKnowledge", "Export", "ExportMetrics",
-                    "Delete"):
+        for key in ("Open", "Rerun", "Resume", "Compare", "DarkKnowledge", "Export",
+                    "ExportMetrics", "Delete"):
             button = self.buttons[key]
             action = menu.addAction(button.text())
             action.setEnabled(button.isEnabled())

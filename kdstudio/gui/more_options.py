@@ -1,5 +1,6 @@
 """The setup form's "More options" box: schedules of the temperature and loss weights, the
-label budget and transfer set, the teacher-output cache and mixed precision.
+label budget and transfer set, the teacher-output cache, mixed precision and whether the
+resumable checkpoint is kept after a run completes.
 
 Folded by default. `values()` gives its part of the config, `set_from()` fills it, and
 `fields` maps config key paths to widgets so the form can mark problems on them.
@@ -163,6 +164,15 @@ class MoreOptions(QGroupBox):
             check.toggled.connect(self.changed)
             self.form.addRow(check)
             self.fields.setdefault(key, []).append(check)
+        self.keep_checkpoints_check = QCheckBox("Keep the resumable checkpoint after the run")
+        self.keep_checkpoints_check.setObjectName("keepCheckpointsCheck")
+        self.keep_checkpoints_check.setToolTip(
+            "keep_checkpoints: every epoch end saves what a stopped or interrupted run needs "
+            "to be resumed (History > Resume); once the run completes it is deleted unless "
+            "this is ticked")
+        self.keep_checkpoints_check.toggled.connect(self.changed)
+        self.form.addRow(self.keep_checkpoints_check)
+        self.fields["keep_checkpoints"] = [self.keep_checkpoints_check]
 
     # ------------------------------------------------------------ reactions
 
@@ -215,6 +225,7 @@ class MoreOptions(QGroupBox):
                                   "start" if name == "warmup" else "end": value.value()}
         data = {
             "autocast": self.autocast_check.isChecked(),
+            "keep_checkpoints": self.keep_checkpoints_check.isChecked(),
             "data": {
                 "label_fraction": self.label_fraction_spin.value(),
                 "label_count": self.label_count_spin.value(),
@@ -241,11 +252,13 @@ class MoreOptions(QGroupBox):
             self.transfer_params.set_values(data.transfer_params)
             self.transfer_path_edit.setText(data.transfer_path)
             self.autocast_check.setChecked(config.autocast)
+            self.keep_checkpoints_check.setChecked(config.keep_checkpoints)
             self.cache_check.setChecked(config.distill.cache_teacher)
             self._set_schedules(config.distill.schedules)
         finally:
             self.loading = False
         if config.distill.schedules or data.transfer != "labelled" or config.autocast or (
+                config.keep_checkpoints) or (
                 data.label_fraction < 1 or data.label_count):
             self.button.setChecked(True)  # show what the config sets here
 

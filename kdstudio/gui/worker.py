@@ -82,15 +82,18 @@ class RunFlags:
 
 
 class RunWorker(QObject):
-    """Runs one config through `kdstudio.core.engine.run` with its own Store (own thread)."""
+    """Runs one config through `kdstudio.core.engine.run` with its own Store (own thread),
+    or, given `resume_id`, goes on with that saved run through `engine.resume`."""
 
     events = Signal(object)  # list of engine event dicts, oldest first
     problems = Signal(object)  # list[str]: the engine refused the config, nothing was run
     finished = Signal(object)  # dict(run_id, status, error, summary), or None if refused
 
-    def __init__(self, config: RunConfig, db_path: Path, flags: RunFlags) -> None:
+    def __init__(self, config: RunConfig, db_path: Path, flags: RunFlags,
+                 resume_id: int | None = None) -> None:
         super().__init__()  # no parent: it is moved to the worker thread
         self.config = config
+        self.resume_id = resume_id
         self.db_path = db_path
         self.flags = flags
         self._outbox: list[dict[str, Any]] = []
@@ -155,7 +158,7 @@ class RunWorker(QObject):
 
     def _run(self) -> dict[str, Any] | None:
         from kdstudio.core.config import ConfigError
-        from kdstudio.core.engine import run
+        from kdstudio.core.engine import resume, run
         from kdstudio.core.store import Store
 
         try:
@@ -165,7 +168,10 @@ class RunWorker(QObject):
             return None
         threads = training_threads()
         try:
-            result = run(self.config, store, self._emit, self._should_stop)
+            if self.resume_id is None:
+                result = run(self.config, store, self._emit, self._should_stop)
+            else:
+                result = resume(self.resume_id, store, self._emit, self._should_stop)
         except ConfigError as error:
             self.problems.emit(list(error.problems))
             return None
@@ -203,12 +209,13 @@ class RunController(QObject):
     def paused(self) -> bool:
         return self._running and not self.flags.go.is_set()
 
-    def start(self, config: RunConfig, db_path: Path) -> None:
+    def start(self, config: RunConfig, db_path: Path, resume_id: int | None = None) -> None:
+        """Run `config`, or go on with the saved run `resume_id` (whose config it is)."""
         if self._running:
             raise RuntimeError("a run is already in progress")
         self.flags = RunFlags()
         self._result = None
-        worker = RunWorker(config, db_path, self.flags)
+        worker = RunWorker(config, db_path, self.flags, resume_id)
         worker.events.connect(self._relay)
         worker.problems.connect(self.problems)
         worker.finished.connect(self._keep_result)
