@@ -2,6 +2,14 @@
 
 One `Store` per thread: a file connection is bound to the thread that opened it.
 Metrics are buffered and written in batches, never more than `FLUSH_SECONDS` behind.
+
+Every write goes through `Store.writing()`: before the first one the file's pages are checked
+once per process, and before each one the guard looks (by `os.stat`, never by opening) whether
+the database file or its `-wal` was replaced or deleted under the open connection. On damage
+the Store refuses every later write and closes without checkpointing its stale log.
+
+Artifact paths are stored relative to the history file's folder (`stored_path`) and read back
+through `artifact_file`, so a history and its `-artifacts` folder can move together.
 """
 
 from __future__ import annotations
@@ -10,17 +18,31 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
+import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 from sqlite_utils import Migrations
 
+from kdstudio.core import history_files
+from kdstudio.core.history_files import (
+    HistoryDamaged,
+    HistoryError,
+    HistoryMissing,
+    file_id,
+    is_damage_error,
+    wal_path,
+)
 from kdstudio.core.paths import default_db_path
+
+__all__ = ["HistoryDamaged", "HistoryError", "HistoryMissing", "Store"]
 
 FLUSH_SECONDS = 0.5
 STATUSES = ("running", "completed", "stopped", "failed", "interrupted")
@@ -78,6 +100,58 @@ def m003_run_plan(db: sqlite_utils.Database) -> None:
     db["runs"].add_column("plan", str)
 
 
+@migrations()
+def m005_relative_artifact_paths(db: sqlite_utils.Database) -> None:
+    """Artifact paths (and a reused teacher's checkpoint in a run's config) that lie in the
+    history's `-artifacts` folder become relative to the history's folder; others stay."""
+    history = Path(db.execute("PRAGMA database_list").fetchone()[2])
+    root_name = f"{history.stem}-artifacts"
+    for artifact_id, run_id, path in db.execute(
+            "SELECT id, run_id, path FROM artifacts").fetchall():
+        relative = _relative_to_history(path, history.parent, root_name, run_id)
+        if relative is not None and relative != path:
+            db.execute("UPDATE artifacts SET path = ? WHERE id = ?", [relative, artifact_id])
+    for run_id, text in db.execute("SELECT id, config FROM runs").fetchall():
+        config = _json_or(text, {})
+        teacher = config.get("teacher")
+        if not isinstance(teacher, dict) or not isinstance(teacher.get("checkpoint"), str):
+            continue
+        relative = _relative_to_history(teacher["checkpoint"], history.parent, root_name)
+        if relative is not None and relative != teacher["checkpoint"]:
+            teacher["checkpoint"] = relative
+            db.execute("UPDATE runs SET config = ? WHERE id = ?", [json.dumps(config), run_id])
+
+
+_RUN_FOLDER = re.compile(r"run-(\d+)")
+
+
+def _relative_to_history(path: str, folder: Path, root_name: str,
+                         run_id: int | None = None) -> str | None:
+    """`<root_name>/run-N/<file>` for a path in the history's artifacts folder, found by
+    its location or, for a history moved or a path stored relative to some working
+    folder, by its last three parts (the run folder must be `run_id`'s when given); None
+    when the path is not one of the history's artifacts."""
+    if not path:
+        return None
+    candidate = Path(path)
+    root = folder / root_name
+    if candidate.is_absolute():
+        try:
+            return (Path(root_name) / candidate.relative_to(root)).as_posix()
+        except ValueError:
+            pass
+    parts = candidate.parts
+    if len(parts) < 3 or parts[-3] != root_name:
+        return None
+    match = _RUN_FOLDER.fullmatch(parts[-2])
+    if match is None or (run_id is not None and int(match.group(1)) != run_id):
+        return None
+    relative = Path(root_name, parts[-2], parts[-1])
+    if run_id is None and not (folder / relative).is_file():
+        return None  # a teacher file named like ours but not in this history's folder
+    return relative.as_posix()
+
+
 def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
@@ -110,29 +184,103 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-class Store:
-    """The history database. Opening it applies migrations and marks dead runs interrupted."""
+_PAGES_CHECKED: set[tuple[int, int]] = set()  # files whose pages this process has checked
 
-    def __init__(self, path: str | Path | None = None) -> None:
+
+class Store:
+    """The history database. Opening it applies migrations and marks dead runs interrupted.
+
+    `create=False` (the read commands) opens only an existing history and creates nothing:
+    a missing folder or file raises HistoryMissing. A file that is not a KD Studio history
+    raises HistoryDamaged, as does one whose pages fail SQLite's quick_check before the
+    first write (with `create=True`, before anything is opened for writing).
+    """
+
+    def __init__(self, path: str | Path | None = None, *, create: bool = True) -> None:
         self.path = Path(path) if path is not None else default_db_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite_utils.Database(self.path)
+        self.file = Path(os.path.abspath(self.path.expanduser()))
+        self._damage: str | None = None
+        self._closed = False
+        self._buffer: list[tuple] = []
+        self._last_flush = time.monotonic()
+        self._open_file(create)
+        self.db = sqlite_utils.Database(self.file)
+        try:
+            self._configure_and_migrate()
+        except BaseException:
+            self.close()
+            raise
+
+    def _open_file(self, create: bool) -> None:
+        """Check the folder and the file before SQLite opens it for writing."""
+        folder = self.file.parent
+        if not folder.is_dir():
+            if not create:
+                raise HistoryMissing(self.path, f"the folder {folder} does not exist")
+            folder.mkdir(parents=True, exist_ok=True)
+        try:
+            size = self.file.stat().st_size
+        except FileNotFoundError:
+            if not create:
+                raise HistoryMissing(self.path, f"no history at {self.file}") from None
+            size = 0
+        if size == 0 and not create:
+            raise HistoryMissing(self.path, f"no history at {self.file} (the file is empty)")
+        if self.file.is_dir():
+            raise HistoryMissing(self.path, f"{self.file} is a folder, not a history file")
+        if size:
+            history_files.probe(self.file, pages=create and not self._pages_checked())
+            if create:
+                self._mark_pages_checked()
+
+    def _configure_and_migrate(self) -> None:
         self.db.execute("PRAGMA busy_timeout = 10000")
-        self.db.enable_wal()
+        try:
+            self.db.enable_wal()
+        except sqlite3.DatabaseError as error:
+            if is_damage_error(error):
+                raise HistoryDamaged(self.path, history_files.damage_message(error)) from None
+            raise
         # WAL + NORMAL: a commit never corrupts the file and costs no fsync; a power cut can
         # lose the last half-second of metrics at most
         self.db.execute("PRAGMA synchronous = NORMAL")
         self.db.execute("PRAGMA foreign_keys = ON")
-        migrations.apply(self.db)
-        self._buffer: list[tuple] = []
-        self._last_flush = time.monotonic()
+        pending = migrations.pending(self.db)  # a read: the -wal exists from here on
+        self._db_id = file_id(self.file)
+        self._wal_id = file_id(wal_path(self.file))
+        if pending:
+            with self.writing():
+                migrations.apply(self.db)
         self.mark_interrupted()
 
     # ------------------------------------------------------------ lifecycle
 
     def close(self) -> None:
-        self.flush()
-        self.db.close()
+        """Write what is buffered and close. A Store that found damage writes nothing and
+        closes without checkpointing its log into the file (`damage` says what it found)."""
+        if self._closed:
+            return
+        try:
+            if self._damage is None:
+                with suppress(HistoryDamaged):
+                    self.flush()
+            if self._damage is None:
+                found = self._detect_lost_files()
+                if found:
+                    self._damage = found
+        finally:
+            self._closed = True
+            if self._damage is not None:
+                self.checkpoint_guard = history_files.keep_wal_out(self.db.conn, self.file)
+            if self.checkpoint_guard != "kept open":
+                self.db.close()
+
+    checkpoint_guard = ""  # how a damaged Store kept its log out of the file on close
+
+    @property
+    def damage(self) -> str | None:
+        """What the guard found wrong (None while the history is sound)."""
+        return self._damage
 
     def __enter__(self) -> Store:
         return self
@@ -140,8 +288,126 @@ class Store:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
+    # ------------------------------------------------------------ the write guard
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Wrap every write: refuses (HistoryDamaged) once damage was found, checks the
+        pages before the first write of this process, looks for a replaced file or a lost
+        `-wal`, and turns SQLite's damage errors into HistoryDamaged."""
+        self.check_writable()
+        try:
+            yield
+        except sqlite3.DatabaseError as error:
+            if is_damage_error(error):
+                self._refuse(f"SQLite found the file damaged while writing ({error})")
+            raise
+
+    def check_writable(self) -> None:
+        """Raise HistoryDamaged unless a write may go ahead."""
+        if self._damage is not None:
+            raise HistoryDamaged(self.path, self._damage)
+        found = self._detect_lost_files()
+        if found:
+            self._refuse(found)
+        if not self._pages_checked():
+            problems = self._quick_check()
+            if problems:
+                self._refuse(history_files.pages_message(problems))
+            self._mark_pages_checked()
+
+    def _quick_check(self) -> list[str]:
+        try:
+            return history_files.quick_check(self.db.conn)
+        except sqlite3.DatabaseError as error:
+            if is_damage_error(error):
+                return [str(error)]
+            raise
+
+    def _pages_checked(self) -> bool:
+        return file_id(self.file) in _PAGES_CHECKED
+
+    def _mark_pages_checked(self) -> None:
+        identity = file_id(self.file)
+        if identity is not None:
+            _PAGES_CHECKED.add(identity)
+
+    def _detect_lost_files(self) -> str | None:
+        """What happened to the files under the open connection, or None if nothing."""
+        now = file_id(self.file)
+        if now is None:
+            return "the history file was deleted or moved away while KD Studio had it open"
+        if now != self._db_id:
+            return "the history file was replaced by another file while KD Studio had it open"
+        wal = wal_path(self.file)
+        wal_now = file_id(wal)
+        if self._wal_id is None:
+            self._wal_id = wal_now
+            return None
+        if wal_now is None:
+            return (f"its write-ahead log {wal.name} was deleted by another program while "
+                    "KD Studio had the history open (that program took it for unused, as "
+                    "happens when locks are lost); nothing more is written, so that nothing "
+                    "committed is overwritten")
+        if wal_now != self._wal_id:
+            return (f"its write-ahead log {wal.name} was replaced by another program while "
+                    "KD Studio had the history open; nothing more is written, so that "
+                    "nothing committed is overwritten")
+        return None
+
+    def _refuse(self, problem: str) -> None:
+        self._damage = problem
+        raise HistoryDamaged(self.path, problem)
+
+    # ------------------------------------------------------------ artifact files
+
+    @property
+    def artifacts_root(self) -> Path:
+        """The `<stem>-artifacts` folder beside the history file."""
+        return self.file.parent / f"{self.file.stem}-artifacts"
+
     def artifact_dir(self, run_id: int) -> Path:
-        return self.path.parent / f"{self.path.stem}-artifacts" / f"run-{run_id}"
+        return self.artifacts_root / f"run-{run_id}"
+
+    def stored_path(self, path: str | Path) -> str:
+        """How a file's path is stored: relative to the history's folder when it lies in the
+        history's artifacts folder, else absolute."""
+        absolute = Path(os.path.abspath(Path(path).expanduser()))
+        try:
+            inside = absolute.relative_to(self.artifacts_root)
+        except ValueError:
+            return str(absolute)
+        return (Path(self.artifacts_root.name) / inside).as_posix()
+
+    def artifact_file(self, stored: str | Path) -> Path:
+        """The file a stored artifact path names, wherever the history now is."""
+        path = Path(stored)
+        return path if path.is_absolute() else self.file.parent / path
+
+    def _resolve_teacher(self, config: dict[str, Any]) -> dict[str, Any]:
+        """A config whose teacher checkpoint is a history artifact, with its path resolved."""
+        teacher = config.get("teacher")
+        if isinstance(teacher, dict) and _is_history_relative(teacher.get("checkpoint"),
+                                                               self.artifacts_root.name):
+            teacher["checkpoint"] = str(self.artifact_file(teacher["checkpoint"]))
+        return config
+
+    def _portable_teacher(self, config: dict[str, Any]) -> dict[str, Any]:
+        """A copy of the config whose teacher checkpoint, when it is one of this history's
+        artifacts, is stored relative to the history's folder."""
+        teacher = config.get("teacher")
+        checkpoint = teacher.get("checkpoint") if isinstance(teacher, dict) else None
+        if not checkpoint or not isinstance(checkpoint, str):
+            return config
+        stored = self.stored_path(checkpoint)
+        if not _is_history_relative(stored, self.artifacts_root.name):
+            return config
+        return {**config, "teacher": {**teacher, "checkpoint": stored}}
+
+    def _decode(self, row: dict[str, Any]) -> dict[str, Any]:
+        run = _decode_run(row)
+        run["config"] = self._resolve_teacher(run["config"])
+        return run
 
     def mark_interrupted(self) -> int:
         """Rows left `running` by a process of this machine that no longer exists become
@@ -153,7 +419,9 @@ class Store:
             # a run of another machine sharing this file cannot be judged from here
             if row["host"] == host and (row["pid"] is None or not _process_alive(row["pid"]))
         ]
-        with self.db.atomic():
+        if not dead:
+            return 0
+        with self.writing(), self.db.atomic():
             for run_id in dead:
                 self.db["runs"].update(run_id, {
                     "status": "interrupted", "finished_at": now_iso(),
@@ -168,7 +436,7 @@ class Store:
             "name": config.get("name") or "run",
             "created_at": now_iso(),
             "status": "running",
-            "config": json.dumps(config),
+            "config": json.dumps(self._portable_teacher(config)),
             "seed": config.get("seed"),
             "dataset": config.get("data", {}).get("dataset"),
             "teacher_arch": config.get("teacher", {}).get("arch"),
@@ -184,14 +452,16 @@ class Store:
             "notes": "",
             **fields,
         }
-        return self.db["runs"].insert(row).last_pk
+        with self.writing():
+            return self.db["runs"].insert(row).last_pk
 
     def update_run(self, run_id: int, **fields: Any) -> None:
         encoded = {
             key: json.dumps(value) if isinstance(value, (dict, list)) else value
             for key, value in fields.items()
         }
-        self.db["runs"].update(run_id, encoded)
+        with self.writing():
+            self.db["runs"].update(run_id, encoded)
 
     def finish_run(self, run_id: int, status: str, error: str | None = None, **fields: Any) -> None:
         if status not in STATUSES:
@@ -201,7 +471,7 @@ class Store:
 
     def get_run(self, run_id: int) -> dict[str, Any] | None:
         rows = list(self.db.query("SELECT * FROM runs WHERE id = ?", [run_id]))
-        return _decode_run(rows[0]) if rows else None
+        return self._decode(rows[0]) if rows else None
 
     def find_run(self, key: str | int) -> dict[str, Any] | None:
         """A run by id, or the newest run with that name."""
@@ -210,7 +480,7 @@ class Store:
             return self.get_run(int(text))
         rows = list(self.db.query(
             "SELECT * FROM runs WHERE name = ? ORDER BY id DESC LIMIT 1", [text]))
-        return _decode_run(rows[0]) if rows else None
+        return self._decode(rows[0]) if rows else None
 
     def list_runs(
         self, status: str | None = None, limit: int | None = None
@@ -224,12 +494,12 @@ class Store:
         if limit:
             sql += " LIMIT ?"
             params.append(limit)
-        return [_decode_run(row) for row in self.db.query(sql, params)]
+        return [self._decode(row) for row in self.db.query(sql, params)]
 
     def delete_run(self, run_id: int) -> None:
         """Delete a run, its metric rows, its artifact rows and its files."""
         self.flush()
-        with self.db.atomic():
+        with self.writing(), self.db.atomic():
             self.db.execute("DELETE FROM metrics WHERE run_id = ?", [run_id])
             self.db.execute("DELETE FROM artifacts WHERE run_id = ?", [run_id])
             self.db.execute("DELETE FROM runs WHERE id = ?", [run_id])
@@ -254,7 +524,7 @@ class Store:
 
     def flush(self) -> None:
         if self._buffer:
-            with self.db.atomic():
+            with self.writing(), self.db.atomic():
                 self.db.conn.executemany(
                     "INSERT INTO metrics (run_id, phase, step, epoch, name, value, wall_time) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -281,10 +551,11 @@ class Store:
     def add_artifact(
         self, run_id: int, kind: str, path: Path, fmt: str, meta: dict[str, Any] | None = None
     ) -> int:
-        return self.db["artifacts"].insert({
-            "run_id": run_id, "kind": kind, "path": str(path), "format": fmt,
-            "sha256": sha256_of(path), "created_at": now_iso(), "meta": json.dumps(meta or {}),
-        }).last_pk
+        row = {"run_id": run_id, "kind": kind, "path": self.stored_path(path), "format": fmt,
+               "sha256": sha256_of(Path(path)), "created_at": now_iso(),
+               "meta": json.dumps(meta or {})}
+        with self.writing():
+            return self.db["artifacts"].insert(row).last_pk
 
     def artifacts(self, run_id: int, kind: str | None = None) -> list[dict[str, Any]]:
         sql, params = "SELECT * FROM artifacts WHERE run_id = ?", [run_id]
@@ -294,18 +565,22 @@ class Store:
         rows = list(self.db.query(sql + " ORDER BY id", params))
         for row in rows:
             row["meta"] = json.loads(row["meta"] or "{}")
+            row["path"] = str(self.artifact_file(row["path"]))  # wherever the history now is
         return rows
 
     # ------------------------------------------------------------ read-only queries for views
 
     def runs_with_artifact(self, kind: str, limit: int = 500) -> list[dict[str, Any]]:
         """Runs that have an artifact of `kind`, newest first, each with the path of its
-        latest one as `artifact_path`: one query, not one per run."""
+        latest one as `artifact_path` (resolved): one query, not one per run."""
         sql = (
             "SELECT runs.*, latest.path AS artifact_path FROM runs JOIN ("
             " SELECT run_id, path, max(id) FROM artifacts WHERE kind = ? GROUP BY run_id"
             ") AS latest ON latest.run_id = runs.id ORDER BY runs.id DESC LIMIT ?")
-        return [_decode_run(row) for row in self.db.query(sql, [kind, limit])]
+        runs = [self._decode(row) for row in self.db.query(sql, [kind, limit])]
+        for run in runs:
+            run["artifact_path"] = str(self.artifact_file(run["artifact_path"]))
+        return runs
 
     def history_signature(self) -> tuple[Any, ...]:
         """A cheap fingerprint of the runs table: it changes when a run is added, removed or
@@ -338,7 +613,7 @@ class Store:
         if not ids:
             return []
         marks = ", ".join("?" * len(ids))
-        found = {row["id"]: _decode_run(row)
+        found = {row["id"]: self._decode(row)
                  for row in self.db.query(f"SELECT * FROM runs WHERE id IN ({marks})", ids)}
         return [found[i] for i in ids if i in found]
 
@@ -423,6 +698,12 @@ def _decode_run(row: dict[str, Any]) -> dict[str, Any]:
     row["plan"] = _json_or(row.get("plan"), [])
     row["tags"] = _decode_tags(row.get("tags"))
     return row
+
+
+def _is_history_relative(path: Any, root_name: str) -> bool:
+    """Is this a stored path relative to the history's folder (`<stem>-artifacts/...`)?"""
+    return (isinstance(path, str) and not Path(path).is_absolute()
+            and Path(path).parts[:1] == (root_name,))
 
 
 def _decode_tags(text: Any) -> list[str]:
