@@ -1,4 +1,4 @@
-"""Command line: `kdstudio` (window), `run`, `runs`, `show`, `presets`.
+"""Command line: `kdstudio` (window), `run`, `runs`, `show`, `presets`, `export`, `check`.
 
 Exit codes: 0 done, 1 run failed or stopped, 2 bad input (one line per problem, no traceback).
 """
@@ -6,9 +6,12 @@ Exit codes: 0 done, 1 run failed or stopped, 2 bad input (one line per problem, 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -71,6 +74,11 @@ def _parser() -> argparse.ArgumentParser:
                                     help="write the metrics of runs to one CSV file")
     export_metrics.add_argument("runs", nargs="+", metavar="RUN", help="run ids or names")
     export_metrics.add_argument("--out", required=True, metavar="FILE.csv", help="CSV file")
+
+    check = sub.add_parser("check", parents=[db],
+                           help="check a history file's integrity (exit 1 when damaged)")
+    check.add_argument("--repair", action="store_true",
+                       help="copy every readable run into a new file beside it")
     return parser
 
 
@@ -81,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return gui_main(db_path=getattr(args, "db", None))
     handlers = {"run": cmd_run, "runs": cmd_runs, "show": cmd_show, "presets": cmd_presets,
-                "export": cmd_export, "export-metrics": cmd_export_metrics}
+                "export": cmd_export, "export-metrics": cmd_export_metrics,
+                "check": cmd_check}
     try:
         return handlers[args.command](args)
     except BadInput as error:
@@ -96,13 +105,65 @@ class BadInput(Exception):
         self.lines = lines
 
 
-def _open_store(path: str | None):
-    from kdstudio.core.store import Store
+def _history_label(path: str | None) -> str:
+    """Where the history path came from, for error lines: `--db PATH`, `$KDSTUDIO_DB=PATH`
+    or, for the default location, the path alone."""
+    if path is not None:
+        return f"--db {path}"
+    override = os.environ.get("KDSTUDIO_DB")
+    if override:
+        return f"$KDSTUDIO_DB={override}"
+    from kdstudio.core.paths import default_db_path
 
+    return str(default_db_path())
+
+
+def _history_path(path: str | None) -> Path:
+    from kdstudio.core.paths import default_db_path
+
+    return Path(path).expanduser() if path is not None else default_db_path()
+
+
+def _open_store(path: str | None, create: bool = False):
+    """The history for a command. Read commands (`create=False`) create nothing; `run`
+    creates a new history file in an existing folder (and the default location's folder,
+    which does not exist before the first run), never a folder named by --db or
+    $KDSTUDIO_DB."""
+    from kdstudio.core.store import HistoryError, Store
+
+    label = _history_label(path)
+    explicit = path is not None or bool(os.environ.get("KDSTUDIO_DB"))
+    target = _history_path(path)
+    if create and explicit and not target.parent.is_dir():
+        folder = Path(os.path.abspath(target)).parent
+        raise BadInput([f"{label}: the folder {folder} does not exist (create it first)"])
     try:
-        return Store(path)
-    except Exception as error:  # noqa: BLE001 - any open failure is a bad --db
-        raise BadInput([f"--db: cannot open history database {path or ''}: {error}"]) from None
+        return Store(target, create=create)
+    except HistoryError as error:
+        raise BadInput([f"{label}: {error.problem}"]) from None
+    except Exception as error:  # noqa: BLE001 - any other open failure is a bad --db
+        raise BadInput([f"{label}: cannot open the history ({type(error).__name__}: "
+                        f"{error})"]) from None
+
+
+@contextmanager
+def _reading(path: str | None) -> Iterator[Any]:
+    """An open history for a read command; damage met while reading becomes one line."""
+    import sqlite3
+
+    from kdstudio.core.history_files import HistoryError, damage_message, is_damage_error
+
+    store = _open_store(path)
+    label = _history_label(path)
+    try:
+        with store:
+            yield store
+    except HistoryError as error:
+        raise BadInput([f"{label}: {error.problem}"]) from None
+    except sqlite3.DatabaseError as error:
+        problem = (damage_message(error) if is_damage_error(error)
+                   else f"cannot read the history ({error})")
+        raise BadInput([f"{label}: {problem}"]) from None
 
 
 # ---------------------------------------------------------------- run
@@ -149,7 +210,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
     printer = ConsolePrinter(sys.stdout, quiet=args.quiet)
-    store = _open_store(args.db)
+    store = _open_store(args.db, create=True)
     try:
         result = run(config, store, printer, lambda: stop_requested)
     except ConfigError as error:
@@ -268,8 +329,7 @@ def print_summary(run_id: int, status: str, summary: dict[str, Any], error: str 
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    store = _open_store(args.db)
-    with store:
+    with _reading(args.db) as store:
         runs = store.list_runs(status=args.status, limit=args.limit)
     if not runs:
         print(f"No runs in {store.path}")
@@ -288,8 +348,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from kdstudio.core.config import config_from_dict
 
-    store = _open_store(args.db)
-    with store:
+    with _reading(args.db) as store:
         run = store.find_run(args.run)
         if run is None:
             raise BadInput([f"no run '{args.run}' in {store.path}"])
@@ -353,8 +412,7 @@ def cmd_presets(_args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from kdstudio.core.export import ExportError, export_student
 
-    store = _open_store(args.db)
-    with store:
+    with _reading(args.db) as store:
         try:
             report = export_student(store, args.run, args.out, args.format)
         except ExportError as error:
@@ -370,11 +428,36 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_export_metrics(args: argparse.Namespace) -> int:
     from kdstudio.core.export import ExportError, export_metrics_csv
 
-    store = _open_store(args.db)
-    with store:
+    with _reading(args.db) as store:
         try:
             count = export_metrics_csv(store, args.runs, args.out)
         except ExportError as error:
             raise BadInput([str(error)]) from None
     print(f"{count} metric rows of {len(args.runs)} run(s) written to {args.out}")
     return EXIT_OK
+
+
+# ---------------------------------------------------------------- check
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Integrity report (exit 0 ok, 1 damaged); `--repair` copies what is readable."""
+    from kdstudio.core.history_check import check_history, repair_history
+    from kdstudio.core.history_files import HistoryError
+
+    label = _history_label(args.db)
+    try:
+        report = check_history(_history_path(args.db))
+    except HistoryError as error:
+        raise BadInput([f"{label}: {error.problem}"]) from None
+    print("\n".join(report.lines()))
+    if not args.repair:
+        return EXIT_OK if report.ok else EXIT_FAILED
+    print()
+    try:
+        repaired = repair_history(report.path)
+    except (ValueError, HistoryError) as error:
+        print(f"kdstudio: {label}: cannot repair: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    print("\n".join(repaired.lines()))
+    return EXIT_OK if report.ok else EXIT_FAILED
