@@ -18,6 +18,7 @@ KD_TABLES = {"runs", "metrics", "artifacts"}
 _DAMAGE_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB (primary result codes)
 _SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE = 1006
 _KEPT_OPEN: list[object] = []  # connections that must never be closed (see keep_wal_out)
+KEPT_OPEN_FILES: set[tuple[int, int]] = set()  # their files: not to be opened again here
 
 
 class HistoryError(Exception):
@@ -129,7 +130,8 @@ def pages_message(problems: list[str]) -> str:
 # ---------------------------------------------------------------- closing without a checkpoint
 
 
-def keep_wal_out(conn: sqlite3.Connection, db_file: Path) -> str:
+def keep_wal_out(conn: sqlite3.Connection, db_file: Path,
+                 identity: tuple[int, int] | None = None) -> str:
     """Make closing `conn` leave the database file alone: no checkpoint of its (stale)
     write-ahead log into the file, no deleting a `-wal` that may now be another's.
 
@@ -148,6 +150,8 @@ def keep_wal_out(conn: sqlite3.Connection, db_file: Path) -> str:
         pass
     _KEPT_OPEN.append(conn)
     ctypes.pythonapi.Py_IncRef(ctypes.py_object(conn))  # never deallocated, never closed
+    if identity is not None:  # SQLite would share the stale log with a new connection
+        KEPT_OPEN_FILES.add(identity)
     return "kept open"
 
 

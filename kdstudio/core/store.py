@@ -184,7 +184,9 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-_PAGES_CHECKED: set[tuple[int, int]] = set()  # files whose pages this process has checked
+# Files whose pages a Store of this process checked, with how many such Stores are open:
+# while one is open the file cannot be replaced by another with the same inode number.
+_PAGES_CHECKED: dict[tuple[int, int], int] = {}
 
 
 class Store:
@@ -201,6 +203,8 @@ class Store:
         self.file = Path(os.path.abspath(self.path.expanduser()))
         self._damage: str | None = None
         self._closed = False
+        self._checked_id: tuple[int, int] | None = None  # set once this Store checked pages
+        self._db_id: tuple[int, int] | None = None
         self._buffer: list[tuple] = []
         self._last_flush = time.monotonic()
         self._open_file(create)
@@ -228,6 +232,10 @@ class Store:
             raise HistoryMissing(self.path, f"no history at {self.file} (the file is empty)")
         if self.file.is_dir():
             raise HistoryMissing(self.path, f"{self.file} is a folder, not a history file")
+        if file_id(self.file) in history_files.KEPT_OPEN_FILES:
+            raise HistoryDamaged(self.path, "this history lost its write-ahead log while this "
+                                            "process had it open; restart KD Studio to open "
+                                            "it again")
         if size:
             history_files.probe(self.file, pages=create and not self._pages_checked())
             if create:
@@ -270,8 +278,10 @@ class Store:
                     self._damage = found
         finally:
             self._closed = True
+            self._unmark_pages_checked()
             if self._damage is not None:
-                self.checkpoint_guard = history_files.keep_wal_out(self.db.conn, self.file)
+                self.checkpoint_guard = history_files.keep_wal_out(self.db.conn, self.file,
+                                                                   self._db_id)
             if self.checkpoint_guard != "kept open":
                 self.db.close()
 
@@ -325,12 +335,22 @@ class Store:
             raise
 
     def _pages_checked(self) -> bool:
-        return file_id(self.file) in _PAGES_CHECKED
+        return self._checked_id is not None or file_id(self.file) in _PAGES_CHECKED
 
     def _mark_pages_checked(self) -> None:
         identity = file_id(self.file)
+        if identity is not None and self._checked_id is None:
+            self._checked_id = identity
+            _PAGES_CHECKED[identity] = _PAGES_CHECKED.get(identity, 0) + 1
+
+    def _unmark_pages_checked(self) -> None:
+        identity, self._checked_id = self._checked_id, None
         if identity is not None:
-            _PAGES_CHECKED.add(identity)
+            left = _PAGES_CHECKED.get(identity, 1) - 1
+            if left > 0:
+                _PAGES_CHECKED[identity] = left
+            else:
+                _PAGES_CHECKED.pop(identity, None)
 
     def _detect_lost_files(self) -> str | None:
         """What happened to the files under the open connection, or None if nothing."""
