@@ -147,8 +147,9 @@ def _open_store(path: str | None, create: bool = False):
 
 
 @contextmanager
-def _reading(path: str | None) -> Iterator[Any]:
-    """An open history for a read command; damage met while reading becomes one line."""
+def _reading(path: str | None, records: bool = False) -> Iterator[Any]:
+    """An open history for a read command; damage met while reading becomes one line.
+    `records`: the command also records rows (export), so the write check runs first."""
     import sqlite3
 
     from kdstudio.core.history_files import HistoryError, damage_message, is_damage_error
@@ -157,6 +158,8 @@ def _reading(path: str | None) -> Iterator[Any]:
     label = _history_label(path)
     try:
         with store:
+            if records:
+                store.check_writable()
             yield store
     except HistoryError as error:
         raise BadInput([f"{label}: {error.problem}"]) from None
@@ -412,7 +415,7 @@ def cmd_presets(_args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from kdstudio.core.export import ExportError, export_student
 
-    with _reading(args.db) as store:
+    with _reading(args.db, records=True) as store:
         try:
             report = export_student(store, args.run, args.out, args.format)
         except ExportError as error:

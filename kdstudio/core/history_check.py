@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kdstudio.core.history_files import (
+    KD_TABLES,
     HistoryMissing,
     connect_read_only,
     is_damage_error,
@@ -99,7 +100,12 @@ def check_history(path: Path) -> CheckReport:
         report.problem = f"cannot open the file ({error})"
         return report
     try:
-        conn.execute("PRAGMA schema_version").fetchone()  # reads the header: fails on a non-db
+        tables = {name for (name,) in conn.execute(  # reads the header: fails on a non-db
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if tables and not tables & KD_TABLES:
+            report.problem = ("an SQLite database but not a KD Studio history (its tables: "
+                              f"{', '.join(sorted(tables)[:5])})")
+            return report
         report.runs = _count_rows(conn, "runs")
         report.metric_rows = _count_rows(conn, "metrics")
         report.artifacts = _count_rows(conn, "artifacts")
@@ -149,7 +155,7 @@ class RepairReport:
         for table, count in self.copied.items():
             detail = ""
             if self.unreadable_ranges.get(table):
-                detail = f" ({self.unreadable_ranges[table]} unreadable row(s) or range(s) lost)"
+                detail = f" ({self.unreadable_ranges[table]:,} unreadable row(s) lost)"
             label = {"runs": "Runs", "metrics": "Metric rows", "artifacts": "Artifacts",
                      "logs": "Log lines"}[table]
             out.append(f"{label + ':':<17}{count:,} recovered{detail}")
@@ -179,6 +185,8 @@ def repair_history(path: Path) -> RepairReport:
     source = connect_read_only(path)
     try:
         tables = _readable_tables(source)
+        if not tables & KD_TABLES:
+            raise ValueError("the file holds no KD Studio tables: nothing to recover")
         target = repair_target(path)
         report = RepairReport(path, target)
         store = Store(target)
@@ -189,6 +197,8 @@ def repair_history(path: Path) -> RepairReport:
                     continue
                 columns = [c for c in _columns(source, table)
                            if c in store.db[table].columns_dict]
+                if "id" not in columns:  # keep row order and numbers as they were
+                    columns.insert(0, "rowid")
                 _copy_table(source, store, table, columns, report, run_ids)
         finally:
             store.close()
@@ -224,11 +234,14 @@ def _rowid_bounds(conn: sqlite3.Connection, table: str) -> tuple[int, int] | Non
 def _read_range(conn: sqlite3.Connection, table: str, columns: list[str], low: int,
                 high: int, report: RepairReport) -> list[tuple]:
     """Rows with rowid in [low, high]; a range that fails is split until single rows, so
-    a damaged page loses only the rows on it."""
-    sql = (f"SELECT {', '.join(columns)} FROM {table} WHERE rowid BETWEEN ? AND ? "
-           "ORDER BY rowid")
+    a damaged page loses only the rows on it (a single row is read by `rowid =`: a range
+    scan also reads one row past its end, which may lie on a damaged page)."""
+    select = f"SELECT {', '.join(columns)} FROM {table} WHERE "
     try:
-        return conn.execute(sql, [low, high]).fetchall()
+        if low == high:
+            return conn.execute(select + "rowid = ?", [low]).fetchall()
+        return conn.execute(select + "rowid BETWEEN ? AND ? ORDER BY rowid",
+                            [low, high]).fetchall()
     except sqlite3.DatabaseError:
         if low == high:
             report.unreadable_ranges[table] = report.unreadable_ranges.get(table, 0) + 1

@@ -117,7 +117,12 @@ def probe(path: Path, pages: bool) -> None:
 
 def quick_check(conn: sqlite3.Connection) -> list[str]:
     """The problems `PRAGMA quick_check` finds (empty when the pages are sound)."""
-    rows = [row[0] for row in conn.execute("PRAGMA quick_check(20)")]
+    try:
+        rows = [row[0] for row in conn.execute("PRAGMA quick_check(20)")]
+    except sqlite3.DatabaseError as error:
+        if not is_damage_error(error):
+            raise
+        return [str(error)]  # damage that stops the check itself
     return [] if rows == ["ok"] else rows
 
 

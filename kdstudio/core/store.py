@@ -202,6 +202,7 @@ class Store:
         self.path = Path(path) if path is not None else default_db_path()
         self.file = Path(os.path.abspath(self.path.expanduser()))
         self._damage: str | None = None
+        self._stale_log = False  # the -wal or the file was replaced or deleted under us
         self._closed = False
         self._checked_id: tuple[int, int] | None = None  # set once this Store checked pages
         self._db_id: tuple[int, int] | None = None
@@ -264,8 +265,9 @@ class Store:
     # ------------------------------------------------------------ lifecycle
 
     def close(self) -> None:
-        """Write what is buffered and close. A Store that found damage writes nothing and
-        closes without checkpointing its log into the file (`damage` says what it found)."""
+        """Write what is buffered and close. A Store that found damage writes nothing more;
+        one whose `-wal` or file was replaced under it closes without checkpointing its stale
+        log into the file (`damage` says what it found)."""
         if self._closed:
             return
         try:
@@ -275,11 +277,11 @@ class Store:
             if self._damage is None:
                 found = self._detect_lost_files()
                 if found:
-                    self._damage = found
+                    self._damage, self._stale_log = found, True
         finally:
             self._closed = True
             self._unmark_pages_checked()
-            if self._damage is not None:
+            if self._stale_log:
                 self.checkpoint_guard = history_files.keep_wal_out(self.db.conn, self.file,
                                                                    self._db_id)
             if self.checkpoint_guard != "kept open":
@@ -319,6 +321,7 @@ class Store:
             raise HistoryDamaged(self.path, self._damage)
         found = self._detect_lost_files()
         if found:
+            self._stale_log = True
             self._refuse(found)
         if not self._pages_checked():
             problems = self._quick_check()
@@ -327,12 +330,7 @@ class Store:
             self._mark_pages_checked()
 
     def _quick_check(self) -> list[str]:
-        try:
-            return history_files.quick_check(self.db.conn)
-        except sqlite3.DatabaseError as error:
-            if is_damage_error(error):
-                return [str(error)]
-            raise
+        return history_files.quick_check(self.db.conn)
 
     def _pages_checked(self) -> bool:
         return self._checked_id is not None or file_id(self.file) in _PAGES_CHECKED
