@@ -23,6 +23,7 @@ import shutil
 import socket
 import sqlite3
 import time
+import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -174,6 +175,22 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _open_stores(identity: tuple[int, int] | None) -> list[Store]:
+    """The Stores of this process with the file of this identity open."""
+    if identity is None:
+        return []
+    return [store for store in list(_STORES)
+            if store._db_id == identity and store.connection_open()]
+
+
+def _wal_changed_under_open_stores(identity: tuple[int, int] | None,
+                                   wal_now: tuple[int, int] | None) -> bool:
+    """Is the file open in a Store of this process whose `-wal` has since been replaced or
+    deleted? (A new connection would share that Store's stale wal-index.)"""
+    return any(store._wal_id is not None and store._wal_id != wal_now
+               for store in _open_stores(identity))
+
+
 def _process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -184,9 +201,14 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-# Files whose pages a Store of this process checked, with how many such Stores are open:
-# while one is open the file cannot be replaced by another with the same inode number.
-_PAGES_CHECKED: dict[tuple[int, int], int] = {}
+# The Stores of this process, to ask what the open ones know about a file: whether one
+# checked its pages (while it is open the file cannot be swapped for another with the same
+# inode number), and which `-wal` they found (SQLite shares one wal-index per file within a
+# process, so a new connection to a file whose `-wal` changed under the open ones would
+# inherit their stale index).
+_STORES: weakref.WeakSet[Store] = weakref.WeakSet()
+_RESTART = ("this history lost its write-ahead log while this process had it open; restart "
+            "KD Studio to open it again")
 
 
 class Store:
@@ -233,10 +255,11 @@ class Store:
             raise HistoryMissing(self.path, f"no history at {self.file} (the file is empty)")
         if self.file.is_dir():
             raise HistoryMissing(self.path, f"{self.file} is a folder, not a history file")
-        if file_id(self.file) in history_files.KEPT_OPEN_FILES:
-            raise HistoryDamaged(self.path, "this history lost its write-ahead log while this "
-                                            "process had it open; restart KD Studio to open "
-                                            "it again")
+        identity = file_id(self.file)
+        if identity in history_files.KEPT_OPEN_FILES:
+            raise HistoryDamaged(self.path, _RESTART)
+        if _wal_changed_under_open_stores(identity, file_id(wal_path(self.file))):
+            raise HistoryDamaged(self.path, _RESTART)
         if size:
             history_files.probe(self.file, pages=create and not self._pages_checked())
             if create:
@@ -257,6 +280,7 @@ class Store:
         pending = migrations.pending(self.db)  # a read: the -wal exists from here on
         self._db_id = file_id(self.file)
         self._wal_id = file_id(wal_path(self.file))
+        _STORES.add(self)
         if pending:
             with self.writing():
                 migrations.apply(self.db)
@@ -280,7 +304,7 @@ class Store:
                     self._damage, self._stale_log = found, True
         finally:
             self._closed = True
-            self._unmark_pages_checked()
+            self._checked_id = None
             if self._stale_log:
                 self.checkpoint_guard = history_files.keep_wal_out(self.db.conn, self.file,
                                                                    self._db_id)
@@ -332,23 +356,23 @@ class Store:
     def _quick_check(self) -> list[str]:
         return history_files.quick_check(self.db.conn)
 
+    def connection_open(self) -> bool:
+        try:
+            self.db.conn.total_changes  # noqa: B018 - raises once the connection is closed
+        except (sqlite3.ProgrammingError, AttributeError):
+            return False
+        return not self._closed
+
     def _pages_checked(self) -> bool:
-        return self._checked_id is not None or file_id(self.file) in _PAGES_CHECKED
+        if self._checked_id is not None:
+            return True
+        identity = file_id(self.file)
+        return identity is not None and any(
+            store._checked_id == identity for store in _open_stores(identity))
 
     def _mark_pages_checked(self) -> None:
-        identity = file_id(self.file)
-        if identity is not None and self._checked_id is None:
-            self._checked_id = identity
-            _PAGES_CHECKED[identity] = _PAGES_CHECKED.get(identity, 0) + 1
-
-    def _unmark_pages_checked(self) -> None:
-        identity, self._checked_id = self._checked_id, None
-        if identity is not None:
-            left = _PAGES_CHECKED.get(identity, 1) - 1
-            if left > 0:
-                _PAGES_CHECKED[identity] = left
-            else:
-                _PAGES_CHECKED.pop(identity, None)
+        if self._checked_id is None:
+            self._checked_id = file_id(self.file)
 
     def _detect_lost_files(self) -> str | None:
         """What happened to the files under the open connection, or None if nothing."""

@@ -232,3 +232,24 @@ def test_a_store_checks_the_pages_once_per_process(tmp_path: Path, monkeypatch) 
     with Store(db) as later:  # none open any more: the file is checked again
         later.create_run({"name": "d"})
     assert len(calls) == 2
+
+
+def test_a_new_store_in_the_same_process_refuses_a_file_whose_wal_went_stale(
+        tmp_path: Path) -> None:
+    """SQLite shares one wal-index per file within a process: a Store opened beside the
+    window's stale one must not join it; once the stale one is closed, opening is safe."""
+    window, run_id = written_history(tmp_path)
+    db = window.file
+    drop_our_locks(db)
+    other_process_writes(db, "other")
+    with pytest.raises(HistoryDamaged, match="restart KD Studio to open it again"):
+        Store(db)
+    with pytest.raises(HistoryDamaged, match="was deleted"):
+        window.update_run(run_id, notes="x")
+    window.close()
+    with Store(db) as fresh:
+        assert [run["name"] for run in fresh.list_runs()] == ["other-0", "mine"]
+        assert len(fresh.metrics(run_id)) == 50
+        fresh.update_run(run_id, notes="written by a fresh connection")
+    assert plain_read(db, "SELECT notes FROM runs WHERE id = 1") == [
+        ("written by a fresh connection",)]
