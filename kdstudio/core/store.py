@@ -22,6 +22,7 @@ import re
 import shutil
 import socket
 import sqlite3
+import threading
 import time
 import weakref
 from collections.abc import Iterable, Iterator
@@ -179,8 +180,9 @@ def _open_stores(identity: tuple[int, int] | None) -> list[Store]:
     """The Stores of this process with the file of this identity open."""
     if identity is None:
         return []
-    return [store for store in list(_STORES)
-            if store._db_id == identity and store.connection_open()]
+    with _STORES_LOCK:
+        stores = list(_STORES)
+    return [store for store in stores if store._db_id == identity and store.is_open]
 
 
 def _wal_changed_under_open_stores(identity: tuple[int, int] | None,
@@ -207,6 +209,7 @@ def _process_alive(pid: int) -> bool:
 # process, so a new connection to a file whose `-wal` changed under the open ones would
 # inherit their stale index).
 _STORES: weakref.WeakSet[Store] = weakref.WeakSet()
+_STORES_LOCK = threading.Lock()  # a GUI thread and its worker open Stores side by side
 _RESTART = ("this history lost its write-ahead log while this process had it open; restart "
             "KD Studio to open it again")
 
@@ -280,7 +283,8 @@ class Store:
         pending = migrations.pending(self.db)  # a read: the -wal exists from here on
         self._db_id = file_id(self.file)
         self._wal_id = file_id(wal_path(self.file))
-        _STORES.add(self)
+        with _STORES_LOCK:
+            _STORES.add(self)
         if pending:
             with self.writing():
                 migrations.apply(self.db)
@@ -356,11 +360,9 @@ class Store:
     def _quick_check(self) -> list[str]:
         return history_files.quick_check(self.db.conn)
 
-    def connection_open(self) -> bool:
-        try:
-            self.db.conn.total_changes  # noqa: B018 - raises once the connection is closed
-        except (sqlite3.ProgrammingError, AttributeError):
-            return False
+    @property
+    def is_open(self) -> bool:
+        """Opened and not yet closed (read from any thread: no SQLite call)."""
         return not self._closed
 
     def _pages_checked(self) -> bool:

@@ -177,3 +177,19 @@ def test_a_file_that_is_not_a_history_is_named_and_never_written(
     assert check.returncode == 1
     assert_no_traceback(check)
     assert folder_state(tmp_path) == before
+
+
+def test_check_on_a_sound_history_reports_its_counts_and_exits_0(pristine: Path,
+                                                                  tmp_path: Path) -> None:
+    db = tmp_path / "h.db"
+    shutil.copy(pristine, db)
+    rows = query(db, "SELECT count(*) FROM metrics")[0][0]
+    done = run_cli("check", "--db", db)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert f"History:         {db}" in lines
+    assert f"Size:            {db.stat().st_size:,} bytes" in lines
+    assert "Write-ahead log: none (every commit is in the main file)" in lines
+    assert f"Runs:            {RUNS}" in lines and f"Metric rows:     {rows:,}" in lines
+    assert lines[-1] == "Result:          ok"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["h.db"]

@@ -9,6 +9,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -253,3 +254,25 @@ def test_a_new_store_in_the_same_process_refuses_a_file_whose_wal_went_stale(
         fresh.update_run(run_id, notes="written by a fresh connection")
     assert plain_read(db, "SELECT notes FROM runs WHERE id = 1") == [
         ("written by a fresh connection",)]
+
+
+def test_a_worker_thread_store_also_refuses_a_file_gone_stale_under_the_window(
+        tmp_path: Path) -> None:
+    """The window's Store lives in the GUI thread; the run's Store opens in a worker."""
+    window, _run_id = written_history(tmp_path)
+    drop_our_locks(window.file)
+    other_process_writes(window.file, "other")
+    outcome: list[str] = []
+
+    def worker() -> None:
+        try:
+            Store(window.file).close()
+            outcome.append("opened")
+        except HistoryDamaged as error:
+            outcome.append(error.problem)
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join(60)
+    window.close()
+    assert len(outcome) == 1 and "restart KD Studio" in outcome[0]
