@@ -1,4 +1,5 @@
-"""Command line: `kdstudio` (window), `run`, `resume`, `runs`, `show`, `presets`.
+"""Command line: `kdstudio` (window), `run`, `resume`, `runs`, `show`, `presets`, `export`,
+`export-metrics`, `check`.
 
 Exit codes: 0 done, 1 run failed, 2 bad input (one line per problem, no traceback),
 128 + N after signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP: a run they stop ends `stopped`
@@ -14,6 +15,8 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
@@ -90,6 +93,11 @@ def _parser() -> argparse.ArgumentParser:
                                     help="write the metrics of runs to one CSV file")
     export_metrics.add_argument("runs", nargs="+", metavar="RUN", help="run ids or names")
     export_metrics.add_argument("--out", required=True, metavar="FILE.csv", help="CSV file")
+
+    check = sub.add_parser("check", parents=[db],
+                           help="check a history file's integrity (exit 1 when damaged)")
+    check.add_argument("--repair", action="store_true",
+                       help="copy every readable run into a new file beside it")
     return parser
 
 
@@ -126,7 +134,7 @@ def _dispatch(argv: list[str] | None) -> int:
         return gui_main(db_path=getattr(args, "db", None))
     handlers = {"run": cmd_run, "runs": cmd_runs, "show": cmd_show, "presets": cmd_presets,
                 "export": cmd_export, "export-metrics": cmd_export_metrics,
-                "resume": cmd_resume}
+                "resume": cmd_resume, "check": cmd_check}
     try:
         with ExitOnSignal():
             return handlers[args.command](args)
@@ -187,13 +195,68 @@ class BadInput(Exception):
         super().__init__("\n".join(self.lines))
 
 
-def _open_store(path: str | None):
-    from kdstudio.core.store import Store
+def _history_label(path: str | None) -> str:
+    """Where the history path came from, for error lines: `--db PATH`, `$KDSTUDIO_DB=PATH`
+    or, for the default location, the path alone."""
+    if path is not None:
+        return f"--db {path}"
+    override = os.environ.get("KDSTUDIO_DB")
+    if override:
+        return f"$KDSTUDIO_DB={override}"
+    from kdstudio.core.paths import default_db_path
 
+    return str(default_db_path())
+
+
+def _history_path(path: str | None) -> Path:
+    from kdstudio.core.paths import default_db_path
+
+    return Path(path).expanduser() if path is not None else default_db_path()
+
+
+def _open_store(path: str | None, create: bool = False):
+    """The history for a command. Read commands (`create=False`) create nothing; `run`
+    creates a new history file in an existing folder (and the default location's folder,
+    which does not exist before the first run), never a folder named by --db or
+    $KDSTUDIO_DB."""
+    from kdstudio.core.store import HistoryError, Store
+
+    label = _history_label(path)
+    explicit = path is not None or bool(os.environ.get("KDSTUDIO_DB"))
+    target = _history_path(path)
+    if create and explicit and not target.parent.is_dir():
+        folder = Path(os.path.abspath(target)).parent
+        raise BadInput([f"{label}: the folder {folder} does not exist (create it first)"])
     try:
-        return Store(path)
-    except Exception as error:  # noqa: BLE001 - any open failure is a bad --db
-        raise BadInput([f"--db: cannot open history database {path or ''}: {error}"]) from None
+        return Store(target, create=create)
+    except HistoryError as error:
+        raise BadInput([f"{label}: {error.problem}"]) from None
+    except Exception as error:  # noqa: BLE001 - any other open failure is a bad --db
+        raise BadInput([f"{label}: cannot open the history ({type(error).__name__}: "
+                        f"{error})"]) from None
+
+
+@contextmanager
+def _reading(path: str | None, records: bool = False) -> Iterator[Any]:
+    """An open history for a read command; damage met while reading becomes one line.
+    `records`: the command also records rows (export), so the write check runs first."""
+    import sqlite3
+
+    from kdstudio.core.history_files import HistoryError, damage_message, is_damage_error
+
+    store = _open_store(path)
+    label = _history_label(path)
+    try:
+        with store:
+            if records:
+                store.check_writable()
+            yield store
+    except HistoryError as error:
+        raise BadInput([f"{label}: {error.problem}"]) from None
+    except sqlite3.DatabaseError as error:
+        problem = (damage_message(error) if is_damage_error(error)
+                   else f"cannot read the history ({error})")
+        raise BadInput([f"{label}: {problem}"]) from None
 
 
 def check_run_keys(keys: list[str]) -> None:
@@ -287,7 +350,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         from kdstudio.core.store import HistoryError
 
-        store = _open_store(args.db)
+        store = _open_store(args.db, create=True)
         try:
             result = run(config, store, on_event, stops)
         except ConfigError as error:
@@ -470,8 +533,7 @@ def print_summary(run_id: int, status: str, summary: dict[str, Any], error: str 
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    store = _open_store(args.db)
-    with store:
+    with _reading(args.db) as store:
         runs = store.list_runs(status=args.status, limit=args.limit)
     if not runs:
         print(f"No runs in {printable(store.path)}")
@@ -493,8 +555,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     from kdstudio.core.config import config_from_dict
 
     check_run_keys([args.run])
-    store = _open_store(args.db)
-    with store:
+    with _reading(args.db) as store:
         run = store.find_run(args.run)
         if run is None:
             raise BadInput([f"no run '{args.run}' in {store.path}"])
@@ -580,8 +641,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from kdstudio.core.export import ExportError, export_student
 
     check_run_keys([args.run])
-    store = _open_store(args.db)
-    with store:
+    with _reading(args.db, records=True) as store:
         try:
             report = export_student(store, args.run, args.out, args.format)
         except ExportError as error:
@@ -598,11 +658,36 @@ def cmd_export_metrics(args: argparse.Namespace) -> int:
     from kdstudio.core.export import ExportError, export_metrics_csv
 
     check_run_keys(args.runs)
-    store = _open_store(args.db)
-    with store:
+    with _reading(args.db) as store:
         try:
             count = export_metrics_csv(store, args.runs, args.out)
         except ExportError as error:
             raise BadInput([str(error)]) from None
     print(f"{count} metric rows of {len(args.runs)} run(s) written to {args.out}")
     return EXIT_OK
+
+
+# ---------------------------------------------------------------- check
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Integrity report (exit 0 ok, 1 damaged); `--repair` copies what is readable."""
+    from kdstudio.core.history_check import check_history, repair_history
+    from kdstudio.core.history_files import HistoryError
+
+    label = _history_label(args.db)
+    try:
+        report = check_history(_history_path(args.db))
+    except HistoryError as error:
+        raise BadInput([f"{label}: {error.problem}"]) from None
+    print("\n".join(report.lines()))
+    if not args.repair:
+        return EXIT_OK if report.ok else EXIT_FAILED
+    print()
+    try:
+        repaired = repair_history(report.path)
+    except (ValueError, HistoryError) as error:
+        print(f"kdstudio: {label}: cannot repair: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    print("\n".join(repaired.lines()))
+    return EXIT_OK if report.ok else EXIT_FAILED

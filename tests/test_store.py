@@ -262,3 +262,51 @@ def test_a_reopened_run_is_running_here_again_and_its_log_continues(tmp_path: Pa
         assert [(line["seq"], line["message"]) for line in store.logs(run_id)] == [
             (1, "first"), (2, "resumed")]
         assert store.get_run(run_id)["current_phase"] == "baseline"
+
+
+def test_artifact_paths_are_stored_relative_to_the_history_folder(tmp_path: Path,
+                                                                   monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    with Store("data/h.db") as store:  # a relative path: stored paths never follow the cwd
+        weights = store.artifact_dir(3) / "student.safetensors"
+        assert weights == tmp_path / "data" / "h-artifacts" / "run-3" / "student.safetensors"
+        assert store.stored_path(weights) == "h-artifacts/run-3/student.safetensors"
+        assert store.stored_path(tmp_path / "out" / "m.onnx") == str(tmp_path / "out/m.onnx")
+        assert store.stored_path("out/m.onnx") == str(tmp_path / "out" / "m.onnx")
+        assert store.artifact_file("h-artifacts/run-3/student.safetensors") == weights
+        assert store.artifact_file("/x/y.onnx") == Path("/x/y.onnx")
+
+
+def test_a_read_only_open_creates_nothing(tmp_path: Path) -> None:
+    with pytest.raises(store_module.HistoryMissing, match="the folder .* does not exist"):
+        Store(tmp_path / "none" / "h.db", create=False)
+    with pytest.raises(store_module.HistoryMissing, match="no history at"):
+        Store(tmp_path / "h.db", create=False)
+    assert list(tmp_path.iterdir()) == []
+    with Store(tmp_path / "h.db") as store:
+        store.create_run({"name": "a"})
+    with Store(tmp_path / "h.db", create=False) as store:
+        assert [run["name"] for run in store.list_runs()] == ["a"]
+
+
+def test_m005_leaves_paths_outside_the_artifacts_folder_alone(tmp_path: Path) -> None:
+    db = tmp_path / "h.db"
+    with Store(db) as store:
+        run_id = store.create_run({"name": "a"})
+        store.finish_run(run_id, "completed")  # its artifact rows are written at once
+        outside = tmp_path / "exports" / "s.onnx"
+        outside.parent.mkdir()
+        outside.write_bytes(b"x")
+        store.add_artifact(run_id, "export", outside, "onnx")
+        store.db.execute("INSERT INTO artifacts (run_id, kind, path, format) VALUES "
+                         "(?, 'student', ?, 'safetensors')",
+                         [run_id, str(tmp_path / "h-artifacts" / "run-1" / "s.safetensors")])
+        store.db.execute("INSERT INTO artifacts (run_id, kind, path, format) VALUES "
+                         "(?, 'student', 'other-artifacts/run-1/s.safetensors', 'x')", [run_id])
+        store.db.conn.commit()
+        store_module.m005_relative_artifact_paths(store.db)
+        store_module.m005_relative_artifact_paths(store.db)  # twice: nothing changes
+        paths = [p for (p,) in store.db.execute("SELECT path FROM artifacts ORDER BY id")]
+    assert paths == [str(outside), "h-artifacts/run-1/s.safetensors",
+                     "other-artifacts/run-1/s.safetensors"]

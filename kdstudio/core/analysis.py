@@ -4,7 +4,6 @@ distilled student gains or loses against the student trained alone, class by cla
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
@@ -94,7 +93,7 @@ def run_models(store: Store, run_id: int) -> dict[str, FeatureModel]:
     models = {}
     for artifact in store.artifacts(run_id):
         if artifact["kind"] in MODEL_KINDS and artifact["format"] == "safetensors":
-            sidecar = Path(artifact["path"]).with_suffix(".json")
+            sidecar = store.artifact_file(artifact["path"]).with_suffix(".json")
             if sidecar.is_file():
                 models[artifact["kind"]] = load_model(sidecar)
     return models

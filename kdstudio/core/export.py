@@ -129,7 +129,7 @@ def load_saved_model(store: Store, run: dict[str, Any], kind: str) -> FeatureMod
     rows = [row for row in store.artifacts(run["id"], kind) if row["format"] == "safetensors"]
     if not rows:
         return None
-    weights = Path(rows[-1]["path"])
+    weights = store.artifact_file(rows[-1]["path"])
     sidecar = weights.with_suffix(".json")
     if not weights.is_file() or not sidecar.is_file():
         raise ExportError(f"the {kind} files of run {run['id']} are missing "
@@ -142,7 +142,7 @@ def load_saved_model(store: Store, run: dict[str, Any], kind: str) -> FeatureMod
 
 def saved_spec(store: Store, run: dict[str, Any], kind: str = "student") -> dict[str, Any]:
     rows = [row for row in store.artifacts(run["id"], kind) if row["format"] == "safetensors"]
-    sidecar = Path(rows[-1]["path"]).with_suffix(".json")
+    sidecar = store.artifact_file(rows[-1]["path"]).with_suffix(".json")
     return json.loads(sidecar.read_text(encoding="utf-8"))
 
 
@@ -422,10 +422,10 @@ def _record(store: Store, run_id: int, report: ExportReport) -> None:
     common = {"out_dir": str(report.out_dir), "inputs": report.inputs,
               "batch_size": report.batch_size, "student_latency_ms": report.student_latency_ms,
               "teacher_latency_ms": report.teacher_latency_ms}
-    with store.db.atomic():
+    with store.writing(), store.db.atomic():
         for item in report.files:
             store.db.execute("DELETE FROM artifacts WHERE run_id = ? AND kind = 'export' "
-                             "AND path = ?", [run_id, str(item.path)])
+                             "AND path = ?", [run_id, store.stored_path(item.path)])
             if not item.path.is_file():  # a format that failed wrote nothing to record
                 continue
             meta = common | {"max_abs_diff": item.max_abs_diff, "checked_with": item.checked_with,

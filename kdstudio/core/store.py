@@ -2,6 +2,15 @@
 
 One `Store` per thread: a file connection is bound to the thread that opened it.
 
+Every write goes through one transaction helper and its guard (`Store.check_writable`):
+before the first write the file's pages are checked once per process, and before each one
+the guard looks (by `os.stat`, never by opening) whether the database file or its `-wal` was
+replaced or deleted under the open connection. On damage the Store refuses every later write
+and closes without checkpointing its stale log.
+
+Artifact paths are stored relative to the history file's folder (`stored_path`) and read back
+through `artifact_file`, so a history and its `-artifacts` folder can move together.
+
 Writes of a run in progress (metric rows, log lines, artifact rows, run-row updates such as
 the current phase) are buffered and written together in one transaction, at most
 `FLUSH_SECONDS` behind. Such a flush waits only `FLUSH_BUSY_MS` for another process's write
@@ -19,18 +28,33 @@ import functools
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import sqlite3
+import threading
 import time
-from collections.abc import Callable, Iterable
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 from sqlite_utils import Migrations
 
+from kdstudio.core import history_files
+from kdstudio.core.history_files import (
+    HistoryDamaged,
+    HistoryError,
+    HistoryMissing,
+    file_id,
+    is_damage_error,
+    wal_path,
+)
 from kdstudio.core.paths import default_db_path
+
+__all__ = ["HistoryDamaged", "HistoryError", "HistoryMissing", "Store"]
 
 FLUSH_SECONDS = 0.5
 FLUSH_BUSY_MS = 20  # how long a flush during a run waits for another process's write lock
@@ -104,12 +128,13 @@ def m004_run_logs(db: sqlite_utils.Database) -> None:
     db["logs"].create_index(["run_id", "seq"])
 
 
-class HistoryError(Exception):
-    """The history file cannot be used as asked; the message is one line naming the file."""
-
-
 class HistoryWriteError(HistoryError):
-    """A write to the history failed and was rolled back: nothing of it is in the file."""
+    """A write to the history failed and was rolled back: nothing of it is in the file.
+    The message is one line that names the file."""
+
+    def __init__(self, message: str) -> None:
+        Exception.__init__(self, message)
+        self.problem = message
 
 
 class DiskFull(HistoryWriteError):
@@ -121,6 +146,58 @@ class HistoryLocked(HistoryWriteError):
 
 
 _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_FULL = 5, 6, 13
+
+
+@migrations()
+def m005_relative_artifact_paths(db: sqlite_utils.Database) -> None:
+    """Artifact paths (and a reused teacher's checkpoint in a run's config) that lie in the
+    history's `-artifacts` folder become relative to the history's folder; others stay."""
+    history = Path(db.execute("PRAGMA database_list").fetchone()[2])
+    root_name = f"{history.stem}-artifacts"
+    for artifact_id, run_id, path in db.execute(
+            "SELECT id, run_id, path FROM artifacts").fetchall():
+        relative = _relative_to_history(path, history.parent, root_name, run_id)
+        if relative is not None and relative != path:
+            db.execute("UPDATE artifacts SET path = ? WHERE id = ?", [relative, artifact_id])
+    for run_id, text in db.execute("SELECT id, config FROM runs").fetchall():
+        config = _json_or(text, {})
+        teacher = config.get("teacher")
+        if not isinstance(teacher, dict) or not isinstance(teacher.get("checkpoint"), str):
+            continue
+        relative = _relative_to_history(teacher["checkpoint"], history.parent, root_name)
+        if relative is not None and relative != teacher["checkpoint"]:
+            teacher["checkpoint"] = relative
+            db.execute("UPDATE runs SET config = ? WHERE id = ?", [json.dumps(config), run_id])
+
+
+_RUN_FOLDER = re.compile(r"run-(\d+)")
+
+
+def _relative_to_history(path: str, folder: Path, root_name: str,
+                         run_id: int | None = None) -> str | None:
+    """`<root_name>/run-N/<file>` for a path in the history's artifacts folder, found by
+    its location or, for a history moved or a path stored relative to some working
+    folder, by its last three parts (the run folder must be `run_id`'s when given); None
+    when the path is not one of the history's artifacts."""
+    if not path:
+        return None
+    candidate = Path(path)
+    root = folder / root_name
+    if candidate.is_absolute():
+        try:
+            return (Path(root_name) / candidate.relative_to(root)).as_posix()
+        except ValueError:
+            pass
+    parts = candidate.parts
+    if len(parts) < 3 or parts[-3] != root_name:
+        return None
+    match = _RUN_FOLDER.fullmatch(parts[-2])
+    if match is None or (run_id is not None and int(match.group(1)) != run_id):
+        return None
+    relative = Path(root_name, parts[-2], parts[-1])
+    if run_id is None and not (folder / relative).is_file():
+        return None  # a teacher file named like ours but not in this history's folder
+    return relative.as_posix()
 
 
 def now_iso() -> str:
@@ -159,6 +236,23 @@ def _reads_own_writes(method: Callable[..., Any]) -> Callable[..., Any]:
     return read
 
 
+def _open_stores(identity: tuple[int, int] | None) -> list[Store]:
+    """The Stores of this process with the file of this identity open."""
+    if identity is None:
+        return []
+    with _STORES_LOCK:
+        stores = list(_STORES)
+    return [store for store in stores if store._db_id == identity and store.is_open]
+
+
+def _wal_changed_under_open_stores(identity: tuple[int, int] | None,
+                                   wal_now: tuple[int, int] | None) -> bool:
+    """Is the file open in a Store of this process whose `-wal` has since been replaced or
+    deleted? (A new connection would share that Store's stale wal-index.)"""
+    return any(store._wal_id is not None and store._wal_id != wal_now
+               for store in _open_stores(identity))
+
+
 def _process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -169,20 +263,34 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-class Store:
-    """The history database. Opening it applies migrations and marks dead runs interrupted."""
+# The Stores of this process, to ask what the open ones know about a file: whether one
+# checked its pages (while it is open the file cannot be swapped for another with the same
+# inode number), and which `-wal` they found (SQLite shares one wal-index per file within a
+# process, so a new connection to a file whose `-wal` changed under the open ones would
+# inherit their stale index).
+_STORES: weakref.WeakSet[Store] = weakref.WeakSet()
+_STORES_LOCK = threading.Lock()  # a GUI thread and its worker open Stores side by side
+_RESTART = ("this history lost its write-ahead log while this process had it open; restart "
+            "KD Studio to open it again")
 
-    def __init__(self, path: str | Path | None = None) -> None:
+
+class Store:
+    """The history database. Opening it applies migrations and marks dead runs interrupted.
+
+    `create=False` (the read commands) opens only an existing history and creates nothing:
+    a missing folder or file raises HistoryMissing. A file that is not a KD Studio history
+    raises HistoryDamaged, as does one whose pages fail SQLite's quick_check before the
+    first write (with `create=True`, before anything is opened for writing).
+    """
+
+    def __init__(self, path: str | Path | None = None, *, create: bool = True) -> None:
         self.path = Path(path) if path is not None else default_db_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite_utils.Database(self.path)
-        self.db.execute(f"PRAGMA busy_timeout = {BUSY_MS}")
-        self.db.enable_wal()
-        # WAL + NORMAL: a commit never corrupts the file and costs no fsync; a power cut can
-        # lose the last half-second of metrics at most
-        self.db.execute("PRAGMA synchronous = NORMAL")
-        self.db.execute("PRAGMA foreign_keys = ON")
-        migrations.apply(self.db)
+        self.file = Path(os.path.abspath(self.path.expanduser()))
+        self._damage: str | None = None
+        self._stale_log = False  # the -wal or the file was replaced or deleted under us
+        self._closed = False
+        self._checked_id: tuple[int, int] | None = None  # set once this Store checked pages
+        self._db_id: tuple[int, int] | None = None
         self.patience_s = PATIENT_SECONDS
         self._buffer: list[tuple] = []  # metric rows
         self._log_buffer: list[tuple] = []  # (run_id, seq, wall_time, level, message)
@@ -193,18 +301,96 @@ class Store:
         self._last_flush = time.monotonic()
         self.busy_flushes = 0  # flushes that found the lock taken and kept their rows
         self.max_buffered_rows = 0  # the most metric rows that waited at once
+        self._open_file(create)
+        self.db = sqlite_utils.Database(self.file)
+        try:
+            self._configure_and_migrate()
+        except BaseException:
+            self.close()
+            raise
+
+    def _open_file(self, create: bool) -> None:
+        """Check the folder and the file before SQLite opens it for writing."""
+        folder = self.file.parent
+        if not folder.is_dir():
+            if not create:
+                raise HistoryMissing(self.path, f"the folder {folder} does not exist")
+            folder.mkdir(parents=True, exist_ok=True)
+        try:
+            size = self.file.stat().st_size
+        except FileNotFoundError:
+            if not create:
+                raise HistoryMissing(self.path, f"no history at {self.file}") from None
+            size = 0
+        if size == 0 and not create:
+            raise HistoryMissing(self.path, f"no history at {self.file} (the file is empty)")
+        if self.file.is_dir():
+            raise HistoryMissing(self.path, f"{self.file} is a folder, not a history file")
+        identity = file_id(self.file)
+        if identity in history_files.KEPT_OPEN_FILES:
+            raise HistoryDamaged(self.path, _RESTART)
+        if _wal_changed_under_open_stores(identity, file_id(wal_path(self.file))):
+            raise HistoryDamaged(self.path, _RESTART)
+        if size:
+            history_files.probe(self.file, pages=create and not self._pages_checked())
+            if create:
+                self._mark_pages_checked()
+
+    def _configure_and_migrate(self) -> None:
+        self.db.execute(f"PRAGMA busy_timeout = {BUSY_MS}")
+        try:
+            self.db.enable_wal()
+        except sqlite3.DatabaseError as error:
+            if is_damage_error(error):
+                raise HistoryDamaged(self.path, history_files.damage_message(error)) from None
+            raise
+        # WAL + NORMAL: a commit never corrupts the file and costs no fsync; a power cut can
+        # lose the last half-second of metrics at most
+        self.db.execute("PRAGMA synchronous = NORMAL")
+        self.db.execute("PRAGMA foreign_keys = ON")
+        pending = migrations.pending(self.db)  # a read: the -wal exists from here on
+        self._db_id = file_id(self.file)
+        self._wal_id = file_id(wal_path(self.file))
+        with _STORES_LOCK:
+            _STORES.add(self)
+        if pending:
+            with self.writing():
+                migrations.apply(self.db)
         self.mark_interrupted()
 
     # ------------------------------------------------------------ lifecycle
 
     def close(self) -> None:
-        """Write what is buffered and close the file (closed even when the write fails)."""
+        """Write what is buffered and close. A Store that found damage writes nothing more;
+        one whose `-wal` or file was replaced under it closes without checkpointing its stale
+        log into the file (`damage` says what it found)."""
+        if self._closed:
+            return
         try:
-            self.flush()
+            if self._damage is None:
+                with suppress(HistoryDamaged):
+                    self.flush()
+            if self._damage is None:
+                found = self._detect_lost_files()
+                if found:
+                    self._damage, self._stale_log = found, True
         finally:
-            self.db.close()
+            self._closed = True
+            self._checked_id = None
+            if self._stale_log:
+                self.checkpoint_guard = history_files.keep_wal_out(self.db.conn, self.file,
+                                                                   self._db_id)
+            if self.checkpoint_guard != "kept open":
+                self.db.close()
             for run_id in list(self._live_runs):
                 self._release_reserve(run_id)
+
+    checkpoint_guard = ""  # how a damaged Store kept its log out of the file on close
+
+    @property
+    def damage(self) -> str | None:
+        """What the guard found wrong (None while the history is sound)."""
+        return self._damage
 
     def __enter__(self) -> Store:
         return self
@@ -212,8 +398,130 @@ class Store:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
+    # ------------------------------------------------------------ the write guard
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Wrap every write: refuses (HistoryDamaged) once damage was found, checks the
+        pages before the first write of this process, looks for a replaced file or a lost
+        `-wal`, and turns SQLite's damage errors into HistoryDamaged."""
+        self.check_writable()
+        try:
+            yield
+        except sqlite3.DatabaseError as error:
+            if is_damage_error(error):
+                self._refuse(f"SQLite found the file damaged while writing ({error})")
+            raise
+
+    def check_writable(self) -> None:
+        """Raise HistoryDamaged unless a write may go ahead."""
+        if self._damage is not None:
+            raise HistoryDamaged(self.path, self._damage)
+        found = self._detect_lost_files()
+        if found:
+            self._stale_log = True
+            self._refuse(found)
+        if not self._pages_checked():
+            problems = self._quick_check()
+            if problems:
+                self._refuse(history_files.pages_message(problems))
+            self._mark_pages_checked()
+
+    def _quick_check(self) -> list[str]:
+        return history_files.quick_check(self.db.conn)
+
+    @property
+    def is_open(self) -> bool:
+        """Opened and not yet closed (read from any thread: no SQLite call)."""
+        return not self._closed
+
+    def _pages_checked(self) -> bool:
+        if self._checked_id is not None:
+            return True
+        identity = file_id(self.file)
+        return identity is not None and any(
+            store._checked_id == identity for store in _open_stores(identity))
+
+    def _mark_pages_checked(self) -> None:
+        if self._checked_id is None:
+            self._checked_id = file_id(self.file)
+
+    def _detect_lost_files(self) -> str | None:
+        """What happened to the files under the open connection, or None if nothing."""
+        now = file_id(self.file)
+        if now is None:
+            return "the history file was deleted or moved away while KD Studio had it open"
+        if now != self._db_id:
+            return "the history file was replaced by another file while KD Studio had it open"
+        wal = wal_path(self.file)
+        wal_now = file_id(wal)
+        if self._wal_id is None:
+            self._wal_id = wal_now
+            return None
+        if wal_now is None:
+            return (f"its write-ahead log {wal.name} was deleted by another program while "
+                    "KD Studio had the history open (that program took it for unused, as "
+                    "happens when locks are lost); nothing more is written, so that nothing "
+                    "committed is overwritten")
+        if wal_now != self._wal_id:
+            return (f"its write-ahead log {wal.name} was replaced by another program while "
+                    "KD Studio had the history open; nothing more is written, so that "
+                    "nothing committed is overwritten")
+        return None
+
+    def _refuse(self, problem: str) -> None:
+        self._damage = problem
+        raise HistoryDamaged(self.path, problem)
+
+    # ------------------------------------------------------------ artifact files
+
+    @property
+    def artifacts_root(self) -> Path:
+        """The `<stem>-artifacts` folder beside the history file."""
+        return self.file.parent / f"{self.file.stem}-artifacts"
+
     def artifact_dir(self, run_id: int) -> Path:
-        return self.path.parent / f"{self.path.stem}-artifacts" / f"run-{run_id}"
+        return self.artifacts_root / f"run-{run_id}"
+
+    def stored_path(self, path: str | Path) -> str:
+        """How a file's path is stored: relative to the history's folder when it lies in the
+        history's artifacts folder, else absolute."""
+        absolute = Path(os.path.abspath(Path(path).expanduser()))
+        try:
+            inside = absolute.relative_to(self.artifacts_root)
+        except ValueError:
+            return str(absolute)
+        return (Path(self.artifacts_root.name) / inside).as_posix()
+
+    def artifact_file(self, stored: str | Path) -> Path:
+        """The file a stored artifact path names, wherever the history now is."""
+        path = Path(stored)
+        return path if path.is_absolute() else self.file.parent / path
+
+    def _resolve_teacher(self, config: dict[str, Any]) -> dict[str, Any]:
+        """A config whose teacher checkpoint is a history artifact, with its path resolved."""
+        teacher = config.get("teacher")
+        if isinstance(teacher, dict) and _is_history_relative(teacher.get("checkpoint"),
+                                                               self.artifacts_root.name):
+            teacher["checkpoint"] = str(self.artifact_file(teacher["checkpoint"]))
+        return config
+
+    def _portable_teacher(self, config: dict[str, Any]) -> dict[str, Any]:
+        """A copy of the config whose teacher checkpoint, when it is one of this history's
+        artifacts, is stored relative to the history's folder."""
+        teacher = config.get("teacher")
+        checkpoint = teacher.get("checkpoint") if isinstance(teacher, dict) else None
+        if not checkpoint or not isinstance(checkpoint, str):
+            return config
+        stored = self.stored_path(checkpoint)
+        if not _is_history_relative(stored, self.artifacts_root.name):
+            return config
+        return {**config, "teacher": {**teacher, "checkpoint": stored}}
+
+    def _decode(self, row: dict[str, Any]) -> dict[str, Any]:
+        run = _decode_run(row)
+        run["config"] = self._resolve_teacher(run["config"])
+        return run
 
     def mark_interrupted(self) -> int:
         """Rows left `running` by a process of this machine that no longer exists become
@@ -225,7 +533,9 @@ class Store:
             # a run of another machine sharing this file cannot be judged from here
             if row["host"] == host and (row["pid"] is None or not _process_alive(row["pid"]))
         ]
-        with self.db.atomic():
+        if not dead:
+            return 0
+        with self.writing(), self.db.atomic():
             for run_id in dead:
                 self.db["runs"].update(run_id, {
                     "status": "interrupted", "finished_at": now_iso(),
@@ -242,7 +552,7 @@ class Store:
             "name": config.get("name") or "run",
             "created_at": now_iso(),
             "status": "running",
-            "config": json.dumps(config),
+            "config": json.dumps(self._portable_teacher(config)),
             "seed": config.get("seed"),
             "dataset": config.get("data", {}).get("dataset"),
             "teacher_arch": config.get("teacher", {}).get("arch"),
@@ -333,7 +643,7 @@ class Store:
     @_reads_own_writes
     def get_run(self, run_id: int) -> dict[str, Any] | None:
         rows = list(self.db.query("SELECT * FROM runs WHERE id = ?", [run_id]))
-        return _decode_run(rows[0]) if rows else None
+        return self._decode(rows[0]) if rows else None
 
     @_reads_own_writes
     def find_run(self, key: str | int) -> dict[str, Any] | None:
@@ -343,7 +653,7 @@ class Store:
             return self.get_run(int(text))
         rows = list(self.db.query(
             "SELECT * FROM runs WHERE name = ? ORDER BY id DESC LIMIT 1", [text]))
-        return _decode_run(rows[0]) if rows else None
+        return self._decode(rows[0]) if rows else None
 
     @_reads_own_writes
     def list_runs(
@@ -358,7 +668,7 @@ class Store:
         if limit:
             sql += " LIMIT ?"
             params.append(limit)
-        return [_decode_run(row) for row in self.db.query(sql, params)]
+        return [self._decode(row) for row in self.db.query(sql, params)]
 
     def delete_run(self, run_id: int) -> None:
         """Delete a run, its metric rows, log lines, artifact rows and files."""
@@ -505,11 +815,13 @@ class Store:
     def _transaction(self, write: Callable[[], None], wait_s: float, what: str) -> None:
         """Run `write` in one IMMEDIATE transaction, waiting up to `wait_s` for another
         connection's write lock; on any failure nothing of it is kept and a
-        HistoryWriteError says why."""
+        HistoryWriteError says why. The write guard goes first: a damaged file or one whose
+        `-wal` went stale under us raises HistoryDamaged and is never written."""
         conn = self.db.conn
         if conn.in_transaction:  # inside a caller's transaction: part of it
             write()
             return
+        self.check_writable()
         conn.execute(f"PRAGMA busy_timeout = {max(int(wait_s * 1000), 0)}")
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -521,6 +833,8 @@ class Store:
                     conn.rollback()
                 raise
         except sqlite3.Error as error:
+            if is_damage_error(error):
+                self._refuse(f"SQLite found the file damaged while writing ({error})")
             raise self._write_error(error, what, wait_s) from None
         finally:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_MS}")
@@ -567,8 +881,8 @@ class Store:
     ) -> int | None:
         """Record a file of a run; returns the row's id, or None for a run in progress in
         this store (the row is buffered with its metric rows)."""
-        row = {"run_id": run_id, "kind": kind, "path": str(path), "format": fmt,
-               "sha256": sha256_of(path), "created_at": now_iso(),
+        row = {"run_id": run_id, "kind": kind, "path": self.stored_path(path), "format": fmt,
+               "sha256": sha256_of(Path(path)), "created_at": now_iso(),
                "meta": json.dumps(meta or {})}
         if run_id in self._live_runs:
             self._artifact_buffer.append(row)
@@ -587,6 +901,7 @@ class Store:
         rows = list(self.db.query(sql + " ORDER BY id", params))
         for row in rows:
             row["meta"] = json.loads(row["meta"] or "{}")
+            row["path"] = str(self.artifact_file(row["path"]))  # wherever the history now is
         return rows
 
     # ------------------------------------------------------------ resume
@@ -630,12 +945,15 @@ class Store:
     @_reads_own_writes
     def runs_with_artifact(self, kind: str, limit: int = 500) -> list[dict[str, Any]]:
         """Runs that have an artifact of `kind`, newest first, each with the path of its
-        latest one as `artifact_path`: one query, not one per run."""
+        latest one as `artifact_path` (resolved): one query, not one per run."""
         sql = (
             "SELECT runs.*, latest.path AS artifact_path FROM runs JOIN ("
             " SELECT run_id, path, max(id) FROM artifacts WHERE kind = ? GROUP BY run_id"
             ") AS latest ON latest.run_id = runs.id ORDER BY runs.id DESC LIMIT ?")
-        return [_decode_run(row) for row in self.db.query(sql, [kind, limit])]
+        runs = [self._decode(row) for row in self.db.query(sql, [kind, limit])]
+        for run in runs:
+            run["artifact_path"] = str(self.artifact_file(run["artifact_path"]))
+        return runs
 
     @_reads_own_writes
     def history_signature(self) -> tuple[Any, ...]:
@@ -671,7 +989,7 @@ class Store:
         if not ids:
             return []
         marks = ", ".join("?" * len(ids))
-        found = {row["id"]: _decode_run(row)
+        found = {row["id"]: self._decode(row)
                  for row in self.db.query(f"SELECT * FROM runs WHERE id IN ({marks})", ids)}
         return [found[i] for i in ids if i in found]
 
@@ -764,6 +1082,12 @@ def _decode_run(row: dict[str, Any]) -> dict[str, Any]:
     row["plan"] = _json_or(row.get("plan"), [])
     row["tags"] = _decode_tags(row.get("tags"))
     return row
+
+
+def _is_history_relative(path: Any, root_name: str) -> bool:
+    """Is this a stored path relative to the history's folder (`<stem>-artifacts/...`)?"""
+    return (isinstance(path, str) and not Path(path).is_absolute()
+            and Path(path).parts[:1] == (root_name,))
 
 
 def _decode_tags(text: Any) -> list[str]:
