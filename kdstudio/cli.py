@@ -337,30 +337,61 @@ class StopSignals(ExitOnSignal):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    with StopSignals() as stops:
-        config = load_run_config(args)
-        from kdstudio.core.config import ConfigError
+    def start(store: Any, on_event: Any, stops: StopSignals) -> Any:
         from kdstudio.core.engine import run
 
-        printer = ConsolePrinter(sys.stdout, quiet=args.quiet)
+        return run(config, store, on_event, stops)
 
-        def on_event(event: dict[str, Any]) -> None:
-            stops.watch(event)
-            printer(event)
+    with StopSignals() as stops:
+        config = load_run_config(args)
+        return _run_to_the_end(args, _open_store(args.db, create=True), start, stops)
 
-        from kdstudio.core.store import HistoryError
 
-        store = _open_store(args.db, create=True)
-        try:
-            result = run(config, store, on_event, stops)
-        except ConfigError as error:
-            raise BadInput(error.problems) from None
-        except HistoryError as error:  # the run could not even be recorded as started
-            printer.finish()
-            print(f"kdstudio: {printable(error)}", file=sys.stderr)
-            return EXIT_FAILED
-        finally:
-            _close_quietly(store)
+def cmd_resume(args: argparse.Namespace) -> int:
+    """Continue a stopped or interrupted run in its own row; Ctrl-C, SIGTERM and SIGHUP
+    stop it again (resumable again from its last finished epoch)."""
+
+    def start(store: Any, on_event: Any, stops: StopSignals) -> Any:
+        from kdstudio.core.resume import refusal
+
+        found = store.find_run(args.run)
+        if found is None:
+            raise BadInput([f"no run '{args.run}' in {store.path}"])
+        reason = refusal(found, store.artifact_dir(found["id"]))
+        if reason:  # said before torch is imported (seconds)
+            raise BadInput([reason])
+        from kdstudio.core.engine import resume
+
+        return resume(found["id"], store, on_event, stops)
+
+    with StopSignals() as stops:
+        check_run_keys([args.run])
+        return _run_to_the_end(args, _open_store(args.db), start, stops)
+
+
+def _run_to_the_end(args: argparse.Namespace, store: Any, start: Any,
+                    stops: StopSignals) -> int:
+    """Run `start(store, on_event, should_stop)` with the console printer and the stop
+    signals, then print the summary; the exit code of `run` and `resume`."""
+    from kdstudio.core.config import ConfigError
+    from kdstudio.core.store import HistoryError
+
+    printer = ConsolePrinter(sys.stdout, quiet=args.quiet)
+
+    def on_event(event: dict[str, Any]) -> None:
+        stops.watch(event)
+        printer(event)
+
+    try:
+        result = start(store, on_event, stops)
+    except ConfigError as error:
+        raise BadInput(error.problems) from None
+    except HistoryError as error:  # the run could not even be recorded as started
+        printer.finish()
+        print(f"kdstudio: {printable(error)}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        _close_quietly(store)
     printer.finish()
     print_summary(result.run_id, result.status, result.summary, result.error, store.path)
     if stops.signum is not None:
@@ -375,47 +406,6 @@ def _close_quietly(store: Any) -> None:
 
     with contextlib.suppress(HistoryError):
         store.close()
-
-
-def cmd_resume(args: argparse.Namespace) -> int:
-    """Continue a stopped or interrupted run in its own row; Ctrl-C, SIGTERM and SIGHUP
-    stop it again (resumable again from its last finished epoch)."""
-    with StopSignals() as stops:
-        from kdstudio.core.config import ConfigError
-        from kdstudio.core.resume import refusal
-        from kdstudio.core.store import HistoryError
-
-        check_run_keys([args.run])
-        printer = ConsolePrinter(sys.stdout, quiet=args.quiet)
-
-        def on_event(event: dict[str, Any]) -> None:
-            stops.watch(event)
-            printer(event)
-
-        store = _open_store(args.db)
-        try:
-            found = store.find_run(args.run)
-            if found is None:
-                raise BadInput([f"no run '{args.run}' in {store.path}"])
-            reason = refusal(found, store.artifact_dir(found["id"]))
-            if reason:  # said before torch is imported (seconds)
-                raise BadInput([reason])
-            from kdstudio.core.engine import resume
-
-            result = resume(found["id"], store, on_event, stops)
-        except ConfigError as error:
-            raise BadInput(error.problems) from None
-        except HistoryError as error:  # the resumed run could not be recorded as started
-            printer.finish()
-            print(f"kdstudio: {printable(error)}", file=sys.stderr)
-            return EXIT_FAILED
-        finally:
-            _close_quietly(store)
-    printer.finish()
-    print_summary(result.run_id, result.status, result.summary, result.error, store.path)
-    if stops.signum is not None:
-        return EXIT_SIGNAL_BASE + stops.signum
-    return EXIT_OK if result.status == "completed" else EXIT_FAILED
 
 
 def _clock(seconds: float) -> str:

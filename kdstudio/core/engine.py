@@ -608,6 +608,7 @@ class _Run:
         self.elapsed_before = 0.0  # a resumed run: training time of its earlier sessions
         self.checkpoints = CheckpointCosts()
         self.checkpoint_deferred_logged = False
+        self.checkpoint_failed_logged = False
 
     def log(self, message: str, level: str = "info") -> None:
         """Emit a log line and keep it in the history with the run's metric rows."""
@@ -826,7 +827,15 @@ class _Run:
             optimizer=loop.optimizer.state_dict()["state"], rng=self.rng_states(loop),
             cycle_pending=list(loop.cycle.pending),
             scaler=scaler.state_dict() if scaler.is_enabled() else {})
-        size = write_state(checkpoint_path(self.store.artifact_dir(self.run_id)), state)
+        try:
+            size = write_state(checkpoint_path(self.store.artifact_dir(self.run_id)), state)
+        except OSError as error:  # the run goes on; a resume starts from the last one written
+            if not self.checkpoint_failed_logged:
+                self.checkpoint_failed_logged = True
+                self.log(f"Could not write the resumable checkpoint ({failure_reason(error)}); "
+                         "training goes on, and a resume would start from the last "
+                         "checkpoint written", "warning")
+            return
         self.checkpoints.count += 1
         self.checkpoints.seconds += time.perf_counter() - started
         self.checkpoints.last_bytes = size

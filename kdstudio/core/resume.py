@@ -15,6 +15,7 @@ window can ask whether a run is resumable before torch is loaded.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -108,8 +109,15 @@ def write_state(path: Path, state: TrainingState) -> int:
             "cycle_lengths": [len(batch) for batch in pending]}
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
-    save_file(packed, str(temporary), metadata={META_KEY: json.dumps(meta)})
-    os.replace(temporary, path)
+    try:
+        save_file(packed, str(temporary), metadata={META_KEY: json.dumps(meta)})
+        os.replace(temporary, path)
+    except Exception as error:  # safetensors' own error on a full disk is not an OSError
+        with contextlib.suppress(OSError):  # the previous checkpoint stays as it was
+            temporary.unlink()
+        if isinstance(error, OSError):
+            raise
+        raise OSError(f"cannot write {temporary}: {error}") from None
     return path.stat().st_size
 
 
@@ -186,7 +194,9 @@ def _state_from(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Train
 
 
 def remove_checkpoint(artifact_dir: Path) -> None:
-    """Delete a run's checkpoint (and a temporary file left by a crash while writing)."""
+    """Delete a run's checkpoint (and a temporary file left by a crash while writing); one
+    that cannot be removed is left where it is (the run's end must not fail on it)."""
     path = checkpoint_path(artifact_dir)
     for file in (path, path.with_name(path.name + ".tmp")):
-        file.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            file.unlink(missing_ok=True)

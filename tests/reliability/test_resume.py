@@ -235,6 +235,20 @@ def test_every_epoch_end_replaces_the_checkpoint_atomically(tmp_path):
         ("baseline", 3), ("student", 1), ("student", 2)]
 
 
+def test_a_checkpoint_that_cannot_be_written_is_said_once_and_training_goes_on(tmp_path):
+    """A real write failure: the checkpoint's temporary name is taken by a folder."""
+    with Store(tmp_path / "history.db") as store:
+        blocked = store.artifact_dir(1) / (CHECKPOINT_NAME + ".tmp")
+        blocked.mkdir(parents=True)
+        logs: list[dict] = []
+        result = run(kd_cosine(), store, lambda e: logs.append(e) if e["type"] == "log" else 0)
+        assert result.status == "completed" and result.error is None
+        warnings = [e["message"] for e in logs if "resumable checkpoint" in e["message"]]
+        assert len(warnings) == 1 and "training goes on" in warnings[0]
+        assert not (store.artifact_dir(1) / CHECKPOINT_NAME).exists()
+        assert [line["message"] for line in store.logs(1)].count(warnings[0]) == 1
+
+
 def test_a_completed_run_loses_its_checkpoint_and_cannot_be_resumed(tmp_path):
     with Store(tmp_path / "history.db") as store:
         done = run(tiny_config(), store)
