@@ -583,6 +583,7 @@ class Store:
             for key, value in fields.items()
         }
         if run_id in self._live_runs:
+            self.check_writable()  # a buffered change is refused as a write is
             self._run_updates.setdefault(run_id, {}).update(encoded)
             return
         self._transaction(lambda: self.db["runs"].update(run_id, encoded), BUSY_MS / 1000,
@@ -885,6 +886,7 @@ class Store:
                "sha256": sha256_of(Path(path)), "created_at": now_iso(),
                "meta": json.dumps(meta or {})}
         if run_id in self._live_runs:
+            self.check_writable()
             self._artifact_buffer.append(row)
             return None
         ids: list[int] = []

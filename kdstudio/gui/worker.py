@@ -129,6 +129,11 @@ class RunWorker(QObject):
         result: dict[str, Any] | None = None
         try:
             result = self._run()
+            if result is not None and result["status"] == "failed" and self.run_id is not None:
+                # the engine could not record its end (its history refused the write): the
+                # row must not stay "running" while the window lives
+                result = self._mark_failed(result["error"] or "failed") | {
+                    "summary": result["summary"]}
         except Exception as error:  # noqa: BLE001 - a message for the user, never a traceback
             reason = f"{type(error).__name__}: {error}"
             if self.run_id is None:

@@ -135,9 +135,11 @@ def test_the_app_dialogs_never_open_the_history_files(tmp_path: Path) -> None:
         pytest.skip(f"strace cannot trace here: {process.stderr.strip()[:200]}")
     assert process.returncode == 0, process.stderr
     listed = dict(line.split(" ", 1) for line in process.stdout.splitlines())
-    assert listed["open"] == "['a.toml']"  # the dialogs work: they list and filter
-    assert listed["save"] == "['b.csv']"
-    assert listed["folder"] == "[]"  # only folders, and there are none
+    # the dialogs work: they list and filter (h-artifacts: the run's folder, made at its
+    # start for its disk reserve)
+    assert listed["open"] == "['a.toml', 'h-artifacts']"
+    assert listed["save"] == "['b.csv', 'h-artifacts']"
+    assert listed["folder"] == "['h-artifacts']"  # only folders
     assert "h.db" in listed["qt"]
     counts = _history_opens(trace.read_text(encoding="utf-8"))
     # Qt's own dialog opens them (this is what the check must see), the app's never
