@@ -667,14 +667,19 @@ class MainWindow(QMainWindow):
         except Exception as error:  # noqa: BLE001 - the window must stay usable
             self._window_failed(error)
         self._update_buttons_safely()
+        if self._window_error and result is not None and result["status"] != "failed":
+            # the window failed at the run's end: the run is marked failed with the reason
+            # (its results stay stored), as for an error while it ran
+            with contextlib.suppress(Exception):
+                result = self._mark_failed(result, self._window_error)
         self.run_finished.emit(result)
         self._show_window_error()
         if self._close_when_stopped:
             self.close()
 
     def _mark_failed(self, result: dict[str, Any], reason: str) -> dict[str, Any]:
-        """Record a run that the window stopped because of its own error as failed (a run
-        that ended before the stop took effect keeps its status)."""
+        """Record a run as failed because of the window's own error (its stored results
+        stay)."""
         store = self.store
         if store is not None:
             store.finish_run(result["run_id"], "failed", reason)

@@ -129,8 +129,8 @@ def test_error_in_event_handling_stops_the_run_once(qtbot, window, tmp_path, sho
     assert window.live.log_view.toPlainText().count(reason) == 1
 
 
-def test_error_in_run_end_handling_keeps_the_run(qtbot, window, tmp_path, shown,
-                                                 monkeypatch):
+def test_error_in_run_end_handling_marks_the_run_failed(qtbot, window, tmp_path, shown,
+                                                        monkeypatch):
     def show_run(self: SummaryCard, run: dict[str, Any]) -> None:
         raise Injected("summary card")
 
@@ -138,9 +138,10 @@ def test_error_in_run_end_handling_keeps_the_run(qtbot, window, tmp_path, shown,
     result = _run_to_end(qtbot, window)
     _assert_usable(window)
     [run] = _runs(tmp_path / "history.db")
-    # the engine had stored every result: the window failing to show them fails nothing
-    assert result["status"] == run["status"] == "completed"
-    assert len(shown) == 1 and "window error: Injected: summary card" in shown[0]
+    reason = "window error: Injected: summary card"
+    assert result["status"] == run["status"] == "failed" and run["error"] == reason
+    assert run["student_test_acc"] is not None  # the results the engine stored stay
+    assert len(shown) == 1 and reason in shown[0]
     assert "stopped" not in shown[0]
 
 
@@ -157,7 +158,7 @@ def test_error_in_the_buttons_update_still_enables_start(qtbot, window, shown, m
     monkeypatch.setattr(MainWindow, "_update_buttons", update)
     result = _run_to_end(qtbot, window)
     assert calls["n"] >= 1
-    assert result["status"] == "completed"
+    assert result["status"] == "failed" and result["error"] == "window error: Injected: buttons"
     assert window.start_button.isEnabled()
     assert not window.stop_button.isEnabled()
     assert len(shown) == 1
