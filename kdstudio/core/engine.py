@@ -1144,9 +1144,11 @@ def _execute(config: RunConfig, prepared: Prepared, store: Store, on_event: Even
         status, error = store.finish_run(state.run_id, status, error,
                                          summary=_json(state.summary), **columns)
     except Exception as failure:  # noqa: BLE001 - the end could not be recorded: say so
-        status = "failed"
-        error = (f"{error}; " if error else "") + f"the run's end was not recorded: " \
-            f"{failure_reason(failure)}"
+        status, reason = "failed", failure_reason(failure)
+        if reason == error:  # the same refusal that failed the run (a damaged history)
+            error = f"{error}; the run's end was not recorded"
+        else:
+            error = (f"{error}; " if error else "") + f"the run's end was not recorded: {reason}"
         state.emit({"type": "log", "run_id": state.run_id, "level": "error", "message": error})
     else:
         if status in ("completed", "failed") and not config.keep_checkpoints:  # not resumable

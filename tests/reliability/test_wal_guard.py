@@ -276,3 +276,34 @@ def test_a_worker_thread_store_also_refuses_a_file_gone_stale_under_the_window(
     thread.join(60)
     window.close()
     assert len(outcome) == 1 and "restart KD Studio" in outcome[0]
+
+
+def test_a_run_whose_wal_vanishes_ends_failed_with_the_reason_and_no_exception(
+        tmp_path: Path) -> None:
+    """Through the engine: the guard fails the run, the refusal is its reason (once), and
+    the file keeps every row committed before the fault."""
+    from kdstudio.core.engine import run
+    from tests.helpers import tiny_config
+
+    db = tmp_path / "h.db"
+    store = Store(db)
+    gone: list[int] = []
+
+    def on_event(event: dict) -> None:
+        if event["type"] == "epoch" and not gone:
+            store.flush()
+            # what the other process does once our locks are gone: checkpoint, delete -wal
+            store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            gone.append(plain_read(db, "SELECT count(*) FROM metrics")[0][0])
+            os.rename(wal_path(db), tmp_path / "moved-wal")
+
+    result = run(tiny_config(), store, on_event)
+    store.close()
+    assert result.status == "failed"
+    assert result.error.count("h.db-wal was deleted") == 1
+    assert result.error.endswith("the run's end was not recorded")
+    assert store.damage is not None
+    assert plain_read(db, "PRAGMA integrity_check") == [("ok",)]
+    assert plain_read(db, "SELECT status FROM runs") == [("running",)]  # never written
+    assert plain_read(db, "SELECT count(*) FROM metrics") == [(gone[0],)]  # all kept
+    assert gone[0] > 0
