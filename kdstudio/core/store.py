@@ -733,13 +733,10 @@ class Store:
         """Write the buffers if the write lock is free within FLUSH_BUSY_MS; otherwise keep
         them for the next flush (unless MAX_BUFFERED_ROWS are waiting: then wait for it)."""
         self.max_buffered_rows = max(self.max_buffered_rows, len(self._buffer))
-        patient = len(self._buffer) >= MAX_BUFFERED_ROWS
-        try:
-            self._write_buffers(self.patience_s if patient else FLUSH_BUSY_MS / 1000)
-        except HistoryLocked:
-            if patient:
-                raise
-            self.busy_flushes += 1
+        if len(self._buffer) >= MAX_BUFFERED_ROWS:
+            self._write_buffers(self.patience_s)
+        else:
+            self.try_flush()
         self._last_flush = time.monotonic()
 
     def _write_buffers(self, wait_s: float) -> None:
