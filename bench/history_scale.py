@@ -137,8 +137,8 @@ def measure(db: Path, repeat: int) -> dict[str, list[float]]:
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication([])
-    from kdstudio.gui.compare_view import CompareView
-    from kdstudio.gui.history_view import HistoryView
+    from kdstudio.gui.compare.view import CompareView
+    from kdstudio.gui.history.view import HistoryView
 
     times: dict[str, list[float]] = {"history": [], "poll": [], "compare_open": [],
                                      "compare10": [], "compare10_steps": []}

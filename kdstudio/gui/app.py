@@ -42,11 +42,11 @@ from PySide6.QtWidgets import (
 )
 
 from kdstudio.core.paths import default_db_path
-from kdstudio.gui.file_dialogs import open_file_name, save_file_name
 from kdstudio.gui.gc_guard import collect_on_gui_thread
-from kdstudio.gui.live_view import LiveView
-from kdstudio.gui.style import STYLE
-from kdstudio.gui.worker import RunController
+from kdstudio.gui.run.live_view import LiveView
+from kdstudio.gui.run.worker import RunController
+from kdstudio.gui.widgets.file_dialogs import open_file_name, save_file_name
+from kdstudio.gui.widgets.style import STYLE
 
 ORGANIZATION, APPLICATION = "kdstudio", "KD Studio"
 DEFAULT_PRESET = "digits-kd"
@@ -201,8 +201,8 @@ class MainWindow(QMainWindow):
     def _add_history_tabs(self) -> None:
         """History and Compare tabs; Re-run fills the form, Open and Compare show the runs'
         curves in the Compare tab."""
-        from kdstudio.gui.compare_view import CompareView
-        from kdstudio.gui.history_view import HistoryView
+        from kdstudio.gui.compare.view import CompareView
+        from kdstudio.gui.history.view import HistoryView
 
         self.history: Any = None
         self.compare: Any = None
@@ -290,7 +290,7 @@ class MainWindow(QMainWindow):
     def _add_dark_knowledge_tab(self) -> None:
         """The Dark knowledge tab: the last finished run, or the run the history asks for
         (it loads the models only when the tab is shown)."""
-        from kdstudio.gui.dark_knowledge_view import DarkKnowledgeView
+        from kdstudio.gui.insight.dark_knowledge import DarkKnowledgeView
 
         self.dark_knowledge = DarkKnowledgeView()
         self.add_tab(self.dark_knowledge, "Dark knowledge")
@@ -408,7 +408,7 @@ class MainWindow(QMainWindow):
         """Build the setup form (imports torch) and restore the last config."""
         if self.setup is not None or self._closed:
             return
-        from kdstudio.gui.setup_panel import SetupPanel
+        from kdstudio.gui.setup.panel import SetupPanel
 
         self.setup = SetupPanel(store_provider=lambda: self.store)
         self.setup.validated.connect(self._on_validated)
@@ -788,7 +788,7 @@ class MainWindow(QMainWindow):
     def stop_for_quit(self) -> None:
         """Called when the application quits: never leave the worker thread running."""
         self.controller.stop_and_wait(60_000)
-        from kdstudio.gui.dark_knowledge_view import wait_for_analyses
+        from kdstudio.gui.insight.dark_knowledge import wait_for_analyses
 
         wait_for_analyses()
 

@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 
 from kdstudio.core.store import Store
-from kdstudio.gui.compare_data import (
+from kdstudio.gui.compare.data import (
     build_series,
     config_diff,
     group_by_seed,
     pareto_front,
     run_colour,
 )
-from kdstudio.gui.compare_view import CompareView
-from kdstudio.gui.smoothing import debiased_ema
+from kdstudio.gui.compare.view import CompareView
+from kdstudio.gui.widgets.smoothing import debiased_ema
 
 VAL = {  # val/acc per epoch of the distilled student, by run name
     "a": [0.50, 0.70, 0.80],

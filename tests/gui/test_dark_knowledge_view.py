@@ -17,13 +17,13 @@ from PySide6.QtGui import QImage
 from kdstudio.core.analysis import dark_knowledge
 from kdstudio.core.engine import run
 from kdstudio.core.store import Store
-from kdstudio.gui.dark_knowledge_view import (
+from kdstudio.gui.insight.dark_knowledge import (
     DarkKnowledgeView,
     MatrixImage,
     slider_temperature,
     slider_value,
 )
-from kdstudio.gui.live_view import PHASE_LABELS
+from kdstudio.gui.run.live_view import PHASE_LABELS
 from tests.gui.conftest import set_tiny_run
 from tests.helpers import tiny_config
 

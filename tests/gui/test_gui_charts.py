@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from kdstudio.gui.charts import ChartPanel
-from kdstudio.gui.smoothing import SmoothedSeries, debiased_ema
+from kdstudio.gui.widgets.charts import ChartPanel
+from kdstudio.gui.widgets.smoothing import SmoothedSeries, debiased_ema
 
 
 def test_debiased_ema_matches_the_tensorboard_formula():
@@ -85,7 +85,7 @@ def test_export_png_svg_csv(chart, tmp_path):
 def test_steady_y_ranges_move_in_coarse_steps():
     import numpy as np
 
-    from kdstudio.gui.charts import nice_ceiling, steady_range
+    from kdstudio.gui.widgets.charts import nice_ceiling, steady_range
 
     assert [nice_ceiling(v) for v in (0.7, 1.0, 1.3, 3.0, 7.5, 420.0)] == [
         1.0, 1.0, 2.0, 5.0, 10.0, 500.0]
@@ -111,7 +111,7 @@ def test_the_chart_follows_the_data_until_the_user_zooms(chart):
 
 
 def test_large_tick_labels_stay_short_and_consistent() -> None:
-    from kdstudio.gui.charts import CompactAxis, compact_labels
+    from kdstudio.gui.widgets.charts import CompactAxis, compact_labels
 
     assert compact_labels([0, 100_000, 400_000], 100_000) == ["0", "100k", "400k"]
     assert compact_labels([0, 5_000, 10_000, 15_000], 5_000) == ["0", "5k", "10k", "15k"]

@@ -31,7 +31,7 @@ from kdstudio.core.distill.methods import METHODS, Method, ParamSpec
 from kdstudio.core.models import create_model
 from kdstudio.core.presets import load_preset
 from kdstudio.gui import MainWindow
-from kdstudio.gui.setup_panel import SetupPanel
+from kdstudio.gui.setup.panel import SetupPanel
 from tests.gui.conftest import find, pick, set_tiny_run, settings_in
 
 

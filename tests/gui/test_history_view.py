@@ -13,8 +13,8 @@ from PySide6.QtWidgets import QMessageBox
 
 from kdstudio.core.engine import run as engine_run
 from kdstudio.core.store import Store
-from kdstudio.gui.history_model import COLUMNS
-from kdstudio.gui.history_view import HistoryView
+from kdstudio.gui.history.model import COLUMNS
+from kdstudio.gui.history.view import HistoryView
 from tests.helpers import tiny_config
 
 
@@ -244,7 +244,7 @@ def test_open_and_rerun_emit_the_run(qtbot, view: HistoryView) -> None:
 def test_export_metrics_of_selected_runs(view: HistoryView, tmp_path: Path,
                                          monkeypatch) -> None:
     target = tmp_path / "out" / "metrics.csv"
-    monkeypatch.setattr("kdstudio.gui.history_view.save_file_name",
+    monkeypatch.setattr("kdstudio.gui.history.view.save_file_name",
                         lambda *a, **k: str(target))
     view.select_runs([1, 2])
     view.export_metrics_selected()

@@ -147,7 +147,7 @@ def test_reuse_this_teacher_travels_with_the_history(tmp_path: Path) -> None:
 
 
 def test_the_setup_panel_reuses_a_teacher_from_a_moved_history(qtbot, tmp_path: Path) -> None:
-    from kdstudio.gui.setup_panel import SOURCE_RUN, SetupPanel
+    from kdstudio.gui.setup.panel import SOURCE_RUN, SetupPanel
 
     db = tmp_path / "first" / "h.db"
     with Store(db) as store:

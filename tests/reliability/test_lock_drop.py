@@ -3,7 +3,7 @@ writes a run into the history, then the window runs: nothing may be lost.
 
 Qt's own dialogs open every file of the folder they show (to sniff MIME types); closing
 those descriptors drops this process's SQLite locks on the history, and the other process
-then deletes the WAL under the window's connection. The app's dialogs (gui/file_dialogs.py)
+then deletes the WAL under the window's connection. The app's dialogs (gui/widgets/file_dialogs.py)
 must never open them, and no other module may build a QFileDialog.
 """
 
@@ -32,7 +32,7 @@ from tests.helpers import tiny_config
 from tests.reliability.conftest import assert_no_traceback, run_cli
 
 GUI_FOLDER = Path(kdstudio.gui.__file__).parent
-DIALOG_MODULE = "file_dialogs.py"
+DIALOG_MODULE = "widgets/file_dialogs.py"
 GATHER_MS = 1500  # the dialog's file gatherer has listed a small folder well before this
 RUN_TIMEOUT_MS = 60_000
 
@@ -53,9 +53,9 @@ def test_only_the_dialog_module_uses_qfiledialog() -> None:
     modules = sorted(GUI_FOLDER.rglob("*.py"))
     assert len(modules) > 10
     offenders = [str(path.relative_to(GUI_FOLDER)) for path in modules
-                 if path.name != DIALOG_MODULE
+                 if path.relative_to(GUI_FOLDER).as_posix() != DIALOG_MODULE
                  and "QFileDialog" in _names_used(path.read_text(encoding="utf-8"))]
-    assert offenders == [], ("build file dialogs with kdstudio.gui.file_dialogs, never "
+    assert offenders == [], ("build file dialogs with kdstudio.gui.widgets.file_dialogs, never "
                              f"QFileDialog directly: {offenders}")
     assert "QFileDialog" in _names_used((GUI_FOLDER / DIALOG_MODULE).read_text("utf-8"))
 
@@ -66,7 +66,7 @@ PROBE = textwrap.dedent('''
     from PySide6.QtCore import QEventLoop, QTimer
     from PySide6.QtWidgets import QApplication, QFileDialog, QFileSystemModel
     from kdstudio.core.store import Store
-    from kdstudio.gui.file_dialogs import file_dialog
+    from kdstudio.gui.widgets.file_dialogs import file_dialog
 
     folder = Path(sys.argv[1])
     app = QApplication([])
@@ -148,7 +148,7 @@ def test_the_app_dialogs_never_open_the_history_files(tmp_path: Path) -> None:
 
 
 def test_save_dialog_starts_in_the_folder_of_a_suggested_file(qtbot, tmp_path: Path) -> None:
-    from kdstudio.gui.file_dialogs import file_dialog
+    from kdstudio.gui.widgets.file_dialogs import file_dialog
 
     dialog = file_dialog(None, "save", str(tmp_path / "run-1-metrics.csv"), "CSV (*.csv)",
                          "save")

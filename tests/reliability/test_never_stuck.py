@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QMessageBox
 from kdstudio.core.store import Store
 from kdstudio.gui.app import MainWindow
 from kdstudio.gui.gc_guard import collect_on_gui_thread
-from kdstudio.gui.live_view import LiveView, SummaryCard
+from kdstudio.gui.run.live_view import LiveView, SummaryCard
 from tests.gui.conftest import set_tiny_run, settings_in
 
 RUN_TIMEOUT_MS = 60_000

@@ -41,8 +41,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from kdstudio.gui.live_view import PHASE_COLORS, PHASE_LABELS
-from kdstudio.gui.worker import worker_thread
+from kdstudio.gui.run.live_view import PHASE_COLORS, PHASE_LABELS
+from kdstudio.gui.run.worker import worker_thread
 
 T_MIN, T_MAX, T_STEP = 0.5, 20.0, 0.1  # the temperature slider: 0.1 steps from 0.5 to 20
 SOFT_COLORMAP = "CET-L17"  # sequential, white (0) to dark

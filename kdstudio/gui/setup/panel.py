@@ -54,9 +54,8 @@ from kdstudio.core.models import (
     model_defaults,
     model_size_mb,
 )
-from kdstudio.gui.file_dialogs import existing_folder, open_file_name
-from kdstudio.gui.form_text import TIPS
-from kdstudio.gui.form_widgets import (
+from kdstudio.gui.setup.form_text import TIPS
+from kdstudio.gui.setup.form_widgets import (
     FLOAT_LIMIT,
     INT_LIMIT,
     ParamEditor,
@@ -66,7 +65,8 @@ from kdstudio.gui.form_widgets import (
     no_wheel,
     set_combo_value,
 )
-from kdstudio.gui.more_options import MoreOptions
+from kdstudio.gui.setup.more_options import MoreOptions
+from kdstudio.gui.widgets.file_dialogs import existing_folder, open_file_name
 
 VALIDATE_DELAY_MS = 150
 SOURCE_TRAIN, SOURCE_FILE, SOURCE_RUN = "train", "file", "run"

@@ -27,8 +27,8 @@ from PySide6.QtWidgets import (
 )
 
 from kdstudio.core.store import Store
-from kdstudio.gui.file_dialogs import existing_folder
-from kdstudio.gui.worker import worker_thread
+from kdstudio.gui.run.worker import worker_thread
+from kdstudio.gui.widgets.file_dialogs import existing_folder
 
 FORMAT_TIPS = {
     "safetensors": "student.safetensors + student.json: weights and everything needed to "

@@ -31,8 +31,8 @@ from PySide6.QtWidgets import (
 
 from kdstudio.core.resume import refusal
 from kdstudio.core.store import STATUSES, Store
-from kdstudio.gui.file_dialogs import save_file_name
-from kdstudio.gui.history_model import COLUMNS, ID_ROLE, KEYS, HistoryFilter, HistoryModel
+from kdstudio.gui.history.model import COLUMNS, ID_ROLE, KEYS, HistoryFilter, HistoryModel
+from kdstudio.gui.widgets.file_dialogs import save_file_name
 
 POLL_MS = 1000
 RESUME_TIP = ("Continue the selected stopped or interrupted run in the workbench from its "
@@ -283,7 +283,7 @@ class HistoryView(QWidget):
 
     def export_selected(self):
         """Open the export dialog for the one selected run; returns the dialog."""
-        from kdstudio.gui.history_export import ExportDialog
+        from kdstudio.gui.history.export import ExportDialog
 
         runs = self.selected_runs()
         if len(runs) != 1:

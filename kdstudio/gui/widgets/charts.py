@@ -28,8 +28,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from kdstudio.gui.file_dialogs import save_file_name
-from kdstudio.gui.smoothing import SmoothedSeries
+from kdstudio.gui.widgets.file_dialogs import save_file_name
+from kdstudio.gui.widgets.smoothing import SmoothedSeries
 
 EXPORT_FORMATS = {"png": "PNG image (*.png)", "svg": "SVG drawing (*.svg)",
                   "csv": "CSV table (*.csv)"}

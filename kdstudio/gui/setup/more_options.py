@@ -29,8 +29,8 @@ from PySide6.QtWidgets import (
 from kdstudio.core.config import TRANSFER_SETS, RunConfig
 from kdstudio.core.data import DATASETS, list_datasets
 from kdstudio.core.distill.schedules import SCHEDULE_KINDS, SCHEDULED_KEYS
-from kdstudio.gui.form_text import TIPS
-from kdstudio.gui.form_widgets import (
+from kdstudio.gui.setup.form_text import TIPS
+from kdstudio.gui.setup.form_widgets import (
     FLOAT_LIMIT,
     INT_LIMIT,
     ParamEditor,

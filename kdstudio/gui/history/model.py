@@ -20,7 +20,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QColor, QFont
 
 from kdstudio.core.store import Store
-from kdstudio.gui.compare_data import run_colour
+from kdstudio.gui.compare.data import run_colour
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 ID_ROLE = Qt.ItemDataRole.UserRole + 2

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from kdstudio.gui.charts import ChartPanel
+from kdstudio.gui.widgets.charts import ChartPanel
 
 REFRESH_MS = 100  # 10 redraws per second
 SCHEDULE_LABELS = {"temperature": "T", "ce_weight": "CE weight", "kd_weight": "KD weight",

@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
 )
 
 from kdstudio.core.store import Store
-from kdstudio.gui.compare_data import (
+from kdstudio.gui.compare.data import (
     X_MODES,
     Series,
     best_of,
@@ -48,7 +48,7 @@ from kdstudio.gui.compare_data import (
     pareto_front,
     run_colour,
 )
-from kdstudio.gui.smoothing import debiased_ema
+from kdstudio.gui.widgets.smoothing import debiased_ema
 
 SIZE_AXES = {"parameters": "Parameters", "MB": "Size (MB)",
              "latency": "CPU latency per batch (ms, measured at export)"}
