@@ -50,19 +50,51 @@ def test_at_loss_by_hand() -> None:
     assert losses.at_loss(student, teacher).item() == pytest.approx(1.0)  # (1 + 1) / 2
 
 
-def test_at_loss_matches_loops_and_pools_the_larger_map() -> None:
-    student = torch.randn(2, 3, 2, 2, generator=_rng(3))
+def _reference_at_loss(f_s: torch.Tensor, f_t: torch.Tensor, p: float = 2.0) -> torch.Tensor:
+    """RepDistiller's `distiller_zoo/AT.py` (and mdistiller's `single_stage_at_loss`), verbatim
+    but for the names: the larger FEATURE map is pooled to the smaller height."""
+    import torch.nn.functional as F
+
+    def at(f: torch.Tensor) -> torch.Tensor:
+        return F.normalize(f.pow(p).mean(1).view(f.size(0), -1))
+
+    s_h, t_h = f_s.shape[2], f_t.shape[2]
+    if s_h > t_h:
+        f_s = F.adaptive_avg_pool2d(f_s, (t_h, t_h))
+    elif s_h < t_h:
+        f_t = F.adaptive_avg_pool2d(f_t, (s_h, s_h))
+    return (at(f_s) - at(f_t)).pow(2).mean()
+
+
+def test_at_loss_pools_the_larger_feature_map_as_the_reference_codes_do() -> None:
+    for s_size, t_size in ((2, 4), (8, 4), (6, 3), (7, 3)):  # 7 -> 3: uneven adaptive windows
+        student = torch.randn(2, 3, s_size, s_size, generator=_rng(3))
+        teacher = torch.randn(2, 5, t_size, t_size, generator=_rng(4))
+        ours = losses.at_loss(student, teacher).item()
+        assert ours == pytest.approx(_reference_at_loss(student, teacher).item(), rel=1e-6)
+        # pooling the attention map instead (the former behaviour) gives another number
+        size = (min(s_size, t_size),) * 2
+        s_map = torch.nn.functional.adaptive_avg_pool2d(student.pow(2).mean(1), size)
+        t_map = torch.nn.functional.adaptive_avg_pool2d(teacher.pow(2).mean(1), size)
+        pooled_maps = (torch.nn.functional.normalize(s_map.flatten(1))
+                       - torch.nn.functional.normalize(t_map.flatten(1))).pow(2).mean().item()
+        assert abs(ours - pooled_maps) > 1e-4 * max(ours, pooled_maps)
+
+
+def test_at_loss_same_size_matches_loops() -> None:
+    student = torch.randn(2, 3, 4, 4, generator=_rng(3))
     teacher = torch.randn(2, 5, 4, 4, generator=_rng(4))
     total, count = 0.0, 0
     for b in range(2):
-        s_map = (student[b].numpy() ** 2).mean(axis=0)  # (2, 2)
-        t_full = (teacher[b].numpy() ** 2).mean(axis=0)  # (4, 4), pooled 2x2 blocks below
-        t_map = t_full.reshape(2, 2, 2, 2).mean(axis=(1, 3))
+        s_map = (student[b].numpy() ** 2).mean(axis=0)
+        t_map = (teacher[b].numpy() ** 2).mean(axis=0)
         s_vec = s_map.ravel() / np.linalg.norm(s_map)
         t_vec = t_map.ravel() / np.linalg.norm(t_map)
         total += float(((s_vec - t_vec) ** 2).sum())
-        count += 4
+        count += 16
     assert losses.at_loss(student, teacher).item() == pytest.approx(total / count, rel=1e-5)
+    assert losses.at_loss(student, teacher).item() == pytest.approx(
+        _reference_at_loss(student, teacher).item(), rel=1e-6)
 
 
 def test_at_loss_p_and_zero_and_one_dimensional_maps() -> None:

@@ -124,15 +124,19 @@ def at_loss(
 
     With `a(f) = vec(mean_c |f_c|^p) / ||vec(mean_c |f_c|^p)||_2` (one unit vector per example),
     the loss is `mean_{i,j} (a(f_s)_ij - a(f_t)_ij)^2`, averaged over the batch and the
-    positions as in the authors' code. When the spatial sizes differ, the larger attention
-    map is average-pooled (adaptively) to the smaller one before normalising. The channel
-    counts may differ.
+    positions as in the authors' code. When the spatial sizes differ, the larger feature map
+    is average-pooled (adaptively) to the smaller size before its attention map is taken, as
+    RepDistiller (`distiller_zoo/AT.py`) and mdistiller (`distillers/AT.py`) do, so values
+    compare with their tables; each spatial dimension goes to the smaller of the two (for
+    square maps, exactly their pooling). The channel counts may differ.
     """
-    student = attention_map(_as_maps(student_feature, "attention transfer"), p)
-    teacher = attention_map(_as_maps(teacher_feature, "attention transfer").detach(), p)
+    student_feature = _as_maps(student_feature, "attention transfer")
+    teacher_feature = _as_maps(teacher_feature, "attention transfer").detach()
     size = _smaller_spatial(student_feature, teacher_feature)
-    student = F.normalize(_pool_to(student, size).flatten(1), dim=1)
-    teacher = F.normalize(_pool_to(teacher, size).flatten(1), dim=1)
+    student = attention_map(_pool_to(student_feature, size), p)
+    teacher = attention_map(_pool_to(teacher_feature, size), p)
+    student = F.normalize(student.flatten(1), dim=1)
+    teacher = F.normalize(teacher.flatten(1), dim=1)
     return (student - teacher).pow(2).mean()
 
 

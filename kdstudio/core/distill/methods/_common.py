@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from kdstudio.core.distill import losses
-from kdstudio.core.distill.methods import EMBEDDING, Method, StepOutputs
+from kdstudio.core.distill.methods import EMBEDDING, Method, Shapes, StepOutputs, map_problem
 
 
 class FeatureMethod(Method):
@@ -40,3 +40,13 @@ class FeatureMethod(Method):
             "feature": self.feature_loss(out.student_features[student_key],
                                          out.teacher_features[teacher_key], out, adapters),
         }
+
+
+class MapFeatureMethod(FeatureMethod):
+    """A feature method on the hint layers that needs convolutional maps from both models."""
+
+    uses_hint_layers = True
+
+    def feature_problems(self, student_shapes: Shapes, teacher_shapes: Shapes) -> list[str]:
+        return (map_problem(self, student_shapes, self.student_layer, "student_layer")
+                + map_problem(self, teacher_shapes, self.teacher_layer, "teacher_layer"))

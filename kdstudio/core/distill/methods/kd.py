@@ -18,9 +18,13 @@ class HintonKD(Method):
     parts = ("ce", "kd")
     suggested = {"temperature": 4.0, "ce_weight": 0.5, "kd_weight": 0.5}
 
+    def kd_term(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+        """The unweighted logit-matching term."""
+        return losses.kd_loss(student_logits, teacher_logits, self.temperature)
+
     def loss_parts(self, out: StepOutputs, adapters: nn.Module | None) -> dict[str, torch.Tensor]:
         assert out.teacher_logits is not None
         return {
             "ce": losses.ce_loss(out.student_logits, out.targets),
-            "kd": losses.kd_loss(out.student_logits, out.teacher_logits, self.temperature),
+            "kd": self.kd_term(out.student_logits, out.teacher_logits),
         }
