@@ -242,7 +242,8 @@ def _reading(path: str | None, records: bool = False) -> Iterator[Any]:
     `records`: the command also records rows (export), so the write check runs first."""
     import sqlite3
 
-    from kdstudio.core.history_files import HistoryError, damage_message, is_damage_error
+    from kdstudio.core.store import HistoryError
+    from kdstudio.core.store.files import damage_message, is_damage_error
 
     store = _open_store(path)
     label = _history_label(path)
@@ -662,8 +663,8 @@ def cmd_export_metrics(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Integrity report (exit 0 ok, 1 damaged); `--repair` copies what is readable."""
-    from kdstudio.core.history_check import check_history, repair_history
-    from kdstudio.core.history_files import HistoryError
+    from kdstudio.core.store import HistoryError
+    from kdstudio.core.store.check import check_history, repair_history
 
     label = _history_label(args.db)
     try:

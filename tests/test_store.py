@@ -14,7 +14,8 @@ import pytest
 
 from kdstudio.core import store as store_module
 from kdstudio.core.paths import default_db_path
-from kdstudio.core.store import Store
+from kdstudio.core.store import Store, schema
+from kdstudio.core.store import writes as store_writes
 
 
 def test_schema_wal_and_migrations(tmp_path: Path) -> None:
@@ -48,7 +49,7 @@ def test_run_lifecycle_and_metrics(tmp_path: Path) -> None:
 def test_metrics_are_buffered_but_never_more_than_a_flush_period_behind(
     tmp_path: Path, monkeypatch
 ) -> None:
-    monkeypatch.setattr(store_module, "FLUSH_SECONDS", 0.2)
+    monkeypatch.setattr(store_writes, "FLUSH_SECONDS", 0.2)
     writer = Store(tmp_path / "h.db")
     reader = Store(tmp_path / "h.db")
     run_id = writer.create_run({"name": "a"})
@@ -192,7 +193,7 @@ def test_run_logs_table_by_migration_and_deleted_with_the_run(tmp_path: Path) ->
 
 def test_a_flush_during_a_run_keeps_its_rows_while_another_connection_holds_the_lock(
         tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(store_module, "FLUSH_SECONDS", 0.0)  # every add tries to flush
+    monkeypatch.setattr(store_writes, "FLUSH_SECONDS", 0.0)  # every add tries to flush
     db = tmp_path / "h.db"
     with Store(db) as store:
         run_id = store.create_run({"name": "a"})
@@ -305,8 +306,8 @@ def test_m005_leaves_paths_outside_the_artifacts_folder_alone(tmp_path: Path) ->
         store.db.execute("INSERT INTO artifacts (run_id, kind, path, format) VALUES "
                          "(?, 'student', 'other-artifacts/run-1/s.safetensors', 'x')", [run_id])
         store.db.conn.commit()
-        store_module.m005_relative_artifact_paths(store.db)
-        store_module.m005_relative_artifact_paths(store.db)  # twice: nothing changes
+        schema.m005_relative_artifact_paths(store.db)
+        schema.m005_relative_artifact_paths(store.db)  # twice: nothing changes
         paths = [p for (p,) in store.db.execute("SELECT path FROM artifacts ORDER BY id")]
     assert paths == [str(outside), "h-artifacts/run-1/s.safetensors",
                      "other-artifacts/run-1/s.safetensors"]

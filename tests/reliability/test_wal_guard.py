@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from kdstudio.core import history_files
 from kdstudio.core import store as store_module
-from kdstudio.core.history_files import HistoryDamaged, wal_path
-from kdstudio.core.store import Store
+from kdstudio.core.store import HistoryDamaged, Store
+from kdstudio.core.store import files as history_files
+from kdstudio.core.store.files import wal_path
 
 WRITE_ROWS = """
 import sqlite3, sys
@@ -220,8 +220,8 @@ def test_the_guard_costs_little_per_write(tmp_path: Path) -> None:
 
 def test_a_store_checks_the_pages_once_per_process(tmp_path: Path, monkeypatch) -> None:
     calls: list[int] = []
-    real = store_module.history_files.quick_check
-    monkeypatch.setattr(store_module.history_files, "quick_check",
+    real = store_module.files.quick_check
+    monkeypatch.setattr(store_module.files, "quick_check",
                         lambda conn: calls.append(1) or real(conn))
     db = tmp_path / "h.db"
     with Store(db) as window:

@@ -1,4 +1,4 @@
-"""The history file as files: errors in our words, a read-only health probe, file identity
+"""The history file as files: a read-only health probe, file identity
 for the write guard, and keeping a stale write-ahead log out of the file on close.
 
 Nothing here opens the database file except through SQLite: closing any descriptor of it
@@ -14,29 +14,13 @@ import sys
 import urllib.parse
 from pathlib import Path
 
+from kdstudio.core.store.errors import HistoryDamaged
+
 KD_TABLES = {"runs", "metrics", "artifacts"}
 _DAMAGE_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB (primary result codes)
 _SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE = 1006
 _KEPT_OPEN: list[object] = []  # connections that must never be closed (see keep_wal_out)
 KEPT_OPEN_FILES: set[tuple[int, int]] = set()  # their files: not to be opened again here
-
-
-class HistoryError(Exception):
-    """A history file that cannot be used; `problem` says why in the user's words."""
-
-    def __init__(self, path: Path, problem: str) -> None:
-        super().__init__(f"{path}: {problem}")
-        self.path = path
-        self.problem = problem
-
-
-class HistoryMissing(HistoryError):
-    """The history file or its folder does not exist (and was not to be created)."""
-
-
-class HistoryDamaged(HistoryError):
-    """The file is not an SQLite database, its pages are damaged, or it lost its
-    write-ahead log while open: nothing more is written into it."""
 
 
 def wal_path(path: Path) -> Path:

@@ -10,9 +10,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kdstudio.core.history_files import (
+from kdstudio.core.store.errors import HistoryMissing
+from kdstudio.core.store.files import (
     KD_TABLES,
-    HistoryMissing,
     connect_read_only,
     is_damage_error,
     shm_path,
