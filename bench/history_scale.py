@@ -97,7 +97,6 @@ def build(db: Path, runs: int, rows: int) -> float:
         Path(str(db) + suffix).unlink(missing_ok=True)
     rng = random.Random(0)
     with Store(db) as store:
-        store.db.execute("PRAGMA synchronous = OFF")
         base = time.time() - runs * 600
         for i in range(runs):
             config = run_config(i, rng)
@@ -109,10 +108,7 @@ def build(db: Path, runs: int, rows: int) -> float:
                                       compression=421_642 / (sum(config["student"]["params"]
                                                                  ["hidden_sizes"]) * 800))
             batch = metric_rows(run_id, rows, rng, base + i * 600)
-            with store.db.atomic():
-                store.db.conn.executemany(
-                    "INSERT INTO metrics (run_id, phase, step, epoch, name, value, wall_time) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)", batch)
+            store.add_metric_rows(batch)  # written with the run's end, in one transaction
             student, baseline = rng.uniform(0.8, 0.97), rng.uniform(0.78, 0.95)
             store.finish_run(run_id, status, None if status == "completed" else "bench",
                              student_test_acc=student, baseline_test_acc=baseline,
@@ -120,7 +116,7 @@ def build(db: Path, runs: int, rows: int) -> float:
                              student_best_val_acc=student, student_last_val_acc=student - 0.005,
                              duration_s=rng.uniform(20, 600),
                              tags=["bench"] + (["best"] if student > 0.95 else []))
-        store.db.execute("ANALYZE")
+        store.analyze()
     return time.perf_counter() - started
 
 
@@ -128,9 +124,8 @@ def counts(db: Path) -> tuple[int, int]:
     if not db.exists():
         return 0, 0
     with Store(db) as store:
-        runs = store.db.execute("SELECT count(*) FROM runs").fetchone()[0]
-        rows = store.db.execute("SELECT count(*) FROM metrics").fetchone()[0]
-    return runs, rows
+        counted = store.table_counts()
+    return counted["runs"], counted["metrics"]
 
 
 def measure(db: Path, repeat: int) -> dict[str, list[float]]:

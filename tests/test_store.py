@@ -311,3 +311,50 @@ def test_m005_leaves_paths_outside_the_artifacts_folder_alone(tmp_path: Path) ->
         paths = [p for (p,) in store.db.execute("SELECT path FROM artifacts ORDER BY id")]
     assert paths == [str(outside), "h-artifacts/run-1/s.safetensors",
                      "other-artifacts/run-1/s.safetensors"]
+
+
+def test_replace_artifacts_keeps_one_row_per_file_and_none_for_a_file_gone(
+        tmp_path: Path) -> None:
+    db = tmp_path / "h.db"
+    out = tmp_path / "out"
+    out.mkdir()
+    onnx, pt = out / "student.onnx", out / "student.pt"
+    onnx.write_bytes(b"first")
+    pt.write_bytes(b"pt")
+    with Store(db) as store:
+        run_id = store.create_run({"name": "a"})
+        store.finish_run(run_id, "completed")  # rows of a finished run are written at once
+        store.add_artifact(run_id, "student", pt, "safetensors")  # another kind: untouched
+        store.replace_artifacts(run_id, "export", [(onnx, "onnx", {"ok": True}),
+                                                   (pt, "torchscript", None)])
+        onnx.write_bytes(b"second")
+        pt.unlink()  # a format that failed this time
+        store.replace_artifacts(run_id, "export", [(onnx, "onnx", {"ok": False}),
+                                                   (pt, "torchscript", {"ok": False})])
+    with Store(db) as again:
+        exports = again.artifacts(run_id, "export")
+        assert [(Path(row["path"]).name, row["format"], row["meta"]) for row in exports] == [
+            ("student.onnx", "onnx", {"ok": False})]
+        assert exports[0]["sha256"] == hashlib.sha256(b"second").hexdigest()
+        assert [row["kind"] for row in again.artifacts(run_id)] == ["student", "export"]
+
+
+def test_table_counts_and_analyze_on_a_real_file(tmp_path: Path) -> None:
+    db = tmp_path / "h.db"
+    with Store(db) as store:
+        assert store.table_counts() == {"runs": 0, "metrics": 0, "logs": 0, "artifacts": 0}
+        run_id = store.create_run({"name": "a"})
+        store.add_metric_rows([(run_id, "student", s, 1, "loss/total", 1.0 / s, 0.0)
+                               for s in range(1, 31)])
+        store.add_log(run_id, "info", "hello")
+        assert store.has_buffered
+        assert store.table_counts() == {"runs": 1, "metrics": 30, "logs": 1, "artifacts": 0}
+        assert not store.has_buffered  # the read wrote its own rows first
+        store.finish_run(run_id, "completed")
+        store.analyze()
+    conn = sqlite3.connect(db)
+    try:
+        stats = dict(conn.execute("SELECT idx, stat FROM sqlite_stat1 WHERE tbl = 'metrics'"))
+    finally:
+        conn.close()
+    assert stats and all(stat.split()[0] == "30" for stat in stats.values())

@@ -12,25 +12,13 @@ from typing import Any
 
 import numpy as np
 
+from kdstudio.core.colours import run_colour as run_colour  # the compare view draws with it
 from kdstudio.core.store import iso_seconds
 
 PHASE_ORDER = ("teacher", "baseline", "student")
 X_MODES = ("step", "epoch", "wall time")
 SEED_KEYS = ("name", "seed", "device")  # keys that may differ within a seed group
 LOWER_IS_BETTER = ("loss", "kl")
-
-
-PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-           (140, 86, 75), (227, 119, 194), (0, 128, 128), (188, 189, 34), (23, 190, 207)]
-
-
-def run_colour(run_id: int) -> tuple[int, int, int]:
-    """The colour a run keeps wherever it is drawn: ten distinct colours for ten
-    consecutive ids, darker shades for the next ten and the ten after."""
-    index = (int(run_id) - 1) % len(PALETTE)
-    shade = (1.0, 0.62, 0.8)[((int(run_id) - 1) // len(PALETTE)) % 3]
-    red, green, blue = PALETTE[index]
-    return round(red * shade), round(green * shade), round(blue * shade)
 
 
 def lower_is_better(metric: str) -> bool:
