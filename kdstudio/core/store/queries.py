@@ -84,7 +84,6 @@ class HistoryQueries(BufferedWrites):
             "SELECT seq, wall_time, level, message FROM logs WHERE run_id = ? ORDER BY seq",
             [run_id]))
 
-
     @_reads_own_writes
     def artifacts(self, run_id: int, kind: str | None = None) -> list[dict[str, Any]]:
         sql, params = "SELECT * FROM artifacts WHERE run_id = ?", [run_id]
@@ -96,7 +95,6 @@ class HistoryQueries(BufferedWrites):
             row["meta"] = json.loads(row["meta"] or "{}")
             row["path"] = str(self.artifact_file(row["path"]))  # wherever the history now is
         return rows
-
 
     @_reads_own_writes
     def runs_with_artifact(self, kind: str, limit: int = 500) -> list[dict[str, Any]]:

@@ -159,7 +159,6 @@ class RunRecords(BufferedWrites):
                 self._run_updates.pop(run_id, None)
         return "failed", error
 
-
     def delete_run(self, run_id: int) -> None:
         """Delete a run, its metric rows, log lines, artifact rows and files."""
         self.flush()
@@ -172,6 +171,7 @@ class RunRecords(BufferedWrites):
         self._transaction(delete, BUSY_MS / 1000, f"the deletion of run #{run_id}")
         shutil.rmtree(self.artifact_dir(run_id), ignore_errors=True)
 
+    # ------------------------------------------------------------ resume
 
     def reopen_run(self, run_id: int, phases: list[str], step: int) -> bool:
         """Take a `stopped` or `interrupted` run back to `running` in this process (this pid
@@ -206,9 +206,6 @@ class RunRecords(BufferedWrites):
         self._live_runs.add(run_id)
         self._reserve_space(run_id)
         return True
-
-    # ------------------------------------------------------------ read-only queries for views
-
 
     # ------------------------------------------------------------ export rows, statistics
 

@@ -238,8 +238,6 @@ class BufferedWrites(HistoryConnection):
                             f"({error})")
         return HistoryWriteError(f"cannot write {what} to the history {self.path}: {error}")
 
-
-
     def add_artifact(
         self, run_id: int, kind: str, path: Path, fmt: str, meta: dict[str, Any] | None = None
     ) -> int | None:
