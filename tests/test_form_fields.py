@@ -134,3 +134,15 @@ def test_config_differences_name_every_value_not_kept() -> None:
         "e: the form cannot hold True (it shows 1)"]
     assert config_differences({}, {"x": {"y": 2}}) == ["x: the form cannot hold nothing "
                                                        "(it shows {'y': 2})"]
+
+
+def test_model_sizes_are_computed_once_per_model_and_data_shape() -> None:
+    from kdstudio.core.models import count_parameters, create_model, model_size, model_size_mb
+
+    size = model_size("mlp", {"hidden_sizes": [16]}, (8,), 4)
+    assert model_size("mlp", {"hidden_sizes": [16]}, [8], 4) is size  # cached, not rebuilt
+    built = create_model("mlp", (8,), 4, hidden_sizes=[16])
+    assert size.parameters == count_parameters(built) == 8 * 16 + 16 + 16 * 4 + 4
+    assert size.size_mb == model_size_mb(built)
+    assert size.layers == tuple(built.feature_layers())
+    assert model_size("mlp", {"hidden_sizes": [32]}, (8,), 4).parameters > size.parameters

@@ -114,27 +114,28 @@ def _other_dataset(values: Values) -> bool:
     return value_at(values, "data.transfer") == "dataset"
 
 
-def _doc(entry: Any) -> str:
+def entry_doc(entry: Any) -> str:
+    """A registry entry's docstring on one line (tooltips, the method's formula)."""
     return " ".join((entry.__doc__ or "").replace("`", "").split())
 
 
 def _dataset_choices() -> list[Choice]:
     from kdstudio.core.data import DATASETS, list_datasets
 
-    return [(n, n, DATASETS.get(n).description or _doc(DATASETS.get(n)))
+    return [(n, n, DATASETS.get(n).description or entry_doc(DATASETS.get(n)))
             for n in list_datasets()]
 
 
 def _model_choices() -> list[Choice]:
     from kdstudio.core.models import MODELS, list_models
 
-    return [(n, n, _doc(MODELS.get(n))) for n in list_models()]
+    return [(n, n, entry_doc(MODELS.get(n))) for n in list_models()]
 
 
 def _method_choices() -> list[Choice]:
     from kdstudio.core.distill.methods import METHODS, list_methods
 
-    return [(n, METHODS.get(n).label or n, _doc(METHODS.get(n))) for n in list_methods()]
+    return [(n, METHODS.get(n).label or n, entry_doc(METHODS.get(n))) for n in list_methods()]
 
 
 def _device_choices() -> list[Choice]:
@@ -247,10 +248,6 @@ FIELDS: tuple[Field, ...] = _build_fields()
 FIELDS_BY_KEY: dict[str, Field] = {field.key: field for field in FIELDS}
 
 
-def fields_in(group: str) -> list[Field]:
-    return [field for field in FIELDS if field.group == group]
-
-
 # ---------------------------------------------------------------- registry parameters
 
 
@@ -321,7 +318,7 @@ def _schema(params_key: str, entry_name: str) -> tuple[dict[str, Any], str]:
 
     if entry_name not in MODELS:
         return {}, ""
-    return model_defaults(entry_name), _doc(MODELS.get(entry_name))
+    return model_defaults(entry_name), entry_doc(MODELS.get(entry_name))
 
 
 def _label(name: str) -> str:

@@ -23,7 +23,14 @@ from PySide6.QtWidgets import (
 from kdstudio.core.config.fields import Field
 from kdstudio.core.config.rules import MAX_EPOCHS
 from kdstudio.core.distill.schedules import SCHEDULE_KINDS
-from kdstudio.gui.setup.inputs import Input, NumberEdit, make_input, no_wheel, set_combo_value
+from kdstudio.gui.setup.inputs import (
+    Input,
+    NumberEdit,
+    make_input,
+    no_wheel,
+    read_inputs,
+    set_combo_value,
+)
 
 
 class ParamEditor(QObject):
@@ -87,14 +94,9 @@ class ParamEditor(QObject):
 
     def values(self) -> tuple[dict[str, Any], list[str]]:
         """The values shown (with the unknown keys kept) and problems reading them."""
-        result: dict[str, Any] = {}
-        problems: list[str] = []
-        for name, item in self.inputs.items():
-            value, problem = item.get()
-            if problem:
-                problems.append(problem)
-            elif self.given is None or name in self.given or value != item.field.default:
-                result[name] = value
+        shown, problems = read_inputs(self.inputs)
+        result = {name: value for name, value in shown.items() if self.given is None
+                  or name in self.given or value != self.inputs[name].field.default}
         return result | self.extra, problems
 
     def set_read_only(self, read_only: bool) -> None:

@@ -251,6 +251,20 @@ class LayerInput(Input):
         combo.blockSignals(False)
 
 
+def read_inputs(inputs: dict[str, Input]) -> tuple[dict[str, Any], list[str]]:
+    """The values of these inputs by name (those that read as None left out), and the
+    problems of those that do not read."""
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for name, item in inputs.items():
+        value, problem = item.get()
+        if problem:
+            problems.append(problem)
+        elif value is not None:
+            values[name] = value
+    return values, problems
+
+
 def make_input(field: Field, browse: Callable[[Field, QLineEdit], None] | None = None,
                bool_text: bool = True) -> Input:
     """The widget of a table field (not `params` or `schedule`, which are composites)."""

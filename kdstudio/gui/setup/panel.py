@@ -34,6 +34,7 @@ from kdstudio.core.config.fields import (
     GROUPS,
     Field,
     config_differences,
+    entry_doc,
     param_fields,
     uses_teacher,
 )
@@ -42,7 +43,7 @@ from kdstudio.core.data import DATASETS, dataset_params, get_dataset
 from kdstudio.core.distill.methods import METHODS, WEIGHT_KEYS
 from kdstudio.core.models import MODELS, model_size
 from kdstudio.gui.setup.composites import ParamEditor, ScheduleInput
-from kdstudio.gui.setup.inputs import Input, LayerInput, make_input
+from kdstudio.gui.setup.inputs import Input, LayerInput, make_input, read_inputs
 from kdstudio.gui.setup.marks import Marks
 from kdstudio.gui.setup.more_options import MoreOptions
 from kdstudio.gui.setup.sizes import SizesCard
@@ -56,10 +57,6 @@ from kdstudio.gui.widgets.file_dialogs import existing_folder, open_file_name
 
 VALIDATE_DELAY_MS = 150
 __all__ = ["SOURCE_FILE", "SOURCE_RUN", "SOURCE_TRAIN", "SetupPanel"]
-
-
-def _doc(entry: Any) -> str:
-    return " ".join((entry.__doc__ or "").replace("`", "").split())
 
 
 def _set_path(data: dict[str, Any], key: str, value: Any) -> None:
@@ -302,7 +299,7 @@ class SetupPanel(QWidget):
         self.teacher_group.setEnabled(teacher)
         self.teacher_note.setVisible(not teacher)
         method = self._method()
-        self.method_doc.setText(_doc(method) if method else "unknown method")
+        self.method_doc.setText(entry_doc(method) if method else "unknown method")
 
     def _set_teacher_model(self, arch: str, params: dict[str, Any]) -> None:
         loading, self._loading = self._loading, True
@@ -316,13 +313,9 @@ class SetupPanel(QWidget):
 
     def _read(self, blank_hidden: bool = True) -> tuple[dict[str, Any], list[str]]:
         values: dict[str, Any] = {}
-        problems: list[str] = []
-        for key, item in self.inputs.items():
-            value, problem = item.get()
-            if problem:
-                problems.append(problem)
-            elif value is not None:
-                _set_path(values, key, value)
+        flat, problems = read_inputs(self.inputs)
+        for key, value in flat.items():
+            _set_path(values, key, value)
         _set_path(values, "teacher.checkpoint", self.teacher_source.value())
         values.setdefault("distill", {}).setdefault("schedules", {})
         for key, editor in self.editors.items():

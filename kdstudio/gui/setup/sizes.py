@@ -14,6 +14,12 @@ def _describe(size: ModelSize | None) -> str:
     return f"{size.parameters:,} params · {shown}"
 
 
+def _named_label(name: str) -> QLabel:
+    label = QLabel()
+    label.setObjectName(name)
+    return label
+
+
 class SizesCard(QFrame):
     """Teacher, student and compression, refreshed with `show_sizes`."""
 
@@ -23,12 +29,9 @@ class SizesCard(QFrame):
         grid = QGridLayout(self)
         grid.setContentsMargins(8, 4, 8, 4)
         grid.setVerticalSpacing(0)
-        self.teacher_label = QLabel()
-        self.teacher_label.setObjectName("teacherSizeLabel")
-        self.student_label = QLabel()
-        self.student_label.setObjectName("studentSizeLabel")
-        self.compression_label = QLabel()
-        self.compression_label.setObjectName("compressionLabel")
+        self.teacher_label, self.student_label, self.compression_label = (
+            _named_label(name) for name in ("teacherSizeLabel", "studentSizeLabel",
+                                            "compressionLabel"))
         for column, (title, label, tip) in enumerate((
                 ("Teacher", self.teacher_label, "Teacher parameters and size (float32)"),
                 ("Student", self.student_label, "Student parameters and size (float32)"),
