@@ -143,10 +143,10 @@ class SetupPanel(QWidget):
             editor.changed.connect(self._on_input_changed)
             self.editors[field.key] = editor
             return
-        if field.key == "teacher.checkpoint":
-            self._add_teacher_source_rows(form)
         item = (ScheduleInput(field) if field.kind == "schedule"
                 else make_input(field, self._browse))
+        if field.key == "teacher.checkpoint":
+            self._add_teacher_source(form, item)
         item.changed.connect(lambda key=field.key: self._on_input_changed(key))
         self.inputs[field.key] = item
         widgets = item.marked() if isinstance(item, ScheduleInput) else [item.widget]
@@ -171,14 +171,17 @@ class SetupPanel(QWidget):
         elif field.key.startswith("distill.") and field.key.endswith("_weight"):
             self.marks.link("distill", item.widget)  # "all loss weights are zero"
 
-    def _add_teacher_source_rows(self, form: QFormLayout) -> None:
+    def _add_teacher_source(self, form: QFormLayout, checkpoint: Any) -> None:
+        """The note for methods without a teacher and the source row, above the checkpoint."""
         self.teacher_note = QLabel("This method trains the student on the labels alone: no "
                                    "teacher is used.")
         self.teacher_note.setWordWrap(True)
         self.teacher_note.setObjectName("teacherNote")
         form.addRow(self.teacher_note)
-        # the checkpoint input is made next; the source helper takes it from `inputs`
-        self._pending_source_form = form
+        self.teacher_source = TeacherSource(checkpoint, self._store_provider, self)
+        caption = QLabel("Source")
+        caption.setToolTip(self.teacher_source.combo.toolTip())
+        form.addRow(caption, self.teacher_source.combo)
 
     def _browse(self, field: Field, edit: QLineEdit) -> None:
         if field.kind == "file":
@@ -190,19 +193,6 @@ class SetupPanel(QWidget):
             edit.setText(path)
             if field.key == "teacher.checkpoint":
                 self.teacher_source.adopt_sidecar()
-
-    @property
-    def teacher_source(self) -> TeacherSource:
-        source = getattr(self, "_teacher_source", None)
-        if source is None:
-            source = TeacherSource(self.inputs["teacher.checkpoint"], self._store_provider,
-                                   self)
-            self._teacher_source = source
-            row = self._pending_source_form.rowCount() - 1
-            caption = QLabel("Source")
-            caption.setToolTip(source.combo.toolTip())
-            self._pending_source_form.insertRow(row, caption, source.combo)
-        return source
 
     # ------------------------------------------------------------ compatibility names
 

@@ -36,6 +36,7 @@ class TeacherSource(QObject):
         self.store_provider = store_provider
         self.runs: dict[int, dict[str, Any]] = {}
         self._runs_loaded = False
+        self._teacher_runs: list[dict[str, Any]] = []
         self.combo = QComboBox()
         self.combo.setObjectName("teacherSourceCombo")
         self.combo.setToolTip(TIPS["teacher.source"])
@@ -92,9 +93,13 @@ class TeacherSource(QObject):
 
     def runs_with_artifact(self, kind: str, limit: int = 500) -> list[dict[str, Any]]:
         """The history's runs with a teacher (`TeacherRuns`), as last listed."""
-        if not self._runs_loaded:
-            self.refresh_saved_runs()
-        return list(self.runs.values())[:limit] if kind == "teacher" else []
+        if kind != "teacher":
+            return []
+        if not self._runs_loaded:  # read once (not per edit), without touching the list
+            store = self.store_provider() if self.store_provider else None
+            self._teacher_runs = store.runs_with_artifact("teacher", limit=500) if store else []
+            self._runs_loaded = True
+        return self._teacher_runs[:limit]
 
     def refresh_saved_runs(self) -> None:
         """List saved runs that have a trained teacher, newest first."""
@@ -110,6 +115,7 @@ class TeacherSource(QObject):
                 text = (f"#{run['id']} {run['name']} — {run['teacher_arch']} on "
                         f"{run['dataset']}" + (f", test {acc:.1%}" if acc is not None else ""))
                 self.run_combo.addItem(text, run["id"])
+        self._teacher_runs = list(self.runs.values())
         self._runs_loaded = store is not None
         if not self.runs:
             self.run_combo.addItem("no saved run has a teacher yet", None)
