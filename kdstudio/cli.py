@@ -295,10 +295,26 @@ def load_run_config(args: argparse.Namespace):
     except ValueError as error:
         raise BadInput([str(error)]) from None
     config, problems = config_from_dict(data)
-    problems += validate(config)
+    with _existing_history(getattr(args, "db", None)) as store:
+        problems += validate(config, store=store)
     if problems:
         raise BadInput(problems)
     return config
+
+
+@contextmanager
+def _existing_history(path: str | None) -> Iterator[Any]:
+    """The history when its file exists (validation checks a reused teacher's run against
+    it), else None; creates nothing."""
+    store = None
+    if _history_path(path).is_file():
+        with contextlib.suppress(BadInput):
+            store = _open_store(path)
+    try:
+        yield store
+    finally:
+        if store is not None:
+            store.close()
 
 
 def _toml_string(text: str) -> str:

@@ -233,14 +233,26 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("A run is in progress: stop it before loading "
                                          "another config", 8000)
             return False
-        problems = self.setup.set_config(config)
         self.tabs.setCurrentIndex(0)
-        if problems:
-            self._warn("Re-run", "The config was loaded, except for these values (the form "
-                       "keeps its defaults there):\n\n" + "\n".join(problems))
-        self.statusBar().showMessage(f"Config of {config.get('name') or 'the run'} loaded; "
-                                     "press Start to run it again", 8000)
+        self.load_config_dict(config, "Re-run", f"the config of {config.get('name') or 'the run'}")
+        if not self.setup.load_problems:
+            self.statusBar().showMessage(f"Config of {config.get('name') or 'the run'} loaded; "
+                                         "press Start to run it again", 8000)
         return True
+
+    def load_config_dict(self, data: dict[str, Any], title: str, origin: str,
+                         dialog: bool = True) -> list[str]:
+        """The one loading path of the form (Open, Re-run, the last config on start): fill
+        it and report every value it could not take as given, by key path (in a dialog
+        unless `dialog` is False, and in the status bar; the fields are marked)."""
+        problems = self.setup.set_config(data)
+        if problems:
+            if dialog:
+                self._warn(title, f"{origin} was loaded, except for these values (marked in "
+                           "the form):\n\n" + "\n".join(problems))
+            self.statusBar().showMessage(f"{origin} loaded; {len(problems)} value(s) could not "
+                                         f"be kept: {problems[0]}", 15000)
+        return problems
 
     def resume_run(self, run_id: int) -> bool:
         """Go on with a stopped or interrupted run in the workbench, through the same worker
@@ -475,11 +487,9 @@ class MainWindow(QMainWindow):
         except ValueError as error:
             self._warn("Open config", str(error))
             return [str(error)]
-        problems = self.setup.set_config(data)
-        if problems:
-            self._warn("Open config", f"{path} was loaded, except for these values (the form "
-                       "keeps its defaults there):\n\n" + "\n".join(problems))
-        self.statusBar().showMessage(f"Config loaded from {path}", 5000)
+        problems = self.load_config_dict(data, "Open config", str(path))
+        if not problems:
+            self.statusBar().showMessage(f"Config loaded from {path}", 5000)
         return problems
 
     def _save_dialog(self) -> None:
@@ -733,7 +743,7 @@ class MainWindow(QMainWindow):
             except ValueError:
                 data = None
             if isinstance(data, dict):
-                self.setup.set_config(data)
+                self.load_config_dict(data, "Last config", "The last config", dialog=False)
                 return
         from kdstudio.core.presets import list_presets
 

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QLineEdit, QSpinBox
+from PySide6.QtWidgets import QCheckBox, QComboBox, QLineEdit, QSpinBox
 
 from kdstudio.gui import MainWindow
 from kdstudio.gui.gc_guard import collect_on_gui_thread
+from kdstudio.gui.setup.inputs import NumberEdit
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -57,18 +58,18 @@ def set_tiny_run(win: MainWindow, teacher_epochs: int = 1, epochs: int = 1,
     panel.data_params.widgets["dims"].setValue(8)
     panel.data_params.widgets["separation"].setValue(3.0)
     find(win, QSpinBox, "batchSizeSpin").setValue(batch_size)
-    find(win, QDoubleSpinBox, "valFractionSpin").setValue(0.2)
+    find(win, NumberEdit, "valFractionSpin").setValue(0.2)
     pick(find(win, QComboBox, "teacherArchCombo"), "mlp")
     panel.teacher_params.widgets["hidden_sizes"].setText("32")
     pick(find(win, QComboBox, "studentArchCombo"), "mlp")
     panel.student_params.widgets["hidden_sizes"].setText("8")
     pick(find(win, QComboBox, "methodCombo"), method)
-    find(win, QDoubleSpinBox, "temperatureSpin").setValue(4.0)
-    find(win, QDoubleSpinBox, "ceWeightSpin").setValue(0.5)
-    find(win, QDoubleSpinBox, "kdWeightSpin").setValue(0.5)
+    find(win, NumberEdit, "temperatureSpin").setValue(4.0)
+    find(win, NumberEdit, "ceWeightSpin").setValue(0.5)
+    find(win, NumberEdit, "kdWeightSpin").setValue(0.5)
     find(win, QSpinBox, "teacherEpochsSpin").setValue(teacher_epochs)
     find(win, QSpinBox, "epochsSpin").setValue(epochs)
-    find(win, QSpinBox, "seedSpin").setValue(1)
+    find(win, NumberEdit, "seedSpin").setValue(1)
     pick(find(win, QComboBox, "deviceCombo"), "cpu")
     find(win, QLineEdit, "runNameEdit").setText("gui-test")
     find(win, QCheckBox, "baselineCheck").setChecked(True)

@@ -12,7 +12,6 @@ from PySide6.QtWidgets import (
     QAbstractSpinBox,
     QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
     QLabel,
     QLineEdit,
     QMessageBox,
@@ -31,6 +30,7 @@ from kdstudio.core.distill.methods import METHODS, Method, ParamSpec
 from kdstudio.core.models import create_model
 from kdstudio.core.presets import load_preset
 from kdstudio.gui import MainWindow
+from kdstudio.gui.setup.inputs import NumberEdit
 from kdstudio.gui.setup.panel import SetupPanel
 from tests.gui.conftest import find, pick, set_tiny_run, settings_in
 
@@ -50,7 +50,7 @@ def problems_text(win: MainWindow) -> str:
 def test_temperature_zero_disables_start_and_says_why(qtbot, window):
     set_tiny_run(window)
     assert start_button(window).isEnabled()
-    spin = find(window, QDoubleSpinBox, "temperatureSpin")
+    spin = find(window, NumberEdit, "temperatureSpin")
     spin.setValue(0.0)
     qtbot.waitUntil(lambda: not start_button(window).isEnabled(), timeout=3_000)
     assert "distill.temperature: must be > 0 (got 0)" in problems_text(window)
@@ -65,7 +65,7 @@ def test_temperature_zero_disables_start_and_says_why(qtbot, window):
 
 def test_hint_layers_are_listed_and_a_missing_one_disables_start(qtbot, window):
     set_tiny_run(window, method="fitnets")
-    find(window, QDoubleSpinBox, "featureWeightSpin").setValue(1.0)
+    find(window, NumberEdit, "featureWeightSpin").setValue(1.0)
     window.setup.validate_now()
     student_layers = find(window, QComboBox, "studentLayerCombo")
     teacher_layers = find(window, QComboBox, "teacherLayerCombo")
@@ -92,14 +92,15 @@ def test_hint_layers_are_listed_and_a_missing_one_disables_start(qtbot, window):
 
 def test_model_parameters_get_widgets_from_the_registry_defaults(qtbot, window):
     panel = window.setup
-    pick(find(window, QComboBox, "teacherArchCombo"), "cnn")
+    pick(find(window, QComboBox, "teacherArchCombo"), "mlp")
+    pick(find(window, QComboBox, "teacherArchCombo"), "cnn")  # picked: writes every parameter
     widgets = panel.teacher_params.widgets
     assert set(widgets) == {"channels", "kernel_size", "global_pool", "dropout"}
     assert isinstance(widgets["channels"], QLineEdit)
     assert widgets["channels"].text() == "32, 64"
     assert isinstance(widgets["kernel_size"], QSpinBox)
     assert isinstance(widgets["global_pool"], QCheckBox)
-    assert isinstance(widgets["dropout"], QDoubleSpinBox)
+    assert isinstance(widgets["dropout"], NumberEdit)  # any float, exactly
 
     widgets["channels"].setText("16, 24 ,8")
     widgets["kernel_size"].setValue(5)
@@ -142,7 +143,7 @@ def test_a_new_method_gets_its_fields_from_its_param_specs(qtbot, monkeypatch):
     panel = SetupPanel()
     qtbot.addWidget(panel)
     pick(panel.method_combo, "scaled-kd")
-    scale = panel.findChild(QDoubleSpinBox, "methodParam_scale")
+    scale = panel.findChild(NumberEdit, "methodParam_scale")
     warmup = panel.findChild(QSpinBox, "methodParam_warmup")
     assert scale is not None and warmup is not None
     assert scale.value() == 0.5 and warmup.value() == 3
@@ -185,7 +186,7 @@ def test_every_input_has_a_tooltip_and_loss_weights_show_the_formula(window):
     missing = [w.objectName() or type(w).__name__ for w in inputs if not w.toolTip().strip()]
     assert missing == []
     for name in ("ceWeightSpin", "kdWeightSpin", "featureWeightSpin", "temperatureSpin"):
-        assert "α·CE(s, y) + β·T²·KL" in find(window, QDoubleSpinBox, name).toolTip()
+        assert "α·CE(s, y) + β·T²·KL" in find(window, NumberEdit, name).toolTip()
 
 
 def test_preset_menu_fills_the_form(window):
@@ -205,7 +206,7 @@ def test_preset_menu_fills_the_form(window):
 
 def test_config_saved_as_toml_runs_with_the_cli_unchanged(window, tmp_path):
     set_tiny_run(window, method="fitnets")
-    find(window, QDoubleSpinBox, "featureWeightSpin").setValue(0.7)
+    find(window, NumberEdit, "featureWeightSpin").setValue(0.7)
     find(window, QComboBox, "teacherLayerCombo").setCurrentText("hidden1")
     form_config, problems = window.setup.run_config()
     assert problems == []
@@ -213,7 +214,7 @@ def test_config_saved_as_toml_runs_with_the_cli_unchanged(window, tmp_path):
     args = argparse.Namespace(preset=None, config=str(path), device=None, overrides=[])
     assert load_run_config(args).to_dict() == form_config.to_dict()
 
-    find(window, QDoubleSpinBox, "temperatureSpin").setValue(9.0)
+    find(window, NumberEdit, "temperatureSpin").setValue(9.0)
     pick(find(window, QComboBox, "studentArchCombo"), "cnn")
     assert window.open_config(path) == []
     assert window.setup.run_config()[0].to_dict() == form_config.to_dict()
@@ -228,7 +229,7 @@ def test_open_reports_bad_files_without_a_traceback(window, tmp_path, monkeypatc
     typed = tmp_path / "typed.toml"
     typed.write_text('seed = "x"\n[distill]\ntemperature = 2.5\n', encoding="utf-8")
     assert window.open_config(typed) == ["seed: must be an integer (got 'x')"]
-    assert find(window, QDoubleSpinBox, "temperatureSpin").value() == 2.5
+    assert find(window, NumberEdit, "temperatureSpin").value() == 2.5
     assert len(shown) == 2 and "seed: must be an integer" in shown[1]
 
 
@@ -263,7 +264,7 @@ def test_settings_keep_the_last_config_and_the_layout(qtbot, tmp_path):
     qtbot.addWidget(first)
     first.show()
     set_tiny_run(first)
-    find(first, QDoubleSpinBox, "temperatureSpin").setValue(2.5)
+    find(first, NumberEdit, "temperatureSpin").setValue(2.5)
     first.resize(1300, 700)  # not the default 1440 x 900
     splitter = find(first, QSplitter, "liveSplitter")
     splitter.setSizes([300, 250])
@@ -275,7 +276,7 @@ def test_settings_keep_the_last_config_and_the_layout(qtbot, tmp_path):
     qtbot.addWidget(second)
     second.show()
     qtbot.wait(10)
-    assert find(second, QDoubleSpinBox, "temperatureSpin").value() == 2.5
+    assert find(second, NumberEdit, "temperatureSpin").value() == 2.5
     assert find(second, QComboBox, "datasetCombo").currentData() == "synthetic"
     assert second.setup.data_params.widgets["samples"].value() == 300
     # (the offscreen screen is 800 px wide, so the width is clamped; the height is kept)
@@ -322,7 +323,7 @@ def test_more_options_schedules_labels_transfer_and_speed(qtbot, window):
     assert find(window, QSpinBox, "schedule_kd_weight_epochs").value() == 1
     find(window, QSpinBox, "schedule_kd_weight_epochs").setValue(3)
     pick(find(window, QComboBox, "schedule_temperature_kind"), "decay")
-    find(window, QDoubleSpinBox, "labelFractionSpin").setValue(0.5)
+    find(window, NumberEdit, "labelFractionSpin").setValue(0.5)
     pick(find(window, QComboBox, "transferCombo"), "all")
     find(window, QCheckBox, "cacheTeacherCheck").setChecked(False)
     data, problems = panel.config_dict()
@@ -333,7 +334,7 @@ def test_more_options_schedules_labels_transfer_and_speed(qtbot, window):
     assert (data["data"]["label_fraction"], data["data"]["transfer"]) == (0.5, "all")
     assert data["distill"]["cache_teacher"] is False
 
-    find(window, QDoubleSpinBox, "schedule_temperature_value").setValue(0.0)
+    find(window, NumberEdit, "schedule_temperature_value").setValue(0.0)
     problems = panel.validate_now()
     assert any(p.startswith("distill.schedules.temperature.end: the temperature must stay > 0")
                for p in problems)

@@ -6,10 +6,11 @@ from __future__ import annotations
 import math
 
 import pytest
-from PySide6.QtWidgets import QComboBox, QDoubleSpinBox
+from PySide6.QtWidgets import QComboBox
 
 from kdstudio.core.distill.methods import METHODS
 from kdstudio.core.store import Store
+from kdstudio.gui.setup.inputs import NumberEdit
 from tests.gui.conftest import find, pick, set_tiny_run
 from tests.gui.test_gui_runs import RUN_TIMEOUT_MS, click
 
@@ -28,7 +29,7 @@ def test_each_method_runs_from_the_form(qtbot, window, tmp_path, method: str) ->
     pick(find(window, QComboBox, "methodCombo"), method)
     spec = METHODS.get(method)
     if "feature" in spec.parts:
-        find(window, QDoubleSpinBox, "featureWeightSpin").setValue(1.0)
+        find(window, NumberEdit, "featureWeightSpin").setValue(1.0)
     if spec.uses_hint_layers:
         panel.validate_now()  # fills the layer lists for the chosen models
         layer = "block1" if method in FEATURE_MAP_METHODS else "hidden1"

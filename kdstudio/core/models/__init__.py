@@ -7,8 +7,11 @@ model's parameters (the GUI builds its widgets from them, the config validates a
 
 from __future__ import annotations
 
+import functools
 import inspect
+import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from kdstudio.core.models._base import FeatureModel, count_parameters, model_size_mb
@@ -21,10 +24,12 @@ register_model = MODELS.register
 __all__ = [
     "FeatureModel",
     "MODELS",
+    "ModelSize",
     "count_parameters",
     "create_model",
     "list_models",
     "model_defaults",
+    "model_size",
     "model_size_mb",
     "register_model",
 ]
@@ -61,6 +66,35 @@ def create_model(
     model.input_shape = tuple(int(s) for s in input_shape)
     model.num_classes = int(num_classes)
     return model
+
+
+@dataclass(frozen=True)
+class ModelSize:
+    """What the form shows of a model without building it again: parameter count, size in
+    megabytes (parameters and buffers as stored) and the feature layers' names."""
+
+    parameters: int
+    size_mb: float
+    layers: tuple[str, ...]
+
+
+def model_size(name: str, params: dict[str, Any], input_shape: Sequence[int],
+               num_classes: int) -> ModelSize:
+    """The size of a registered model, built once on the meta device (nothing allocated) per
+    architecture, parameters, input shape and class count. Raises what `create_model` does."""
+    key = json.dumps(params, sort_keys=True, default=repr)
+    return _model_size(name, key, tuple(int(s) for s in input_shape), int(num_classes))
+
+
+@functools.lru_cache(maxsize=64)
+def _model_size(name: str, params_json: str, input_shape: tuple[int, ...],
+                num_classes: int) -> ModelSize:
+    import torch
+
+    with torch.device("meta"):
+        model = create_model(name, input_shape, num_classes, **json.loads(params_json))
+    return ModelSize(count_parameters(model), model_size_mb(model),
+                     tuple(model.feature_layers()))
 
 
 import_submodules(__name__)

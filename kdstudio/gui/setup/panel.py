@@ -1,90 +1,70 @@
-"""The setup form: data, teacher, student, method and loss weights, optimiser, device.
+"""The setup form: a view of the run config, built from the field table.
 
-Every list and every parameter widget comes from the registries (datasets, models, methods),
-so adding one needs no GUI code. The form edits the same config that `kdstudio run` reads;
-it is checked with `kdstudio.core.config.validate` as you type, problems are marked on their
-fields, and `validated` tells the window whether Start may be pressed.
+Every field (`kdstudio.core.config.fields.FIELDS`, plus the registry parameters through
+`param_fields`) gets its widget, its tooltip and its place from the table; one loop loads a
+config into the widgets, one loop reads them back, and validation problems are marked on
+the widgets by key path. `set_config` returns every value the form could not hold exactly.
+The config is checked with `kdstudio.core.config.validate` (the same check as the CLI's) as
+you type; `validated` tells the window whether Start may be pressed.
 
 This module imports the core registries, hence torch: build it after the window is shown.
 """
 
 from __future__ import annotations
 
-import copy
 import json
-from collections import OrderedDict
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QDoubleSpinBox,
     QFormLayout,
     QFrame,
-    QGridLayout,
     QGroupBox,
-    QHBoxLayout,
     QLabel,
     QLineEdit,
-    QPushButton,
     QScrollArea,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
-from kdstudio.core.config import (
-    OPTIMIZERS,
-    SCHEDULES,
-    RunConfig,
-    config_from_dict,
-    validate,
+from kdstudio.core.config import RunConfig, config_from_dict, validate
+from kdstudio.core.config.fields import (
+    FIELDS,
+    GROUPS,
+    Field,
+    config_differences,
+    entry_doc,
+    param_fields,
+    uses_teacher,
 )
-from kdstudio.core.data import DATASETS, dataset_params, get_dataset, list_datasets
-from kdstudio.core.devices import available_devices
-from kdstudio.core.distill.methods import METHODS, WEIGHT_KEYS, list_methods
-from kdstudio.core.models import (
-    MODELS,
-    count_parameters,
-    create_model,
-    list_models,
-    model_defaults,
-    model_size_mb,
-)
-from kdstudio.gui.setup.form_text import TIPS
-from kdstudio.gui.setup.form_widgets import (
-    FLOAT_LIMIT,
-    INT_LIMIT,
-    ParamEditor,
-    label_for,
-    make_double,
-    make_spin,
-    no_wheel,
-    set_combo_value,
-)
+from kdstudio.core.config.rules import value_at
+from kdstudio.core.data import DATASETS, dataset_params, get_dataset
+from kdstudio.core.distill.methods import METHODS, WEIGHT_KEYS
+from kdstudio.core.models import MODELS, model_size
+from kdstudio.gui.setup.composites import ParamEditor, ScheduleInput
+from kdstudio.gui.setup.inputs import Input, LayerInput, make_input, read_inputs
+from kdstudio.gui.setup.marks import Marks
 from kdstudio.gui.setup.more_options import MoreOptions
+from kdstudio.gui.setup.sizes import SizesCard
+from kdstudio.gui.setup.teacher_source import (
+    SOURCE_FILE,
+    SOURCE_RUN,
+    SOURCE_TRAIN,
+    TeacherSource,
+)
 from kdstudio.gui.widgets.file_dialogs import existing_folder, open_file_name
 
 VALIDATE_DELAY_MS = 150
-SOURCE_TRAIN, SOURCE_FILE, SOURCE_RUN = "train", "file", "run"
-
-def _doc(entry: Any) -> str:
-    return " ".join((entry.__doc__ or "").replace("`", "").split())
+__all__ = ["SOURCE_FILE", "SOURCE_RUN", "SOURCE_TRAIN", "SetupPanel"]
 
 
-def _overlay(base: dict[str, Any], form: dict[str, Any]) -> dict[str, Any]:
-    """`base` with the form's values on top, one level deep per section: keys the form does
-    not show (added to the config later, or set in a TOML file) survive a round trip."""
-    merged = copy.deepcopy(base)
-    for key, value in form.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key].update(copy.deepcopy(value))
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
+def _set_path(data: dict[str, Any], key: str, value: Any) -> None:
+    *parents, last = key.split(".")
+    node = data
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[last] = value
 
 
 class SetupPanel(QWidget):
@@ -97,26 +77,24 @@ class SetupPanel(QWidget):
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("setupPanel")
-        self.store_provider = store_provider
         self.problems: list[str] = []
+        self.load_problems: list[str] = []  # values the last loaded config had, not held
+        self._loaded: dict[str, Any] = {}
         self._loading = False
-        self._fields: dict[str, list[QWidget]] = {}
-        self._base_tips: dict[QWidget, str] = {}
-        self._marked: list[QWidget] = []
-        self._models: OrderedDict[str, Any] = OrderedDict()
-        self._checkpoint_fit: dict[tuple, str | None] = {}
-        self._reuse_runs: dict[int, dict[str, Any]] = {}
-        # config values the form has no field for (kept from the last loaded config)
-        self._base: dict[str, Any] = RunConfig().to_dict()
-        self._timer = QTimer(self)
         self._checked: tuple[str, RunConfig, list[str]] | None = None  # last validation
+        self.inputs: dict[str, Input] = {}
+        self.editors: dict[str, ParamEditor] = {}
+        self.marks = Marks(self)
+        self._store_provider = store_provider
+        self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(VALIDATE_DELAY_MS)
         self._timer.timeout.connect(self.validate_now)
 
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(self._build_sizes())
+        self.sizes = SizesCard()
+        outer.addWidget(self.sizes)
         scroll = QScrollArea()
         scroll.setObjectName("setupScroll")
         scroll.setWidgetResizable(True)
@@ -125,41 +103,27 @@ class SetupPanel(QWidget):
         body = QWidget()
         column = QVBoxLayout(body)
         column.setContentsMargins(4, 4, 16, 4)
-        for group in (self._build_run(), self._build_data(), self._build_teacher(),
-                      self._build_student(), self._build_method(), self._build_optim(),
-                      self._build_more()):
-            column.addWidget(group)
+        self._forms: dict[str, QFormLayout] = {}
+        self.more = MoreOptions()
+        for group, title in GROUPS.items():
+            box = self.more if group == "more" else QGroupBox(title)
+            self._forms[group] = self.more.form if group == "more" else self._form(box)
+            column.addWidget(box)
+            if group == "teacher":
+                self.teacher_group = box
         column.addStretch(1)
         scroll.setWidget(body)
         outer.addWidget(scroll, 1)
-
-        self._on_dataset_changed()
-        self._on_teacher_arch_changed()
-        self._on_student_arch_changed()
-        self._on_method_changed()
-        self._on_source_changed()
-        self._on_optimizer_changed()
+        for field in FIELDS:
+            self._add(field)
+        self.teacher_source.model_found.connect(self._set_teacher_model)
+        self.teacher_source.changed.connect(self._on_input_changed)
+        self._fill(RunConfig().to_dict())
+        for editor in self.editors.values():
+            editor.given = None  # a fresh form writes every parameter
         self.changed.connect(self.schedule_validation)
 
     # ------------------------------------------------------------ building
-
-    def _field(self, form: QFormLayout, key: str, label: str, widget: QWidget,
-               name: str | None = None) -> QWidget:
-        """Add a labelled row; the key path links validation problems to the widget."""
-        tip = TIPS.get(key, "")
-        widget.setToolTip(tip)
-        if name:
-            widget.setObjectName(name)
-        caption = QLabel(label)
-        caption.setToolTip(tip)
-        caption.setBuddy(widget)
-        form.addRow(caption, widget)
-        self._link(key, widget)
-        return widget
-
-    def _link(self, key: str, widget: QWidget) -> None:
-        self._fields.setdefault(key, []).append(widget)
-        self._base_tips[widget] = widget.toolTip()
 
     @staticmethod
     def _form(group: QGroupBox) -> QFormLayout:
@@ -168,627 +132,253 @@ class SetupPanel(QWidget):
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return form
 
-    def _emit_changed(self, *_args: Any) -> None:
-        if not self._loading:
-            self.changed.emit()
+    def _add(self, field: Field) -> None:
+        """One row of the table into its box's form."""
+        form = self._forms[field.group]
+        if field.heading:
+            form.addRow(QLabel(f"<i>{field.heading}</i>"))
+        if field.kind == "params":
+            anchor = form.itemAt(form.rowCount() - 1, QFormLayout.ItemRole.FieldRole)
+            editor = ParamEditor(field, form, anchor.widget())
+            editor.changed.connect(self._on_input_changed)
+            self.editors[field.key] = editor
+            return
+        item = (ScheduleInput(field) if field.kind == "schedule"
+                else make_input(field, self._browse))
+        if field.key == "teacher.checkpoint":
+            self._add_teacher_source(form, item)
+        item.changed.connect(lambda key=field.key: self._on_input_changed(key))
+        self.inputs[field.key] = item
+        widgets = item.marked() if isinstance(item, ScheduleInput) else [item.widget]
+        for widget in widgets:
+            self.marks.link(field.key, widget)
+        if field.kind == "bool":
+            form.addRow(item.row)
+        else:
+            caption = QLabel(field.label)
+            caption.setToolTip(field.tip)
+            caption.setBuddy(item.widget)
+            form.addRow(caption, item.row)
+        if field.key == "teacher.checkpoint":
+            form.addRow("Saved run", self.teacher_source.run_row)
+            self.marks.link("teacher.checkpoint", self.teacher_source.run_combo)
+        elif field.key == "distill.method":
+            self.marks.link("distill.params", item.widget)
+            self.method_doc = QLabel()
+            self.method_doc.setObjectName("methodFormula")
+            self.method_doc.setWordWrap(True)
+            form.addRow(self.method_doc)
+        elif field.key.startswith("distill.") and field.key.endswith("_weight"):
+            self.marks.link("distill", item.widget)  # "all loss weights are zero"
 
-    def _build_sizes(self) -> QWidget:
-        frame = QFrame()
-        frame.setObjectName("sizesCard")
-        grid = QGridLayout(frame)
-        grid.setContentsMargins(8, 4, 8, 4)
-        grid.setVerticalSpacing(0)
-        self.teacher_size_label = QLabel()
-        self.teacher_size_label.setObjectName("teacherSizeLabel")
-        self.student_size_label = QLabel()
-        self.student_size_label.setObjectName("studentSizeLabel")
-        self.compression_label = QLabel()
-        self.compression_label.setObjectName("compressionLabel")
-        for column, (title, label, tip) in enumerate((
-                ("Teacher", self.teacher_size_label, "Teacher parameters and size (float32)"),
-                ("Student", self.student_size_label, "Student parameters and size (float32)"),
-                ("Compression", self.compression_label,
-                 "Teacher parameters / student parameters"))):
-            caption = QLabel(f"<b>{title}</b>")
-            for widget in (caption, label):
-                widget.setToolTip(tip)
-            grid.addWidget(caption, 0, column)
-            grid.addWidget(label, 1, column)
-            grid.setColumnStretch(column, 1)
-        return frame
-
-    def _build_run(self) -> QGroupBox:
-        group = QGroupBox("Run")
-        form = self._form(group)
-        self.name_edit = QLineEdit()
-        self.name_edit.setPlaceholderText("made from dataset, models and method")
-        self.name_edit.textChanged.connect(self._emit_changed)
-        self._field(form, "name", "Name", self.name_edit, "runNameEdit")
-        self.seed_spin = make_spin(0, 2**31 - 1, 0)
-        self.seed_spin.valueChanged.connect(self._emit_changed)
-        self._field(form, "seed", "Seed", self.seed_spin, "seedSpin")
-        self.device_combo = QComboBox()
-        self.device_combo.addItem("Auto (best available)", "auto")
-        for name, label in available_devices():
-            self.device_combo.addItem(label, name)
-        self.device_combo.currentIndexChanged.connect(self._emit_changed)
-        self._field(form, "device", "Device", self.device_combo, "deviceCombo")
-        return group
-
-    def _build_data(self) -> QGroupBox:
-        group = QGroupBox("Data")
-        form = self._form(group)
-        self.dataset_combo = QComboBox()
-        for name in list_datasets():
-            entry = DATASETS.get(name)
-            self.dataset_combo.addItem(name, name)
-            self.dataset_combo.setItemData(self.dataset_combo.count() - 1,
-                                           entry.description or _doc(entry),
-                                           Qt.ItemDataRole.ToolTipRole)
-        self.dataset_combo.currentIndexChanged.connect(self._on_dataset_changed)
-        self._field(form, "data.dataset", "Dataset", self.dataset_combo, "datasetCombo")
-
-        self.path_edit = QLineEdit()
-        self.path_edit.setPlaceholderText("folder with the data files")
-        self.path_edit.textChanged.connect(self._emit_changed)
-        browse = QPushButton("Browse…")
-        browse.setToolTip("Pick the folder that holds the dataset's files")
-        browse.clicked.connect(self._browse_data)
-        self.path_row = QWidget()
-        row = QHBoxLayout(self.path_row)
-        row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(self.path_edit, 1)
-        row.addWidget(browse)
-        self.path_edit.setToolTip(TIPS["data.path"])
-        self.path_edit.setObjectName("dataPathEdit")
-        form.addRow("Folder", self.path_row)
-        self._link("data.path", self.path_edit)
-        self._data_form = form
-
-        self.data_params = ParamEditor("data.params", form, self.dataset_combo)
-        self.data_params.changed.connect(self._on_data_params_changed)
-
-        self.batch_spin = make_spin(0, 1_000_000, 64)
-        self.batch_spin.valueChanged.connect(self._emit_changed)
-        self._field(form, "data.batch_size", "Batch size", self.batch_spin, "batchSizeSpin")
-        self.val_spin = make_double(0.0, 1.0, 0.1, 3, 0.05)
-        self.val_spin.valueChanged.connect(self._emit_changed)
-        self._field(form, "data.val_fraction", "Validation fraction", self.val_spin,
-                    "valFractionSpin")
-        self.test_spin = make_double(0.0, 1.0, 0.2, 3, 0.05)
-        self.test_spin.valueChanged.connect(self._emit_changed)
-        self._field(form, "data.test_fraction", "Test fraction", self.test_spin,
-                    "testFractionSpin")
-        return group
-
-    def _build_teacher(self) -> QGroupBox:
-        self.teacher_group = QGroupBox("Teacher")
-        form = self._form(self.teacher_group)
-        self._teacher_form = form
-        self.teacher_note = QLabel()
+    def _add_teacher_source(self, form: QFormLayout, checkpoint: Any) -> None:
+        """The note for methods without a teacher and the source row, above the checkpoint."""
+        self.teacher_note = QLabel("This method trains the student on the labels alone: no "
+                                   "teacher is used.")
         self.teacher_note.setWordWrap(True)
         self.teacher_note.setObjectName("teacherNote")
         form.addRow(self.teacher_note)
+        self.teacher_source = TeacherSource(checkpoint, self._store_provider, self)
+        caption = QLabel("Source")
+        caption.setToolTip(self.teacher_source.combo.toolTip())
+        form.addRow(caption, self.teacher_source.combo)
 
-        self.source_combo = QComboBox()
-        self.source_combo.addItem("Train it here", SOURCE_TRAIN)
-        self.source_combo.addItem("Load a checkpoint file", SOURCE_FILE)
-        self.source_combo.addItem("Reuse the teacher of a saved run", SOURCE_RUN)
-        self.source_combo.currentIndexChanged.connect(self._on_source_changed)
-        self._field(form, "teacher.source", "Source", self.source_combo, "teacherSourceCombo")
-
-        self.checkpoint_edit = QLineEdit()
-        self.checkpoint_edit.setObjectName("teacherCheckpointEdit")
-        self.checkpoint_edit.setPlaceholderText("teacher.safetensors or a .pt state dict")
-        self.checkpoint_edit.setToolTip(TIPS["teacher.checkpoint"])
-        self.checkpoint_edit.textChanged.connect(self._emit_changed)
-        self.checkpoint_edit.editingFinished.connect(self._adopt_sidecar)
-        self.checkpoint_row = _with_button(self.checkpoint_edit, "Browse…",
-                                           "Pick a teacher weight file",
-                                           self._browse_checkpoint)
-        form.addRow("Checkpoint", self.checkpoint_row)
-        self._link("teacher.checkpoint", self.checkpoint_edit)
-
-        self.run_combo = QComboBox()
-        self.run_combo.setObjectName("teacherRunCombo")
-        self.run_combo.setToolTip(TIPS["teacher.run"])
-        self.run_combo.currentIndexChanged.connect(self._on_reuse_run_changed)
-        self.run_row = _with_button(self.run_combo, "Refresh",
-                                    "Reload the list of saved runs that have a trained teacher",
-                                    self.refresh_saved_runs)
-        form.addRow("Saved run", self.run_row)
-        self._link("teacher.checkpoint", self.run_combo)
-
-        self.teacher_arch_combo = self._model_combo()
-        self.teacher_arch_combo.currentIndexChanged.connect(self._on_teacher_arch_changed)
-        self._field(form, "teacher.arch", "Architecture", self.teacher_arch_combo,
-                    "teacherArchCombo")
-        self.teacher_params = ParamEditor("teacher.params", form, self.teacher_arch_combo)
-        self.teacher_params.changed.connect(self._emit_changed)
-        self.teacher_epochs_spin = make_spin(0, 100_000, 10)
-        self.teacher_epochs_spin.valueChanged.connect(self._emit_changed)
-        self._field(form, "teacher.epochs", "Epochs", self.teacher_epochs_spin,
-                    "teacherEpochsSpin")
-        self.teacher_lr_spin = make_double(0.0, 10.0, 0.0, 6, 0.0005)
-        self.teacher_lr_spin.setSpecialValueText("same as optimiser")
-        self.teacher_lr_spin.valueChanged.connect(self._emit_changed)
-        self._field(form, "teacher.lr", "Learning rate", self.teacher_lr_spin, "teacherLrSpin")
-        return self.teacher_group
-
-    def _model_combo(self) -> QComboBox:
-        combo = QComboBox()
-        for name in list_models():
-            combo.addItem(name, name)
-            combo.setItemData(combo.count() - 1, _doc(MODELS.get(name)),
-                              Qt.ItemDataRole.ToolTipRole)
-        return combo
-
-    def _build_student(self) -> QGroupBox:
-        group = QGroupBox("Student")
-        form = self._form(group)
-        self.student_arch_combo = self._model_combo()
-        self.student_arch_combo.currentIndexChanged.connect(self._on_student_arch_changed)
-        self._field(form, "student.arch", "Architecture", self.student_arch_combo,
-                    "studentArchCombo")
-        self.student_params = ParamEditor("student.params", form, self.student_arch_combo)
-        self.student_params.changed.connect(self._emit_changed)
-        return group
-
-    def _build_method(self) -> QGroupBox:
-        group = QGroupBox("Distillation")
-        form = self._form(group)
-        self._method_form = form
-        self.method_combo = QComboBox()
-        for name in list_methods():
-            method = METHODS.get(name)
-            self.method_combo.addItem(method.label or name, name)
-            self.method_combo.setItemData(self.method_combo.count() - 1, _doc(method),
-                                          Qt.ItemDataRole.ToolTipRole)
-        self.method_combo.currentIndexChanged.connect(self._on_method_changed)
-        self._field(form, "distill.method", "Method", self.method_combo, "methodCombo")
-        self._link("distill.params", self.method_combo)
-        self.method_doc = QLabel()
-        self.method_doc.setObjectName("methodFormula")
-        self.method_doc.setWordWrap(True)
-        form.addRow(self.method_doc)
-
-        self.temperature_spin = make_double(0.0, 1000.0, 4.0, 2, 0.5)
-        self.temperature_spin.valueChanged.connect(self._emit_changed)
-        self._field(form, "distill.temperature", "Temperature T", self.temperature_spin,
-                    "temperatureSpin")
-        self.weight_spins: dict[str, QDoubleSpinBox] = {}
-        for part, key, label, name in (("ce", "ce_weight", "CE weight α", "ceWeightSpin"),
-                                       ("kd", "kd_weight", "KD weight β", "kdWeightSpin"),
-                                       ("feature", "feature_weight", "Feature weight γ",
-                                        "featureWeightSpin")):
-            spin = make_double(-FLOAT_LIMIT, FLOAT_LIMIT, 0.0, 3, 0.1)
-            spin.valueChanged.connect(self._emit_changed)
-            self._field(form, f"distill.{key}", label, spin, name)
-            self.weight_spins[part] = spin
-        for widget in self.weight_spins.values():
-            self._link("distill", widget)  # "all loss weights are zero" marks all three
-
-        self.student_layer_combo = self._layer_combo()
-        self._field(form, "distill.student_layer", "Student hint layer",
-                    self.student_layer_combo, "studentLayerCombo")
-        self.teacher_layer_combo = self._layer_combo()
-        self._field(form, "distill.teacher_layer", "Teacher hint layer",
-                    self.teacher_layer_combo, "teacherLayerCombo")
-        self.method_params_box = QWidget()
-        self.method_params_form = QFormLayout(self.method_params_box)
-        self.method_params_form.setContentsMargins(0, 0, 0, 0)
-        form.addRow(self.method_params_box)
-        self.method_param_spins: dict[str, QSpinBox | QDoubleSpinBox] = {}
-        self.baseline_check = QCheckBox("Also train the student alone (baseline)")
-        self.baseline_check.setChecked(True)
-        self.baseline_check.toggled.connect(self._emit_changed)
-        self.baseline_check.setObjectName("baselineCheck")
-        self.baseline_check.setToolTip(TIPS["distill.baseline"])
-        form.addRow(self.baseline_check)
-        return group
-
-    def _layer_combo(self) -> QComboBox:
-        combo = QComboBox()
-        combo.setEditable(True)
-        combo.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
-        combo.currentTextChanged.connect(self._emit_changed)
-        no_wheel(combo)
-        return combo
-
-    def _build_optim(self) -> QGroupBox:
-        group = QGroupBox("Optimiser")
-        form = self._form(group)
-        self._optim_form = form
-        self.optimizer_combo = QComboBox()
-        for name in OPTIMIZERS:
-            self.optimizer_combo.addItem({"sgd": "SGD", "adam": "Adam", "adamw": "AdamW"}
-                                         .get(name, name), name)
-        self.optimizer_combo.currentIndexChanged.connect(self._on_optimizer_changed)
-        self._field(form, "optim.name", "Optimiser", self.optimizer_combo, "optimizerCombo")
-        self.lr_spin = make_double(0.0, 10.0, 0.001, 6, 0.0005)
-        self.lr_spin.valueChanged.connect(self._emit_changed)
-        self._field(form, "optim.lr", "Learning rate", self.lr_spin, "lrSpin")
-        self.momentum_spin = make_double(0.0, 1.0, 0.9, 3, 0.05)
-        self.momentum_spin.valueChanged.connect(self._emit_changed)
-        self._field(form, "optim.momentum", "Momentum", self.momentum_spin, "momentumSpin")
-        self.weight_decay_spin = make_double(0.0, 10.0, 0.0, 6, 0.0001)
-        self.weight_decay_spin.valueChanged.connect(self._emit_changed)
-        self._field(form, "optim.weight_decay", "Weight decay", self.weight_decay_spin,
-                    "weightDecaySpin")
-        self.schedule_combo = QComboBox()
-        for name in SCHEDULES:
-            self.schedule_combo.addItem(name, name)
-        self.schedule_combo.currentIndexChanged.connect(self._on_optimizer_changed)
-        self._field(form, "optim.schedule", "Schedule", self.schedule_combo, "scheduleCombo")
-        self.step_size_spin = make_spin(0, 100_000, 0)
-        self.step_size_spin.setSpecialValueText("a third of the epochs")
-        self.step_size_spin.valueChanged.connect(self._emit_changed)
-        self._field(form, "optim.step_size", "Step size (epochs)", self.step_size_spin,
-                    "stepSizeSpin")
-        self.gamma_spin = make_double(0.0, 1.0, 0.1, 3, 0.05)
-        self.gamma_spin.valueChanged.connect(self._emit_changed)
-        self._field(form, "optim.gamma", "Gamma", self.gamma_spin, "gammaSpin")
-        self.epochs_spin = make_spin(0, 100_000, 10)
-        self.epochs_spin.valueChanged.connect(self._emit_changed)
-        self._field(form, "optim.epochs", "Student epochs", self.epochs_spin, "epochsSpin")
-        return group
-
-    def _build_more(self) -> QGroupBox:
-        self.more = MoreOptions()
-        self.more.changed.connect(self._emit_changed)
-        for key, widgets in self.more.fields.items():
-            for widget in widgets:
-                self._link(key, widget)
-        return self.more
-
-    # ------------------------------------------------------------ reactions
-
-    def _on_dataset_changed(self, *_args: Any) -> None:
-        name = self.dataset_combo.currentData()
-        if name in DATASETS:
-            entry = DATASETS.get(name)
-            self.data_params.set_schema(dict(entry.defaults), entry.description)
-            needs_path = entry.needs_path
+    def _browse(self, field: Field, edit: QLineEdit) -> None:
+        if field.kind == "file":
+            path = open_file_name(self, "Teacher weights", edit.text(),
+                                  "Weights (*.safetensors *.pt *.pth);;All files (*)")
         else:
-            self.data_params.set_schema({})
-            needs_path = False
-        self._data_form.setRowVisible(self.path_row, needs_path)
-        self._emit_changed()
+            path = existing_folder(self, field.label, edit.text())
+        if path:
+            edit.setText(path)
+            if field.key == "teacher.checkpoint":
+                self.teacher_source.adopt_sidecar()
 
-    def _on_data_params_changed(self) -> None:
-        self._emit_changed()
+    # ------------------------------------------------------------ compatibility names
 
-    def _on_teacher_arch_changed(self, *_args: Any) -> None:
-        self._set_model_schema(self.teacher_params, self.teacher_arch_combo.currentData())
-        self._emit_changed()
+    @property
+    def data_params(self) -> ParamEditor:
+        return self.editors["data.params"]
 
-    def _on_student_arch_changed(self, *_args: Any) -> None:
-        self._set_model_schema(self.student_params, self.student_arch_combo.currentData())
-        self._emit_changed()
+    @property
+    def teacher_params(self) -> ParamEditor:
+        return self.editors["teacher.params"]
 
-    @staticmethod
-    def _set_model_schema(editor: ParamEditor, arch: str) -> None:
-        if arch in MODELS:
-            editor.set_schema(model_defaults(arch), _doc(MODELS.get(arch)))
-        else:
-            editor.set_schema({})
+    @property
+    def student_params(self) -> ParamEditor:
+        return self.editors["student.params"]
 
-    def _method(self) -> Any:
-        name = self.method_combo.currentData()
-        return METHODS.get(name) if name in METHODS else None
+    @property
+    def source_combo(self) -> Any:
+        return self.teacher_source.combo
 
-    def _on_method_changed(self, *_args: Any) -> None:
-        method = self._method()
-        parts = method.parts if method else ()
-        uses_teacher = bool(method and method.uses_teacher)
-        hints = bool(method and method.uses_hint_layers)
-        self.method_doc.setText(_doc(method) if method else "unknown method")
-        self.temperature_spin.setEnabled(bool(method and getattr(method, "uses_temperature",
-                                                                 uses_teacher)))
-        if method is not None and not self._loading:
-            self._apply_suggested(getattr(method, "suggested", {}))
-        for part, spin in self.weight_spins.items():
-            spin.setEnabled(part in parts)
-            spin.setToolTip(self._base_tips[spin] if part in parts else
-                            f"Not used by this method (its loss has no '{part}' part).\n\n"
-                            + self._base_tips[spin])
-        self._method_form.setRowVisible(self.student_layer_combo, hints)
-        self._method_form.setRowVisible(self.teacher_layer_combo, hints)
-        self.baseline_check.setEnabled(uses_teacher)
-        self.teacher_group.setEnabled(uses_teacher)
-        self.teacher_note.setVisible(not uses_teacher)
-        self.teacher_note.setText("This method trains the student on the labels alone: "
-                                  "no teacher is used.")
-        self._rebuild_method_params(method)
-        self._emit_changed()
+    @property
+    def method_combo(self) -> Any:
+        return self.inputs["distill.method"].widget
 
-    def _apply_suggested(self, suggested: dict[str, float]) -> None:
-        """Values a method recommends (e.g. its loss weights), applied when it is picked."""
-        spins = {WEIGHT_KEYS[part]: spin for part, spin in self.weight_spins.items()}
-        spins["temperature"] = self.temperature_spin
-        for key, value in suggested.items():
-            if key in spins and isinstance(value, (int, float)):
-                spins[key].setValue(float(value))
-
-    def _rebuild_method_params(self, method: Any) -> None:
-        while self.method_params_form.rowCount():
-            self.method_params_form.removeRow(0)
-        self.method_param_spins = {}
-        for spec in (method.params if method else ()):
-            if getattr(spec, "integer", False):
-                spin: QSpinBox | QDoubleSpinBox = make_spin(-INT_LIMIT, INT_LIMIT,
-                                                            int(spec.default))
-            else:
-                spin = make_double(-FLOAT_LIMIT, FLOAT_LIMIT, float(spec.default), 4, 0.1)
-            spin.setObjectName(f"methodParam_{spec.name}")
-            low = "-∞" if spec.minimum is None else f"{spec.minimum:g}"
-            high = "∞" if spec.maximum is None else f"{spec.maximum:g}"
-            spin.setToolTip(f"distill.params.{spec.name}: {spec.help}\n"
-                            f"default {spec.default:g}; allowed [{low}, {high}]")
-            spin.valueChanged.connect(self._emit_changed)
-            caption = QLabel(label_for(spec.name))
-            caption.setToolTip(spin.toolTip())
-            self.method_params_form.addRow(caption, spin)
-            self.method_param_spins[spec.name] = spin
-            self._link(f"distill.params.{spec.name}", spin)
-        self.method_params_box.setVisible(bool(self.method_param_spins))
-
-    def _source(self) -> str:
-        return self.source_combo.currentData()
-
-    def _on_source_changed(self, *_args: Any) -> None:
-        source = self._source()
-        self._teacher_form.setRowVisible(self.checkpoint_row, source == SOURCE_FILE)
-        self._teacher_form.setRowVisible(self.run_row, source == SOURCE_RUN)
-        self.teacher_epochs_spin.setEnabled(source == SOURCE_TRAIN)
-        self.teacher_lr_spin.setEnabled(source == SOURCE_TRAIN)
-        reuse = source == SOURCE_RUN
-        self.teacher_arch_combo.setEnabled(not reuse)
-        self.teacher_params.set_read_only(reuse)
-        if reuse:
-            self.refresh_saved_runs()
-        self._emit_changed()
-
-    def _on_optimizer_changed(self, *_args: Any) -> None:
-        self.momentum_spin.setEnabled(self.optimizer_combo.currentData() == "sgd")
-        step = self.schedule_combo.currentData() == "step"
-        self._optim_form.setRowVisible(self.step_size_spin, step)
-        self._optim_form.setRowVisible(self.gamma_spin, step)
-        self._emit_changed()
-
-    # ------------------------------------------------------------ teacher sources
+    @property
+    def weight_spins(self) -> dict[str, QWidget]:
+        return {part: self.inputs[f"distill.{key}"].widget for part, key in WEIGHT_KEYS.items()}
 
     def refresh_saved_runs(self) -> None:
-        """List saved runs that have a trained teacher, newest first."""
-        store = self.store_provider() if self.store_provider else None
-        current = self.run_combo.currentData()
-        self._reuse_runs = {}
-        self.run_combo.blockSignals(True)
-        self.run_combo.clear()
-        if store is not None:
-            for run in store.runs_with_artifact("teacher", limit=500):
-                run["teacher_path"] = run["artifact_path"]
-                self._reuse_runs[run["id"]] = run
-                acc = run.get("teacher_test_acc")
-                text = (f"#{run['id']} {run['name']} — {run['teacher_arch']} on "
-                        f"{run['dataset']}" + (f", test {acc:.1%}" if acc is not None else ""))
-                self.run_combo.addItem(text, run["id"])
-        if not self._reuse_runs:
-            self.run_combo.addItem("no saved run has a teacher yet", None)
-        index = self.run_combo.findData(current)
-        self.run_combo.setCurrentIndex(max(index, 0))
-        self.run_combo.blockSignals(False)
-        self._on_reuse_run_changed()
+        self.teacher_source.refresh_saved_runs()
 
     def history_changed(self) -> None:
-        """A run was added or removed: refresh the saved-run list if it is in use."""
-        if self._source() == SOURCE_RUN:
-            self.refresh_saved_runs()
+        """A run was added or removed: the saved-run list is listed again when used."""
+        self.teacher_source.history_changed()
 
     def select_saved_run(self, run_id: int) -> None:
         """Reuse the teacher of this saved run (switches the source)."""
-        self.source_combo.setCurrentIndex(self.source_combo.findData(SOURCE_RUN))
-        index = self.run_combo.findData(run_id)
-        if index >= 0:
-            self.run_combo.setCurrentIndex(index)
+        self.teacher_source.select_saved_run(run_id)
 
-    def _on_reuse_run_changed(self, *_args: Any) -> None:
-        run = self._reuse_runs.get(self.run_combo.currentData())
-        if run is None or self._source() != SOURCE_RUN:
-            self._emit_changed()
+    # ------------------------------------------------------------ reactions
+
+    def _on_input_changed(self, key: str = "") -> None:
+        if self._loading:
             return
-        teacher = run["config"].get("teacher", {})
-        self._set_teacher_model(teacher.get("arch", ""), teacher.get("params", {}))
-        self._emit_changed()
+        owners = {editor.field.owner: name for name, editor in self.editors.items()}
+        if key in owners:
+            self._rebuild_params(owners[key])
+        if key == "distill.method":
+            self._apply_suggested()
+        self._refresh_state()
+        self.changed.emit()
+
+    def _rebuild_params(self, params_key: str) -> None:
+        editor = self.editors[params_key]
+        owner = self.inputs[editor.field.owner].get()[0]
+        editor.set_schema(param_fields(params_key, owner))
+
+    def _apply_suggested(self) -> None:
+        """Values a method recommends (e.g. its loss weights), applied when it is picked."""
+        method = self._method()
+        for key, value in (getattr(method, "suggested", {}) if method else {}).items():
+            item = self.inputs.get(f"distill.{key}")
+            if item is not None and isinstance(value, (int, float)):
+                item.set(float(value))
+
+    def _method(self) -> Any:
+        name = self.inputs["distill.method"].get()[0]
+        return METHODS.get(name) if name in METHODS else None
+
+    def _refresh_state(self) -> None:
+        """Show, hide, enable and disable the fields as the table says for these values."""
+        values = self._read(blank_hidden=False)[0]
+        for key, item in self.inputs.items():
+            field = item.field
+            form = self._forms[field.group]
+            form.setRowVisible(item.row, field.is_shown(values))
+            item.widget.setEnabled(field.is_enabled(values))
+            part = next((p for p, k in WEIGHT_KEYS.items() if key == f"distill.{k}"), None)
+            if part is not None:
+                item.widget.setToolTip(field.tip if field.is_enabled(values) else
+                                       f"Not used by this method (its loss has no '{part}' "
+                                       f"part).\n\n{field.tip}")
+                self.marks.set_base_tip(item.widget, item.widget.toolTip())
+        for editor in self.editors.values():
+            editor.set_visible(editor.field.is_shown(values))
+        teacher = uses_teacher(values)
+        source = self.teacher_source.source()
+        form = self._forms["teacher"]
+        form.setRowVisible(self.inputs["teacher.checkpoint"].row, source == SOURCE_FILE)
+        form.setRowVisible(self.teacher_source.run_row, source == SOURCE_RUN)
+        for key in ("teacher.epochs", "teacher.lr"):
+            self.inputs[key].widget.setEnabled(source == SOURCE_TRAIN)
+        self.inputs["teacher.arch"].widget.setEnabled(source != SOURCE_RUN)
+        self.teacher_params.set_read_only(source == SOURCE_RUN)
+        self.teacher_group.setEnabled(teacher)
+        self.teacher_note.setVisible(not teacher)
+        method = self._method()
+        self.method_doc.setText(entry_doc(method) if method else "unknown method")
 
     def _set_teacher_model(self, arch: str, params: dict[str, Any]) -> None:
         loading, self._loading = self._loading, True
-        self.teacher_arch_combo.blockSignals(True)
-        set_combo_value(self.teacher_arch_combo, arch)
-        self.teacher_arch_combo.blockSignals(False)
-        self._set_model_schema(self.teacher_params, arch)
+        self.inputs["teacher.arch"].set(arch)
+        self._rebuild_params("teacher.params")
         self.teacher_params.set_values(params)
-        self.teacher_params.set_read_only(self._source() == SOURCE_RUN)
         self._loading = loading
-
-    def _browse_checkpoint(self) -> None:
-        path = open_file_name(
-            self, "Teacher weights", self.checkpoint_edit.text(),
-            "Weights (*.safetensors *.pt *.pth);;All files (*)")
-        if path:
-            self.checkpoint_edit.setText(path)
-            self._adopt_sidecar()
-
-    def _adopt_sidecar(self) -> None:
-        """A weight file saved by KD Studio has `<stem>.json` beside it: take its model."""
-        text = self.checkpoint_edit.text().strip()
-        if not text:
-            return
-        sidecar = Path(text).expanduser().with_suffix(".json")
-        try:
-            spec = json.loads(sidecar.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return
-        if isinstance(spec, dict) and spec.get("arch") in MODELS:
-            self._set_teacher_model(spec["arch"], dict(spec.get("params") or {}))
-            self._emit_changed()
-
-    def _browse_data(self) -> None:
-        path = existing_folder(self, "Dataset folder", self.path_edit.text())
-        if path:
-            self.path_edit.setText(path)
-
-    def _checkpoint(self) -> str:
-        source = self._source()
-        if source == SOURCE_FILE:
-            return self.checkpoint_edit.text().strip()
-        if source == SOURCE_RUN:
-            run = self._reuse_runs.get(self.run_combo.currentData())
-            return run["teacher_path"] if run else ""
-        return ""
+        self._on_input_changed()
 
     # ------------------------------------------------------------ reading and filling
 
+    def _read(self, blank_hidden: bool = True) -> tuple[dict[str, Any], list[str]]:
+        values: dict[str, Any] = {}
+        flat, problems = read_inputs(self.inputs)
+        for key, value in flat.items():
+            _set_path(values, key, value)
+        _set_path(values, "teacher.checkpoint", self.teacher_source.value())
+        values.setdefault("distill", {}).setdefault("schedules", {})
+        for key, editor in self.editors.items():
+            params, found = editor.values()
+            problems += found
+            _set_path(values, key, params)
+        if blank_hidden:
+            for field in [*(i.field for i in self.inputs.values()),
+                          *(e.field for e in self.editors.values())]:
+                if field.blank_when_hidden and not field.is_shown(values):
+                    blank = {} if field.kind == "params" else ""
+                    _set_path(values, field.key, blank)
+                    problems = [p for p in problems if not p.startswith(field.key + ".")]
+        return values, problems
+
     def config_dict(self) -> tuple[dict[str, Any], list[str]]:
         """The form as a config dict, and problems met while reading fields."""
-        problems: list[str] = []
-        data_params, found = self.data_params.values()
-        problems += found
-        teacher_params, found = self.teacher_params.values()
-        problems += found
-        student_params, found = self.student_params.values()
-        problems += found
-        more, found = self.more.values()
-        problems += found
-        method = self._method()
-        hints = bool(method and method.uses_hint_layers)
-        if (self._source() == SOURCE_FILE and self._uses_teacher()
-                and not self.checkpoint_edit.text().strip()):
-            problems.append("teacher.checkpoint: choose the teacher's weight file (or set the "
-                            "source to Train it here)")
-        if self._source() == SOURCE_RUN and self.run_combo.currentData() is None:
-            problems.append("teacher.checkpoint: pick a saved run whose teacher to reuse "
-                            "(none has a teacher yet: train one first)")
-        data = {
-            "name": self.name_edit.text().strip(),
-            "seed": self.seed_spin.value(),
-            "device": self.device_combo.currentData(),
-            "data": {
-                "dataset": self.dataset_combo.currentData(),
-                "path": self.path_edit.text().strip() if self._needs_path() else "",
-                "val_fraction": self.val_spin.value(),
-                "test_fraction": self.test_spin.value(),
-                "batch_size": self.batch_spin.value(),
-                "params": data_params,
-            },
-            "teacher": {
-                "arch": self.teacher_arch_combo.currentData(),
-                "params": teacher_params,
-                "checkpoint": self._checkpoint(),
-                "epochs": self.teacher_epochs_spin.value(),
-                "lr": self.teacher_lr_spin.value(),
-            },
-            "student": {"arch": self.student_arch_combo.currentData(), "params": student_params},
-            "distill": {
-                "method": self.method_combo.currentData(),
-                "temperature": self.temperature_spin.value(),
-                "ce_weight": self.weight_spins["ce"].value(),
-                "kd_weight": self.weight_spins["kd"].value(),
-                "feature_weight": self.weight_spins["feature"].value(),
-                "student_layer": self.student_layer_combo.currentText().strip() if hints else "",
-                "teacher_layer": self.teacher_layer_combo.currentText().strip() if hints else "",
-                "baseline": self.baseline_check.isChecked(),
-                "params": {name: spin.value() for name, spin in self.method_param_spins.items()},
-            },
-            "optim": {
-                "name": self.optimizer_combo.currentData(),
-                "lr": self.lr_spin.value(),
-                "momentum": self.momentum_spin.value(),
-                "weight_decay": self.weight_decay_spin.value(),
-                "epochs": self.epochs_spin.value(),
-                "schedule": self.schedule_combo.currentData(),
-                "step_size": self.step_size_spin.value(),
-                "gamma": self.gamma_spin.value(),
-            },
-        }
-        return _overlay(_overlay(self._base, data), more), problems
-
-    def _needs_path(self) -> bool:
-        name = self.dataset_combo.currentData()
-        return name in DATASETS and DATASETS.get(name).needs_path
+        values, problems = self._read()
+        return values, problems + self.teacher_source.problems(uses_teacher(values))
 
     def run_config(self) -> tuple[RunConfig, list[str]]:
         """The RunConfig of the form and every problem with it (empty: ready to run)."""
         data, problems = self.config_dict()
         key = json.dumps(data, sort_keys=True, default=str)
         if self._checked is not None and self._checked[0] == key:
-            # unchanged since the last check (Start right after the live validation): the
-            # engine checks again in its thread, so nothing slips through, and the GUI
-            # thread does not build the models twice
+            # unchanged since the last check (Start right after the live validation)
             return self._checked[1].copy(), problems + self._checked[2]
         config, checks = config_from_dict(data)
-        checks += validate(config)
-        checks += self._checkpoint_problems(config)
+        checks += validate(config, store=self.teacher_source)
         self._checked = (key, config.copy(), checks)
         return config, problems + checks
 
     def set_config(self, data: dict[str, Any] | RunConfig) -> list[str]:
-        """Fill the form from a config (dict as in TOML); returns the problems of its types."""
+        """Fill the form from a config (a dict as in TOML). Returns the problems of its types
+        and every value the form could not hold exactly, by key path; those are marked."""
         if isinstance(data, RunConfig):
             config, problems = data.copy(), []
         else:
             config, problems = config_from_dict(data)
-        self._base = config.to_dict()
+        wanted = config.to_dict()
+        self._fill(wanted)
+        if self._more_differs(wanted):
+            self.more.button.setChecked(True)  # show what the config sets there
+        self._update_models()
+        held = self._read()[0]
+        self.load_problems = config_differences(wanted, held)
+        self._loaded = held
+        self.validate_now()
+        return problems + self.load_problems
+
+    def _fill(self, wanted: dict[str, Any]) -> None:
+        """Every field from a config dict, in the table's order (owners before params)."""
         self._loading = True
         try:
-            self.name_edit.setText(config.name)
-            self.seed_spin.setValue(config.seed if isinstance(config.seed, int) else 0)
-            set_combo_value(self.device_combo, config.device)
-            set_combo_value(self.dataset_combo, config.data.dataset)
-            self._on_dataset_changed()
-            self.data_params.set_values(config.data.params)
-            self.path_edit.setText(config.data.path)
-            self.batch_spin.setValue(config.data.batch_size)
-            self.val_spin.setValue(config.data.val_fraction)
-            self.test_spin.setValue(config.data.test_fraction)
-            source = SOURCE_FILE if config.teacher.checkpoint else SOURCE_TRAIN
-            self.source_combo.setCurrentIndex(self.source_combo.findData(source))
-            self.checkpoint_edit.setText(config.teacher.checkpoint)
-            self._set_teacher_model(config.teacher.arch, config.teacher.params)
-            self.teacher_epochs_spin.setValue(config.teacher.epochs)
-            self.teacher_lr_spin.setValue(config.teacher.lr)
-            set_combo_value(self.student_arch_combo, config.student.arch)
-            self._on_student_arch_changed()
-            self.student_params.set_values(config.student.params)
-            d = config.distill
-            set_combo_value(self.method_combo, d.method)
-            self._on_method_changed()
-            self.temperature_spin.setValue(d.temperature)
-            for part, key in WEIGHT_KEYS.items():
-                self.weight_spins[part].setValue(getattr(d, key))
-            self.student_layer_combo.setEditText(d.student_layer)
-            self.teacher_layer_combo.setEditText(d.teacher_layer)
-            self.baseline_check.setChecked(d.baseline)
-            self.more.set_from(config)
-            for name, value in d.params.items():
-                if name in self.method_param_spins and isinstance(value, (int, float)):
-                    self.method_param_spins[name].setValue(value)
-            o = config.optim
-            set_combo_value(self.optimizer_combo, o.name)
-            self.lr_spin.setValue(o.lr)
-            self.momentum_spin.setValue(o.momentum)
-            self.weight_decay_spin.setValue(o.weight_decay)
-            set_combo_value(self.schedule_combo, o.schedule)
-            self.step_size_spin.setValue(o.step_size)
-            self.gamma_spin.setValue(o.gamma)
-            self.epochs_spin.setValue(o.epochs)
-            self._on_optimizer_changed()
+            for field in FIELDS:
+                if field.kind == "params":
+                    self._rebuild_params(field.key)
+                    self.editors[field.key].set_values(value_at(wanted, field.key))
+                else:
+                    self.inputs[field.key].set(value_at(wanted, field.key))
+            self.teacher_source.set_source(SOURCE_FILE if wanted["teacher"]["checkpoint"]
+                                           else SOURCE_TRAIN)
         finally:
             self._loading = False
-        unknown = [f"distill.params.{k}: method '{d.method}' has no such parameter"
-                   for k in d.params if k not in self.method_param_spins]
-        self.validate_now()
-        return problems + unknown
+        self._refresh_state()
+
+    @staticmethod
+    def _more_differs(wanted: dict[str, Any]) -> bool:
+        """Whether a config sets one of the folded fields away from its default."""
+        default = RunConfig().to_dict()
+        return any(value_at(wanted, f.key) != value_at(default, f.key)
+                   for f in FIELDS if f.group == "more" and f.kind != "schedule") or bool(
+            wanted["distill"]["schedules"])
 
     # ------------------------------------------------------------ validation
 
@@ -798,169 +388,58 @@ class SetupPanel(QWidget):
     def validate_now(self) -> list[str]:
         """Refresh sizes and layer lists, check the whole config, mark the fields."""
         self._timer.stop()
-        info = self._dataset_info()
-        teacher = self._model("teacher", info) if self._uses_teacher() else None
-        student = self._model("student", info)
-        self._update_layer_lists(student, teacher)
-        self._update_sizes(student, teacher)
+        self._update_models()
         _config, problems = self.run_config()
         self.problems = problems
-        self._mark(problems)
+        held, _ = self._read()
+        kept = [p for p in self.load_problems  # until the field is edited
+                if _lookup(held, _key(p)) == _lookup(self._loaded, _key(p))]
+        self.load_problems = kept
+        self.marks.mark(problems + kept, self._editor_owners())
         self.validated.emit(problems)
         return problems
 
-    def _uses_teacher(self) -> bool:
-        method = self._method()
-        return bool(method and method.uses_teacher)
+    def _editor_owners(self) -> dict[str, tuple[ParamEditor, QWidget]]:
+        return {key: (editor, self.inputs[editor.field.owner].widget)
+                for key, editor in self.editors.items()}
 
     def _dataset_info(self) -> Any:
-        name = self.dataset_combo.currentData()
-        if name not in DATASETS:
-            return None
+        name = self.inputs["data.dataset"].get()[0]
         params, problems = self.data_params.values()
-        if problems:
+        if name not in DATASETS or problems:
             return None
         try:
-            return get_dataset(name).describe(self.path_edit.text().strip(),
+            return get_dataset(name).describe(self.inputs["data.path"].get()[0],
                                               dataset_params(name, params))
         except (ValueError, TypeError, KeyError):
             return None
 
-    def _model(self, role: str, info: Any) -> Any:
-        """The model the form describes, built on the CPU for this dataset (cached), or None."""
-        combo = self.teacher_arch_combo if role == "teacher" else self.student_arch_combo
-        editor = self.teacher_params if role == "teacher" else self.student_params
-        arch = combo.currentData()
-        params, problems = editor.values()
+    def _model_size(self, role: str, info: Any) -> Any:
+        """The size of the model the form describes for this dataset (cached in core)."""
+        arch = self.inputs[f"{role}.arch"].get()[0]
+        params, problems = self.editors[f"{role}.params"].values()
         if info is None or problems or arch not in MODELS:
             return None
-        key = json.dumps([arch, params, list(info.input_shape), info.num_classes],
-                         sort_keys=True, default=str)
-        if key in self._models:
-            self._models.move_to_end(key)
-            return self._models[key]
         try:
-            model = create_model(arch, info.input_shape, info.num_classes, **params)
-        except (ValueError, TypeError, RuntimeError):
-            model = None
-        self._models[key] = model
-        while len(self._models) > 8:
-            self._models.popitem(last=False)
-        return model
+            return model_size(arch, params, tuple(info.input_shape), info.num_classes)
+        except Exception:  # noqa: BLE001 - any model code may reject odd parameters
+            return None
 
-    def _update_layer_lists(self, student: Any, teacher: Any) -> None:
-        for combo, model in ((self.student_layer_combo, student),
-                             (self.teacher_layer_combo, teacher)):
-            if model is None:
-                continue
-            names = list(model.feature_layers())
-            old_items = [combo.itemText(i) for i in range(combo.count())]
-            if names == old_items:
-                continue
-            text = combo.currentText().strip()
-            combo.blockSignals(True)
-            combo.clear()
-            combo.addItems(names)
-            if text in names or (text and text not in old_items):
-                combo.setEditText(text)  # kept; a name that does not exist is reported
-            else:
-                combo.setCurrentIndex(names.index("embedding") if "embedding" in names
-                                      else len(names) - 1)
-            combo.blockSignals(False)
-
-    def _update_sizes(self, student: Any, teacher: Any) -> None:
-        def describe(model: Any) -> str:
-            if model is None:
-                return "—"
-            size = model_size_mb(model)
-            shown = f"{size:.2f} MB" if size >= 0.1 else f"{size * 1000:.1f} kB"
-            return f"{count_parameters(model):,} params · {shown}"
-
-        self.teacher_size_label.setText(describe(teacher) if self._uses_teacher() else "none")
-        self.student_size_label.setText(describe(student))
-        if teacher is not None and student is not None:
-            ratio = count_parameters(teacher) / max(count_parameters(student), 1)
-            self.compression_label.setText(f"{ratio:.1f}× fewer params")
-        else:
-            self.compression_label.setText("—")
-
-    def _checkpoint_problems(self, config: RunConfig) -> list[str]:
-        """Does the teacher file fit the teacher model? (validate only checks that it exists)"""
-        from kdstudio.core.checkpoint import load_weights
-
-        path = Path(config.teacher.checkpoint).expanduser()
-        if not config.teacher.checkpoint or not self._uses_teacher() or not path.is_file():
-            return []
-        problems = []
-        run = self._reuse_runs.get(self.run_combo.currentData())
-        if self._source() == SOURCE_RUN and run is not None:
-            trained_on = run["config"].get("data", {}).get("dataset")
-            if trained_on != config.data.dataset:
-                problems.append(f"teacher.checkpoint: run #{run['id']} trained its teacher on "
-                                f"{trained_on}; this run uses {config.data.dataset}")
-        model = self._model("teacher", self._dataset_info())
-        if model is None:
-            return problems
-        key = (str(path), path.stat().st_mtime_ns, id(model))
-        if key not in self._checkpoint_fit:
-            try:
-                load_weights(model, path)
-                self._checkpoint_fit[key] = None
-            except ValueError as error:
-                self._checkpoint_fit[key] = str(error)
-            except Exception as error:  # noqa: BLE001 - e.g. a file that is not safetensors
-                self._checkpoint_fit[key] = f"cannot read {path}: {type(error).__name__}: {error}"
-        if self._checkpoint_fit[key]:
-            problems.append(f"teacher.checkpoint: {self._checkpoint_fit[key]}")
-        return problems
-
-    def _editors(self) -> dict[str, tuple[ParamEditor, QWidget]]:
-        return {"data.params": (self.data_params, self.dataset_combo),
-                "teacher.params": (self.teacher_params, self.teacher_arch_combo),
-                "student.params": (self.student_params, self.student_arch_combo),
-                "data.transfer_params": (self.more.transfer_params,
-                                         self.more.transfer_dataset_combo)}
-
-    def _widgets_for(self, problem: str) -> list[QWidget]:
-        """The fields a problem line (`key.path: message`) is about."""
-        key, _, message = problem.partition(":")
-        key, message = key.strip(), message.strip()
-        for prefix, (editor, owner) in self._editors().items():
-            if key == prefix:  # the model or dataset refused a value: find the name
-                named = [w for n, w in editor.widgets.items() if message.startswith(f"{n} ")]
-                return named or [owner]
-            if key.startswith(prefix + "."):
-                widget = editor.widgets.get(key[len(prefix) + 1:])
-                return [widget] if widget is not None else [owner]
-        parts = key.split(".")
-        for depth in range(len(parts), 0, -1):
-            widgets = self._fields.get(".".join(parts[:depth]))
-            if widgets:
-                return widgets
-        return []
-
-    def _mark(self, problems: list[str]) -> None:
-        for widget in self._marked:
-            widget.setProperty("invalid", False)
-            widget.setToolTip(self._base_tips.get(widget, ""))
-            widget.style().unpolish(widget)
-            widget.style().polish(widget)
-        self._marked = []
-        notes: dict[QWidget, list[str]] = {}
-        for problem in problems:
-            for widget in self._widgets_for(problem):
-                notes.setdefault(widget, []).append(problem)
-        for widget, lines in notes.items():
-            base = self._base_tips.setdefault(widget, widget.toolTip())
-            widget.setProperty("invalid", True)
-            widget.setToolTip(base + "\n\n⚠ " + "\n⚠ ".join(lines))
-            widget.style().unpolish(widget)
-            widget.style().polish(widget)
-            self._marked.append(widget)
+    def _update_models(self) -> None:
+        info = self._dataset_info()
+        values = self._read(blank_hidden=False)[0]
+        teacher = self._model_size("teacher", info) if uses_teacher(values) else None
+        student = self._model_size("student", info)
+        for key, size in (("distill.student_layer", student),
+                          ("distill.teacher_layer", teacher)):
+            item = self.inputs[key]
+            if size is not None and isinstance(item, LayerInput):
+                item.set_layers(list(size.layers))
+        self.sizes.show_sizes(teacher, student, uses_teacher(values))
 
     def marked_widgets(self) -> list[QWidget]:
         """Widgets currently marked invalid (for the window and tests)."""
-        return list(self._marked)
+        return self.marks.marked()
 
     def sizeHint(self):  # noqa: N802 - Qt override
         hint = super().sizeHint()
@@ -968,14 +447,12 @@ class SetupPanel(QWidget):
         return hint
 
 
-def _with_button(field: QWidget, text: str, tip: str, on_click: Callable[[], Any]) -> QWidget:
-    """A row: `field`, stretched, with a push button after it."""
-    button = QPushButton(text)
-    button.setToolTip(tip)
-    button.clicked.connect(on_click)
-    row = QWidget()
-    line = QHBoxLayout(row)
-    line.setContentsMargins(0, 0, 0, 0)
-    line.addWidget(field, 1)
-    line.addWidget(button)
-    return row
+def _key(problem: str) -> str:
+    return problem.split(":", 1)[0].strip()
+
+
+def _lookup(values: dict[str, Any], key: str) -> Any:
+    node: Any = values
+    for part in key.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node

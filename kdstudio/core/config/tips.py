@@ -1,4 +1,4 @@
-"""Tooltips of the setup form, by config key path (the loss weights show the formula)."""
+"""Tooltips of the form's fields, by config key path (the loss weights show the formula)."""
 
 LOSS_FORMULA = ("loss = α·CE(s, y) + β·T²·KL(softmax(t/T) ‖ softmax(s/T)) + γ·MSE(r(f_s), f_t)\n"
                 "with α = CE weight, β = KD weight, γ = feature weight, T = temperature;\n"
@@ -70,4 +70,13 @@ TIPS = {
                              "epoch (same results, faster; skipped when too big).",
     "autocast": "Mixed precision on CUDA (bf16 where supported, else fp16 with a gradient "
                 "scaler); no effect on the CPU.",
+    "threads": "CPU threads for training; 0 picks automatically (1 for small models).",
+    "keep_checkpoints": "keep_checkpoints: every epoch end saves what a stopped or interrupted "
+                        "run needs to be resumed (History > Resume); once the run completes it "
+                        "is deleted unless this is ticked",
 }
+
+SCHEDULE_TIP = ("How distill.{key} moves during the distillation phase. constant: the value "
+                "above throughout. warmup: linear from 'start' up to the value above over "
+                "'epochs' epochs. decay: linear from the value above down to 'end' over "
+                "'epochs' epochs (0 = the whole phase). The value moves every step.")

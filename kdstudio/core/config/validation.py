@@ -1,0 +1,314 @@
+"""Validation of a run config, the one check shared by `kdstudio run` and the window.
+
+It never raises on user input: it returns every problem at once, each starting with its key
+path, e.g. `distill.temperature: must be > 0 (got -1)`. Besides the numbers (see `rules`)
+it checks the names against the registries, builds the models once per architecture,
+parameters and data shape (cached), checks that a teacher checkpoint fits the teacher
+architecture and, given the history, that a reused run's teacher saw the same dataset.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Any, Protocol
+
+from kdstudio.core.config.fields import method_param_rule
+from kdstudio.core.config.rules import number_problems
+from kdstudio.core.config.schema import (
+    OPTIMIZERS,
+    SCHEDULES,
+    TRANSFER_SETS,
+    ConfigError,
+    DataConfig,
+    RunConfig,
+    config_from_dict,
+)
+from kdstudio.core.text import printable
+
+
+class TeacherRuns(Protocol):
+    """What validation needs of the history: runs with a teacher artifact (the Store)."""
+
+    def runs_with_artifact(self, kind: str, limit: int = 500) -> list[dict[str, Any]]: ...
+
+
+def _number_problems(config: RunConfig) -> list[str]:
+    problems = number_problems(config)
+    o, t = config.optim, config.teacher
+    if t.epochs == 0 and not t.checkpoint and _uses_teacher(config):
+        problems.append("teacher.epochs: must be >= 1 when no teacher.checkpoint is given (got 0)")
+    if o.name not in OPTIMIZERS:
+        problems.append(f"optim.name: unknown optimiser '{o.name}' (choose from: "
+                        f"{', '.join(OPTIMIZERS)})")
+    if o.schedule not in SCHEDULES:
+        problems.append(f"optim.schedule: unknown schedule '{o.schedule}' (choose from: "
+                        f"{', '.join(SCHEDULES)})")
+    return problems
+
+
+def _uses_teacher(config: RunConfig) -> bool:
+    from kdstudio.core.distill.methods import METHODS
+
+    return config.distill.method not in METHODS or METHODS.get(config.distill.method).uses_teacher
+
+
+def _method_problems(config: RunConfig) -> list[str]:
+    from kdstudio.core.distill.methods import METHODS, WEIGHT_KEYS
+
+    d = config.distill
+    if d.method not in METHODS:
+        return [f"distill.method: unknown method '{d.method}' (choose from: "
+                f"{', '.join(METHODS.names())})"]
+    method = METHODS.get(d.method)
+    problems: list[str] = []
+    weights = {part: getattr(d, WEIGHT_KEYS[part]) for part in method.parts}
+    if all(isinstance(w, (int, float)) and w == 0 for w in weights.values()):
+        names = " + ".join(f"distill.{WEIGHT_KEYS[p]}" for p in method.parts)
+        problems.append(f"distill: all loss weights are zero ({names} = 0); nothing would train")
+    specs = {spec.name: spec for spec in method.params}
+    for key, value in d.params.items():
+        spec = specs.get(key)
+        if spec is None:
+            problems.append(f"distill.params.{key}: method '{d.method}' has no such parameter "
+                            f"(it takes: {', '.join(specs) or 'none'})")
+        elif not isinstance(value, (int, float)) or isinstance(value, bool):
+            problems.append(f"distill.params.{key}: must be a number (got {value!r})")
+        elif not method_param_rule(spec).in_bounds(value):
+            problems.append(f"distill.params.{key}: must be {method_param_rule(spec).text} "
+                            f"(got {value})")
+    return problems
+
+
+def _data_problems(config: RunConfig):
+    """Problems with the data section, and the dataset's description when it is usable."""
+    from kdstudio.core.data import DATASETS, dataset_params, get_dataset
+
+    data = config.data
+    if data.dataset not in DATASETS:
+        return [f"data.dataset: unknown dataset '{data.dataset}' (choose from: "
+                f"{', '.join(DATASETS.names())})"], None
+    try:
+        params = dataset_params(data.dataset, data.params)
+        dataset = get_dataset(data.dataset)
+        info = dataset.describe(data.path, params)
+    except (ValueError, TypeError) as error:
+        return [f"data.params: {error}"], None
+    path_problem = _path_text_problem(data.path) or dataset.check_path(data.path)
+    if path_problem:
+        return [f"data.path: {path_problem}"], info
+    return _transfer_problems(data, info), info
+
+
+def _transfer_problems(data: DataConfig, info: Any) -> list[str]:
+    from kdstudio.core.data import DATASETS, dataset_params, get_dataset
+
+    if data.transfer not in TRANSFER_SETS:
+        return [f"data.transfer: unknown transfer set '{data.transfer}' (choose from: "
+                f"{', '.join(TRANSFER_SETS)})"]
+    if data.transfer != "dataset":
+        return []
+    if data.transfer_dataset not in DATASETS:
+        return [f"data.transfer_dataset: unknown dataset '{data.transfer_dataset}' "
+                f"(choose from: {', '.join(DATASETS.names())})"]
+    try:
+        dataset = get_dataset(data.transfer_dataset)
+        other = dataset.describe(data.transfer_path,
+                                 dataset_params(data.transfer_dataset, data.transfer_params))
+    except (ValueError, TypeError) as error:
+        return [f"data.transfer_params: {error}"]
+    path_problem = (_path_text_problem(data.transfer_path)
+                    or dataset.check_path(data.transfer_path))
+    if path_problem:
+        return [f"data.transfer_path: {path_problem}"]
+    if tuple(other.input_shape) != tuple(info.input_shape):
+        return [f"data.transfer_dataset: '{data.transfer_dataset}' gives inputs shaped "
+                f"{other.input_shape}, the training data {info.input_shape}"]
+    return []
+
+
+def _model_problems(section: str, arch: str, params: dict[str, Any], info: Any):
+    """Build the model on the CPU (once per architecture, parameters and data shape) to check
+    its name, parameters and input shape: (problems, ModelSummary or None)."""
+    from kdstudio.core.distill.checks import summarise_model
+    from kdstudio.core.models import MODELS
+
+    if arch not in MODELS:
+        return [f"{section}.arch: unknown model '{arch}' (choose from: "
+                f"{', '.join(MODELS.names())})"], None
+    if info is None:
+        return [], None
+    try:
+        problem = _model_memory_problem(arch, params, tuple(info.input_shape), info.num_classes)
+        if problem:
+            return [f"{section}.params: {problem}"], None
+        summary = summarise_model(arch, params, tuple(info.input_shape), info.num_classes)
+    except Exception as error:  # noqa: BLE001 - any model code may reject odd parameters
+        return [f"{section}.params: {_first_line(error)}"], None
+    return [], summary
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+def _model_memory_problem(arch: str, params: dict[str, Any], input_shape: tuple[int, ...],
+                          num_classes: int) -> str | None:
+    """Whether the model (counted on the meta device, nothing allocated) could train here:
+    weights, gradients and two optimiser moments, 4 bytes each."""
+    from kdstudio.core.memory import memory_problem
+    from kdstudio.core.models import model_size
+
+    count = model_size(arch, params, input_shape, num_classes).parameters
+    return memory_problem(f"training {arch} with {count:,} parameters", 16 * count)
+
+
+def _path_text_problem(text: str) -> str | None:
+    """A path that no file system accepts (a NUL byte, a name too long), or None."""
+    if "\x00" in text:
+        return f"{text!r} holds a NUL byte, which no file name can"
+    try:
+        Path(text).expanduser().exists()
+    except (OSError, ValueError, RuntimeError) as error:
+        return f"cannot use {text!r} as a path ({_first_line(error)})"
+    return None
+
+
+def _layer_problems(config: RunConfig, student: Any, teacher: Any) -> list[str]:
+    from kdstudio.core.distill.methods import METHODS
+
+    d = config.distill
+    if d.method not in METHODS or not METHODS.get(d.method).uses_hint_layers:
+        return []
+    problems = []
+    for key, layer, model in (("student_layer", d.student_layer, student),
+                              ("teacher_layer", d.teacher_layer, teacher)):
+        if model is None:
+            continue
+        names = list(model.layers)
+        if not layer:
+            problems.append(f"distill.{key}: method '{d.method}' needs a layer "
+                            f"(choose from: {', '.join(names)})")
+        elif layer not in names:
+            problems.append(f"distill.{key}: no layer '{layer}' in {model.arch} "
+                            f"(choose from: {', '.join(names)})")
+    return problems
+
+
+def _device_problems(config: RunConfig) -> list[str]:
+    from kdstudio.core.devices import DeviceError, resolve_device
+
+    try:
+        resolve_device(config.device)
+    except DeviceError as error:
+        return [f"device: {error}"]
+    return []
+
+
+def validate(config: RunConfig, store: TeacherRuns | None = None) -> list[str]:
+    """Every problem with a config, one line each; empty when it can run. With `store` (the
+    history), a teacher checkpoint that is a saved run's teacher must come from a run on the
+    same dataset."""
+    problems = _number_problems(config)
+    problems += _method_problems(config)
+    problems += _device_problems(config)
+    data_problems, info = _data_problems(config)
+    problems += data_problems
+    student_problems, student = _model_problems(
+        "student", config.student.arch, config.student.params, info)
+    problems += student_problems
+    teacher = None
+    if _uses_teacher(config):
+        teacher_problems, teacher = _model_problems(
+            "teacher", config.teacher.arch, config.teacher.params, info)
+        problems += teacher_problems
+        path_problems = _checkpoint_path_problems(config.teacher.checkpoint)
+        problems += path_problems
+        if config.teacher.checkpoint and not path_problems:
+            problems += _reused_run_problems(config, store)
+            if info is not None and not teacher_problems:
+                problems += _checkpoint_fit_problems(config, info)
+    problems += _layer_problems(config, student, teacher)
+    if config.data.transfer != "labelled" and not _uses_teacher(config):
+        problems.append(f"data.transfer: method '{config.distill.method}' has no teacher, so "
+                        f"no transfer set (use transfer = \"labelled\")")
+    from kdstudio.core.distill.checks import distill_problems, feature_problems
+
+    problems += distill_problems(config) + feature_problems(config, student, teacher)
+    return problems
+
+
+def _checkpoint_path_problems(checkpoint: str) -> list[str]:
+    """The teacher file exists and is a file (its contents are checked when it is loaded)."""
+    if not checkpoint:
+        return []
+    problem = _path_text_problem(checkpoint)
+    if problem:
+        return [f"teacher.checkpoint: {problem}"]
+    path = Path(checkpoint).expanduser()
+    if path.is_dir():
+        return [f"teacher.checkpoint: {printable(checkpoint)} is a folder, not a weight file"]
+    if not path.is_file():
+        return [f"teacher.checkpoint: no such file {printable(checkpoint)}"]
+    return []
+
+
+def _reused_run_problems(config: RunConfig, store: TeacherRuns | None) -> list[str]:
+    """A checkpoint that is the teacher of a run in the history: that run's dataset."""
+    if store is None:
+        return []
+    target = os.path.realpath(Path(config.teacher.checkpoint).expanduser())
+    for run in store.runs_with_artifact("teacher", limit=100_000):
+        if os.path.realpath(run["artifact_path"]) != target:
+            continue
+        trained_on = (run.get("config") or {}).get("data", {}).get("dataset")
+        if trained_on != config.data.dataset:
+            return [f"teacher.checkpoint: run #{run['id']} trained its teacher on "
+                    f"{trained_on}; this run uses {config.data.dataset}"]
+        return []
+    return []
+
+
+def _checkpoint_fit_problems(config: RunConfig, info: Any) -> list[str]:
+    """The weight file's tensors fit the teacher architecture (checked once per file
+    version and model)."""
+    import json
+
+    path = Path(config.teacher.checkpoint).expanduser()
+    stat = path.stat()
+    problem = _checkpoint_fit(str(path), stat.st_mtime_ns, stat.st_size, config.teacher.arch,
+                              json.dumps(config.teacher.params, sort_keys=True, default=repr),
+                              tuple(info.input_shape), info.num_classes)
+    return [f"teacher.checkpoint: {problem}"] if problem else []
+
+
+@functools.lru_cache(maxsize=32)
+def _checkpoint_fit(path: str, _mtime_ns: int, _size: int, arch: str, params_json: str,
+                    input_shape: tuple[int, ...], num_classes: int) -> str | None:
+    import json
+
+    import torch
+
+    from kdstudio.core.checkpoint import load_weights
+    from kdstudio.core.models import create_model
+
+    try:
+        with torch.device("meta"):
+            model = create_model(arch, input_shape, num_classes, **json.loads(params_json))
+        load_weights(model, path, assign=True)
+    except ValueError as error:
+        return str(error)
+    except Exception as error:  # noqa: BLE001 - e.g. a file that is not safetensors
+        return f"cannot read {path}: {type(error).__name__}: {error}"
+    return None
+
+
+def load_config(data: dict[str, Any]) -> RunConfig:
+    """Build and validate; raises ConfigError listing every problem."""
+    config, problems = config_from_dict(data)
+    problems += validate(config)
+    if problems:
+        raise ConfigError(problems)
+    return config
