@@ -5,6 +5,10 @@ x = step, epoch or wall time); a summary table of best and last values and test
 accuracies; a Pareto scatter of student size (parameters, MB or measured latency) against
 test accuracy with teachers marked; a config diff with a "differences only" switch. Runs
 whose configs differ only in seed can be grouped and drawn as mean ± std.
+
+This module holds the run list and the controls and tells its parts what to show: the
+curves (compare/curves.py), the Pareto scatter (compare/pareto.py) and the tables
+(compare/tables.py); compare/data.py computes what they draw, without Qt.
 """
 
 from __future__ import annotations
