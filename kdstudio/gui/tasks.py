@@ -174,7 +174,7 @@ class Task(QObject):
 
 
 def running_tasks() -> list[Task]:
-    """The tasks whose threads have not ended yet."""
+    """The tasks started and not yet released (running, or their thread just ended)."""
     return list(_RUNNING)
 
 
