@@ -20,7 +20,6 @@ import html
 import json
 import os
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -45,6 +44,7 @@ from kdstudio.core.paths import default_db_path
 from kdstudio.gui.gc_guard import collect_on_gui_thread
 from kdstudio.gui.run.live_view import LiveView
 from kdstudio.gui.run.worker import RunController
+from kdstudio.gui.tasks import Task, TaskState, shutdown_tasks
 from kdstudio.gui.widgets.file_dialogs import open_file_name, save_file_name
 from kdstudio.gui.widgets.style import STYLE
 
@@ -88,7 +88,6 @@ class MainWindow(QMainWindow):
 
     engine_ready = Signal()
     run_finished = Signal(object)  # dict(run_id, status, error, summary) or None; thread ended
-    _engine_imported = Signal(str)  # "" or the import error, from the preload thread
 
     def __init__(self, db_path: str | Path | None = None, settings: QSettings | None = None,
                  defer_engine: bool = False, parent: QWidget | None = None) -> None:
@@ -116,7 +115,6 @@ class MainWindow(QMainWindow):
         self.controller.event.connect(self._continue_curves)
         self.controller.problems.connect(self._on_refused)
         self.controller.finished.connect(self._on_run_done)
-        self._engine_imported.connect(self._after_import)
 
         self.tabs = QTabWidget()
         self.tabs.setObjectName("mainTabs")
@@ -388,24 +386,21 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------ engine loading
 
     def preload_engine(self) -> None:
-        """Import torch and the registries in a background thread, then build the form."""
+        """Import torch and the registries in a background task, then build the form."""
         if self._preloading or self.setup is not None:
             return
         self._preloading = True
+        task = Task(import_engine, name="kdstudio-import")
+        task.progress.connect(self._imported)
+        task.error.connect(self._import_failed)
+        task.start()
 
-        def work() -> None:
-            import importlib
+    def _imported(self, _report: object) -> None:
+        self._after_import("")
 
-            try:
-                for name in ENGINE_MODULES:
-                    importlib.import_module(name)
-            except Exception as error:  # noqa: BLE001 - shown in the window, not raised
-                self._engine_imported.emit(f"{type(error).__name__}: {error}")
-                return
-            self._engine_imported.emit("")
-            warm_up_engine()
-
-        threading.Thread(target=work, name="kdstudio-import", daemon=True).start()
+    def _import_failed(self, error: BaseException) -> None:
+        if self.setup is None:  # the warm-up after the imports may fail: it only costs time
+            self._after_import(f"{type(error).__name__}: {error}")
 
     def _after_import(self, error: str) -> None:
         if error:
@@ -798,9 +793,7 @@ class MainWindow(QMainWindow):
     def stop_for_quit(self) -> None:
         """Called when the application quits: never leave the worker thread running."""
         self.controller.stop_and_wait(60_000)
-        from kdstudio.gui.insight.dark_knowledge import wait_for_analyses
-
-        wait_for_analyses()
+        shutdown_tasks()
 
 
 def _before_resume(event: dict[str, Any], resumed: dict[str, Any]) -> bool:
@@ -818,6 +811,20 @@ def _before_resume(event: dict[str, Any], resumed: dict[str, Any]) -> bool:
         return here < there
     return event.get("epoch", 0) <= resumed["epoch"] if kind == "epoch" else (
         event.get("state") == "started")
+
+
+def import_engine(state: TaskState) -> None:
+    """Import the engine's modules, report that they are in, then warm up (a task function;
+    a cancel, at quit, skips what is left)."""
+    import importlib
+
+    for name in ENGINE_MODULES:
+        if state.cancelled:
+            return
+        importlib.import_module(name)
+    state.report("imported")
+    if not state.cancelled:
+        warm_up_engine()
 
 
 def warm_up_engine() -> None:

@@ -16,9 +16,9 @@ from kdstudio.gui.compare.data import (
     config_diff,
     group_by_seed,
     pareto_front,
-    run_colour,
 )
 from kdstudio.gui.compare.view import CompareView
+from kdstudio.gui.widgets.colours import run_colour
 from kdstudio.gui.widgets.smoothing import debiased_ema
 
 VAL = {  # val/acc per epoch of the distilled student, by run name

@@ -17,13 +17,10 @@ from PySide6.QtGui import QImage
 from kdstudio.core.analysis import dark_knowledge
 from kdstudio.core.engine import run
 from kdstudio.core.store import Store
-from kdstudio.gui.insight.dark_knowledge import (
-    DarkKnowledgeView,
-    MatrixImage,
-    slider_temperature,
-    slider_value,
-)
-from kdstudio.gui.run.live_view import PHASE_LABELS
+from kdstudio.gui.insight.dark_knowledge import DarkKnowledgeView
+from kdstudio.gui.insight.example import slider_temperature, slider_value
+from kdstudio.gui.insight.panels import MatrixImage
+from kdstudio.gui.widgets.colours import PHASE_LABELS
 from tests.gui.conftest import set_tiny_run
 from tests.helpers import tiny_config
 
@@ -105,7 +102,7 @@ def test_maps_and_bars_hold_the_stored_models_values(qtbot, finished_run) -> Non
     student_heights = shown[PHASE_LABELS["student"]]
     assert float((student_heights * counts).sum() / counts.sum()) == pytest.approx(
         row["student_test_acc"])
-    gains = [float(label.textItem.toPlainText()) for label in view.gain_labels]
+    gains = [float(label.textItem.toPlainText()) for label in view.accuracy_panel.gain_labels]
     assert gains == pytest.approx((expected.class_gain().numpy() * 100).round().tolist())
 
     assert f"T = {expected.temperature:g}" in view.teacher_map.title.text()
@@ -148,33 +145,34 @@ def test_temperature_slider_and_example_picker_rerender_the_bars(qtbot, finished
     view = _loaded_view(qtbot, db, run_id)
     with Store(db) as store:
         expected = dark_knowledge(store, run_id)
-    assert view.temperature == pytest.approx(expected.temperature)  # starts at the run's T
-    assert view.example_spin.maximum() == len(expected.y_test) - 1
+    example = view.example_panel
+    assert example.temperature == pytest.approx(expected.temperature)  # starts at the run's T
+    assert view.example_panel.example_spin.maximum() == len(expected.y_test) - 1
 
-    assert view.soft_bars in _bars_in(view, "softTargetBars")
-    before = view.soft_bars.opts["height"].copy()
+    assert view.example_panel.soft_bars in _bars_in(view, "softTargetBars")
+    before = view.example_panel.soft_bars.opts["height"].copy()
     assert np.allclose(before, expected.example_soft_targets("teacher", 0, 4.0).numpy(),
                        atol=1e-6)
-    view.temperature_slider.setValue(slider_value(0.5))
-    colder = view.soft_bars.opts["height"].copy()
+    view.example_panel.temperature_slider.setValue(slider_value(0.5))
+    colder = view.example_panel.soft_bars.opts["height"].copy()
     assert not np.allclose(colder, before)
     assert colder.max() > before.max()  # a lower T sharpens the distribution
     assert np.allclose(colder, expected.example_soft_targets("teacher", 0, 0.5).numpy(),
                        atol=1e-6)
-    assert view.temperature_label.text() == "T = 0.5"
-    view.temperature_slider.setValue(slider_value(20.0))
-    assert view.soft_bars.opts["height"].max() < before.max()
-    assert np.allclose(view.plain_bars.opts["height"],  # the T = 1 outlines do not move
+    assert view.example_panel.temperature_label.text() == "T = 0.5"
+    view.example_panel.temperature_slider.setValue(slider_value(20.0))
+    assert view.example_panel.soft_bars.opts["height"].max() < before.max()
+    assert np.allclose(example.plain_bars.opts["height"],  # the T = 1 outlines do not move
                        expected.example_soft_targets("teacher", 0, 1.0).numpy(), atol=1e-6)
 
     index = int(torch.nonzero(expected.y_test != expected.y_test[0])[0])
-    view.example_spin.setValue(index)
+    view.example_panel.example_spin.setValue(index)
     true_name = expected.class_names[int(expected.y_test[index])]
-    assert f"true class <b>{true_name}</b>" in view.example_info.text()
-    assert np.allclose(view.soft_bars.opts["height"],
+    assert f"true class <b>{true_name}</b>" in view.example_panel.example_info.text()
+    assert np.allclose(view.example_panel.soft_bars.opts["height"],
                        expected.example_soft_targets("teacher", index, 20.0).numpy(), atol=1e-6)
-    view.run_temperature_button.click()
-    assert view.temperature == pytest.approx(expected.temperature)
+    view.example_panel.run_temperature_button.click()
+    assert view.example_panel.temperature == pytest.approx(expected.temperature)
 
 
 def test_slider_maps_temperatures_both_ways() -> None:
@@ -205,7 +203,7 @@ def test_partial_runs_and_runs_without_models_get_a_message(qtbot, tmp_path: Pat
         view.set_run(db, completed.run_id, now=True)
     assert {bars.opts["name"] for bars in _bars_in(view, "classAccuracyPlot")} == {
         PHASE_LABELS["teacher"], PHASE_LABELS["student"]}
-    assert view.gain_labels == []  # no baseline, no gain
+    assert view.accuracy_panel.gain_labels == []  # no baseline, no gain
     assert not view.diff_map.image.isVisible()
     assert "baseline" in view.diff_map.note.toPlainText()
 

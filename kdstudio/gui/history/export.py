@@ -1,8 +1,8 @@
 """The export dialog: pick formats and a folder, export a run's student, show the checks.
 
-The export (a few seconds: ONNX tracing, the checks, CPU latency timing) runs in a QObject
-worker on its own QThread with its own Store, so the window stays responsive and a run in
-progress can still be stopped; the dialog shows each step as it happens.
+The export (a few seconds: ONNX tracing, the checks, CPU latency timing) runs as a background
+task (gui/tasks.py) with its own Store, so the window stays responsive and a run in progress
+can still be stopped; the dialog shows each step as it happens.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QCloseEvent, QGuiApplication
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from kdstudio.core.store import Store
-from kdstudio.gui.run.worker import worker_thread
+from kdstudio.gui.tasks import Task, TaskState
 from kdstudio.gui.widgets.file_dialogs import existing_folder
 
 FORMAT_TIPS = {
@@ -43,30 +43,23 @@ def default_export_dir(run: dict) -> Path:
     return Path.home() / "kdstudio-exports" / f"{slug}-{run['id']}"
 
 
-class ExportWorker(QObject):
-    """Runs `export_student` in the worker thread; reports progress and the result."""
+def export_task(db_path: Path, run_id: int, folder: str, formats: list[str],
+                state: TaskState) -> object:
+    """Export the run's student with a Store of this thread's own (a task function: each
+    step's name is reported); returns the ExportReport."""
+    from kdstudio.core.export import export_student
 
-    progress = Signal(str)
-    done = Signal(object, str)  # the ExportReport (or None) and an error message (or "")
+    with Store(db_path) as store:
+        return export_student(store, run_id, folder, formats, on_progress=state.report)
 
-    def __init__(self, db_path: Path, run_id: int, folder: str, formats: list[str]) -> None:
-        super().__init__()  # no parent: it is moved to the worker thread
-        self.db_path, self.run_id, self.folder, self.formats = db_path, run_id, folder, formats
 
-    @Slot()
-    def run(self) -> None:
-        from kdstudio.core.export import ExportError, export_student
+def export_error_text(error: BaseException) -> str:
+    """What the dialog says about an export that raised `error`."""
+    from kdstudio.core.export import ExportError
 
-        report, error_text = None, ""
-        try:
-            with Store(self.db_path) as store:
-                report = export_student(store, self.run_id, self.folder, self.formats,
-                                        on_progress=self.progress.emit)
-        except ExportError as error:
-            error_text = str(error)
-        except Exception as error:  # noqa: BLE001 - a message for the user, never a traceback
-            error_text = f"{type(error).__name__}: {error}"
-        self.done.emit(report, error_text)
+    if isinstance(error, ExportError):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
 
 
 class ExportDialog(QDialog):
@@ -80,8 +73,7 @@ class ExportDialog(QDialog):
         self.db_path = Path(db_path)
         self.run = run
         self.report = None
-        self._thread: QThread | None = None
-        self._worker: ExportWorker | None = None
+        self._task: Task | None = None
         self.setWindowTitle(f"Export the student of run {run['id']} ({run['name']})")
         self.resize(620, 420)
 
@@ -142,7 +134,7 @@ class ExportDialog(QDialog):
 
     @property
     def busy(self) -> bool:
-        return self._thread is not None
+        return self._task is not None
 
     def _update_enabled(self) -> None:
         ready = bool(self.chosen_formats()) and bool(self.folder.text().strip())
@@ -166,26 +158,30 @@ class ExportDialog(QDialog):
         self.status.setText(message + "…" if message != "Done" else message)
 
     def export(self) -> None:
-        """Start the export in a worker thread; `exported` tells when it has ended."""
+        """Start the export in the background; `exported` tells when it has ended."""
         if self.busy:
             return
         self.log.clear()
-        worker = ExportWorker(self.db_path, self.run["id"], self.folder.text().strip(),
-                              self.chosen_formats())
-        worker.progress.connect(self._progress)
-        worker.done.connect(self._finished)
-        thread = worker_thread(worker, "kdstudio-export", worker.done)
-        thread.finished.connect(thread.deleteLater)
-        self._thread, self._worker = thread, worker
+        task = Task(export_task, self.db_path, self.run["id"], self.folder.text().strip(),
+                    self.chosen_formats(), name="kdstudio-export")
+        task.progress.connect(self._progress)
+        task.result.connect(self._exported)
+        task.error.connect(self._failed)
+        self._task = task
         QGuiApplication.setOverrideCursor(Qt.CursorShape.BusyCursor)
         self._update_enabled()
-        thread.start()
+        task.start()
 
-    @Slot(object, str)
+    @Slot(object)
+    def _exported(self, report: object) -> None:
+        self._finished(report, "")
+
+    @Slot(object)
+    def _failed(self, error: BaseException) -> None:
+        self._finished(None, export_error_text(error))
+
     def _finished(self, report: object, error_text: str) -> None:
-        if self._thread is not None:
-            self._thread.wait()
-        self._thread = self._worker = None
+        self._task = None
         QGuiApplication.restoreOverrideCursor()
         self._update_enabled()
         self.report = report

@@ -30,9 +30,10 @@ from PySide6.QtWidgets import (
 )
 
 from kdstudio.core.resume import refusal
-from kdstudio.core.store import STATUSES, Store
+from kdstudio.core.store import STATUSES
 from kdstudio.gui.history.model import COLUMNS, ID_ROLE, KEYS, HistoryFilter, HistoryModel
 from kdstudio.gui.widgets.file_dialogs import save_file_name
+from kdstudio.gui.widgets.history_store import HistoryArg, view_store
 
 POLL_MS = 1000
 RESUME_TIP = ("Continue the selected stopped or interrupted run in the workbench from its "
@@ -49,12 +50,10 @@ class HistoryView(QWidget):
     compare_requested = Signal(object)  # list of run ids
     runs_deleted = Signal(object)  # list of run ids
 
-    def __init__(self, db: str | Path | Store | None = None,
-                 parent: QWidget | None = None) -> None:
-        """`db`: the GUI thread's Store to share, or the path of a history file to open."""
+    def __init__(self, db: HistoryArg = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("historyView")
-        self.store = db if isinstance(db, Store) else Store(db)
+        self.store = view_store(db)
         self.db_path = self.store.path
         self._signature: tuple[Any, ...] | None = None
         self._sized = False

@@ -29,19 +29,19 @@ from PySide6.QtWidgets import (
 )
 
 from kdstudio.gui.widgets.charts import ChartPanel
+from kdstudio.gui.widgets.colours import (
+    LOG_COLORS,
+    PART_COLORS,
+    PART_LABELS,
+    PHASE_COLORS,
+    PHASE_LABELS,
+    SCHEDULE_COLORS,
+    SCHEDULE_LABELS,
+)
 
 REFRESH_MS = 100  # 10 redraws per second
-SCHEDULE_LABELS = {"temperature": "T", "ce_weight": "CE weight", "kd_weight": "KD weight",
-                   "feature_weight": "feature weight"}
-SCHEDULE_COLORS = {"temperature": "#e377c2", "ce_weight": "#1f77b4", "kd_weight": "#ff7f0e",
-                   "feature_weight": "#2ca02c"}
 RELEASE_MS = 30  # one held-back chart repaints per 30 ms after a run is set up
-PHASE_LABELS = {"teacher": "Teacher", "baseline": "Student alone", "student": "Student + KD"}
-PHASE_COLORS = {"teacher": "#1f77b4", "baseline": "#7f7f7f", "student": "#d62728"}
-PART_COLORS = {"total": "#222222", "ce": "#1f77b4", "kd": "#ff7f0e", "feature": "#2ca02c"}
-PART_LABELS = {"total": "total", "ce": "CE", "kd": "KD", "feature": "feature"}
 DEFAULT_PARTS = ("ce", "kd")
-LOG_COLORS = {"info": "#333333", "warning": "#b36b00", "error": "#c62828"}
 
 
 def clock(seconds: float) -> str:

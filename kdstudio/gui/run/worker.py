@@ -1,4 +1,9 @@
-"""The only thread code of the window: the engine runs in a QObject worker on a QThread.
+"""The engine run's worker: the engine runs in a QObject worker on a QThread that
+`kdstudio.gui.tasks.worker_thread` makes (the same one every background task gets).
+
+A run is not a `Task` of gui/tasks.py: it streams batched events for its whole length,
+pauses (the engine's `should_stop` blocks), and tells a refused config apart from a result,
+so it keeps a worker of its own; only its thread comes from the helper.
 
 Engine events cross to the GUI thread as `Signal(object)` (in small batches: one queued call
 per step would keep the GUI thread and the GIL busy); widgets are never touched here.
@@ -14,9 +19,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from kdstudio.core.config import RunConfig
+from kdstudio.gui.tasks import worker_thread
 
 PAUSE_POLL_S = 0.05
 BATCH_S = 0.05  # step events cross to the GUI thread at most ~20 times a second
@@ -39,22 +45,6 @@ def restore_threads(count: int) -> None:
     import torch
 
     torch.set_num_threads(count)
-
-
-def worker_thread(worker: QObject, name: str, done: Any) -> QThread:
-    """A new QThread that runs the parentless `worker`'s `run` slot once started.
-
-    The thread quits when the worker's `done` signal fires (connected directly, from the
-    worker thread itself: the GUI may be blocked in `wait()` when it does) and the worker is
-    deleted once the thread has finished. Connect the worker's result signals, then start.
-    """
-    thread = QThread()
-    thread.setObjectName(name)
-    worker.moveToThread(thread)
-    thread.started.connect(worker.run)
-    done.connect(thread.quit, Qt.ConnectionType.DirectConnection)
-    thread.finished.connect(worker.deleteLater)
-    return thread
 
 
 class RunFlags:

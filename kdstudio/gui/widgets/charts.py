@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from kdstudio.gui.widgets.file_dialogs import save_file_name
+from kdstudio.gui.widgets.plots import corner_legend
 from kdstudio.gui.widgets.smoothing import SmoothedSeries
 
 EXPORT_FORMATS = {"png": "PNG image (*.png)", "svg": "SVG drawing (*.svg)",
@@ -149,8 +150,7 @@ class ChartPanel(QWidget):
             self.legend.anchor(itemPos=(1, 0), parentPos=(1, 0), offset=(-6, 0))
             item.legend = self.legend  # curves added with a name join it
         elif legend == "bottom":
-            self.legend = item.addLegend(offset=(-8, -8), labelTextSize="8pt")
-            self.legend.setBrush(pg.mkBrush(255, 255, 255, 210))
+            self.legend = corner_legend(item, "8pt", text_color=None)
         self.crosshair = pg.InfiniteLine(angle=90, movable=False,
                                          pen=pg.mkPen((120, 120, 120), style=Qt.PenStyle.DotLine))
         self.crosshair.setVisible(False)

@@ -1,0 +1,148 @@
+"""The compare view's Pareto scatter: student size (parameters, MB or measured latency)
+against test accuracy, with baselines hollow, teachers as stars and the front dashed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from kdstudio.gui.compare.data import mean_and_std, pareto_front
+from kdstudio.gui.compare.tables import run_label
+from kdstudio.gui.widgets.colours import run_colour
+from kdstudio.gui.widgets.plots import corner_legend, white_plot
+
+SIZE_AXES = {"parameters": "Parameters", "MB": "Size (MB)",
+             "latency": "CPU latency per batch (ms, measured at export)"}
+MARKERS = (("student", "o", True), ("baseline", "o", False), ("teacher", "star", True))
+
+
+def model_size(run: dict[str, Any], who: str, axis: str,
+               latency: dict[int, dict[str, Any]]) -> float | None:
+    """The size of the run's teacher or student on this axis (None: not known)."""
+    if axis == "parameters":
+        value = run.get(f"{who}_params")
+    elif axis == "MB":
+        value = run.get(f"{who}_size_mb")
+    else:
+        value = latency.get(run["id"], {}).get(f"{who}_latency_ms")
+    return float(value) if isinstance(value, (int, float)) and value > 0 else None
+
+
+class ParetoPanel(QWidget):
+    """The size-axis choice, the scatter and a note; `draw` shows groups of runs."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.points: list[dict[str, Any]] = []
+        self.size_axis = QComboBox()
+        self.size_axis.setObjectName("compareSizeAxis")
+        self.size_axis.setToolTip("Size shown on the Pareto x axis; latency only for runs "
+                                  "whose student was exported (that measures it)")
+        for key in SIZE_AXES:
+            self.size_axis.addItem(key, key)
+        self.plot = white_plot("comparePareto", grid=True)
+        item = self.plot.getPlotItem()
+        item.setLabel("left", "Test accuracy (%)")
+        item.setLogMode(x=True, y=False)
+        self.legend = corner_legend(item)
+        for name, symbol, filled in (("student + KD", "o", True), ("student alone", "o", False),
+                                     ("teacher", "star", True)):
+            sample = pg.ScatterPlotItem(symbol=symbol, size=10, pen=pg.mkPen(90, 90, 90),
+                                        brush=pg.mkBrush(90, 90, 90) if filled
+                                        else pg.mkBrush(255, 255, 255))
+            self.legend.addItem(sample, name)
+        self.note = QLabel()
+        self.note.setObjectName("compareParetoNote")
+        self.note.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        top = QHBoxLayout()
+        top.addWidget(QLabel("<b>Size vs test accuracy</b>  x:"))
+        top.addWidget(self.size_axis)
+        top.addStretch(1)
+        layout.addLayout(top)
+        layout.addWidget(self.plot, 1)
+        layout.addWidget(self.note)
+
+    def axis(self) -> str:
+        return self.size_axis.currentData()
+
+    def draw(self, groups: list[list[dict[str, Any]]],
+             latency: dict[int, dict[str, Any]]) -> None:
+        """Students (circles), baselines (hollow) and teachers (stars): size vs test acc;
+        `latency`: the measured latencies by run id (for the latency axis)."""
+        plot = self.plot.getPlotItem()
+        plot.clear()
+        self.points = []
+        axis = self.axis()
+        plot.setLabel("bottom", SIZE_AXES[axis])
+        missing = 0
+        spots: list[dict[str, Any]] = []
+        for group in groups:
+            lead = group[0]
+            colour = run_colour(lead["id"])
+            for who, symbol, filled in MARKERS:
+                size_key = "teacher" if who == "teacher" else "student"
+                sizes = [model_size(r, size_key, axis, latency) for r in group]
+                accs = [r.get(f"{who}_test_acc") for r in group]
+                pairs = [(s, a) for s, a in zip(sizes, accs, strict=True)
+                         if s is not None and a is not None]
+                if not pairs:
+                    if who == "student" and any(a is not None for a in accs):
+                        missing += 1
+                    continue
+                x = float(np.mean([p[0] for p in pairs]))
+                y, spread = mean_and_std([p[1] for p in pairs])
+                self.points.append({"run_id": lead["id"], "who": who, "x": x,
+                                    "y": y, "std": spread, "runs": len(pairs)})
+                text = f"{run_label(lead)} · {who}: {y:.2%} test, {x:,.4g} {axis}"
+                if len(pairs) > 1:
+                    text += f" (mean of {len(pairs)} seeds, ± {spread * 100:.2f} points)"
+                spots.append({"pos": (np.log10(x), y * 100), "symbol": symbol,
+                              "size": 16 if who == "teacher" else 11,
+                              "pen": pg.mkPen(colour, width=2), "data": text,
+                              "brush": pg.mkBrush(*colour) if filled
+                              else pg.mkBrush(255, 255, 255)})
+                if len(pairs) > 1 and spread:
+                    plot.addItem(pg.ErrorBarItem(x=np.array([np.log10(x)]),
+                                                 y=np.array([y * 100]),
+                                                 height=np.array([2 * spread * 100]),
+                                                 pen=pg.mkPen(colour)))
+                if who == "student":
+                    label = pg.TextItem(f"#{lead['id']}", color=colour, anchor=(-0.2, 1.1))
+                    label.setPos(np.log10(x), y * 100)
+                    plot.addItem(label)
+        # ScatterPlotItem is not log-aware: its positions are given as log10(size) already.
+        plot.addItem(pg.ScatterPlotItem(spots=spots, hoverable=True,
+                                        tip=lambda x, y, data: data))
+        self._draw_front(plot)
+        notes = []
+        if missing and axis == "latency":
+            notes.append(f"{missing} run(s) have no measured latency: export their student "
+                         "to time it.")
+        elif missing:
+            notes.append(f"{missing} run(s) lack a size for this axis.")
+        notes.append("Dashed line: Pareto front (no other model is both smaller and more "
+                     "accurate).")
+        self.note.setText(" ".join(notes))
+
+    def _draw_front(self, plot: pg.PlotItem) -> None:
+        points = [(p["x"], p["y"]) for p in self.points]
+        if len(points) < 2:
+            return
+        front = pareto_front(points)
+        xs = [points[i][0] for i in front]  # raw sizes: a PlotDataItem takes the log itself
+        ys = [points[i][1] * 100 for i in front]
+        line = pg.PlotDataItem(xs, ys, pen=pg.mkPen((110, 110, 110), width=1,
+                                                    style=Qt.PenStyle.DashLine))
+        line.setZValue(-1)
+        plot.addItem(line)
+
+    def front_members(self) -> list[tuple[int, str]]:
+        """(run id, who) of the points on the Pareto front."""
+        points = [(p["x"], p["y"]) for p in self.points]
+        return [(self.points[i]["run_id"], self.points[i]["who"]) for i in pareto_front(points)]
