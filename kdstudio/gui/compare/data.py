@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from kdstudio.core.colours import run_colour as run_colour  # the compare view draws with it
 from kdstudio.core.store import iso_seconds
 
 PHASE_ORDER = ("teacher", "baseline", "student")

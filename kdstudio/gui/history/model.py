@@ -19,8 +19,8 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QColor, QFont
 
-from kdstudio.core.colours import run_colour
 from kdstudio.core.store import Store
+from kdstudio.gui.widgets.colours import run_colour
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 ID_ROLE = Qt.ItemDataRole.UserRole + 2
