@@ -106,10 +106,12 @@ def planned_epochs(config: Any, phase: str) -> int:
 def plan_run(config: Any, train_size: int, epoch_size: int) -> RunPlan:
     """The plan of `config` given its data: the teacher passes over all `train_size`
     training examples each epoch, baseline and student over `epoch_size` (the labelled
-    subset, or the transfer set when the KD terms take their own batches)."""
+    subset, or the transfer set when the KD terms take their own batches). A phase of no
+    epochs (a teacher loaded from a file) plans no steps per epoch, as its stored row says."""
     batch = config.data.batch_size
     phases = []
     for name in phase_names(config):
         size = train_size if name == "teacher" else epoch_size
-        phases.append(PhasePlan(name, planned_epochs(config, name), math.ceil(size / batch)))
+        epochs = planned_epochs(config, name)  # a phase that trains no epoch has no steps
+        phases.append(PhasePlan(name, epochs, math.ceil(size / batch) if epochs else 0))
     return RunPlan(tuple(phases))
