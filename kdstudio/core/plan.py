@@ -63,7 +63,7 @@ class RunPlan:
         raise KeyError(name)
 
     def get(self, name: str) -> PhasePlan | None:
-        return self[name] if name in self else None
+        return next((phase for phase in self.phases if phase.name == name), None)
 
     def steps_before(self, name: str) -> int:
         """Run steps of the phases before `name` (where its steps start in the run)."""
