@@ -17,7 +17,14 @@ who listens. Its parts:
 - `runner`: `run`, `resume`, the phases in order, the run's start and end.
 """
 
-from kdstudio.core.engine.batches import Batch, BatchSource, InMemoryBatches, LabelledCycle
+from kdstudio.core.engine.batches import (
+    Batch,
+    BatchFactory,
+    BatchSource,
+    InMemoryBatches,
+    LabelledCycle,
+    in_memory_batches,
+)
 from kdstudio.core.engine.context import NonFiniteLoss, RunStopped, failure_reason
 from kdstudio.core.engine.evaluation import (
     EVAL_BATCH,
@@ -37,6 +44,7 @@ __all__ = [
     "EVAL_BATCH",
     "PHASES",
     "Batch",
+    "BatchFactory",
     "BatchSource",
     "EpochTotals",
     "InMemoryBatches",
@@ -55,6 +63,7 @@ __all__ = [
     "execute",
     "failure_reason",
     "fused_optimizer_supported",
+    "in_memory_batches",
     "lr_factor",
     "make_optimizer",
     "predict",

@@ -9,10 +9,13 @@ under DDP sharded by a DistributedSampler) is the next.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from typing import NamedTuple, Protocol
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import torch
+
+if TYPE_CHECKING:
+    from kdstudio.core.engine.preparation import Prepared
 
 
 class Batch(NamedTuple):
@@ -60,6 +63,11 @@ class BatchSource(Protocol):
     def pending(self) -> list[torch.Tensor]: ...
 
     def restore(self, states: dict[str, torch.Tensor], pending: list[torch.Tensor]) -> None: ...
+
+
+# what a run asks for each phase's batches: (prepared run, phase name, the positions in the
+# training split whose labels the phase may use) -> the phase's source
+BatchFactory = Callable[["Prepared", str, torch.Tensor], BatchSource]
 
 
 class LabelledCycle:
@@ -125,3 +133,14 @@ class InMemoryBatches:
         self.order.set_state(states["order"])
         self.cycle.generator.set_state(states["cycle"])
         self.cycle.pending = list(pending)
+
+
+def in_memory_batches(prepared: Prepared, phase: str, labelled: torch.Tensor
+                      ) -> InMemoryBatches:
+    """The default `BatchFactory`: batches from the prepared tensors. The teacher takes
+    all the training split, baseline and student the labelled subset (and the transfer
+    set, if any)."""
+    config = prepared.config
+    transfer = prepared.transfer_inputs if phase != "teacher" else None
+    return InMemoryBatches(prepared.data.x_train, prepared.data.y_train, labelled,
+                           config.data.batch_size, config.seed, transfer)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kdstudio.core.distill.precision import resolve_precision
+from kdstudio.core.engine.batches import BatchFactory, in_memory_batches
 from kdstudio.core.engine.evaluation import TeacherReference
 from kdstudio.core.engine.preparation import Prepared
 from kdstudio.core.engine.recorder import Recorder
@@ -62,8 +63,9 @@ class RunContext:
     """One run in progress: its prepared inputs, plan, recorder and running totals."""
 
     def __init__(self, prepared: Prepared, recorder: Recorder,
-                 should_stop: Callable[[], bool]) -> None:
+                 should_stop: Callable[[], bool], batches: BatchFactory | None = None) -> None:
         self.p = prepared
+        self.batches: BatchFactory = batches or in_memory_batches
         self.config = prepared.config
         self.recorder = recorder
         self.should_stop = should_stop

@@ -14,7 +14,7 @@ from kdstudio.core.distill.cache import TeacherSource, teacher_source
 from kdstudio.core.distill.features import FeatureRecorder
 from kdstudio.core.distill.methods import Method
 from kdstudio.core.distill.precision import to_device
-from kdstudio.core.engine.batches import BatchSource, InMemoryBatches
+from kdstudio.core.engine.batches import BatchSource
 from kdstudio.core.engine.context import RunContext, RunStopped, failure_reason
 from kdstudio.core.engine.evaluation import predict, validation_metrics
 from kdstudio.core.engine.optim import describe_optimizer, make_optimizer
@@ -35,16 +35,6 @@ class PhaseState:
     optimizer: torch.optim.Optimizer
     step: PhaseStep
     batches: BatchSource
-
-
-def in_memory_batches(run: RunContext, plan: PhasePlan, labelled: torch.Tensor
-                      ) -> InMemoryBatches:
-    """The phase's batches from the prepared tensors: the teacher takes all the training
-    split, baseline and student the labelled subset (and the transfer set, if any)."""
-    p = run.p
-    transfer = p.transfer_inputs if plan.name != "teacher" else None
-    return InMemoryBatches(p.data.x_train, p.data.y_train, labelled,
-                           run.config.data.batch_size, run.config.seed, transfer)
 
 
 def train_phase(run: RunContext, plan: PhasePlan, model: FeatureModel, method: Method,
@@ -77,7 +67,11 @@ def train_phase(run: RunContext, plan: PhasePlan, model: FeatureModel, method: M
             run.log(describe_optimizer(config, optimizer))
         step = PhaseStep(run, plan, model, method, adapters, source, student_rec, optimizer, lr)
         seed_everything(config.seed + 2)  # same dropout and data order for baseline/student
-        batches = in_memory_batches(run, plan, labelled)
+        batches = run.batches(p, plan.name, labelled)
+        if batches.steps_per_epoch != plan.steps_per_epoch:
+            raise ValueError(f"the {plan.name} phase's batch source gives "
+                             f"{batches.steps_per_epoch} batches an epoch; the plan counts "
+                             f"{plan.steps_per_epoch}")
         state = PhaseState(model, adapters, optimizer, step, batches)
         first_epoch = 0
         if run.resume_from is not None and run.resume_from.phase == plan.name:

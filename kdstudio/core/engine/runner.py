@@ -15,6 +15,7 @@ from kdstudio.core.checkpoint import load_weights
 from kdstudio.core.config import ConfigError, RunConfig, config_from_dict
 from kdstudio.core.distill import cache as teacher_cache
 from kdstudio.core.distill.methods import create_method
+from kdstudio.core.engine.batches import BatchFactory
 from kdstudio.core.engine.context import NonFiniteLoss, RunContext, RunStopped, failure_reason
 from kdstudio.core.engine.evaluation import (
     TeacherReference,
@@ -64,15 +65,17 @@ def choose_threads(config: RunConfig, models: list[FeatureModel]) -> int:
 
 
 def run(config: RunConfig, store: Store, on_event: EventSink | None = None,
-        should_stop: Callable[[], bool] | None = None) -> RunResult:
+        should_stop: Callable[[], bool] | None = None,
+        batches: BatchFactory | None = None) -> RunResult:
     """Run teacher, baseline and distilled student; everything is recorded in `store`.
 
     Bad input raises ConfigError before anything is written. Otherwise the run ends
     `completed`, `stopped` (should_stop said yes) or `failed` (NaN loss, error), and the
-    result says which; it does not raise.
+    result says which; it does not raise. `batches` makes each phase's batch source
+    (default: `in_memory_batches`).
     """
     prepared = prepare(config)
-    return _with_threads(prepared, Recorder(store, on_event), should_stop, None)
+    return _with_threads(prepared, Recorder(store, on_event), should_stop, None, batches)
 
 
 def resume(run_id: int, store: Store, on_event: EventSink | None = None,
@@ -108,12 +111,13 @@ def resume(run_id: int, store: Store, on_event: EventSink | None = None,
 
 
 def _with_threads(prepared: Prepared, recorder: Recorder, should_stop: Callable[[], bool] | None,
-                  resumed: tuple[int, TrainingState] | None) -> RunResult:
+                  resumed: tuple[int, TrainingState] | None,
+                  batches: BatchFactory | None = None) -> RunResult:
     models = [m for m in (prepared.teacher, prepared.student) if m is not None]
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(choose_threads(prepared.config, models))
     try:
-        return execute(prepared, recorder, should_stop, resumed)
+        return execute(prepared, recorder, should_stop, resumed, batches)
     finally:
         torch.set_num_threads(previous_threads)
         teacher_cache.release()
@@ -225,9 +229,11 @@ def _start(run: RunContext, resumed: tuple[int, TrainingState] | None) -> None:
 
 
 def execute(prepared: Prepared, recorder: Recorder, should_stop: Callable[[], bool] | None,
-            resumed: tuple[int, TrainingState] | None = None) -> RunResult:
-    """Record and train a prepared run to its end (see `run`), through `recorder`."""
-    run = RunContext(prepared, recorder, should_stop or _never_stop)
+            resumed: tuple[int, TrainingState] | None = None,
+            batches: BatchFactory | None = None) -> RunResult:
+    """Record and train a prepared run to its end (see `run`), through `recorder` (a
+    `SilentRecorder` for a process that must not record); `batches` as for `run`."""
+    run = RunContext(prepared, recorder, should_stop or _never_stop, batches)
     _start(run, resumed)
     status, error = "completed", None
     try:
