@@ -274,7 +274,7 @@ def test_epoch_totals_count_every_batch_however_they_fall_into_groups(
         size = 7 + step % 5
         logits = torch.randn(size, 4, generator=generator, requires_grad=True)
         labels = torch.randint(0, 4, (size,), generator=generator)
-        totals.add(0.1 * step, logits, labels)
+        totals.add_steps([(0.1 * step, logits, labels)])
         assert totals._kept_elements < 300  # a count frees what was kept
         correct += int((logits.argmax(1) == labels).sum())
         seen += size

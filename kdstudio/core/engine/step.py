@@ -66,9 +66,6 @@ class EpochTotals:
         self._kept: list[tuple[torch.Tensor, torch.Tensor]] = []
         self._kept_elements = 0
 
-    def add(self, mean_loss: float, logits: torch.Tensor, labels: torch.Tensor) -> None:
-        self.add_steps([(mean_loss, logits, labels)])
-
     def add_steps(self, steps: list[tuple[float, torch.Tensor, torch.Tensor]]) -> None:
         """Add steps given as (mean loss, logits, labels)."""
         kept = self._kept
