@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from kdstudio.core.config import RunConfig
+from kdstudio.core.events import Epoch, Event, Log, PhaseFinished, PhaseStarted
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -104,21 +105,21 @@ class PhaseClock:
         self.logs: list[str] = []
         self.events = 0
 
-    def __call__(self, event: dict[str, Any]) -> None:
+    def __call__(self, event: Event) -> None:
         now = time.perf_counter()
         self.events += 1
-        kind, phase = event["type"], event.get("phase", "")
-        if kind == "phase" and event["state"] == "started":
-            self.phase_start[phase] = self._last[phase] = now
-            self.phase_cpu_start[phase] = time.process_time()
-        elif kind == "phase":
+        if isinstance(event, PhaseStarted):
+            self.phase_start[event.phase] = self._last[event.phase] = now
+            self.phase_cpu_start[event.phase] = time.process_time()
+        elif isinstance(event, PhaseFinished):
+            phase = event.phase
             self.phase_seconds[phase] = now - self.phase_start[phase]
             self.phase_cpu_seconds[phase] = time.process_time() - self.phase_cpu_start[phase]
-        elif kind == "epoch" and phase in self._last:
-            self.epoch_seconds.setdefault(phase, []).append(now - self._last[phase])
-            self._last[phase] = now
-        elif kind == "log":
-            self.logs.append(event["message"])
+        elif isinstance(event, Epoch) and event.phase in self._last:
+            self.epoch_seconds.setdefault(event.phase, []).append(now - self._last[event.phase])
+            self._last[event.phase] = now
+        elif isinstance(event, Log):
+            self.logs.append(event.message)
 
 
 def timed_kd_recipe(config: RunConfig, epochs: int) -> RunConfig:

@@ -52,6 +52,7 @@ from kdstudio.core.checkpoint import load_weights  # noqa: E402
 from kdstudio.core.config import RunConfig  # noqa: E402
 from kdstudio.core.data import Splits, prepare_data  # noqa: E402
 from kdstudio.core.engine import run  # noqa: E402
+from kdstudio.core.events import Event, PhaseFinished, PhaseStarted  # noqa: E402
 from kdstudio.core.models import create_model  # noqa: E402
 from kdstudio.core.store import Store  # noqa: E402
 
@@ -185,10 +186,10 @@ class Bench:
         in_student = {"now": False}
         harness = {"seconds": 0.0}
 
-        def on_event(event: dict[str, Any]) -> None:
+        def on_event(event: Event) -> None:
             clock(event)
-            if event["type"] == "phase" and event["phase"] == "student":
-                in_student["now"] = event["state"] == "started"
+            if isinstance(event, (PhaseStarted, PhaseFinished)) and event.phase == "student":
+                in_student["now"] = isinstance(event, PhaseStarted)
 
         def should_stop() -> bool:
             started = time.perf_counter()

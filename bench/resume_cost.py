@@ -15,6 +15,7 @@ from typing import Any
 
 from kdstudio.core import engine
 from kdstudio.core.config import RunConfig, config_from_dict
+from kdstudio.core.engine import loop
 from kdstudio.core.presets import load_preset
 from kdstudio.core.store import Store
 
@@ -30,10 +31,10 @@ def configs() -> dict[str, RunConfig]:
 
 
 class Timed:
-    """Wraps `_Run.write_checkpoint` to time each call (or to skip it)."""
+    """Wraps `engine.loop.write_checkpoint` to time each call (or to skip it)."""
 
     def __init__(self) -> None:
-        self.original = engine._Run.write_checkpoint
+        self.original = loop.write_checkpoint
         self.seconds: list[float] = []
         self.sizes: list[int] = []
         self.skip = False
@@ -49,7 +50,7 @@ class Timed:
 
 def measure(config: RunConfig, repeats: int, folder: Path) -> dict[str, float]:
     timed = Timed()
-    engine._Run.write_checkpoint = lambda run, *args: timed(run, *args)  # type: ignore
+    loop.write_checkpoint = lambda run, *args: timed(run, *args)  # type: ignore
     durations: dict[bool, list[float]] = {True: [], False: []}
     epochs = 0
     try:
@@ -62,7 +63,7 @@ def measure(config: RunConfig, repeats: int, folder: Path) -> dict[str, float]:
                     durations[checkpoints].append(result.summary["duration_s"])
                     epochs = sum(p["epochs"] for p in store.get_run(result.run_id)["plan"])
     finally:
-        engine._Run.write_checkpoint = timed.original  # type: ignore[method-assign]
+        loop.write_checkpoint = timed.original  # type: ignore[assignment]
     with_, without = statistics.median(durations[True]), statistics.median(durations[False])
     return {"epochs": epochs, "checkpoint_ms": 1000 * statistics.median(timed.seconds),
             "size_mb": max(timed.sizes) / 1e6, "epoch_s": without / epochs,

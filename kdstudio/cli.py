@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
+from kdstudio.core.events import Epoch, Event, Log, RunStarted, Step
 from kdstudio.core.text import printable
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -348,9 +349,9 @@ class StopSignals(ExitOnSignal):
                              "metrics so far and will show as interrupted")
         self.signum = signum
 
-    def watch(self, event: dict[str, Any]) -> None:
-        if event["type"] == "run_started":
-            self.run_id = event["run_id"]
+    def watch(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self.run_id = event.run_id
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -444,7 +445,7 @@ class ConsolePrinter:
         self.line_open = False
         self.reader_gone = False  # stdout's reader left (`| head`): the run goes on unprinted
 
-    def __call__(self, event: dict[str, Any]) -> None:
+    def __call__(self, event: Event) -> None:
         if self.quiet or self.reader_gone:
             return
         try:
@@ -452,34 +453,35 @@ class ConsolePrinter:
         except BrokenPipeError:
             self.reader_gone = True
 
-    def _show(self, event: dict[str, Any]) -> None:
-        kind = event["type"]
-        if kind == "step" and self.tty:
+    def _show(self, event: Event) -> None:
+        if isinstance(event, Step):
+            if not self.tty:
+                return
             now = time.monotonic()
-            if now - self.last_draw >= 0.1 or event["run_step"] == event["run_steps"]:
+            if now - self.last_draw >= 0.1 or event.run_step == event.run_steps:
                 self.last_draw = now
                 self._draw(event)
-        elif kind == "epoch":
-            values = event["values"]
-            parts = [f"[{event['phase']:>8}] epoch {event['epoch']:>3}/{event['epochs']:<3}"]
+        elif isinstance(event, Epoch):
+            values = event.values
+            parts = [f"[{event.phase:>8}] epoch {event.epoch:>3}/{event.epochs:<3}"]
             if "train/loss" in values:
                 parts.append(f"loss {values['train/loss']:.4f}")
             parts.append(f"val acc {values['val/acc']:6.2%}")
             if "val/agreement" in values:
                 parts.append(f"agree {values['val/agreement']:6.2%}")
             self._write_line("  ".join(parts))
-        elif kind == "log":
-            self._write_line(("! " if event["level"] != "info" else "") +
-                             printable(event["message"]))
+        elif isinstance(event, Log):
+            self._write_line(("! " if event.level != "info" else "") +
+                             printable(event.message))
 
-    def _draw(self, event: dict[str, Any]) -> None:
-        done = event["run_step"] / max(event["run_steps"], 1)
+    def _draw(self, event: Step) -> None:
+        done = event.run_step / max(event.run_steps, 1)
         elapsed = time.monotonic() - self.started
         eta = elapsed / done * (1 - done) if done > 0 else 0.0
         filled = int(self.WIDTH * done)
         bar = "#" * filled + "-" * (self.WIDTH - filled)
-        loss = event["values"]["loss/total"]
-        text = (f"\r[{event['phase']:>8}] epoch {event['epoch']}/{event['epochs']} [{bar}] "
+        loss = event.values["loss/total"]
+        text = (f"\r[{event.phase:>8}] epoch {event.epoch}/{event.epochs} [{bar}] "
                 f"{done:4.0%} loss {loss:.4f} ETA {_clock(eta)}")
         self.stream.write(text.ljust(90))
         self.stream.flush()

@@ -11,6 +11,7 @@ from kdstudio.core.distill import cache
 from kdstudio.core.distill.features import FeatureRecorder
 from kdstudio.core.distill.precision import resolve_precision, to_device
 from kdstudio.core.engine import run
+from kdstudio.core.events import Log
 from kdstudio.core.models import create_model
 from kdstudio.core.store import Store
 from tests.helpers import tiny_config
@@ -22,7 +23,7 @@ def _run(tmp_path: Path, name: str, **distill: object) -> tuple[list[tuple], lis
     config = tiny_config(**distill)
     store = Store(tmp_path / f"{name}.db")
     logs: list[str] = []
-    result = run(config, store, lambda e: logs.append(e["message"]) if e["type"] == "log" else 0)
+    result = run(config, store, lambda e: logs.append(e.message) if isinstance(e, Log) else 0)
     assert result.status == "completed", result.error
     rows = [(r["phase"], r["step"], r["epoch"], r["name"], r["value"])
             for r in store.metrics(result.run_id) if r["name"] != "samples_per_s"]

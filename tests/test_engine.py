@@ -20,6 +20,16 @@ from kdstudio.core.engine import (
     run,
     weighted_total,
 )
+from kdstudio.core.events import (
+    Epoch,
+    Event,
+    Log,
+    PhaseFinished,
+    PhaseStarted,
+    RunFinished,
+    RunStarted,
+    Step,
+)
 from kdstudio.core.store import Store
 from tests.helpers import tiny_config
 
@@ -31,7 +41,7 @@ def metric_values(store: Store, run_id: int) -> list[tuple]:
 
 
 def test_full_run_records_three_phases(tmp_path: Path) -> None:
-    events: list[dict] = []
+    events: list[Event] = []
     with Store(tmp_path / "h.db") as store:
         result = run(tiny_config(), store, events.append)
         assert result.status == "completed", result.error
@@ -49,12 +59,12 @@ def test_full_run_records_three_phases(tmp_path: Path) -> None:
         assert len(steps) == 2 * math.ceil(144 / 32)  # 240 - 48 test - 48 val, batches of 32
         kinds = {a["kind"] for a in store.artifacts(result.run_id)}
         assert kinds == {"teacher", "baseline", "student"}
-    types = [e["type"] for e in events]
-    assert types[0] == "run_started" and types[-1] == "run_finished"
-    assert {"phase", "step", "epoch", "log"} <= set(types)
-    last_step = [e for e in events if e["type"] == "step"][-1]
-    assert last_step["run_step"] == last_step["run_steps"] == events[0]["run_steps"]
-    assert events[-1]["summary"]["student_test_acc"] == row["student_test_acc"]
+    started, finished = events[0], events[-1]
+    assert isinstance(started, RunStarted) and isinstance(finished, RunFinished)
+    assert {PhaseStarted, PhaseFinished, Step, Epoch, Log} <= {type(e) for e in events}
+    last_step = [e for e in events if isinstance(e, Step)][-1]
+    assert last_step.run_step == last_step.run_steps == started.run_steps
+    assert finished.summary["student_test_acc"] == row["student_test_acc"]
 
 
 def test_same_seed_gives_identical_metrics(tmp_path: Path) -> None:
@@ -83,8 +93,8 @@ def test_baseline_shares_initial_weights_and_data_order(tmp_path: Path) -> None:
 def test_stop_between_batches_keeps_what_was_done(tmp_path: Path) -> None:
     seen = {"steps": 0}
 
-    def on_event(event: dict) -> None:
-        seen["steps"] += event["type"] == "step"
+    def on_event(event: Event) -> None:
+        seen["steps"] += isinstance(event, Step)
 
     with Store(tmp_path / "h.db") as store:
         result = run(tiny_config(), store, on_event, should_stop=lambda: seen["steps"] >= 5)
@@ -110,7 +120,7 @@ def test_nan_loss_fails_naming_phase_epoch_and_step(tmp_path: Path) -> None:
 def test_steps_before_a_nan_step_are_recorded_and_emitted(tmp_path: Path) -> None:
     config = tiny_config()
     config.optim.name, config.optim.lr, config.optim.schedule = "sgd", 1e30, "constant"
-    events: list[dict] = []
+    events: list[Event] = []
     with Store(tmp_path / "h.db") as store:
         result = run(config, store, events.append)
         bad_step = int(re.search(r"step (\d+);", result.error).group(1))
@@ -118,7 +128,7 @@ def test_steps_before_a_nan_step_are_recorded_and_emitted(tmp_path: Path) -> Non
         rows = store.metrics(result.run_id, name="loss/total", phase="teacher")
     assert [row["step"] for row in rows] == list(range(1, bad_step))
     assert all(math.isfinite(row["value"]) for row in rows)
-    emitted = [e["step"] for e in events if e["type"] == "step"]
+    emitted = [e.step for e in events if isinstance(e, Step)]
     assert emitted == list(range(1, bad_step))
 
 
@@ -136,12 +146,12 @@ def test_teacher_from_checkpoint(tmp_path: Path) -> None:
         teacher_file = store.artifacts(first.run_id, "teacher")[0]["path"]
         config = tiny_config()
         config.teacher.checkpoint = teacher_file
-        events: list[dict] = []
+        events: list[Event] = []
         second = run(config, store, events.append)
         assert second.status == "completed"
         assert second.summary["teacher_test_acc"] == first.summary["teacher_test_acc"]
         assert not store.metrics(second.run_id, name="loss/total", phase="teacher")
-        assert any("Teacher loaded from" in e.get("message", "") for e in events)
+        assert any(isinstance(e, Log) and "Teacher loaded from" in e.message for e in events)
         # a checkpoint that does not fit the architecture is bad input, not a failed run
         config.teacher.params = {"hidden_sizes": [16]}
         with pytest.raises(ConfigError, match="does not fit mlp"):
@@ -163,7 +173,7 @@ def test_saved_student_rebuilds_with_identical_outputs(tmp_path: Path) -> None:
 def test_fitnets_trains_a_regressor_that_is_not_saved(tmp_path: Path) -> None:
     config = tiny_config(method="fitnets", student_layer="hidden1", teacher_layer="hidden1",
                          feature_weight=1.0)
-    events: list[dict] = []
+    events: list[Event] = []
     with Store(tmp_path / "h.db") as store:
         result = run(config, store, events.append)
         assert result.status == "completed", result.error
@@ -173,7 +183,8 @@ def test_fitnets_trains_a_regressor_that_is_not_saved(tmp_path: Path) -> None:
     from safetensors.torch import load_file
 
     assert all(not key.startswith("map") for key in load_file(student))
-    assert any("adapter of 288 parameters" in e.get("message", "") for e in events)  # 8*32+32
+    assert any(isinstance(e, Log) and "adapter of 288 parameters" in e.message
+               for e in events)  # 8*32+32
 
 
 def test_student_alone_method_has_no_teacher(tmp_path: Path) -> None:
@@ -244,11 +255,12 @@ def test_threads_auto_for_small_models_and_restored(tmp_path: Path) -> None:
     config.threads = 0
     assert choose_threads(config, big) == torch.get_num_threads()
     before = torch.get_num_threads()
-    events: list[dict] = []
+    events: list[Event] = []
     with Store(tmp_path / "h.db") as store:
         run(tiny_config(), store, events.append)
     assert torch.get_num_threads() == before
-    assert any(e.get("message", "").startswith("CPU threads: 1 (automatic") for e in events)
+    assert any(isinstance(e, Log) and e.message.startswith("CPU threads: 1 (automatic")
+               for e in events)
 
 
 def test_epoch_totals_count_every_batch_however_they_fall_into_groups(
@@ -262,7 +274,7 @@ def test_epoch_totals_count_every_batch_however_they_fall_into_groups(
         size = 7 + step % 5
         logits = torch.randn(size, 4, generator=generator, requires_grad=True)
         labels = torch.randint(0, 4, (size,), generator=generator)
-        totals.add(0.1 * step, logits, labels)
+        totals.add_steps([(0.1 * step, logits, labels)])
         assert totals._kept_elements < 300  # a count frees what was kept
         correct += int((logits.argmax(1) == labels).sum())
         seen += size
@@ -346,6 +358,7 @@ def test_optimisers_use_fused_kernels_where_torch_has_them(tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch
                                                             ) -> None:
     from kdstudio.core import engine
+    from kdstudio.core.engine import optim
     from kdstudio.core.models import create_model
 
     params = list(create_model("mlp", (6,), 3, hidden_sizes=[8]).parameters())
@@ -367,14 +380,14 @@ def test_optimisers_use_fused_kernels_where_torch_has_them(tmp_path: Path,
     optimizer = engine.make_optimizer(params, config, 0.1)
     assert isinstance(optimizer, NoFusedSGD) and not optimizer.defaults["fused"]
     monkeypatch.undo()
-    events: list[dict] = []
+    events: list[Event] = []
     with Store(tmp_path / "h.db") as store:
         fused = run(tiny_config(), store, events.append)
-        monkeypatch.setattr(engine, "fused_optimizer_supported", lambda params: False)
+        monkeypatch.setattr(optim, "fused_optimizer_supported", lambda params: False)
         plain = run(tiny_config(), store, events.append)
         fused_acc = [r["value"] for r in store.metrics(fused.run_id, name="val/acc")]
         plain_acc = [r["value"] for r in store.metrics(plain.run_id, name="val/acc")]
-    logs = [e["message"] for e in events if e["type"] == "log" and "Optimiser" in e["message"]]
+    logs = [e.message for e in events if isinstance(e, Log) and "Optimiser" in e.message]
     assert logs == ["Optimiser: adam, fused kernels (one update for all parameters)",
                     "Optimiser: adam, PyTorch's default implementation"]
     # the same training up to float rounding: the accuracies agree

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from kdstudio.core import engine
 from kdstudio.core.distill import cache
 from kdstudio.core.distill.methods import StepOutputs
 from kdstudio.core.distill.methods.kd import HintonKD
 from kdstudio.core.distill.precision import Precision, resolve_precision
-from kdstudio.core.engine import run
+from kdstudio.core.engine import context, run
+from kdstudio.core.events import Event, Log
 from kdstudio.core.store import Store
 from tests.helpers import tiny_config
 
@@ -41,9 +41,9 @@ def test_autocast_on_cpu_logs_and_changes_nothing(tmp_path: Path) -> None:
         config = tiny_config(method="kd")
         config.autocast = autocast
         store = Store(tmp_path / f"{autocast}.db")
-        events: list[dict] = []
+        events: list[Event] = []
         result = run(config, store, events.append)
-        logs = [e["message"] for e in events if e["type"] == "log"]
+        logs = [e.message for e in events if isinstance(e, Log)]
         assert result.status == "completed"
         results[autocast] = [(r["phase"], r["step"], r["name"], r["value"])
                              for r in store.metrics(result.run_id) if r["name"] != "samples_per_s"]
@@ -78,7 +78,7 @@ def test_engine_steps_under_autocast_take_the_mixed_precision_path(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # the engine's branch for CUDA autocast, run with the CPU's bfloat16 autocast: forward
     # passes of both models in bfloat16, the losses upcast to float32, the run completes
-    monkeypatch.setattr(engine, "resolve_precision",
+    monkeypatch.setattr(context, "resolve_precision",
                         lambda _autocast, device: Precision(device, torch.bfloat16, "bf16"))
     seen: list[tuple[torch.dtype, ...]] = []
     loss_parts = HintonKD.loss_parts

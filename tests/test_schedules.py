@@ -10,6 +10,7 @@ import pytest
 from kdstudio.core.config import ConfigError, config_from_dict, load_config, validate
 from kdstudio.core.distill.schedules import PhaseSchedules, Schedule, schedule_problems
 from kdstudio.core.engine import run
+from kdstudio.core.events import Event, Step
 from kdstudio.core.store import Store
 from tests.helpers import tiny_config
 
@@ -96,13 +97,13 @@ def test_run_applies_and_charts_the_scheduled_values(tmp_path: Path) -> None:
     config = tiny_config(method="kd", ce_weight=1.0, kd_weight=2.0, temperature=4.0)
     config.distill.schedules = {"kd_weight": {"kind": "warmup", "epochs": 1},
                                 "temperature": {"kind": "decay", "end": 1.0}}
-    events: list[dict] = []
+    events: list[Event] = []
     store = Store(tmp_path / "h.db")
     result = run(config, store, events.append)
     assert result.status == "completed"
-    steps = [e for e in events if e["type"] == "step"]
-    student = [e["values"] for e in steps if e["phase"] == "student"]
-    assert all("sched/kd_weight" not in e["values"] for e in steps if e["phase"] != "student")
+    steps = [e for e in events if isinstance(e, Step)]
+    student = [e.values for e in steps if e.phase == "student"]
+    assert all("sched/kd_weight" not in e.values for e in steps if e.phase != "student")
     per_epoch = len(student) // config.optim.epochs
     kd_weights = [v["sched/kd_weight"] for v in student]
     assert kd_weights[0] == 0.0
@@ -123,10 +124,10 @@ def test_a_step_where_every_scheduled_weight_is_zero_learns_nothing_and_goes_on(
     """ce_weight = 0 and kd_weight warming up from 0: the first step has nothing to learn."""
     config = tiny_config(method="kd", ce_weight=0.0, kd_weight=1.0, temperature=4.0)
     config.distill.schedules = {"kd_weight": {"kind": "warmup", "epochs": 1}}
-    events: list[dict] = []
+    events: list[Event] = []
     result = run(config, Store(tmp_path / "h.db"), events.append)
     assert result.status == "completed", result.error
-    student = [e["values"] for e in events if e["type"] == "step" and e["phase"] == "student"]
+    student = [e.values for e in events if isinstance(e, Step) and e.phase == "student"]
     assert student[0]["sched/kd_weight"] == 0.0 and student[0]["loss/total"] == 0.0
     assert student[1]["loss/total"] == pytest.approx(
         student[1]["sched/kd_weight"] * student[1]["loss/kd"], rel=1e-5)

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from kdstudio.core import engine
+from kdstudio.core.config import ConfigError
 from kdstudio.core.data import prepare_data, select_labelled
-from kdstudio.core.engine import run
+from kdstudio.core.engine import preparation, run
+from kdstudio.core.events import Event, Log, RunStarted
 from kdstudio.core.store import Store
 from tests.helpers import tiny_config
 
@@ -53,7 +54,7 @@ def teacher_file(tmp_path: Path) -> str:
 def poison_unlabelled(monkeypatch: pytest.MonkeyPatch, inputs: bool, labels: bool) -> None:
     """Once the labelled subset is chosen, make every other training example NaN and/or
     wrongly labelled."""
-    real = engine._label_budget
+    real = preparation.label_budget
 
     def patched(config, data):
         labelled, transfer = real(config, data)
@@ -65,7 +66,7 @@ def poison_unlabelled(monkeypatch: pytest.MonkeyPatch, inputs: bool, labels: boo
             data.y_train[outside] = (data.y_train[outside] + 1) % data.num_classes
         return labelled, transfer
 
-    monkeypatch.setattr(engine, "_label_budget", patched)
+    monkeypatch.setattr(preparation, "label_budget", patched)
 
 
 def test_baseline_and_labelled_student_never_see_unlabelled_inputs(
@@ -101,15 +102,16 @@ def test_transfer_batches_carry_no_labels(
 
 
 def test_epoch_is_one_pass_over_the_transfer_set(tmp_path: Path) -> None:
-    events: list[dict] = []
+    events: list[Event] = []
     with Store(tmp_path / "h.db") as store:
         result = run(budget_config("all"), store, events.append)
     assert result.status == "completed"
     started = events[0]
-    assert started["data"]["labelled"] == 24 and started["data"]["transfer"] == 144
-    steps = {p["name"]: p["steps"] for p in started["phases"]}
+    assert isinstance(started, RunStarted)
+    assert started.data["labelled"] == 24 and started.data["transfer"] == 144
+    steps = {p.name: p.steps for p in started.plan.phases}
     assert steps["baseline"] == steps["student"] == 2 * math.ceil(144 / 32)
-    messages = " ".join(e["message"] for e in events if e["type"] == "log")
+    messages = " ".join(e.message for e in events if isinstance(e, Log))
     assert "use 24 of 144 labelled training examples" in messages
     assert "One epoch = one pass over the transfer set = 5 steps" in messages
 
@@ -118,21 +120,21 @@ def test_another_dataset_as_transfer_set(tmp_path: Path) -> None:
     config = budget_config("dataset")
     config.data.transfer_dataset = "synthetic"
     config.data.transfer_params = {"samples": 90, "dims": 6, "classes": 3, "data_seed": 9}
-    events: list[dict] = []
+    events: list[Event] = []
     with Store(tmp_path / "h.db") as store:
         result = run(config, store, events.append)
     assert result.status == "completed", result.error
-    assert events[0]["data"]["transfer"] == 90
+    assert isinstance(events[0], RunStarted) and events[0].data["transfer"] == 90
     wrong_shape = budget_config("dataset")
     wrong_shape.data.transfer_dataset = "digits"
-    with Store(tmp_path / "h.db") as store, pytest.raises(engine.ConfigError,
+    with Store(tmp_path / "h.db") as store, pytest.raises(ConfigError,
                                                           match="gives inputs shaped"):
         run(wrong_shape, store)
 
 
 def test_label_count_larger_than_the_data_is_bad_input(tmp_path: Path) -> None:
     with Store(tmp_path / "h.db") as store:
-        with pytest.raises(engine.ConfigError, match="data.label_count: must be at most"):
+        with pytest.raises(ConfigError, match="data.label_count: must be at most"):
             run(budget_config("all", label_count=10_000), store)
         assert store.list_runs() == []
 
@@ -141,7 +143,7 @@ def test_label_fraction_selects_a_share() -> None:
     data = prepare_data("synthetic", "", tiny_config().data.params, 0.25, seed=3)
     config = tiny_config()
     config.data.label_fraction = 0.2
-    labelled, transfer = engine._label_budget(config, data)
+    labelled, transfer = preparation.label_budget(config, data)
     assert len(labelled) == round(0.2 * len(data.y_train)) and transfer is None
 
 
@@ -159,7 +161,7 @@ def test_empty_split_is_bad_input(tmp_path: Path) -> None:
     config.data.params = {"samples": 20, "dims": 6, "classes": 3}
     config.data.val_fraction = 0.01
     with Store(tmp_path / "h.db") as store:
-        with pytest.raises(engine.ConfigError, match="data: the val split is empty"):
+        with pytest.raises(ConfigError, match="data: the val split is empty"):
             run(config, store)
         assert store.list_runs() == []
 
@@ -169,9 +171,10 @@ def test_crd_memory_bank_covers_the_labelled_subset_only(tmp_path: Path) -> None
     config.distill.method = "crd"
     config.distill.kd_weight = 0.0
     config.distill.feature_weight = 0.8
-    events: list[dict] = []
+    events: list[Event] = []
     with Store(tmp_path / "h.db") as store:
         result = run(config, store, events.append)
     assert result.status == "completed", result.error
-    cache = [e["message"] for e in events if "Teacher-output cache on" in e.get("message", "")]
+    cache = [e.message for e in events
+             if isinstance(e, Log) and "Teacher-output cache on" in e.message]
     assert cache and "of 24 training examples" in cache[0]

@@ -40,7 +40,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from kdstudio.core.events import (
+    Epoch,
+    Event,
+    PhaseFinished,
+    PhaseStarted,
+    ResumePoint,
+    RunStarted,
+    Step,
+)
 from kdstudio.core.paths import default_db_path
+from kdstudio.core.plan import PHASES
 from kdstudio.gui.gc_guard import collect_on_gui_thread
 from kdstudio.gui.run.live_view import LiveView
 from kdstudio.gui.run.worker import RunController
@@ -73,14 +83,12 @@ def run_layout(config: Any) -> tuple[list[str], list[str], list[str]]:
     before the first event."""
     from kdstudio.core.distill.methods import METHODS
     from kdstudio.core.distill.schedules import parse_schedules
+    from kdstudio.core.plan import phase_names
 
     method = METHODS.get(config.distill.method)
-    phases = ["teacher"] if method.uses_teacher else []
-    if method.uses_teacher and config.distill.baseline:
-        phases.append("baseline")
     moving = [key for key, schedule in parse_schedules(config.distill.schedules).items()
               if schedule.kind != "constant"]
-    return [*phases, "student"], list(method.parts), moving
+    return phase_names(config), list(method.parts), moving
 
 
 class MainWindow(QMainWindow):
@@ -282,18 +290,18 @@ class MainWindow(QMainWindow):
         self._update_buttons()
         return True
 
-    def _continue_curves(self, event: dict[str, Any]) -> None:
+    def _continue_curves(self, event: Event) -> None:
         """When a resumed run has started (and dropped its unfinished epoch), show what it
         had done before, then its new steps follow."""
-        if event.get("type") != "run_started" or not event.get("resumed"):
+        if not isinstance(event, RunStarted) or event.resumed is None:
             return
         from kdstudio.core.replay import replay_events
 
         store = self.store
         if store is None:
             return
-        resumed = event["resumed"]
-        for _when, replayed in replay_events(store, event["run_id"]):
+        resumed = event.resumed
+        for _when, replayed in replay_events(store, event.run_id):
             if _before_resume(replayed, resumed):
                 self.live.push(replayed)
 
@@ -639,9 +647,9 @@ class MainWindow(QMainWindow):
             self.status_label.setText("Stopping after the current batch…")
             self._update_buttons()
 
-    def _on_event(self, event: dict[str, Any]) -> None:
-        if event.get("type") == "run_started":
-            self.last_run_id = event.get("run_id")
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self.last_run_id = event.run_id
         if self._window_error:
             return  # the run is stopping because of it
         try:
@@ -796,21 +804,18 @@ class MainWindow(QMainWindow):
         shutdown_tasks()
 
 
-def _before_resume(event: dict[str, Any], resumed: dict[str, Any]) -> bool:
+def _before_resume(event: Event, resumed: ResumePoint) -> bool:
     """Whether a replayed event of a resumed run is from before the point it went on from
     (the run may have written more rows by the time its start reaches the window)."""
-    from kdstudio.core.replay import PHASE_ORDER
-
-    kind, phase = event.get("type"), event.get("phase")
-    if kind == "step":
-        return event["run_step"] <= resumed["run_step"]
-    if kind not in ("epoch", "phase") or phase not in PHASE_ORDER:
+    if isinstance(event, Step):
+        return event.run_step <= resumed.run_step
+    if not isinstance(event, (Epoch, PhaseStarted, PhaseFinished)) or event.phase not in PHASES:
         return False
-    here, there = PHASE_ORDER.index(phase), PHASE_ORDER.index(resumed["phase"])
+    here, there = PHASES.index(event.phase), PHASES.index(resumed.phase)
     if here != there:
         return here < there
-    return event.get("epoch", 0) <= resumed["epoch"] if kind == "epoch" else (
-        event.get("state") == "started")
+    return event.epoch <= resumed.epoch if isinstance(event, Epoch) else (
+        isinstance(event, PhaseStarted))
 
 
 def import_engine(state: TaskState) -> None:

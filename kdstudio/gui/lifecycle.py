@@ -19,6 +19,8 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QApplication, QWidget
 
+from kdstudio.core.events import Step
+
 DISPLAY_PLATFORMS = {"", "xcb", "wayland", "wayland-egl"}
 QUIT_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
                      if hasattr(signal, name))
@@ -91,8 +93,8 @@ def start_config_when_ready(window: Any, config_path: str, probe: str | None) ->
     """Test and bench hook (`KDSTUDIO_START_CONFIG`): load this config into the form once
     the engine is ready and press Start; with a probe file, note `training <run id>` at
     the run's first step."""
-    def training(event: dict[str, Any]) -> None:
-        if event.get("type") == "step" and probe and not noted:
+    def training(event: Any) -> None:
+        if isinstance(event, Step) and probe and not noted:
             noted.append(True)
             with open(probe, "a", encoding="utf-8") as handle:
                 handle.write(f"training {window.last_run_id}\n")

@@ -8,6 +8,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QPushButton
 
 from kdstudio.core.engine import run
+from kdstudio.core.events import Epoch, PhaseFinished, PhaseStarted, ResumePoint, Step
 from kdstudio.core.store import Store
 from tests.gui.conftest import find
 from tests.helpers import tiny_config
@@ -80,12 +81,13 @@ def test_only_what_was_done_before_the_resume_point_is_replayed(tmp_path):
     with Store(tmp_path / "history.db") as store:
         run_id = run(tiny_config(), store).run_id  # 10 steps in each phase, 2 epochs each
         events = replay_events(store, run_id)
-    resumed = {"phase": "baseline", "epoch": 1, "run_step": 15}
+    resumed = ResumePoint("baseline", 1, 15)
     kept = [event for _when, event in events if _before_resume(event, resumed)]
-    steps = [event["run_step"] for event in kept if event["type"] == "step"]
+    steps = [event.run_step for event in kept if isinstance(event, Step)]
     assert steps == list(range(1, 16))
-    epochs = [(event["phase"], event["epoch"]) for event in kept if event["type"] == "epoch"]
+    epochs = [(event.phase, event.epoch) for event in kept if isinstance(event, Epoch)]
     assert epochs == [("teacher", 1), ("teacher", 2), ("baseline", 1)]
-    phases = [(event["phase"], event["state"]) for event in kept if event["type"] == "phase"]
-    assert phases == [("teacher", "started"), ("teacher", "finished"),
-                      ("baseline", "started")]
+    phases = [(event.phase, type(event)) for event in kept
+              if isinstance(event, (PhaseStarted, PhaseFinished))]
+    assert phases == [("teacher", PhaseStarted), ("teacher", PhaseFinished),
+                      ("baseline", PhaseStarted)]

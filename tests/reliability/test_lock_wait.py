@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from kdstudio.core.engine import run
+from kdstudio.core.events import Event, Log, RunFinished, RunStarted
 from kdstudio.core.store import FLUSH_BUSY_MS, Store
 from tests.helpers import tiny_config
 from tests.reliability.conftest import assert_no_traceback, cli_env
@@ -126,12 +127,12 @@ def _locked(db: Path) -> bool:
 def test_a_lock_held_longer_than_the_run_end_waits_fails_the_run_naming_the_lock(
         tmp_path: Path) -> None:
     db = tmp_path / "h.db"
-    events: list[dict] = []
+    events: list[Event] = []
     lockers: list[subprocess.Popen] = []
 
-    def on_event(event: dict) -> None:
+    def on_event(event: Event) -> None:
         events.append(event)
-        if event["type"] == "run_started":  # the lock is taken once the run has its row
+        if isinstance(event, RunStarted):  # the lock is taken once the run has its row
             lockers.append(subprocess.Popen(
                 [sys.executable, "-c", LOCKER, str(db), "runs", "IMMEDIATE", "30"], env=cli_env(),
                 stdout=subprocess.PIPE, text=True))
@@ -150,7 +151,7 @@ def test_a_lock_held_longer_than_the_run_end_waits_fails_the_run_naming_the_lock
     assert result.status == "failed"
     assert "stayed locked by another process for 0.5 s" in result.error
     assert str(db) in result.error
-    assert events[-1]["type"] == "run_finished" and events[-1]["status"] == "failed"
-    assert events[-1]["error"] == result.error
-    assert events[-2] == {"type": "log", "run_id": result.run_id, "level": "error",
-                          "message": result.error}
+    finished = events[-1]
+    assert isinstance(finished, RunFinished) and finished.status == "failed"
+    assert finished.error == result.error
+    assert events[-2] == Log(result.run_id, "error", result.error)

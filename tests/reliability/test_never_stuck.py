@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from PySide6.QtWidgets import QMessageBox
 
+from kdstudio.core.events import Event, Step
 from kdstudio.core.store import Store
 from kdstudio.gui.app import MainWindow
 from kdstudio.gui.gc_guard import collect_on_gui_thread
@@ -107,9 +108,9 @@ def test_error_in_event_handling_stops_the_run_once(qtbot, window, tmp_path, sho
     real_push = LiveView.push
     raised: list[str] = []
 
-    def push(self: LiveView, event: dict[str, Any], *args: Any) -> None:
-        if event["type"] == "step" and event.get("run_step", 0) >= 3:
-            raised.append(event["type"])
+    def push(self: LiveView, event: Event, *args: Any) -> None:
+        if isinstance(event, Step) and event.run_step >= 3:
+            raised.append(event.kind)
             raise Injected("bad event")
         real_push(self, event, *args)
 

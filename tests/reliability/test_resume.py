@@ -23,6 +23,7 @@ from safetensors.torch import load_file
 
 from kdstudio.core.config import RunConfig, save_toml
 from kdstudio.core.engine import RunResult, resume, run
+from kdstudio.core.events import Event, Log, RunStarted, Step
 from kdstudio.core.resume import CHECKPOINT_NAME, META_KEY, ResumeRefused
 from kdstudio.core.store import Store
 from tests.helpers import tiny_config
@@ -175,7 +176,7 @@ def test_a_resumed_run_ends_exactly_as_an_uninterrupted_one(tmp_path, references
         assert stopped.status == "stopped"
         assert store.get_run(stopped.run_id)["status"] == "stopped"
         written = len(store.metrics(stopped.run_id))
-        events: list[dict] = []
+        events: list[Event] = []
         resumed = resume(stopped.run_id, store, events.append)
         assert resumed.run_id == stopped.run_id
         assert [r["id"] for r in store.list_runs()] == [stopped.run_id]  # the same row
@@ -183,8 +184,8 @@ def test_a_resumed_run_ends_exactly_as_an_uninterrupted_one(tmp_path, references
         assert row["status"] == "completed" and row["pid"] == os.getpid()
         assert len(store.metrics(stopped.run_id)) > written
         started = events[0]
-        assert started["type"] == "run_started" and started["resumed"]["phase"] in (
-            "teacher", "baseline", "student")
+        assert isinstance(started, RunStarted) and started.resumed is not None
+        assert started.resumed.phase in ("teacher", "baseline", "student")
         assert_same_as_uninterrupted(store, resumed, reference, reference_store)
         kinds = sorted(a["kind"] for a in store.artifacts(stopped.run_id))
         assert kinds == ["baseline", "student", "teacher"]  # one of each, none doubled
@@ -217,8 +218,8 @@ def test_every_epoch_end_replaces_the_checkpoint_atomically(tmp_path):
     with Store(tmp_path / "history.db") as store:
         checkpoint = store.artifact_dir(1) / CHECKPOINT_NAME
 
-        def on_event(event: dict) -> None:
-            if event["type"] == "step" and checkpoint.exists():
+        def on_event(event: Event) -> None:
+            if isinstance(event, Step) and checkpoint.exists():
                 meta = read_checkpoint_meta(checkpoint)
                 seen.append((meta["phase"], meta["epochs_done"]))
 
@@ -240,10 +241,10 @@ def test_a_checkpoint_that_cannot_be_written_is_said_once_and_training_goes_on(t
     with Store(tmp_path / "history.db") as store:
         blocked = store.artifact_dir(1) / (CHECKPOINT_NAME + ".tmp")
         blocked.mkdir(parents=True)
-        logs: list[dict] = []
-        result = run(kd_cosine(), store, lambda e: logs.append(e) if e["type"] == "log" else 0)
+        logs: list[Log] = []
+        result = run(kd_cosine(), store, lambda e: logs.append(e) if isinstance(e, Log) else 0)
         assert result.status == "completed" and result.error is None
-        warnings = [e["message"] for e in logs if "resumable checkpoint" in e["message"]]
+        warnings = [e.message for e in logs if "resumable checkpoint" in e.message]
         assert len(warnings) == 1 and "training goes on" in warnings[0]
         assert not (store.artifact_dir(1) / CHECKPOINT_NAME).exists()
         assert [line["message"] for line in store.logs(1)].count(warnings[0]) == 1

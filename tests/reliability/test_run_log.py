@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from kdstudio.core.engine import run
+from kdstudio.core.events import Event, Log
 from kdstudio.core.replay import replay_events
 from kdstudio.core.store import Store
 from tests.helpers import tiny_config
@@ -21,11 +22,11 @@ def logged_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path,
     """A real run's history and the log events the engine emitted."""
     db = tmp_path_factory.mktemp("log") / "h.db"
     config = tiny_config()
-    events: list[dict] = []
+    events: list[Event] = []
     with Store(db) as store:
         result = run(config, store, events.append)
         assert result.status == "completed"
-    yield db, result.run_id, [e for e in events if e["type"] == "log"]
+    yield db, result.run_id, [e for e in events if isinstance(e, Log)]
 
 
 def test_the_stored_log_is_the_log_the_engine_emitted(logged_run) -> None:
@@ -35,7 +36,7 @@ def test_the_stored_log_is_the_log_the_engine_emitted(logged_run) -> None:
         run_row = store.get_run(run_id)
     assert len(emitted) >= 6
     assert [(line["level"], line["message"]) for line in stored] == [
-        (event["level"], event["message"]) for event in emitted]
+        (event.level, event.message) for event in emitted]
     assert [line["seq"] for line in stored] == list(range(1, len(stored) + 1))
     times = [line["wall_time"] for line in stored]
     started = dt.datetime.fromisoformat(run_row["created_at"]).timestamp()
@@ -48,11 +49,11 @@ def test_a_replay_yields_the_log_in_its_order_at_its_times(logged_run) -> None:
     with Store(db) as store:
         stored = store.logs(run_id)
         replayed = replay_events(store, run_id)
-    lines = [(when, event) for when, event in replayed if event["type"] == "log"]
-    assert lines[0][1]["message"].startswith("Replayed from the history: ")
-    assert f"{len(stored)} log lines" in lines[0][1]["message"]
-    assert [(event["level"], event["message"]) for _, event in lines[1:]] == [
-        (event["level"], event["message"]) for event in emitted]
+    lines = [(when, event) for when, event in replayed if isinstance(event, Log)]
+    assert lines[0][1].message.startswith("Replayed from the history: ")
+    assert f"{len(stored)} log lines" in lines[0][1].message
+    assert [(event.level, event.message) for _, event in lines[1:]] == [
+        (event.level, event.message) for event in emitted]
     assert [when for when, _ in lines[1:]] == [line["wall_time"] for line in stored]
 
 
@@ -106,9 +107,9 @@ def test_a_replay_in_the_window_shows_the_run_s_log(qtbot, logged_run, tmp_path)
         stored = store.logs(run_id)
     for line, event in zip(stored, emitted, strict=True):
         stamp = dt.datetime.fromtimestamp(line["wall_time"]).strftime("%H:%M:%S")
-        assert f"{stamp} {event['message']}" in shown
+        assert f"{stamp} {event.message}" in shown
     messages = [text.split(" ", 1)[1] for text in shown]
-    positions = [messages.index(event["message"]) for event in emitted]
+    positions = [messages.index(event.message) for event in emitted]
     assert positions == sorted(positions)  # in the order the run wrote them
-    assert messages.index(emitted[0]["message"]) > 0  # after the run's start
+    assert messages.index(emitted[0].message) > 0  # after the run's start
     assert messages[-1].startswith("Run completed after")

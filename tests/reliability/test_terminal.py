@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from kdstudio.cli import EXIT_BROKEN_PIPE
+from kdstudio.core.events import Log
 from kdstudio.core.store import Store
 from tests.helpers import tiny_config
 from tests.reliability.conftest import cli_env, run_cli
@@ -66,7 +67,7 @@ def test_log_lines_of_a_run_are_escaped(tmp_path: Path, capsys) -> None:
 
     stream = Stream()
     printer = ConsolePrinter(stream)  # type: ignore[arg-type]
-    printer({"type": "log", "level": "warning", "message": f"teacher from {HOSTILE}"})
+    printer(Log(1, "warning", f"teacher from {HOSTILE}"))
     assert stream.text == f"! teacher from {ESCAPED}\n"
 
 

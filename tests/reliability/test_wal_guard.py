@@ -283,14 +283,15 @@ def test_a_run_whose_wal_vanishes_ends_failed_with_the_reason_and_no_exception(
     """Through the engine: the guard fails the run, the refusal is its reason (once), and
     the file keeps every row committed before the fault."""
     from kdstudio.core.engine import run
+    from kdstudio.core.events import Epoch, Event
     from tests.helpers import tiny_config
 
     db = tmp_path / "h.db"
     store = Store(db)
     gone: list[int] = []
 
-    def on_event(event: dict) -> None:
-        if event["type"] == "epoch" and not gone:
+    def on_event(event: Event) -> None:
+        if isinstance(event, Epoch) and not gone:
             store.flush()
             # what the other process does once our locks are gone: checkpoint, delete -wal
             store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -28,6 +28,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from kdstudio.core.events import (
+    Epoch,
+    Event,
+    Log,
+    PhaseFinished,
+    PhaseStarted,
+    RunFinished,
+    RunStarted,
+    Step,
+)
 from kdstudio.gui.widgets.charts import ChartPanel
 from kdstudio.gui.widgets.colours import (
     LOG_COLORS,
@@ -216,7 +226,7 @@ class LiveView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("liveView")
-        self._pending: deque[tuple[float, dict[str, Any]]] = deque()
+        self._pending: deque[tuple[float, Event]] = deque()
         self.steps_seen = 0
         self.run_steps = 0
         self.run_started = 0.0
@@ -401,12 +411,12 @@ class LiveView(QWidget):
                 chart.add_marker(0.0, PHASE_LABELS[phase] if chart is self.loss_chart else "")
             chart.place_markers([])  # shown where the phases start, once that is known
 
-    def push(self, event: dict[str, Any], arrived: float | None = None) -> None:
+    def push(self, event: Event, arrived: float | None = None) -> None:
         """Buffer one engine event (cheap; drawing happens on the timer). `arrived`: when it
         happened, on one clock for the whole run (default: now, monotonic)."""
         self._pending.append((time.monotonic() if arrived is None else arrived, event))
 
-    def replay(self, events: Sequence[tuple[float, dict[str, Any]]],
+    def replay(self, events: Sequence[tuple[float, Event]],
                phases: Sequence[str], loss_parts: Sequence[str],
                scheduled: Sequence[str] = ()) -> None:
         """Show a saved run from its replayed events (`core.replay`), timed by when the
@@ -433,10 +443,10 @@ class LiveView(QWidget):
         """Handle every buffered event, then redraw the charts that changed."""
         if not self._pending:
             return
-        last_step: dict[str, Any] | None = None
+        last_step: Step | None = None
         while self._pending:
             arrived, event = self._pending.popleft()
-            kind = event.get("type")
+            kind = event.kind
             if kind == "step":
                 self._on_step(event)
                 last_step = event
@@ -482,50 +492,51 @@ class LiveView(QWidget):
         if not self._held:
             self._release_timer.stop()
 
-    def _on_run_started(self, event: dict[str, Any], arrived: float) -> None:
+    def _on_run_started(self, event: RunStarted, arrived: float) -> None:
         self._setup_tick = True
         self._hold_charts()
-        self.run_steps = int(event.get("run_steps", 0))
+        self.run_steps = event.run_steps
         self.run_started = arrived
         self.progress_bar.setRange(0, max(self.run_steps, 1))
         self.progress_bar.setValue(0)
         self.progress_bar.setFormat("0%")
-        phases = event.get("phases", [])
-        steps = {p["name"]: int(p["steps"]) for p in phases}
+        phases = event.plan.phases
+        steps = {p.name: p.steps for p in phases}
         for phase, bar in self.phase_bars.items():
             bar.reset(steps.get(phase))
         for chart in (self.loss_chart, self.lr_chart, self.speed_chart):
             chart.set_x_range(0, max(self.run_steps, 1))
             starts = [0.5]
             for phase in phases[:-1]:
-                starts.append(starts[-1] + int(phase["steps"]))
+                starts.append(starts[-1] + phase.steps)
             chart.place_markers(starts)
-        epochs = [int(p["epochs"]) for p in phases] or [1]
+        epochs = [p.epochs for p in phases] or [1]
         for chart in (self.accuracy_chart, self.agreement_chart):
             chart.set_x_range(0.5 if min(epochs) > 0 else -0.5, max(max(epochs), 1) + 0.5)
         # a replayed run's events carry the wall-clock time they were written at
-        self._wall_clock = bool(event.get("replay"))
-        self.log(f"Run #{event.get('run_id')} started on {event.get('device')}: "
-                 + ", ".join(f"{p['name']} {p['epochs']} epochs" for p in phases),
+        self._wall_clock = event.replay
+        self.log(f"Run #{event.run_id} started on {event.device}: "
+                 + ", ".join(f"{p.name} {p.epochs} epochs" for p in phases),
                  when=arrived if self._wall_clock else None)
 
-    def _on_phase(self, event: dict[str, Any], arrived: float) -> None:
-        phase = event.get("phase", "")
-        bar = self.phase_bars.get(phase)
-        if event.get("state") == "started":
-            if bar is not None:
-                bar.started = arrived
-                bar.set_text("0%")
-            for chart in (self.loss_chart, self.lr_chart, self.speed_chart):
-                for name in chart.series:
-                    chart.gap(name)
-        elif bar is not None:
+    def _on_phase_started(self, event: PhaseStarted, arrived: float) -> None:
+        bar = self.phase_bars.get(event.phase)
+        if bar is not None:
+            bar.started = arrived
+            bar.set_text("0%")
+        for chart in (self.loss_chart, self.lr_chart, self.speed_chart):
+            for name in chart.series:
+                chart.gap(name)
+
+    def _on_phase_finished(self, event: PhaseFinished, arrived: float) -> None:
+        bar = self.phase_bars.get(event.phase)
+        if bar is not None:
             bar.finish(arrived)
 
-    def _on_step(self, event: dict[str, Any]) -> None:
-        x = event["run_step"]
+    def _on_step(self, event: Step) -> None:
+        x = event.run_step
         self.steps_seen = x
-        values = event["values"]
+        values = event.values
         for key, value in values.items():
             if key.startswith("loss/"):
                 part = key.split("/", 1)[1]
@@ -543,33 +554,33 @@ class LiveView(QWidget):
             if key in values and name in chart.series:
                 chart.append(name, x, values[key])
 
-    def _show_progress(self, event: dict[str, Any], now: float) -> None:
-        bar = self.phase_bars.get(event["phase"])
+    def _show_progress(self, event: Step, now: float) -> None:
+        bar = self.phase_bars.get(event.phase)
         if bar is not None:
-            bar.set_epoch(f"epoch {event['epoch']}/{event['epochs']}")
-            bar.update_step(event["step"], now)
-        done = event["run_step"] / max(self.run_steps, 1)
-        self.progress_bar.setValue(min(event["run_step"], self.progress_bar.maximum()))
+            bar.set_epoch(f"epoch {event.epoch}/{event.epochs}")
+            bar.update_step(event.step, now)
+        done = event.run_step / max(self.run_steps, 1)
+        self.progress_bar.setValue(min(event.run_step, self.progress_bar.maximum()))
         left = eta(self.run_started, done, now)
         self.progress_bar.setFormat(f"{done:.0%}" + (f" · ETA {clock(left)}" if left is not None
                                                      else ""))
 
-    def _on_epoch(self, event: dict[str, Any], _arrived: float) -> None:
-        phase, values = event.get("phase", ""), event.get("values", {})
+    def _on_epoch(self, event: Epoch, _arrived: float) -> None:
+        phase, values = event.phase, event.values
         label = PHASE_LABELS.get(phase, phase)
         if "val/acc" in values and f"{label} val" in self.accuracy_chart.series:
-            self.accuracy_chart.append(f"{label} val", event["epoch"], values["val/acc"])
+            self.accuracy_chart.append(f"{label} val", event.epoch, values["val/acc"])
         if "train/acc" in values and f"{label} train" in self.accuracy_chart.series:
-            self.accuracy_chart.append(f"{label} train", event["epoch"], values["train/acc"])
+            self.accuracy_chart.append(f"{label} train", event.epoch, values["train/acc"])
         if "val/agreement" in values and label in self.agreement_chart.series:
-            self.agreement_chart.append(label, event["epoch"], values["val/agreement"])
+            self.agreement_chart.append(label, event.epoch, values["val/agreement"])
 
-    def _on_log(self, event: dict[str, Any], arrived: float) -> None:
-        self.log(str(event.get("message", "")), str(event.get("level", "info")),
+    def _on_log(self, event: Log, arrived: float) -> None:
+        self.log(event.message, event.level,
                  when=arrived if self._wall_clock else None)
 
-    def _on_run_finished(self, event: dict[str, Any], arrived: float) -> None:
-        status = event.get("status", "")
+    def _on_run_finished(self, event: RunFinished, arrived: float) -> None:
+        status = event.status
         if status == "completed":
             self.progress_bar.setValue(self.progress_bar.maximum())
         took = clock(arrived - self.run_started)

@@ -22,6 +22,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from kdstudio.core.config import RunConfig
+from kdstudio.core.events import Event, RunStarted, Step
 from kdstudio.gui.tasks import worker_thread
 
 PAUSE_POLL_S = 0.05
@@ -75,7 +76,7 @@ class RunWorker(QObject):
     """Runs one config through `kdstudio.core.engine.run` with its own Store (own thread),
     or, given `resume_id`, goes on with that saved run through `engine.resume`."""
 
-    events = Signal(object)  # list of engine event dicts, oldest first
+    events = Signal(object)  # list of engine events (core.events), oldest first
     problems = Signal(object)  # list[str]: the engine refused the config, nothing was run
     finished = Signal(object)  # dict(run_id, status, error, summary), or None if refused
 
@@ -86,17 +87,17 @@ class RunWorker(QObject):
         self.resume_id = resume_id
         self.db_path = db_path
         self.flags = flags
-        self._outbox: list[dict[str, Any]] = []
+        self._outbox: list[Event] = []
         self._sent = 0.0
         self.run_id: int | None = None  # once the engine has created the run's row
 
-    def _emit(self, event: dict[str, Any]) -> None:
+    def _emit(self, event: Event) -> None:
         """Collect events; send them in batches (a step alone waits up to BATCH_S)."""
         self._outbox.append(event)
-        if event["type"] == "run_started":
-            self.run_id = event["run_id"]
-        elif event["type"] == "step":
-            self.flags.run_step = event["run_step"]
+        if isinstance(event, RunStarted):
+            self.run_id = event.run_id
+        elif isinstance(event, Step):
+            self.flags.run_step = event.run_step
             if time.monotonic() - self._sent < BATCH_S:
                 return
         self._flush()
@@ -221,7 +222,7 @@ class RunController(QObject):
         thread.start()
 
     @Slot(object)
-    def _relay(self, batch: list[dict[str, Any]]) -> None:
+    def _relay(self, batch: list[Event]) -> None:
         for event in batch:
             self.event.emit(event)
 

@@ -1,0 +1,61 @@
+"""Predictions, validation figures and accuracy: everything that runs a model without
+training it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+EVAL_BATCH = 1024
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Logits for all of `x`, in eval mode, on the CPU."""
+    was_training = model.training
+    model.eval()
+    out = [model(chunk.to(device)).float().cpu() for chunk in x.split(EVAL_BATCH)]
+    model.train(was_training)
+    if len(out) == 1:
+        return out[0]
+    return torch.cat(out) if out else torch.empty(0)
+
+
+@dataclass(frozen=True)
+class TeacherReference:
+    """The teacher's predictions on a split, worked out once per run: what each epoch's
+    agreement and KL compare the student with."""
+
+    log_probs: torch.Tensor  # log softmax(t) at T = 1
+    probs: torch.Tensor
+    predictions: torch.Tensor
+
+    @classmethod
+    def of(cls, logits: torch.Tensor) -> TeacherReference:
+        log_probs = torch.log_softmax(logits.float(), dim=1)
+        return cls(log_probs, log_probs.exp(), logits.argmax(1))
+
+
+def validation_metrics(logits: torch.Tensor, y: torch.Tensor,
+                       teacher: TeacherReference | None = None) -> dict[str, float]:
+    """val/loss (cross-entropy), val/acc and, against the teacher, val/agreement (same top-1
+    class) and val/kl (`KL(softmax(t) || softmax(s))`, batch-averaged): one log-softmax
+    and one argmax of the student's logits for all four."""
+    n = len(y)
+    if n == 0:
+        return {"val/loss": float("nan"), "val/acc": float("nan")}
+    log_probs = torch.log_softmax(logits.float(), dim=1)
+    predictions = logits.argmax(1)
+    values = {"val/loss": torch.nn.functional.nll_loss(log_probs, y).item(),
+              "val/acc": (predictions == y).sum().item() / n}
+    if teacher is not None:
+        values["val/agreement"] = (predictions == teacher.predictions).sum().item() / n
+        kl = (teacher.probs * (teacher.log_probs - log_probs)).sum() / n
+        values["val/kl"] = kl.item()
+    return values
+
+
+def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
+    return (logits.argmax(1) == y).float().mean().item() if len(y) else float("nan")

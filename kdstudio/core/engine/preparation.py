@@ -1,0 +1,112 @@
+"""Before a run has a row in the history: validate the config, load the data, apply the
+label budget and build the models, every bad input a ConfigError naming its key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from kdstudio.core.checkpoint import load_weights
+from kdstudio.core.config import ConfigError, RunConfig, validate
+from kdstudio.core.data import Splits, prepare_data, prepare_transfer_inputs, select_labelled
+from kdstudio.core.devices import resolve_device
+from kdstudio.core.distill.methods import Method, create_method
+from kdstudio.core.models import FeatureModel, create_model
+from kdstudio.core.plan import RunPlan, plan_run
+
+
+@dataclass
+class Prepared:
+    """Everything a run needs, built and checked before the run gets a row in the history."""
+
+    config: RunConfig
+    device: torch.device
+    data: Splits
+    teacher: FeatureModel | None
+    student: FeatureModel
+    method: Method
+    labelled: torch.Tensor  # indices into data.x_train whose labels the student may use
+    transfer_inputs: torch.Tensor | None  # KD terms' inputs when not the labelled batches
+
+    @property
+    def two_streams(self) -> bool:
+        """CE on labelled batches and the KD terms on transfer-set batches."""
+        return self.transfer_inputs is not None
+
+    @property
+    def teacher_inputs(self) -> torch.Tensor:
+        """What the teacher's outputs (and memory banks) are indexed by in the distillation
+        phase: the transfer set, else the labelled subset, by position."""
+        if self.transfer_inputs is not None:
+            return self.transfer_inputs
+        if len(self.labelled) == len(self.data.y_train):
+            return self.data.x_train
+        return self.data.x_train[self.labelled]
+
+    def plan(self) -> RunPlan:
+        """The run's phases, epochs and steps for this data."""
+        epoch_size = (len(self.transfer_inputs) if self.transfer_inputs is not None
+                      else len(self.labelled))
+        return plan_run(self.config, len(self.data.y_train), epoch_size)
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+
+
+def prepare(config: RunConfig) -> Prepared:
+    """Validate, load the data and build the models; raises ConfigError on any bad input."""
+    problems = validate(config)
+    if problems:
+        raise ConfigError(problems)
+    device = resolve_device(config.device)
+    try:
+        data = prepare_data(config.data.dataset, config.data.path, config.data.params,
+                            config.data.val_fraction, config.seed, config.data.test_fraction)
+    except (OSError, ValueError) as error:
+        raise ConfigError([f"data: {error}"]) from None
+    empty = [name for name, size in data.sizes().items() if size == 0]
+    if empty:
+        raise ConfigError([f"data: the {' and '.join(empty)} split is empty "
+                           f"({', '.join(f'{k} {v}' for k, v in data.sizes().items())}); use "
+                           "more data or change data.val_fraction / data.test_fraction"])
+    labelled, transfer_inputs = label_budget(config, data)
+    d = config.distill
+    method = create_method(d.method, d.temperature, d.student_layer, d.teacher_layer, d.params)
+    seed_everything(config.seed)
+    teacher = None
+    if method.uses_teacher:
+        teacher = create_model(config.teacher.arch, data.input_shape, data.num_classes,
+                               **config.teacher.params)
+        if config.teacher.checkpoint:
+            try:
+                load_weights(teacher, config.teacher.checkpoint)
+            except ValueError as error:
+                raise ConfigError([f"teacher.checkpoint: {error}"]) from None
+    seed_everything(config.seed + 1)
+    student = create_model(config.student.arch, data.input_shape, data.num_classes,
+                           **config.student.params)
+    return Prepared(config, device, data, teacher, student, method, labelled, transfer_inputs)
+
+
+def label_budget(config: RunConfig, data: Splits) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The labelled subset of the training split and the transfer set's inputs (None when
+    the KD terms use the labelled batches themselves)."""
+    d = config.data
+    n = len(data.y_train)
+    count = d.label_count or max(1, round(d.label_fraction * n))
+    if count > n:
+        raise ConfigError([f"data.label_count: must be at most the {n} training examples "
+                           f"(got {count})"])
+    labelled = (torch.arange(n) if count == n
+                else select_labelled(data.y_train, count, data.num_classes, config.seed))
+    if d.transfer == "labelled":
+        return labelled, None
+    if d.transfer == "all":
+        return labelled, data.x_train
+    try:
+        return labelled, prepare_transfer_inputs(d.transfer_dataset, d.transfer_path,
+                                                 d.transfer_params, data)
+    except (OSError, ValueError) as error:
+        raise ConfigError([f"data.transfer_dataset: {error}"]) from None

@@ -1,0 +1,144 @@
+"""The recorder: the only part of the engine that writes a run's history (its row, metric
+rows, log lines, artifacts and checkpoint) or emits its events.
+
+Everything else in the engine calls it, so that a process which must not record (a rank
+other than 0 under DDP) runs the same code with a `SilentRecorder`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from kdstudio.core.checkpoint import save_model
+from kdstudio.core.events import Event, EventSink, Log, PhaseStarted
+from kdstudio.core.plan import RunPlan
+from kdstudio.core.resume import TrainingState, checkpoint_path, remove_checkpoint, write_state
+from kdstudio.core.store import Store
+
+MetricRow = tuple[int, str, int, int, str, float, float]  # run, phase, step, epoch, name, ...
+
+
+def _ignore(_event: Event) -> None:
+    return None
+
+
+class Recorder:
+    """Writes one run to `store` and hands its events to `on_event`.
+
+    `emit` is the listener itself (no wrapper: steps are emitted one by one)."""
+
+    def __init__(self, store: Store, on_event: EventSink | None = None) -> None:
+        self.store = store
+        self.emit: EventSink = on_event or _ignore
+        self.run_id = -1
+
+    # ------------------------------------------------------------ the run's row
+
+    def create_run(self, config: dict[str, Any], plan: RunPlan, env: dict[str, Any],
+                   **columns: Any) -> int:
+        self.run_id = self.store.create_run(config, env=json.dumps(env),
+                                            plan=json.dumps(plan.rows()), **columns)
+        return self.run_id
+
+    def reopen(self, run_id: int, phases: list[str], phase_step: int) -> bool:
+        """Take a stopped or interrupted run back (see `Store.reopen_run`)."""
+        if not self.store.reopen_run(run_id, phases, phase_step):
+            return False
+        self.run_id = run_id
+        return True
+
+    def phase_started(self, event: PhaseStarted) -> None:
+        self.store.update_run(self.run_id, current_phase=event.phase)
+        self.emit(event)
+
+    def finish(self, status: str, error: str | None, summary: dict[str, Any],
+               **columns: Any) -> tuple[str, str | None]:
+        """Write the run's end; returns the (status, error) written. Raises when the end
+        cannot be recorded."""
+        return self.store.finish_run(self.run_id, status, error,
+                                     summary=json.dumps(summary), **columns)
+
+    # ------------------------------------------------------------ rows
+
+    def log(self, message: str, level: str = "info") -> None:
+        """Keep a log line with the run's rows (once it has a row) and emit it."""
+        if self.run_id >= 0:
+            self.store.add_log(self.run_id, level, message)
+        self.emit(Log(self.run_id, level, message))
+
+    def metrics(self, phase: str, step: int, epoch: int, values: dict[str, float]) -> None:
+        """Buffer metric values; they reach the file at most FLUSH_SECONDS later."""
+        self.store.add_metrics(self.run_id, phase, step, epoch, values)
+
+    def metric_rows(self, rows: list[MetricRow]) -> None:
+        self.store.add_metric_rows(rows)
+
+    def try_flush(self) -> bool:
+        """Write the buffered rows unless another process holds the lock (then False)."""
+        return self.store.try_flush()
+
+    # ------------------------------------------------------------ files
+
+    @property
+    def artifact_dir(self) -> Path:
+        return self.store.artifact_dir(self.run_id)
+
+    def save_model(self, kind: str, model: nn.Module, extra: dict[str, Any]) -> None:
+        weights, sidecar = save_model(model, self.artifact_dir, kind, extra)
+        self.store.add_artifact(self.run_id, kind, weights, "safetensors",
+                                {"spec": str(sidecar.name)})
+
+    def write_checkpoint(self, state: TrainingState) -> int:
+        """Replace the run's resumable checkpoint; returns its size. Raises OSError."""
+        return write_state(checkpoint_path(self.artifact_dir), state)
+
+    def remove_checkpoint(self) -> None:
+        remove_checkpoint(self.artifact_dir)
+
+
+class SilentRecorder(Recorder):
+    """A recorder that records nothing and emits nothing: for a process whose run another
+    process records (a DDP rank other than 0). `run_id` is the recording process's."""
+
+    def __init__(self, store: Store, run_id: int) -> None:
+        super().__init__(store)
+        self.run_id = run_id
+
+    def create_run(self, config: dict[str, Any], plan: RunPlan, env: dict[str, Any],
+                   **columns: Any) -> int:
+        return self.run_id
+
+    def reopen(self, run_id: int, phases: list[str], phase_step: int) -> bool:
+        return run_id == self.run_id
+
+    def phase_started(self, event: PhaseStarted) -> None:
+        return None
+
+    def finish(self, status: str, error: str | None, summary: dict[str, Any],
+               **columns: Any) -> tuple[str, str | None]:
+        return status, error
+
+    def log(self, message: str, level: str = "info") -> None:
+        return None
+
+    def metrics(self, phase: str, step: int, epoch: int, values: dict[str, float]) -> None:
+        return None
+
+    def metric_rows(self, rows: list[MetricRow]) -> None:
+        return None
+
+    def try_flush(self) -> bool:
+        return True
+
+    def save_model(self, kind: str, model: nn.Module, extra: dict[str, Any]) -> None:
+        return None
+
+    def write_checkpoint(self, state: TrainingState) -> int:
+        return 0
+
+    def remove_checkpoint(self) -> None:
+        return None
