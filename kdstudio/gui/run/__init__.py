@@ -1,1 +1,1 @@
-"""run view."""
+"""The run view (live charts, progress with ETA, log, summary card) and the run's worker."""

@@ -1,0 +1,168 @@
+"""Progress of a run: one bar for the whole run and one per phase, each with its ETA."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
+
+from kdstudio.core.events import Step
+from kdstudio.core.plan import RunPlan
+from kdstudio.core.progress import clock, seconds_left
+from kdstudio.gui.widgets.colours import PHASE_COLORS, PHASE_LABELS
+
+
+def time_left(started: float, done: float, now: float) -> float | None:
+    """Seconds left when a fraction `done` took `now - started` seconds; None before the
+    work started (`started` is 0) or before any of it is done."""
+    return seconds_left(now - started, done) if started > 0 else None
+
+
+class PhaseBar(QWidget):
+    """Label + progress bar of one phase, with its own ETA."""
+
+    def __init__(self, phase: str, steps: int, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.phase = phase
+        self.steps = max(steps, 0)
+        self.started = 0.0
+        self.bar = QProgressBar()
+        self.bar.setObjectName(f"progress_{phase}")
+        self.bar.setRange(0, max(self.steps, 1))
+        self.bar.setValue(0)
+        self.bar.setTextVisible(True)
+        self.bar.setToolTip(f"Progress of the {PHASE_LABELS.get(phase, phase).lower()} phase")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(1)
+        self.title = QLabel()
+        self.title.setTextFormat(Qt.TextFormat.RichText)
+        self.set_epoch("")
+        layout.addWidget(self.title)
+        layout.addWidget(self.bar)
+        self.set_text("waiting" if self.steps else "loaded, no training")
+
+    def reset(self, steps: int | None) -> None:
+        """Ready for a run with this many steps in the phase; None: not in this run."""
+        self.started = 0.0
+        self.steps = max(steps or 0, 0)
+        self.bar.setRange(0, max(self.steps, 1))
+        self.bar.setValue(0)
+        self.set_epoch("")
+        self.bar.setEnabled(steps is not None)
+        self.set_text("not in this run" if steps is None else
+                      "waiting" if self.steps else "loaded, no training")
+
+    def set_text(self, text: str) -> None:
+        self.bar.setFormat(text)
+
+    def set_epoch(self, text: str) -> None:
+        color = PHASE_COLORS.get(self.phase, "#333")
+        self.title.setText(f"<b style='color:{color}'>{PHASE_LABELS.get(self.phase, self.phase)}"
+                           f"</b>" + (f" <span style='color:#555'>{text}</span>" if text else ""))
+
+    def update_step(self, step: int, now: float) -> None:
+        self.bar.setValue(min(step, self.bar.maximum()))
+        left = time_left(self.started, step / max(self.steps, 1), now)
+        text = f"{step / max(self.steps, 1):.0%}"
+        if left is not None and step < self.steps:
+            text += f" · ETA {clock(left)}"
+        self.set_text(text)
+
+    def finish(self, now: float) -> None:
+        self.bar.setValue(self.bar.maximum())
+        took = f" in {clock(now - self.started)}" if self.started else ""
+        self.set_text(f"done{took}" if self.steps else "loaded")
+
+
+class RunProgress(QWidget):
+    """The run's bar (`bar`, all phases, with the run's ETA) beside one `PhaseBar` per
+    phase. Times are on one clock for the whole run: monotonic live, wall clock in a replay."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.run_steps = 0
+        self.run_started = 0.0
+        self.bar = QProgressBar()
+        self.bar.setObjectName("progressBar")
+        self.bar.setToolTip("Progress of the whole run (all phases) and time left")
+        self.bar.setRange(0, 1)
+        self.bar.setValue(0)
+        self.bar.setFormat("idle")
+        # one bar per phase, always there: adding widgets mid-run would re-lay out the window
+        self.phase_bars = {phase: PhaseBar(phase, 0) for phase in PHASE_LABELS}
+        phase_row = QHBoxLayout()
+        phase_row.setSpacing(10)
+        for phase_bar in self.phase_bars.values():
+            phase_bar.reset(None)
+            phase_bar.set_text("idle")
+            phase_row.addWidget(phase_bar, 1)
+
+        overall = QVBoxLayout()
+        overall.setSpacing(1)
+        overall.addWidget(QLabel("<b>Run</b>"))
+        overall.addWidget(self.bar)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(overall, 2)
+        layout.addLayout(phase_row, 5)
+
+    def begin(self, phases: Sequence[str]) -> None:
+        """Waiting for a run of these phases, whose plan is not known yet."""
+        self.run_steps = 0
+        self.run_started = time.monotonic()
+        for phase, phase_bar in self.phase_bars.items():
+            phase_bar.reset(0 if phase in phases else None)
+            if phase in phases:
+                phase_bar.set_text("waiting")
+        self.bar.setRange(0, 1)
+        self.bar.setValue(0)
+        self.bar.setFormat("preparing data and models…")
+
+    def start(self, plan: RunPlan, started: float) -> None:
+        """The run trains by `plan` from `started` on."""
+        self.run_steps = plan.run_steps
+        self.run_started = started
+        self.bar.setRange(0, max(self.run_steps, 1))
+        self.bar.setValue(0)
+        self.bar.setFormat("0%")
+        steps = {phase.name: phase.steps for phase in plan.phases}
+        for phase, phase_bar in self.phase_bars.items():
+            phase_bar.reset(steps.get(phase))
+
+    def phase_started(self, phase: str, now: float) -> None:
+        phase_bar = self.phase_bars.get(phase)
+        if phase_bar is not None:
+            phase_bar.started = now
+            phase_bar.set_text("0%")
+
+    def phase_finished(self, phase: str, now: float) -> None:
+        phase_bar = self.phase_bars.get(phase)
+        if phase_bar is not None:
+            phase_bar.finish(now)
+
+    def show_step(self, event: Step, now: float) -> None:
+        """Move the run's bar and its phase's bar to `event`, with the time left."""
+        phase_bar = self.phase_bars.get(event.phase)
+        if phase_bar is not None:
+            phase_bar.set_epoch(f"epoch {event.epoch}/{event.epochs}")
+            phase_bar.update_step(event.step, now)
+        done = event.run_step / max(self.run_steps, 1)
+        self.bar.setValue(min(event.run_step, self.bar.maximum()))
+        left = time_left(self.run_started, done, now)
+        self.bar.setFormat(f"{done:.0%}" + (f" · ETA {clock(left)}" if left is not None
+                                            else ""))
+
+    def finish(self, status: str, now: float) -> str:
+        """Show how the run ended (`status`); returns how long it took, as h:mm:ss text."""
+        if status == "completed":
+            self.bar.setValue(self.bar.maximum())
+        took = clock(now - self.run_started)
+        self.bar.setFormat(f"{status} after {took}")
+        for phase_bar in self.phase_bars.values():
+            bar = phase_bar.bar
+            if bar.value() < bar.maximum() and status != "completed":
+                phase_bar.set_text(f"{bar.value() / bar.maximum():.0%} · {status}")
+        return took
