@@ -7,7 +7,7 @@ import argparse
 import contextlib
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kdstudio.cli.console import ConsolePrinter
 from kdstudio.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_SIGNAL_BASE, BadInput
@@ -17,11 +17,14 @@ from kdstudio.cli.tables import print_summary
 from kdstudio.core.events import Event, RunStarted
 from kdstudio.core.text import printable
 
+if TYPE_CHECKING:
+    from kdstudio.core.config import RunConfig
+
 # start(store, on_event, should_stop) -> the engine's result
 Start = Callable[[Any, Callable[[Event], None], StopSignals], Any]
 
 
-def load_run_config(args: argparse.Namespace) -> Any:
+def load_run_config(args: argparse.Namespace) -> RunConfig:
     """The RunConfig that `kdstudio run` would execute; raises BadInput."""
     from kdstudio.core.config import apply_overrides, config_from_dict, read_toml, validate
     from kdstudio.core.presets import load_preset
