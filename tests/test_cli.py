@@ -196,3 +196,17 @@ def test_bad_input_lines_are_escaped(tmp_path: Path, capsys) -> None:
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "\x1b" not in err
     assert "optim.name: unknown optimiser 'ev\\x1b[2Jil\\nx'" in err
+
+
+def test_reading_commands_load_neither_torch_nor_the_window(tmp_path: Path) -> None:
+    db = tmp_path / "h.db"
+    with Store(db, create=True):
+        pass
+    heavy = ("torch", "kdstudio.core.engine", "kdstudio.gui", "PySide6")
+    code = ("import sys; from kdstudio.cli import main; code = main(sys.argv[1:]); "
+            f"print(code, [m for m in {heavy!r} if m in sys.modules])")
+    for argv in (["runs", "--db", str(db)], ["presets"], ["check", "--db", str(db)]):
+        done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True,
+                              text=True, timeout=60)
+        assert done.stderr == "", argv
+        assert done.stdout.splitlines()[-1] == "0 []", argv

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QToolButton,
 )
 
-from kdstudio.cli import load_run_config
+from kdstudio.cli.training import load_run_config
 from kdstudio.core.checkpoint import save_model
 from kdstudio.core.config import RunConfig
 from kdstudio.core.devices import available_devices

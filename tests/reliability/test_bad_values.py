@@ -20,7 +20,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from kdstudio.cli import load_run_config, main
+from kdstudio.cli import main
+from kdstudio.cli.training import load_run_config
 from kdstudio.core.config import save_toml
 from kdstudio.core.memory import available_memory, format_bytes, memory_problem
 from kdstudio.core.models import create_model

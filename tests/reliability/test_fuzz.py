@@ -18,7 +18,8 @@ import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kdstudio.cli import BadInput, load_run_config
+from kdstudio.cli import BadInput
+from kdstudio.cli.training import load_run_config
 from kdstudio.core.config import RunConfig, config_from_dict, validate
 from kdstudio.core.data import DATASETS
 from kdstudio.core.distill.methods import METHODS

@@ -50,7 +50,7 @@ def test_hostile_name_tags_and_notes_are_printed_escaped(tmp_path: Path) -> None
 
 
 def test_log_lines_of_a_run_are_escaped(tmp_path: Path, capsys) -> None:
-    from kdstudio.cli import ConsolePrinter
+    from kdstudio.cli.console import ConsolePrinter
 
     class Stream:
         def __init__(self) -> None:
