@@ -7,14 +7,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from kdstudio.gui.app import MainWindow, main
+    from kdstudio.gui.app import main
+    from kdstudio.gui.main_window import MainWindow
 
 __all__ = ["MainWindow", "main"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in __all__:
-        from kdstudio.gui import app
+    if name == "MainWindow":
+        from kdstudio.gui.main_window import MainWindow
 
-        return getattr(app, name)
+        return MainWindow
+    if name == "main":
+        from kdstudio.gui.app import main
+
+        return main
     raise AttributeError(f"module 'kdstudio.gui' has no attribute '{name}'")

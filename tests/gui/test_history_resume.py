@@ -76,13 +76,13 @@ def test_only_what_was_done_before_the_resume_point_is_replayed(tmp_path):
     """The window replays a resumed run's rows when its start arrives; by then the run may
     have written more: those are left to the live events."""
     from kdstudio.core.replay import replay_events
-    from kdstudio.gui.app import _before_resume
+    from kdstudio.gui.run_control import before_resume
 
     with Store(tmp_path / "history.db") as store:
         run_id = run(tiny_config(), store).run_id  # 10 steps in each phase, 2 epochs each
         events = replay_events(store, run_id)
     resumed = ResumePoint("baseline", 1, 15)
-    kept = [event for _when, event in events if _before_resume(event, resumed)]
+    kept = [event for _when, event in events if before_resume(event, resumed)]
     steps = [event.run_step for event in kept if isinstance(event, Step)]
     assert steps == list(range(1, 16))
     epochs = [(event.phase, event.epoch) for event in kept if isinstance(event, Epoch)]

@@ -1,0 +1,304 @@
+"""The window's side of a run: Start, Pause, Stop and Resume, the run's events routed to the
+live view, and what the window shows when the run ends.
+
+The run itself goes on in the worker thread (`gui/run/worker.py`, the window's
+`controller`); `RunControl` only reacts to its signals on the GUI thread. An error of the
+window's own code while a run starts, runs or ends stops the run, marks it failed with that
+error and is shown once: the window is never left stuck in "running".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QObject
+
+from kdstudio.core.events import (
+    Epoch,
+    Event,
+    PhaseFinished,
+    PhaseStarted,
+    ResumePoint,
+    RunStarted,
+    Step,
+)
+from kdstudio.core.plan import PHASES
+
+if TYPE_CHECKING:
+    from kdstudio.gui.main_window import MainWindow
+
+
+def run_name(config: Any) -> str:
+    """A readable default name: dataset, teacher -> student, method."""
+    if config.distill.method == "none":
+        return f"{config.data.dataset} {config.student.arch} alone"
+    return (f"{config.data.dataset} {config.teacher.arch}->{config.student.arch} "
+            f"{config.distill.method}")
+
+
+def run_layout(config: Any) -> tuple[list[str], list[str], list[str]]:
+    """The phases a config will run, the loss parts of its distillation and the values its
+    schedules move (as the engine plans them), so the live view can set up its curves
+    before the first event."""
+    from kdstudio.core.distill.methods import METHODS
+    from kdstudio.core.distill.schedules import parse_schedules
+    from kdstudio.core.plan import phase_names
+
+    method = METHODS.get(config.distill.method)
+    moving = [key for key, schedule in parse_schedules(config.distill.schedules).items()
+              if schedule.kind != "constant"]
+    return phase_names(config), list(method.parts), moving
+
+
+def before_resume(event: Event, resumed: ResumePoint) -> bool:
+    """Whether a replayed event of a resumed run is from before the point it went on from
+    (the run may have written more rows by the time its start reaches the window)."""
+    if isinstance(event, Step):
+        return event.run_step <= resumed.run_step
+    if not isinstance(event, (Epoch, PhaseStarted, PhaseFinished)) or event.phase not in PHASES:
+        return False
+    here, there = PHASES.index(event.phase), PHASES.index(resumed.phase)
+    if here != there:
+        return here < there
+    return event.epoch <= resumed.epoch if isinstance(event, Epoch) else (
+        isinstance(event, PhaseStarted))
+
+
+class RunControl(QObject):
+    """Starts, pauses, stops and resumes the window's run and shows what it does; owned by
+    the `MainWindow`, whose run buttons, labels and live view it drives."""
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.window = window
+        self.controller = window.controller
+        self.window_error = ""  # the first error of the window's own code in this run
+        self.stopped_for_error = False  # the window stopped the run because of it
+        self.controller.event.connect(self.on_event)
+        self.controller.event.connect(self.continue_curves)
+        self.controller.problems.connect(self.on_refused)
+        self.controller.finished.connect(self.on_run_done)
+
+    # ------------------------------------------------------------ start, pause, stop
+
+    def start(self) -> bool:
+        """Validate the form and start the run in the worker thread; False if refused.
+
+        An error of the window while starting stops the run, if it began (it ends failed
+        with that error), and is shown once."""
+        window = self.window
+        if window.setup is None or self.controller.running:
+            return False
+        self.window_error, self.stopped_for_error = "", False
+        try:
+            return self._start()
+        except Exception as error:  # noqa: BLE001 - never a window stuck in "running"
+            self.window_failed(error)
+            if not self.controller.running:  # else shown when the stopped run has ended
+                self.show_window_error()
+            self.update_buttons_safely()
+            return False
+
+    def _start(self) -> bool:
+        window = self.window
+        config, problems = window.setup.run_config()
+        window.show_validation(problems)
+        if problems:
+            return False
+        if not config.name:
+            config.name = run_name(config)
+        window.live.begin_run(*run_layout(config))
+        window.live.log(f"Starting {config.name}")
+        # paint the cleared charts before the worker competes for the interpreter lock:
+        # the first full repaint of the run view is the GUI thread's heaviest moment
+        window.live.repaint()
+        self.controller.start(config, window.db_path)
+        window.status_label.setText(f"Running {config.name}")
+        window.problems_label.hide()
+        window._update_buttons()
+        return True
+
+    def toggle_pause(self) -> None:
+        if not self.controller.running:
+            return
+        window = self.window
+        if self.controller.paused:
+            self.controller.resume()
+            window.status_label.setText("Running")
+            window.live.log("Resumed")
+        else:
+            self.controller.pause()
+            window.status_label.setText("Paused: press Resume to continue")
+            window.live.log("Paused after the current batch")
+        window._update_buttons()
+
+    def stop(self) -> None:
+        if self.controller.running:
+            self.controller.stop()
+            self.window.status_label.setText("Stopping after the current batch…")
+            self.window._update_buttons()
+
+    def resume(self, run_id: int) -> bool:
+        """Go on with a stopped or interrupted run in the workbench, through the same worker
+        and engine as Start; its curves so far are shown first. False if refused here (the
+        engine's own refusals come back as the run's problems)."""
+        from kdstudio.core.config import config_from_dict
+        from kdstudio.core.resume import refusal
+
+        window = self.window
+        store = window.store
+        if window.setup is None or self.controller.running or store is None:
+            window.statusBar().showMessage(
+                "A run is in progress: stop it before resuming another" if
+                self.controller.running else "The engine is still loading; Resume again in a "
+                "moment", 8000)
+            return False
+        row = store.get_run(run_id)
+        reason = refusal(row, store.artifact_dir(run_id), run_id)
+        if reason or row is None:
+            window.statusBar().showMessage(f"Cannot resume: {reason}", 10000)
+            return False
+        config, _problems = config_from_dict(row["config"])
+        window.live.begin_run(*run_layout(config))
+        window.live.log(f"Resuming run #{run_id} {row['name']}")
+        window.live.repaint()
+        self.controller.start(config, window.db_path, resume_id=run_id)
+        window.status_label.setText(f"Running {row['name']} (resumed)")
+        window.problems_label.hide()
+        window.tabs.setCurrentIndex(0)
+        window._update_buttons()
+        return True
+
+    # ------------------------------------------------------------ events of the run
+
+    def on_event(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self.window.last_run_id = event.run_id
+        if self.window_error:
+            return  # the run is stopping because of it
+        try:
+            self.window.live.push(event)
+        except Exception as error:  # noqa: BLE001 - stop the run, mark it failed, show once
+            self.window_failed(error)
+            self.update_buttons_safely()
+
+    def continue_curves(self, event: Event) -> None:
+        """When a resumed run has started (and dropped its unfinished epoch), show what it
+        had done before, then its new steps follow."""
+        if not isinstance(event, RunStarted) or event.resumed is None:
+            return
+        from kdstudio.core.replay import replay_events
+
+        store = self.window.store
+        if store is None:
+            return
+        resumed = event.resumed
+        for _when, replayed in replay_events(store, event.run_id):
+            if before_resume(replayed, resumed):
+                self.window.live.push(replayed)
+
+    def on_refused(self, problems: list[str]) -> None:
+        try:
+            self._show_refused(problems)
+        except Exception as error:  # noqa: BLE001 - shown once when the run has ended
+            self.window_failed(error)
+
+    def _show_refused(self, problems: list[str]) -> None:
+        for problem in problems:
+            self.window.live.log(problem, "error")
+        self.window.problems_label.setText("<b>The run could not start:</b><br>" + "<br>".join(
+            "• " + html.escape(p, quote=False) for p in problems))
+        self.window.problems_label.show()
+
+    # ------------------------------------------------------------ the run's end
+
+    def on_run_done(self, result: dict[str, Any] | None) -> None:
+        """Show how the run ended; whatever fails here, Start is enabled again after."""
+        window = self.window
+        try:
+            if self.window_error and result is not None and result["status"] == "stopped":
+                result = self._mark_failed(result, self.window_error)
+            self._show_run_end(result)
+        except Exception as error:  # noqa: BLE001 - the window must stay usable
+            self.window_failed(error)
+        self.update_buttons_safely()
+        if self.window_error and result is not None and result["status"] != "failed":
+            # the window failed at the run's end: the run is marked failed with the reason
+            # (its results stay stored), as for an error while it ran
+            with contextlib.suppress(Exception):
+                result = self._mark_failed(result, self.window_error)
+        window.run_finished.emit(result)
+        self.show_window_error()
+        if window.close_when_stopped:
+            window.close()
+
+    def _mark_failed(self, result: dict[str, Any], reason: str) -> dict[str, Any]:
+        """Record a run as failed because of the window's own error (its stored results
+        stay)."""
+        store = self.window.store
+        if store is not None:
+            store.finish_run(result["run_id"], "failed", reason)
+        return {**result, "status": "failed", "error": reason}
+
+    def _show_run_end(self, result: dict[str, Any] | None) -> None:
+        window = self.window
+        window.live.end_run()
+        if result is not None and not window.is_closed:
+            store = window.store
+            row = store.get_run(result["run_id"]) if store is not None else None
+            window.live.summary_card.show_run(row or result)
+            status = result["status"]
+            window.status_label.setText(f"Run #{result['run_id']} {status}"
+                                        + (f": {result['error']}" if result.get("error")
+                                           else ""))
+            window.statusBar().showMessage(f"Run #{result['run_id']} {status}; saved in "
+                                           f"{window.db_path}", 10000)
+            window.dark_knowledge.set_run(window.db_path, result["run_id"])  # loads when shown
+        elif result is None:
+            window.status_label.setText("The run did not start")
+            window.live.progress_bar.setFormat("did not start")
+            window.live.summary_card.title.setText("The run did not start: see the problems "
+                                                   "above the form")
+        if window.setup is not None and not window.is_closed and result is not None:
+            window.setup.history_changed()  # (a refused run keeps its problems shown)
+            window.setup.schedule_validation()
+
+    # ------------------------------------------------------------ errors of the window itself
+
+    def window_failed(self, error: Exception) -> None:
+        """Note the first error of the window's own code in a run and stop the run: the
+        run is then marked failed with it once the worker has finished."""
+        if not self.window_error:
+            self.window_error = f"window error: {type(error).__name__}: {error}"
+            with contextlib.suppress(Exception):
+                self.window.live.log(self.window_error, "error")
+        if self.controller.running and not self.controller.flags.stop.is_set():
+            self.controller.stop()
+            self.stopped_for_error = True
+
+    def show_window_error(self) -> None:
+        """Show the noted window error, once; the next run starts with none."""
+        window = self.window
+        message, self.window_error = self.window_error, ""
+        stopped, self.stopped_for_error = self.stopped_for_error, False
+        if not message:
+            return
+        with contextlib.suppress(Exception):
+            window.status_label.setText(message)
+        if not window.is_closed and not window.close_when_stopped:
+            window.warn("Run", message + ("\n\nThe window stopped the run; what it had "
+                                          "trained so far is in the history." if stopped
+                                          else ""))
+
+    def update_buttons_safely(self) -> None:
+        """The window's button update, or at least Start and Stop right if it fails."""
+        window = self.window
+        try:
+            window._update_buttons()
+        except Exception as error:  # noqa: BLE001 - the window must stay usable
+            self.window_failed(error)
+            running = self.controller.running
+            window.start_button.setEnabled(window.setup is not None and not running)
+            window.stop_button.setEnabled(running and not self.controller.flags.stop.is_set())

@@ -1,0 +1,80 @@
+"""The Workbench tab: Start, Pause and Stop with the run's status, the problems that keep a
+run from starting, the setup form (a loading note until the engine is in) and the live view
+beside it. The window connects the buttons and fills the form's place."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QKeySequence
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSplitter,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from kdstudio.gui.run.live_view import LiveView
+
+LOADING_TEXT = "Loading the engine (PyTorch)…"
+
+
+class Workbench(QWidget):
+    """Run buttons, status and problems above the form's stack, the live view to the right."""
+
+    def __init__(self, live: LiveView, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("workbenchTab")
+        self.start_button = QPushButton("Start")
+        self.start_button.setObjectName("startButton")
+        self.start_button.setShortcut(QKeySequence("Ctrl+R"))
+        self.pause_button = QPushButton("Pause")
+        self.pause_button.setObjectName("pauseButton")
+        self.pause_button.setToolTip("Pause the run after the current batch; press again to "
+                                     "resume")
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setObjectName("stopButton")
+        self.stop_button.setToolTip("Stop the run after the current batch (within a second); "
+                                    "everything so far stays in the history")
+        self.status_label = QLabel(LOADING_TEXT)
+        self.status_label.setObjectName("runStatusLabel")
+        self.problems_label = QLabel()
+        self.problems_label.setObjectName("problemsLabel")
+        self.problems_label.setWordWrap(True)
+        self.problems_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.problems_label.hide()
+
+        bar = QHBoxLayout()
+        for button in (self.start_button, self.pause_button, self.stop_button):
+            bar.addWidget(button)
+        bar.addSpacing(12)
+        bar.addWidget(self.status_label, 1)
+
+        self.setup_stack = QStackedWidget()
+        self.setup_stack.setObjectName("setupStack")
+        self.loading_label = QLabel(LOADING_TEXT)
+        self.loading_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.loading_label.setWordWrap(True)
+        self.setup_stack.addWidget(self.loading_label)
+        self.setup_stack.setMinimumWidth(380)
+
+        left = QWidget()
+        column = QVBoxLayout(left)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addLayout(bar)
+        column.addWidget(self.problems_label)
+        column.addWidget(self.setup_stack, 1)
+
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.setObjectName("workbenchSplitter")
+        self.splitter.addWidget(left)
+        self.splitter.addWidget(live)
+        self.splitter.setStretchFactor(0, 0)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setChildrenCollapsible(False)
+        self.splitter.setSizes([430, 1000])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addWidget(self.splitter)
