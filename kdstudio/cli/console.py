@@ -6,6 +6,7 @@ import time
 from typing import TextIO
 
 from kdstudio.core.events import Epoch, Event, Log, Step
+from kdstudio.core.progress import clock, seconds_left
 from kdstudio.core.text import printable
 
 
@@ -55,12 +56,12 @@ class ConsolePrinter:
     def _draw(self, event: Step) -> None:
         done = event.run_step / max(event.run_steps, 1)
         elapsed = time.monotonic() - self.started
-        eta = elapsed / done * (1 - done) if done > 0 else 0.0
+        eta = seconds_left(elapsed, done) or 0.0
         filled = int(self.WIDTH * done)
         bar = "#" * filled + "-" * (self.WIDTH - filled)
         loss = event.values["loss/total"]
         text = (f"\r[{event.phase:>8}] epoch {event.epoch}/{event.epochs} [{bar}] "
-                f"{done:4.0%} loss {loss:.4f} ETA {_clock(eta)}")
+                f"{done:4.0%} loss {loss:.4f} ETA {clock(eta, hours=True)}")
         self.stream.write(text.ljust(90))
         self.stream.flush()
         self.line_open = True
@@ -77,8 +78,3 @@ class ConsolePrinter:
         if self.line_open and not self.reader_gone:
             self.stream.write("\n")
             self.line_open = False
-
-
-def _clock(seconds: float) -> str:
-    seconds = int(max(seconds, 0))
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"

@@ -313,7 +313,7 @@ class MainWindow(QMainWindow):
             self.problems_label.setText("<b>Cannot start yet:</b><br>" + "<br>".join(
                 "• " + html.escape(p, quote=False) for p in shown))
         self.problems_label.setVisible(bool(problems) and not self.controller.running)
-        self._update_buttons()
+        self.run_control.update_buttons_safely(for_run=False)
 
     def _update_buttons(self) -> None:
         running = self.controller.running

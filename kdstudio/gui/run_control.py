@@ -292,13 +292,19 @@ class RunControl(QObject):
                                           "trained so far is in the history." if stopped
                                           else ""))
 
-    def update_buttons_safely(self) -> None:
-        """The window's button update, or at least Start and Stop right if it fails."""
+    def update_buttons_safely(self, for_run: bool = True) -> None:
+        """The window's button update, or at least Start and Stop right if it fails. The
+        error is the run's (it ends failed with it) unless `for_run` is false (an update
+        between runs, e.g. after validation): then the status bar says it."""
         window = self.window
         try:
             window._update_buttons()
         except Exception as error:  # noqa: BLE001 - the window must stay usable
-            self.window_failed(error)
             running = self.controller.running
+            if for_run or running:
+                self.window_failed(error)
+            else:
+                window.statusBar().showMessage(
+                    f"window error: {type(error).__name__}: {error}", 10000)
             window.start_button.setEnabled(window.setup is not None and not running)
             window.stop_button.setEnabled(running and not self.controller.flags.stop.is_set())

@@ -165,6 +165,22 @@ def test_error_in_the_buttons_update_still_enables_start(qtbot, window, shown, m
     assert len(shown) == 1
 
 
+def test_error_in_the_buttons_update_after_validation_between_runs(qtbot, window, shown,
+                                                                   monkeypatch):
+    """A failing button update after the form's validation, with no run going, reaches
+    neither Qt's event loop nor the next run: Start is enabled and the status bar says it."""
+    def update(self: MainWindow) -> None:
+        raise Injected("buttons")
+
+    monkeypatch.setattr(MainWindow, "_update_buttons", update)
+    window.show_validation([])
+    assert window.start_button.isEnabled()
+    assert not window.stop_button.isEnabled()
+    assert window.statusBar().currentMessage() == "window error: Injected: buttons"
+    assert window.run_control.window_error == ""  # the next run is not charged with it
+    assert shown == []
+
+
 def test_error_of_the_history_at_run_end_in_the_worker(qtbot, window, tmp_path, shown,
                                                        monkeypatch):
     real_finish = Store.finish_run

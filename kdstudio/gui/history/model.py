@@ -19,6 +19,7 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QColor, QFont
 
+from kdstudio.core.progress import clock
 from kdstudio.core.store import Store
 from kdstudio.gui.widgets.colours import run_colour
 
@@ -84,13 +85,8 @@ def seconds_since(iso: str | None) -> float | None:
         return None
 
 
-def clock(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "-"
-    seconds = int(max(seconds, 0))
-    if seconds >= 3600:
-        return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
-    return f"{seconds // 60}:{seconds % 60:02d}"
+def duration_text(seconds: float | None) -> str:
+    return "-" if seconds is None or not math.isfinite(seconds) else clock(seconds)
 
 
 def parse_tags(text: str) -> list[str]:
@@ -280,8 +276,8 @@ class HistoryModel(QAbstractTableModel):
             return local_time(value)
         if key == "duration_s":
             if run["status"] == "running":
-                return clock(seconds_since(run.get("created_at")))
-            return clock(value)
+                return duration_text(seconds_since(run.get("created_at")))
+            return duration_text(value)
         if key == "models":
             return f"{run.get('teacher_arch') or '-'} → {run.get('student_arch') or '-'}"
         if key == "temperature":
