@@ -18,6 +18,7 @@ from kdstudio.core.engine import (
     SilentRecorder,
     execute,
     prepare,
+    resume,
     run,
 )
 from kdstudio.core.events import Event, RunStarted, Step
@@ -179,3 +180,34 @@ def test_every_event_is_a_frozen_slotted_dataclass_with_its_own_kind() -> None:
         log.message = "changed"  # type: ignore[misc]
     assert not hasattr(log, "__dict__")  # slots: no per-event dict
     assert all(dataclasses.is_dataclass(cls) for cls in classes)
+
+
+def test_a_resumed_run_takes_its_batches_from_the_given_source(tmp_path: Path) -> None:
+    """`resume` builds each remaining phase's source with the factory it is given, and the
+    source's restored order gives the metrics of the default source."""
+    made: list[CountingSource] = []
+
+    def counting(prepared: Prepared, phase: str, labelled: torch.Tensor) -> CountingSource:
+        config = prepared.config
+        made.append(CountingSource(InMemoryBatches(prepared.data.x_train,
+                                                   prepared.data.y_train, labelled,
+                                                   config.data.batch_size, config.seed)))
+        return made[-1]
+
+    steps = {"n": 0}
+
+    def stop_after_twelve_steps() -> bool:  # in the teacher's third epoch (5 steps each)
+        steps["n"] += 1
+        return steps["n"] > 12
+
+    with Store(tmp_path / "a.db") as store_a, Store(tmp_path / "b.db") as store_b:
+        stopped_a = run(tiny_config(), store_a, should_stop=stop_after_twelve_steps)
+        steps["n"] = 0
+        stopped_b = run(tiny_config(), store_b, should_stop=stop_after_twelve_steps)
+        assert stopped_a.status == stopped_b.status == "stopped"
+        default = resume(stopped_a.run_id, store_a)
+        counted = resume(stopped_b.run_id, store_b, batches=counting)
+        assert default.status == counted.status == "completed"
+        assert made and sum(source.batches for source in made) > 0
+        assert metric_values(store_b, counted.run_id) == metric_values(store_a,
+                                                                       default.run_id)

@@ -79,13 +79,15 @@ def run(config: RunConfig, store: Store, on_event: EventSink | None = None,
 
 
 def resume(run_id: int, store: Store, on_event: EventSink | None = None,
-           should_stop: Callable[[], bool] | None = None) -> RunResult:
+           should_stop: Callable[[], bool] | None = None,
+           batches: BatchFactory | None = None) -> RunResult:
     """Go on with a `stopped` or `interrupted` run from its last checkpoint, in its own row.
 
     On the CPU with the same seed it ends with the metrics an uninterrupted run would have
     had. Raises ResumeRefused (a ConfigError; nothing written) for a run that is not
     resumable: completed, failed or running, without a checkpoint, or whose config no
-    longer validates. Otherwise it ends and returns as `run` does.
+    longer validates. Otherwise it ends and returns as `run` does. `batches` as for `run`:
+    a source must restore the data order the checkpoint saved (`BatchSource.restore`).
     """
     row = store.get_run(run_id)
     artifacts = store.artifact_dir(run_id)
@@ -107,7 +109,8 @@ def resume(run_id: int, store: Store, on_event: EventSink | None = None,
     if model is None or not _same_shapes(model.state_dict(), state.model):
         raise ResumeRefused(f"run {run_id}: the checkpoint's {state.phase} weights do not fit "
                             "the model of its config")
-    return _with_threads(prepared, Recorder(store, on_event), should_stop, (run_id, state))
+    return _with_threads(prepared, Recorder(store, on_event), should_stop, (run_id, state),
+                         batches)
 
 
 def _with_threads(prepared: Prepared, recorder: Recorder, should_stop: Callable[[], bool] | None,
