@@ -11,6 +11,7 @@ import pytest
 
 from kdstudio.cli import main
 from kdstudio.core.config import save_toml, validate
+from kdstudio.core.config.fields import param_fields
 from kdstudio.core.data import DataFileError, get_dataset, prepare_data
 from kdstudio.core.data.csv_table import scan_table
 from kdstudio.core.store import Store
@@ -262,3 +263,9 @@ def test_cli_bad_npz_exits_2_with_one_line(tmp_path: Path, capsys) -> None:
 def test_scan_reports_spreadsheet_rows_past_blank_lines(tmp_path: Path) -> None:
     path = write(tmp_path / "t.csv", "a,label\n\n1,x\n\n2,y\n")
     assert scan_table(path, "label").row_numbers == [3, 5]
+
+
+def test_the_form_offers_label_column_as_text() -> None:
+    (field,) = param_fields("data.params", "csv")
+    assert (field.key, field.kind, field.default) == ("data.params.label_column", "text", "label")
+    assert param_fields("data.params", "npz") == []
