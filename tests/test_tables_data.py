@@ -92,6 +92,16 @@ def test_csv_too_big_for_memory_is_refused_before_reading(tmp_path: Path, monkey
     monkeypatch.setattr("kdstudio.core.memory.available_memory", lambda: 10)
     problem = csv_problem(path)
     assert problem.startswith(f"{path} (2 rows x 2 features) would need 48 B of memory")
+    with pytest.raises(DataFileError, match="would need 48 B of memory"):
+        get_dataset("csv").describe(path, {"label_column": "label"})
+
+
+def test_csv_description_follows_the_file_as_it_changes(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.csv", "a,label\n1,x\n2,y\n")
+    assert get_dataset("csv").describe(path, {"label_column": "label"}).class_names == ["x", "y"]
+    write(tmp_path / "t.csv", "a,b,label\n1,2,x\n2,3,y\n4,5,z\n")
+    info = get_dataset("csv").describe(path, {"label_column": "label"})
+    assert info.class_names == ["x", "y", "z"] and info.input_shape == (2,)
 
 
 # ------------------------------------------------------------------------------------- npz

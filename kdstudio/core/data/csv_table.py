@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,10 +122,9 @@ def label_classes(layout: TableLayout, path: str) -> tuple[np.ndarray, list[str]
     return np.asarray([index[label] for label in layout.labels], dtype=np.int64), names
 
 
-def _table_memory_problem(path: str, layout: TableLayout) -> str | None:
-    need = TABLE_COPIES * 4 * len(layout.labels) * len(layout.feature_names)
-    return memory_problem(f"{printable(path)} ({len(layout.labels):,} rows x "
-                          f"{len(layout.feature_names):,} features)", need)
+def _table_memory_problem(path: str, rows: int, features: int) -> str | None:
+    need = TABLE_COPIES * 4 * rows * features
+    return memory_problem(f"{printable(path)} ({rows:,} rows x {features:,} features)", need)
 
 
 def read_features(path: str, layout: TableLayout) -> np.ndarray:
@@ -162,22 +162,38 @@ class CsvTable(Dataset):
     def check_path(self, path: str) -> str | None:
         return file_problem(path)
 
-    def _layout(self, path: str, params: dict[str, Any]) -> TableLayout:
+    def _label_column(self, params: dict[str, Any]) -> str:
         label_column = params["label_column"]
         if not isinstance(label_column, str) or not label_column.strip():
             raise ValueError(f"label_column must be a column name (got {label_column!r})")
-        layout = scan_table(path, label_column.strip())
-        problem = _table_memory_problem(path, layout)
-        if problem:
-            raise DataFileError(problem)
-        return layout
+        return label_column.strip()
 
     def describe(self, path: str, params: dict[str, Any]) -> DatasetInfo:
-        layout = self._layout(path, params)
-        labels, names = label_classes(layout, path)
-        return DatasetInfo((len(layout.feature_names),), len(names), names)
+        label_column = self._label_column(params)
+        problem = file_problem(path)
+        if problem:
+            raise DataFileError(problem)
+        stat = Path(path).expanduser().stat()
+        rows, features, names = _table_summary(path, stat.st_mtime_ns, stat.st_size,
+                                               label_column)
+        problem = _table_memory_problem(path, rows, features)
+        if problem:
+            raise DataFileError(problem)
+        return DatasetInfo((features,), len(names), list(names))
 
     def load(self, path: str, params: dict[str, Any]) -> RawData:
-        layout = self._layout(path, params)
+        layout = scan_table(path, self._label_column(params))
+        problem = _table_memory_problem(path, len(layout.labels), len(layout.feature_names))
+        if problem:
+            raise DataFileError(problem)
         labels, names = label_classes(layout, path)
         return RawData(read_features(path, layout), labels, None, None, names)
+
+
+@functools.lru_cache(maxsize=16)
+def _table_summary(path: str, _mtime_ns: int, _size: int, label_column: str
+                   ) -> tuple[int, int, tuple[str, ...]]:
+    """Rows, features and class names of a file as it is now (validation asks often)."""
+    layout = scan_table(path, label_column)
+    _labels, names = label_classes(layout, path)
+    return len(layout.labels), len(layout.feature_names), tuple(names)
