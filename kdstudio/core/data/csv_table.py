@@ -21,7 +21,8 @@ TABLE_COPIES = 3
 
 @dataclass
 class TableLayout:
-    """What one pass over the file finds: columns, row count and the label of each row."""
+    """What one pass over the file finds: the columns, and each data row's label and row
+    number (as a spreadsheet shows it)."""
 
     columns: list[str]
     label_index: int
