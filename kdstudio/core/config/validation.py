@@ -83,7 +83,7 @@ def _method_problems(config: RunConfig) -> list[str]:
 
 def _data_problems(config: RunConfig):
     """Problems with the data section, and the dataset's description when it is usable."""
-    from kdstudio.core.data import DATASETS, dataset_params, get_dataset
+    from kdstudio.core.data import DATASETS, DataFileError, dataset_params, get_dataset
 
     data = config.data
     if data.dataset not in DATASETS:
@@ -94,7 +94,8 @@ def _data_problems(config: RunConfig):
         dataset = get_dataset(data.dataset)
         info = dataset.describe(data.path, params)
     except (ValueError, TypeError) as error:
-        return [f"data.params: {error}"], None
+        key = "data.path" if isinstance(error, DataFileError) else "data.params"
+        return [f"{key}: {error}"], None
     path_problem = _path_text_problem(data.path) or dataset.check_path(data.path)
     if path_problem:
         return [f"data.path: {path_problem}"], info

@@ -36,6 +36,10 @@ def whole_number(params: dict[str, Any], key: str, minimum: int, maximum: int = 
     return value
 
 
+class DataFileError(ValueError):
+    """A dataset's file cannot be used: the message names the file (and row/column)."""
+
+
 @dataclass
 class DatasetInfo:
     input_shape: tuple[int, ...]
