@@ -193,6 +193,10 @@ def test_no_folder_and_not_a_folder(tmp_path: Path) -> None:
     assert problem.startswith(f"{tmp_path / 'nowhere'} is not a folder; the folder must hold "
                               "the binary version (train.bin, test.bin, fine_label_names.txt) "
                               "or the python version (train, test, meta)")
+    for odd in ("a" * 300, "\x00", "~nobody-here/x"):  # name too long, a NUL, no such user
+        info = get_dataset("cifar10").describe(odd, {"train_limit": 0})
+        assert info.class_names == [f"class {i}" for i in range(10)]
+        assert "is not a folder; the folder must hold" in get_dataset("cifar10").check_path(odd)
 
 
 def test_truncated_binary_batch(tmp_path: Path) -> None:

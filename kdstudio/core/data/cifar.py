@@ -109,15 +109,18 @@ class CifarBase(Dataset):
 
     def folder(self, path: str) -> tuple[Path, Layout | None]:
         """The folder holding a complete layout (the given one or an archive's sub-folder)."""
-        base = Path(path).expanduser()
-        for folder in (base, *(base / sub for sub in self.subfolders)):
-            for layout in self.layouts:
-                if all((folder / name).is_file() for name in layout.files()):
-                    return folder, layout
+        try:
+            base = Path(path).expanduser()
+            for folder in (base, *(base / sub for sub in self.subfolders)):
+                for layout in self.layouts:
+                    if all((folder / name).is_file() for name in layout.files()):
+                        return folder, layout
+        except (OSError, ValueError, RuntimeError):  # no such user, a NUL, a name too long
+            return Path(path), None
         return base, None
 
     def _missing_files(self, base: Path) -> str:
-        if not base.is_dir():
+        if not _is_folder(base):
             where = f"{base} is not a folder"
         else:
             def missing(layout: Layout) -> list[str]:
@@ -225,6 +228,13 @@ def _first_problem(kind: type[CifarBase], folder: str, layout: Layout, _stamps: 
     except (ValueError, OSError) as error:
         return str(error)
     return None
+
+
+def _is_folder(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False
 
 
 def _stamp(path: Path) -> tuple[int, int]:
