@@ -234,6 +234,11 @@ def test_python_label_out_of_range_and_wrong_count(tmp_path: Path) -> None:
     write_py2_pickle(path, batch)
     assert get_dataset("cifar100").check_path(str(tmp_path)) == (
         f"{path}: 9 labels for 10 images")
+    for labels in ([b"cat"] * 10, [2**70] * 10):
+        batch[b"fine_labels"] = labels
+        write_py2_pickle(path, batch)
+        assert get_dataset("cifar100").check_path(str(tmp_path)) == (
+            f"{path}: 'fine_labels' must be a list of whole numbers")
 
 
 def test_pickle_without_the_expected_keys(tmp_path: Path) -> None:

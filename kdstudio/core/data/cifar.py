@@ -137,7 +137,10 @@ class CifarBase(Dataset):
         folder, layout = self.folder(path)
         if layout is None:
             return self._missing_files(folder)
-        stamps = tuple((name, *_stamp(folder / name)) for name in layout.files())
+        try:
+            stamps = tuple((name, *_stamp(folder / name)) for name in layout.files())
+        except OSError as error:
+            return f"cannot read {folder}: {error}"
         return _first_problem(type(self), str(folder), layout, stamps)
 
     def describe(self, path: str, params: dict[str, Any]) -> DatasetInfo:
@@ -157,18 +160,21 @@ class CifarBase(Dataset):
         return self._read(folder, layout, limit)
 
     def _read(self, folder: Path, layout: Layout, limit: int) -> RawData:
-        names = self._names(folder, layout)
-        parts = [self._batch(folder / name, layout) for name in layout.train]
-        x_train = np.concatenate([x for x, _ in parts])
-        y_train = np.concatenate([y for _, y in parts])
-        x_test, y_test = self._batch(folder / layout.test, layout)
+        names, (x_train, y_train), (x_test, y_test) = self._arrays(folder, layout)
         if limit:
             x_train, y_train = x_train[:limit], y_train[:limit]
         return RawData(_as_images(x_train), y_train, _as_images(x_test), y_test, names)
 
+    def _arrays(self, folder: Path, layout: Layout) -> tuple[list[str], tuple, tuple]:
+        """Class names, (train pixels uint8 (N, 3072), labels), (test pixels, labels)."""
+        names = self._names(folder, layout)
+        parts = [self._batch(folder / name, layout) for name in layout.train]
+        train = (np.concatenate([x for x, _ in parts]), np.concatenate([y for _, y in parts]))
+        return names, train, self._batch(folder / layout.test, layout)
+
     def _batch(self, path: Path, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
         """(pixels uint8 (N, 3072), labels int64) of one batch file."""
-        if layout is self.layouts[0]:
+        if layout == self.layouts[0]:
             pixels, labels = self._binary_batch(path)
         else:
             pixels, labels = self._python_batch(path)
@@ -196,7 +202,7 @@ class CifarBase(Dataset):
                              f"(got {_shape_text(pixels)})")
         try:
             labels = np.asarray(labels, dtype=np.int64).reshape(-1)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ValueError(f"{path}: '{self.label_key}' must be a list of whole numbers"
                              ) from None
         if len(labels) != len(pixels):
@@ -205,7 +211,7 @@ class CifarBase(Dataset):
 
     def _names(self, folder: Path, layout: Layout) -> list[str]:
         path = folder / layout.meta
-        if layout is self.layouts[0]:
+        if layout == self.layouts[0]:
             names = [line.strip() for line in path.read_text("utf-8", "replace").splitlines()]
             names = [name for name in names if name]
         else:
@@ -224,7 +230,7 @@ def _first_problem(kind: type[CifarBase], folder: str, layout: Layout, _stamps: 
                    ) -> str | None:
     """The first problem reading the files (cached while their sizes and times stay)."""
     try:
-        kind()._read(Path(folder), layout, limit=0)
+        kind()._arrays(Path(folder), layout)
     except (ValueError, OSError) as error:
         return str(error)
     return None
