@@ -50,7 +50,7 @@ class SafeUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         allowed = ALLOWED_GLOBALS.get((module, name))
         if allowed is None:
-            raise RefusedGlobal(f"{module}.{name}")
+            raise RefusedGlobal(f"{module}.{name}"[:120])
         return allowed
 
     def persistent_load(self, pid: Any) -> Any:
@@ -67,7 +67,7 @@ def read_pickle(path: Path) -> Any:
                          f"holds only numpy arrays, lists and strings); nothing in it was run"
                          ) from None
     except (pickle.UnpicklingError, EOFError, TypeError, ValueError, AttributeError,
-            IndexError, KeyError, MemoryError) as error:
+            IndexError, KeyError, MemoryError, OverflowError, RecursionError) as error:
         raise ValueError(f"{path} is not a readable CIFAR pickle ({error})") from None
 
 
@@ -89,7 +89,7 @@ class Layout:
         return f"the {self.version} ({train}, {self.test}, {self.meta})"
 
 
-def _present(text: str) -> str:
+def _present(text: Any) -> str:
     return text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
 
 
