@@ -129,6 +129,9 @@ def test_bad_folders_are_named(tmp_path: Path) -> None:
     assert f"class folder {tmp_path / 'empty' / 'green'} holds no images" in problem(
         tmp_path / "empty")
     assert "data.path" in problem("")
+    two_classes(tmp_path / "only-train" / "train")
+    message = problem(tmp_path / "only-train")
+    assert "found only 'train'; train/ and test/ are read as splits only when both" in message
 
 
 def test_a_file_that_does_not_decode_is_named(tmp_path: Path) -> None:

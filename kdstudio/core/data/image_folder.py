@@ -74,6 +74,8 @@ def _class_folders(folder: Path) -> dict[str, Path]:
     folders = {p.name: p for p in _entries(folder, want_folders=True)}
     if len(folders) < 2:
         found = f"only '{next(iter(folders))}'" if folders else "none"
+        if set(folders) & {"train", "test"}:
+            found += "; train/ and test/ are read as splits only when both are there"
         raise ValueError(f"image folder {folder} needs at least two class sub-folders, one "
                          f"per class (found {found})")
     return folders
