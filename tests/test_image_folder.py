@@ -76,6 +76,16 @@ def test_jpeg_grey_and_resize(tmp_path: Path) -> None:
     assert raw.x_train[1].mean() == pytest.approx(grey_blue, abs=0.03)
 
 
+def test_sixteen_bit_grey_is_scaled_not_clipped(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    Image.fromarray(np.full((4, 6), 40000, np.uint16)).save(tmp_path / "a" / "deep.png")
+    write_image(tmp_path / "b" / "x.png", RED)
+    for depth in (1, 3):
+        raw = load(tmp_path, image_size=[2, 3], channels=depth)
+        assert raw.x_train.shape == (2, depth, 2, 3)
+        assert np.allclose(raw.x_train[0], 40000 / 65535, atol=1e-5)
+
+
 def test_labels_follow_sorted_folders_and_files_in_sorted_order(tmp_path: Path) -> None:
     for name, base in (("zebra", 100), ("ant", 0)):
         for stem, value in (("b", base + 10), ("a", base + 20)):

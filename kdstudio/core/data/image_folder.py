@@ -120,17 +120,23 @@ def read_layout(path: str) -> FolderLayout:
 
 
 def decode(file: Path, mode: str, size: tuple[int, int]) -> np.ndarray:
-    """One image as (C, H, W) float32 in [0, 1]; raises ValueError naming the file."""
+    """One image as (C, H, W) float32 in [0, 1] (C is 1 for a 16-bit grey file);
+    raises ValueError naming the file."""
     from PIL import Image
 
     try:
         with Image.open(file) as image:
-            converted = image.convert(mode)
+            if image.mode.startswith("I"):  # 16-bit grey: scaled, not clipped, to [0, 1]
+                levels = np.asarray(image, dtype=np.float32) / np.float32(65535.0)
+                converted, top = Image.fromarray(np.clip(levels, 0.0, 1.0)), 1.0
+            else:
+                converted, top = image.convert(mode), 255.0
         if converted.size != (size[1], size[0]):
             converted = converted.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-        pixels = np.asarray(converted, dtype=np.float32) / np.float32(255.0)
+        pixels = np.asarray(converted, dtype=np.float32) / np.float32(top)
     except (OSError, ValueError, Image.DecompressionBombError) as error:
         raise ValueError(f"{file} is not a readable image ({error})") from None
+    # (1, H, W) for grey; the caller's array broadcasts it to three channels for RGB
     return pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
 
 
