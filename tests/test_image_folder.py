@@ -201,7 +201,8 @@ def test_validation_reports_a_bad_folder_in_one_line(tmp_path: Path) -> None:
     config.data.dataset, config.data.path = "image-folder", str(tmp_path / "missing")
     config.data.params = {}
     data_lines = [p for p in validate(config) if p.startswith("data")]
-    assert len(data_lines) == 1 and str(tmp_path / "missing") in data_lines[0]
+    assert len(data_lines) == 1 and data_lines[0].startswith("data.path: ")
+    assert str(tmp_path / "missing") in data_lines[0]
 
 
 def image_config(tmp_path: Path, root: Path) -> Path:
@@ -239,7 +240,7 @@ def test_cli_on_a_bad_folder_exits_2_with_one_line(tmp_path: Path, capsys) -> No
     assert main(["run", str(image_config(tmp_path, root)), "--db", str(db)]) == 2
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
-    assert lines == [f"kdstudio: data.params: class folder {root / 'b'} holds no images "
+    assert lines == [f"kdstudio: data.path: class folder {root / 'b'} holds no images "
                      f"(.png, .jpg, .jpeg, .bmp, .webp)"]
     assert "Traceback" not in captured.err + captured.out
 

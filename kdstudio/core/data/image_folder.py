@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from kdstudio.core.data import Dataset, DatasetInfo, RawData, register_dataset
+from kdstudio.core.data import DataFileError, Dataset, DatasetInfo, RawData, register_dataset
 from kdstudio.core.memory import format_bytes, memory_problem
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -76,7 +76,7 @@ def _class_folders(folder: Path) -> dict[str, Path]:
         found = f"only '{next(iter(folders))}'" if folders else "none"
         if set(folders) & {"train", "test"}:
             found += "; train/ and test/ are read as splits only when both are there"
-        raise ValueError(f"image folder {folder} needs at least two class sub-folders, one "
+        raise DataFileError(f"image folder {folder} needs at least two class sub-folders, one "
                          f"per class (found {found})")
     return folders
 
@@ -85,21 +85,21 @@ def _images(folder: Path) -> list[Path]:
     files = [p for p in _entries(folder, want_folders=False)
              if p.suffix.lower() in IMAGE_EXTENSIONS]
     if not files:
-        raise ValueError(f"class folder {folder} holds no images "
+        raise DataFileError(f"class folder {folder} holds no images "
                          f"({', '.join(IMAGE_EXTENSIONS)})")
     return files
 
 
 def read_layout(path: str) -> FolderLayout:
-    """The classes and image files under `path`, without decoding; raises ValueError naming
-    the folder that is wrong."""
+    """The classes and image files under `path`, without decoding; raises DataFileError naming
+    the folder that is wrong (validation reports it as `data.path`)."""
     if not path.strip():
-        raise ValueError("no folder given: set data.path to a folder holding one sub-folder "
+        raise DataFileError("no folder given: set data.path to a folder holding one sub-folder "
                          "per class (or train/ and test/ folders that hold them)")
     try:
         root = Path(path).expanduser()
         if not root.is_dir():
-            raise ValueError(f"image folder {root} does not exist or is not a folder")
+            raise DataFileError(f"image folder {root} does not exist or is not a folder")
         split_roots = {"train": root / "train", "test": root / "test"}
         if not all(p.is_dir() for p in split_roots.values()):
             split_roots = {"train": root}
@@ -107,7 +107,7 @@ def read_layout(path: str) -> FolderLayout:
         if "test" in classes and sorted(classes["train"]) != sorted(classes["test"]):
             only_train = sorted(set(classes["train"]) - set(classes["test"]))
             only_test = sorted(set(classes["test"]) - set(classes["train"]))
-            raise ValueError(
+            raise DataFileError(
                 f"image folder {root}: train/ and test/ hold different classes (only in "
                 f"train/: {', '.join(only_train) or 'none'}; only in test/: "
                 f"{', '.join(only_test) or 'none'})")
@@ -115,7 +115,7 @@ def read_layout(path: str) -> FolderLayout:
         splits = {split: [_images(found[name]) for name in names]
                   for split, found in classes.items()}
     except (OSError, RuntimeError) as error:  # unreadable folder, unknown ~user
-        raise ValueError(f"cannot read image folder {path!r} ({error})") from None
+        raise DataFileError(f"cannot read image folder {path!r} ({error})") from None
     return FolderLayout(names, splits)
 
 
