@@ -9,13 +9,14 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from kdstudio.core.registry import Registry, import_submodules
-from kdstudio.core.text import short_number
+from kdstudio.core.text import printable, short_number
 
 TEST_SPLIT_SEED = 20150309  # fixed, so runs with different seeds share one test set
 MAX_WHOLE = 2**63 - 1
@@ -76,6 +77,19 @@ class Dataset(ABC):
     def check_path(self, path: str) -> str | None:
         """A problem with `path` in one sentence, or None."""
         return None
+
+
+def data_file_problem(path: str, kind: str, when_missing: str) -> str | None:
+    """Why `path` is not a readable file of `kind` (e.g. "a CSV file"), or None;
+    `when_missing` says what to give when no path is set."""
+    if not path:
+        return f"no file given ({when_missing})"
+    file = Path(path).expanduser()
+    if file.is_dir():
+        return f"{printable(path)} is a folder, not {kind}"
+    if not file.is_file():
+        return f"no such file {printable(path)}"
+    return None
 
 
 DATASETS: Registry[type[Dataset]] = Registry("dataset")

@@ -11,7 +11,14 @@ from typing import Any
 
 import numpy as np
 
-from kdstudio.core.data import DataFileError, Dataset, DatasetInfo, RawData, register_dataset
+from kdstudio.core.data import (
+    DataFileError,
+    Dataset,
+    DatasetInfo,
+    RawData,
+    data_file_problem,
+    register_dataset,
+)
 from kdstudio.core.memory import memory_problem
 from kdstudio.core.text import printable
 
@@ -35,15 +42,9 @@ class TableLayout:
 
 
 def file_problem(path: str) -> str | None:
-    """Why `path` cannot be read as a file, or None."""
-    if not path:
-        return "no CSV file given (set data.path to a .csv file with a header row)"
-    file = Path(path).expanduser()
-    if file.is_dir():
-        return f"{printable(path)} is a folder, not a CSV file"
-    if not file.is_file():
-        return f"no such file {printable(path)}"
-    return None
+    """Why `path` cannot be read as a CSV file, or None."""
+    return data_file_problem(path, "a CSV file",
+                             "set data.path to a .csv file with a header row")
 
 
 def _rows(path: str) -> Iterator[tuple[int, list[str]]]:

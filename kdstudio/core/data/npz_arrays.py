@@ -12,7 +12,14 @@ from typing import Any
 
 import numpy as np
 
-from kdstudio.core.data import DataFileError, Dataset, DatasetInfo, RawData, register_dataset
+from kdstudio.core.data import (
+    DataFileError,
+    Dataset,
+    DatasetInfo,
+    RawData,
+    data_file_problem,
+    register_dataset,
+)
 from kdstudio.core.memory import memory_problem
 from kdstudio.core.text import printable
 
@@ -24,16 +31,11 @@ INPUT_COPIES = 3
 
 def file_problem(path: str) -> str | None:
     """Why `path` cannot be read as an .npz file, or None."""
-    if not path:
-        return "no .npz file given (set data.path to a file with arrays x and y)"
-    file = Path(path).expanduser()
-    if file.is_dir():
-        return f"{printable(path)} is a folder, not an .npz file"
-    if not file.is_file():
-        return f"no such file {printable(path)}"
-    if not zipfile.is_zipfile(file):
+    problem = data_file_problem(path, "an .npz file",
+                                "set data.path to a file with arrays x and y")
+    if problem is None and not zipfile.is_zipfile(Path(path).expanduser()):
         return f"{printable(path)} is not an .npz file (not a zip archive of .npy arrays)"
-    return None
+    return problem
 
 
 def read_headers(path: str) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
