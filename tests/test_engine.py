@@ -205,8 +205,30 @@ def test_learning_rate_schedules() -> None:
     config.optim.schedule = "step"
     assert [lr_factor(config, s, plan) for s in (0, 19, 20, 45)] == pytest.approx(
         [1.0, 1.0, 0.1, 0.01])
+    config.optim.schedule = "multistep"
+    config.optim.milestones = [2, 5]
+    assert [lr_factor(config, s, plan) for s in (0, 19, 20, 49, 50, 59)] == pytest.approx(
+        [1.0, 1.0, 0.1, 0.1, 0.01, 0.01])
     config.optim.schedule = "constant"
     assert lr_factor(config, 59, plan) == 1.0
+
+
+@pytest.mark.parametrize(("table", "message"), [
+    ({"optim": {"schedule": "multistep"}}, "optim.milestones: the multistep schedule needs"),
+    ({"optim": {"schedule": "multistep", "milestones": [5, 3]}},
+     "optim.milestones: must be increasing epoch numbers >= 1 (got [5, 3])"),
+    ({"optim": {"milestones": [1, "x"]}}, "optim.milestones: must be a list of integers"),
+    ({"data": {"loader": "disk"}}, "data.loader: unknown value 'disk' (choose from: auto, "
+                                   "memory, stream)"),
+    ({"data": {"augment": "mixup"}}, "data.augment: unknown value 'mixup'"),
+    ({"data": {"workers": -1}}, "data.workers: must be >= 0"),
+])
+def test_pipeline_and_multistep_values_are_checked(table: dict, message: str) -> None:
+    from kdstudio.core.config import config_from_dict, validate
+
+    config, problems = config_from_dict(table)
+    problems += validate(config)
+    assert any(p.startswith(message) for p in problems), problems
 
 
 def test_unreadable_or_unsafe_teacher_files_are_bad_input(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kdstudio.core.config.rules import RULES, NumberRule, value_at
-from kdstudio.core.config.schema import OPTIMIZERS, SCHEDULES, TRANSFER_SETS
+from kdstudio.core.config.schema import AUGMENTS, LOADERS, OPTIMIZERS, SCHEDULES, TRANSFER_SETS
 from kdstudio.core.config.tips import SCHEDULE_TIP, TIPS
 
 Values = dict[str, Any]  # a config as a nested dict (what the form holds)
@@ -152,6 +152,10 @@ def _static(pairs: dict[str, str]) -> Callable[[], list[Choice]]:
 TRANSFER_LABELS = {"labelled": "the labelled examples",
                    "all": "all training inputs (labels unused)",
                    "dataset": "inputs of another dataset"}
+LOADER_LABELS = {"auto": "auto (memory when it fits)", "memory": "memory (decoded once)",
+                 "stream": "stream (read while training)"}
+AUGMENT_LABELS = {"none": "none", "crop-flip": "random crop (4 px padding) and flip"}
+assert set(LOADER_LABELS) == set(LOADERS) and set(AUGMENT_LABELS) == set(AUGMENTS)
 OPTIMIZER_LABELS = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW"}
 
 
@@ -219,7 +223,10 @@ def _build_fields() -> tuple[Field, ...]:
           shown=lambda v: value_at(v, "optim.schedule") == "step",
           special="a third of the epochs"),
         f("optim.gamma", "Gamma", "float", "gammaSpin",
-          shown=lambda v: value_at(v, "optim.schedule") == "step"),
+          shown=lambda v: value_at(v, "optim.schedule") in ("step", "multistep")),
+        f("optim.milestones", "Milestones (epochs)", "list", "milestonesEdit", item_type=int,
+          shown=lambda v: value_at(v, "optim.schedule") == "multistep",
+          placeholder="comma-separated, e.g. 150, 180, 210"),
         f("optim.epochs", "Student epochs", "int", "epochsSpin"),
         *_schedule_fields(),
         f("data.label_fraction", "Labelled share", "float", "labelFractionSpin", group="more",
@@ -235,6 +242,13 @@ def _build_fields() -> tuple[Field, ...]:
           blank_when_hidden=True, placeholder="folder with the transfer data files"),
         f("data.transfer_params", "", "params", group="more", owner="data.transfer_dataset",
           shown=_other_dataset, blank_when_hidden=True),
+        f("data.augment", "Augmentation", "choice", "augmentCombo", group="more",
+          heading="Input pipeline", choices=_static(AUGMENT_LABELS)),
+        f("data.loader", "Loader", "choice", "loaderCombo", group="more",
+          choices=_static(LOADER_LABELS)),
+        f("data.workers", "Loader workers", "int", "workersSpin", group="more",
+          special="none (in the training process)",
+          enabled=lambda v: value_at(v, "data.loader") != "memory"),
         f("distill.cache_teacher", "Cache the teacher's outputs", "bool", "cacheTeacherCheck",
           group="more", heading="Speed"),
         f("autocast", "Mixed precision (CUDA)", "bool", "autocastCheck", group="more"),

@@ -90,6 +90,7 @@ RULES: dict[str, NumberRule] = {
     "optim.epochs": _at_least(1, int, most=MAX_EPOCHS),
     "optim.step_size": _at_least(0, int, most=MAX_EPOCHS),
     "optim.gamma": NumberRule(float, 0, 1, True, False, "in (0, 1]"),
+    "data.workers": _at_least(0, int, " (0 = load in the training process)", MAX_THREADS),
     "teacher.epochs": _at_least(0, int, most=MAX_EPOCHS),
     "teacher.lr": _at_least(0, note=" (0 = same as optim.lr)"),
 }

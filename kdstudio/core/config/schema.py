@@ -20,7 +20,9 @@ from kdstudio.core.text import printable
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 TRANSFER_SETS = ("labelled", "all", "dataset")
-SCHEDULES = ("constant", "cosine", "step")
+SCHEDULES = ("constant", "cosine", "step", "multistep")
+LOADERS = ("auto", "memory", "stream")
+AUGMENTS = ("none", "crop-flip")
 
 
 @dataclass
@@ -37,6 +39,9 @@ class DataConfig:
     transfer_dataset: str = ""  # for transfer = "dataset": its inputs only, labels ignored
     transfer_path: str = ""
     transfer_params: dict[str, Any] = field(default_factory=dict)
+    loader: str = "auto"  # memory (tensors in memory) | stream (a torch DataLoader) | auto
+    workers: int = 0  # stream: worker processes decoding batches (0 = in the training process)
+    augment: str = "none"  # none | crop-flip (random crop, 4-pixel padding, horizontal flip)
 
 
 @dataclass
@@ -79,6 +84,7 @@ class OptimConfig:
     schedule: str = "cosine"
     step_size: int = 0  # epochs between decays for 'step'; 0 means a third of the epochs
     gamma: float = 0.1
+    milestones: list[int] = field(default_factory=list)  # multistep: epochs where lr *= gamma
 
 
 @dataclass
@@ -129,6 +135,14 @@ def _coerce(value: Any, kind: Any, key: str, problems: list[str]) -> Any:
             problems.append(f"{key}: must be {_type_name(dict)} (got {value!r})")
             return {}
         return dict(value)
+    if origin is list:
+        item = typing.get_args(kind)[0]
+        if not isinstance(value, list) or any(
+                isinstance(v, bool) or not isinstance(v, item) for v in value):
+            problems.append(f"{key}: must be a list of {_type_name(item).split(' ', 1)[1]}s "
+                            f"(got {value!r})")
+            return []
+        return list(value)
     if kind is bool:
         if not isinstance(value, bool):
             problems.append(f"{key}: must be true or false (got {value!r})")

@@ -51,8 +51,11 @@ TIPS = {
     "optim.lr": "Learning rate at the start of each phase.",
     "optim.momentum": "Momentum of SGD, in [0, 1).",
     "optim.weight_decay": "L2 penalty (decoupled in AdamW).",
-    "optim.schedule": "Learning-rate schedule over a phase: constant, cosine (to 0), or step "
-                      "(multiply by gamma every step-size epochs).",
+    "optim.schedule": "Learning-rate schedule over a phase: constant, cosine (to 0), step "
+                      "(multiply by gamma every step-size epochs) or multistep (multiply by "
+                      "gamma at each milestone epoch).",
+    "optim.milestones": "Epochs at which the multistep schedule multiplies the learning rate by "
+                        "gamma, e.g. 150, 180, 210 (the CIFAR recipe of the papers).",
     "optim.step_size": "Epochs between decays of the step schedule; 0 means a third of the "
                        "epochs.",
     "optim.gamma": "Factor of each decay of the step schedule, in (0, 1].",
@@ -66,6 +69,15 @@ TIPS = {
                      "dataset with the same input shape.",
     "data.transfer_dataset": "Dataset whose inputs (not labels) carry the teacher's knowledge.",
     "data.transfer_path": "Folder of the transfer dataset's files.",
+    "data.loader": "How batches are read. memory: the whole dataset decoded once into memory "
+                   "(fastest). stream: read and decoded while training by a PyTorch DataLoader "
+                   "(any size). auto: memory when the decoded data fits the memory budget and "
+                   "no augmentation is asked.",
+    "data.workers": "Worker processes that decode batches for the stream loader; 0 decodes "
+                    "them in the training process.",
+    "data.augment": "Augmentation of the training images: none, or crop-flip (random crop with "
+                    "4-pixel padding and a horizontal flip, the CIFAR recipe). It turns off "
+                    "the teacher-output cache (each epoch sees new inputs).",
     "distill.cache_teacher": "Compute the frozen teacher's outputs once and reuse them every "
                              "epoch (same results, faster; skipped when too big).",
     "autocast": "Mixed precision on CUDA (bf16 where supported, else fp16 with a gradient "

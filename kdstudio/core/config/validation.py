@@ -17,6 +17,8 @@ from typing import Any, Protocol
 from kdstudio.core.config.fields import method_param_rule
 from kdstudio.core.config.rules import number_problems
 from kdstudio.core.config.schema import (
+    AUGMENTS,
+    LOADERS,
     OPTIMIZERS,
     SCHEDULES,
     TRANSFER_SETS,
@@ -45,6 +47,18 @@ def _number_problems(config: RunConfig) -> list[str]:
     if o.schedule not in SCHEDULES:
         problems.append(f"optim.schedule: unknown schedule '{o.schedule}' (choose from: "
                         f"{', '.join(SCHEDULES)})")
+    if o.schedule == "multistep":
+        if not o.milestones:
+            problems.append("optim.milestones: the multistep schedule needs the epochs where "
+                            "the learning rate drops, e.g. [150, 180, 210]")
+        elif any(m < 1 for m in o.milestones) or sorted(set(o.milestones)) != o.milestones:
+            problems.append(f"optim.milestones: must be increasing epoch numbers >= 1 "
+                            f"(got {o.milestones})")
+    for key, value, allowed in (("data.loader", config.data.loader, LOADERS),
+                                ("data.augment", config.data.augment, AUGMENTS)):
+        if value not in allowed:
+            problems.append(f"{key}: unknown value '{value}' (choose from: "
+                            f"{', '.join(allowed)})")
     return problems
 
 

@@ -55,7 +55,7 @@ def describe_optimizer(config: RunConfig, optimizer: torch.optim.Optimizer) -> s
 
 def constant_lr(config: RunConfig) -> bool:
     """Whether the learning rate stays as configured for the whole phase."""
-    return config.optim.schedule not in ("cosine", "step")
+    return config.optim.schedule not in ("cosine", "step", "multistep")
 
 
 def lr_factor(config: RunConfig, step: int, plan: PhasePlan) -> float:
@@ -66,6 +66,9 @@ def lr_factor(config: RunConfig, step: int, plan: PhasePlan) -> float:
     if o.schedule == "step":
         every = o.step_size or max(plan.epochs // 3, 1)
         return o.gamma ** ((step // plan.steps_per_epoch) // every)
+    if o.schedule == "multistep":
+        epoch = step // plan.steps_per_epoch
+        return o.gamma ** sum(1 for milestone in o.milestones if epoch >= milestone)
     return 1.0
 
 
