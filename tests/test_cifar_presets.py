@@ -90,6 +90,7 @@ def test_the_presets_hold_repdistillers_recipe(tmp_path: Path, name: str) -> Non
     config = load_config(data)
     o, d = config.optim, config.distill
     assert (o.name, o.lr, o.momentum, o.weight_decay, o.epochs) == ("sgd", 0.05, 0.9, 5e-4, 240)
+    assert o.nesterov is False
     assert (o.schedule, o.milestones, o.gamma) == ("multistep", [150, 180, 210], 0.1)
     assert (config.data.dataset, config.data.batch_size, config.data.augment) == (
         "cifar100", 64, "crop-flip")

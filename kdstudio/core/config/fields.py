@@ -216,6 +216,8 @@ def _build_fields() -> tuple[Field, ...]:
         f("optim.lr", "Learning rate", "float", "lrSpin"),
         f("optim.momentum", "Momentum", "float", "momentumSpin",
           enabled=lambda v: value_at(v, "optim.name") == "sgd"),
+        f("optim.nesterov", "Nesterov momentum", "bool", "nesterovCheck",
+          enabled=lambda v: value_at(v, "optim.name") == "sgd"),
         f("optim.weight_decay", "Weight decay", "float", "weightDecaySpin"),
         f("optim.schedule", "Schedule", "choice", "scheduleCombo",
           choices=_static({n: n for n in SCHEDULES})),

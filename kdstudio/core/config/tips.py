@@ -47,9 +47,11 @@ TIPS = {
                              "teacher built for this dataset).",
     "distill.baseline": "Also train the same student on the labels alone, from the same "
                         "initial weights and batch order, to measure the KD gain.",
-    "optim.name": "Optimiser: SGD (with Nesterov momentum), Adam or AdamW.",
+    "optim.name": "Optimiser: SGD (with Nesterov or plain momentum), Adam or AdamW.",
     "optim.lr": "Learning rate at the start of each phase.",
     "optim.momentum": "Momentum of SGD, in [0, 1).",
+    "optim.nesterov": "SGD with Nesterov momentum (ticked) or plain momentum, as RepDistiller "
+                      "and most CIFAR papers use.",
     "optim.weight_decay": "L2 penalty (decoupled in AdamW).",
     "optim.schedule": "Learning-rate schedule over a phase: constant, cosine (to 0), step "
                       "(multiply by gamma every step-size epochs) or multistep (multiply by "
