@@ -118,8 +118,10 @@ def cmd_presets(_args: argparse.Namespace) -> int:
     """The shipped presets, one a line with its description."""
     from kdstudio.core.presets import list_presets, preset_description
 
-    for name in list_presets():
-        print(f"{name:<20} {preset_description(name)}")
+    names = list_presets()
+    width = max((len(name) for name in names), default=0)
+    for name in names:
+        print(f"{name:<{width}}  {preset_description(name)}")
     return EXIT_OK
 
 
