@@ -144,3 +144,21 @@ def test_multistep_drops_the_lr_at_the_milestone_epochs_of_a_run(tmp_path: Path)
             for m in store.metrics(result.run_id, name="lr", phase=phase):
                 by_epoch.setdefault(m["epoch"], set()).add(round(m["value"], 12))
             assert by_epoch == {1: {0.1}, 2: {0.05}, 3: {0.025}}, phase
+
+
+def test_wide_resnet_weights_of_earlier_versions_still_load(tmp_path: Path) -> None:
+    """resnet8x4 weights saved before the 32-channel stem (the layers of `resnet` width 4)
+    rebuild as that model and give the same outputs."""
+    import json
+
+    from kdstudio.core.checkpoint import build_model, save_model
+
+    torch.manual_seed(0)
+    earlier = create_model("resnet", (3, 16, 16), 5, depth=8, width=4).eval()
+    save_model(earlier, tmp_path, "student")
+    spec = json.loads((tmp_path / "student.json").read_text())
+    spec.update(arch="resnet8x4", params={})
+    rebuilt = build_model(spec, tmp_path / "student.safetensors")
+    x = torch.randn(2, 3, 16, 16)
+    assert rebuilt.arch == "resnet" and rebuilt.arch_params == {"depth": 8, "width": 4}
+    assert torch.equal(rebuilt(x), earlier(x))

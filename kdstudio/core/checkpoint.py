@@ -175,11 +175,30 @@ def build_model(spec: dict[str, Any], weights: str | Path) -> FeatureModel:
     (a run training in another thread keeps its exact random sequence) and wastes no time
     initialising weights that are replaced at once.
     """
+    spec = _earlier_wide_resnet(spec, Path(weights))
     with torch.device("meta"):
         model = create_model(spec["arch"], spec["input_shape"], spec["num_classes"],
                              **spec["params"])
     load_weights(model, weights, assign=True)
     return model.eval()
+
+
+# Until 2026-12-02 resnet8x4 and resnet32x4 had a 64-channel stem: exactly `resnet` with
+# width 4. Their weights in older histories are rebuilt as that model.
+_EARLIER_WIDE_RESNETS = {"resnet8x4": 8, "resnet32x4": 32}
+
+
+def _earlier_wide_resnet(spec: dict[str, Any], weights: Path) -> dict[str, Any]:
+    depth = _EARLIER_WIDE_RESNETS.get(spec["arch"])
+    if depth is None or spec.get("params"):
+        return spec
+    try:
+        stem = read_state_dict(weights).get("stem.0.weight")
+    except (OSError, ValueError):
+        return spec  # load_weights reports the file's problem
+    if stem is None or stem.shape[0] != 64:
+        return spec
+    return {**spec, "arch": "resnet", "params": {"depth": depth, "width": 4}}
 
 
 def load_model(sidecar: str | Path) -> FeatureModel:
