@@ -42,7 +42,7 @@ from kdstudio.gui.tasks import Task, TaskState
 
 DEBOUNCE_MS = 300
 PENDING = "data.path: checking the data files…"
-THUMB = 48  # thumbnail side, pixels
+THUMB = 40  # thumbnail side, pixels
 THUMB_COLUMNS = 6
 TABLE_LINES = 6  # rows a table shows before it scrolls
 STAMP_ENTRIES = 200
@@ -221,7 +221,8 @@ def _fill(table: QTableWidget, columns: list[str], rows: list[list[str]],
             table.setItem(r, c, item)
     lines = min(len(rows), TABLE_LINES)
     header = table.horizontalHeader().sizeHint().height()
-    scroll = table.horizontalScrollBar().sizeHint().height()
+    scrolls = table.horizontalScrollBarPolicy() != Qt.ScrollBarPolicy.ScrollBarAlwaysOff
+    scroll = table.horizontalScrollBar().sizeHint().height() if scrolls else 0
     table.setFixedHeight(header + lines * table.verticalHeader().defaultSectionSize()
                          + scroll + 2 * table.frameWidth())
 
@@ -255,6 +256,7 @@ class DataPreview(QFrame):
         self.error.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.counts = _table("dataPreviewCounts")
         self.counts.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.counts.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.samples = QWidget()
         self.samples.setObjectName("dataPreviewSamples")
         self._grid = QGridLayout(self.samples)
