@@ -150,8 +150,15 @@ def test_start_waits_for_the_data_check(qtbot, window, tmp_path):
     window.setup.data_params.widgets["label_column"].setText("kind")
     _config, problems = window.setup.run_config()
     assert problems == [data_preview.PENDING]  # not read on the GUI thread
+    assert window.setup.validate_now() == [data_preview.PENDING]
     assert find(window, QLineEdit, "dataPathEdit") not in window.setup.marked_widgets()
+    assert not find(window, QPushButton, "startButton").isEnabled()
+    assert not find(window, QLabel, "problemsLabel").isVisible()  # the preview says it
+    assert find(window, QLabel, "dataPreviewSummary").isHidden()
+    assert not window.setup.data_preview.busy_line.isHidden()
     assert wait_for_check(qtbot, window.setup).problems == []
+    assert find(window, QPushButton, "startButton").isEnabled()
+    assert window.setup.data_preview.busy_line.isHidden()
 
 
 def run_from_the_form(qtbot, window, tmp_path) -> dict:

@@ -445,7 +445,8 @@ class SetupPanel(QWidget):
         kept = [p for p in self.load_problems  # until the field is edited
                 if _lookup(held, _key(p)) == _lookup(self._loaded, _key(p))]
         self.load_problems = kept
-        self.marks.mark([p for p in problems if p != PENDING] + kept, self._editor_owners())
+        self.marks.mark([p for p in problems if not self.waiting(p)] + kept,
+                        self._editor_owners())
         self.validated.emit(problems)
         return problems
 
@@ -490,6 +491,11 @@ class SetupPanel(QWidget):
             if size is not None and isinstance(item, LayerInput):
                 item.set_layers(list(size.layers))
         self.sizes.show_sizes(teacher, student, uses_teacher(values))
+
+    @staticmethod
+    def waiting(problem: str) -> bool:
+        """Whether a problem only says that the data files are still being checked."""
+        return problem == PENDING
 
     def marked_widgets(self) -> list[QWidget]:
         """Widgets currently marked invalid (for the window and tests)."""
