@@ -139,6 +139,9 @@ def test_a_bad_file_is_shown_inline_naming_file_row_and_column(qtbot, window, tm
     assert f"data.path: {bad}, row 7" in panel.problems[0]
     assert find(window, QLineEdit, "dataPathEdit") in panel.marked_widgets()
     assert not find(window, QPushButton, "startButton").isEnabled()
+    csv_table(bad, rows=12)  # the file fixed on disk is checked again
+    assert wait_for_check(qtbot, panel).problems == [] and panel.problems == []
+    assert error.isHidden()
     find(window, QLineEdit, "dataPathEdit").setText(str(tmp_path / "none.csv"))
     wait_for_check(qtbot, panel)
     assert error.text() == f"no such file {tmp_path / 'none.csv'}"

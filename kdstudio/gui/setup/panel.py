@@ -375,12 +375,12 @@ class SetupPanel(QWidget):
         """The RunConfig of the form and every problem with it (empty: ready to run)."""
         data, problems = self.config_dict()
         config, checks = config_from_dict(data)
-        # the data check reads files: its result comes from the checker's thread
-        known = self.data_checker.request(config) if reads_files(config) else None
-        found = (None if not reads_files(config) else
-                 ([PENDING], None) if known is None else (known.problems, known.info))
-        key = json.dumps([data, known is None, self.data_checker.generation], sort_keys=True,
-                         default=str)
+        found: tuple[list[str], Any] | None = None  # None: validate checks the data itself
+        if reads_files(config):  # the check reads files: it comes from the checker's thread
+            known = self.data_checker.request(config)
+            found = ([PENDING], None) if known is None else (known.problems, known.info)
+        key = json.dumps([data, found == ([PENDING], None), self.data_checker.generation],
+                         sort_keys=True, default=str)
         if self._checked is not None and self._checked[0] == key:
             # unchanged since the last check (Start right after the live validation)
             return self._checked[1].copy(), problems + self._checked[2]
@@ -462,7 +462,7 @@ class SetupPanel(QWidget):
         config = config_from_dict(self._read()[0])[0]
         if reads_files(config):  # described by the data check, off the GUI thread
             check = self.data_checker.request(config)
-            return None if check is None or check.problems else check.info
+            return None if check is None else check.info
         try:
             return get_dataset(name).describe(self.inputs["data.path"].get()[0],
                                               dataset_params(name, params))
