@@ -126,6 +126,15 @@ def test_cifar_counts_names_and_pixels(tmp_path: Path, version: str) -> None:
                           .transpose(1, 2, 0))
 
 
+def test_cifar100_has_its_hundred_fine_classes(tmp_path: Path) -> None:
+    write_binary(tmp_path / "c100", 100)
+    preview = preview_dataset("cifar100", str(tmp_path / "c100"), {}, 0.1, 0.2, 0)
+    assert len(preview.class_names) == 100 and preview.class_names[99] == "thing-99"
+    assert preview.counts == run_counts("cifar100", tmp_path / "c100", {}, 0.1, 0.2, 0)
+    # the test files hold classes 0, 3, 6, ...: one sample of each present class in turn
+    assert [label for _image, label in preview.images] == list(range(0, 36, 3))
+
+
 def test_cifar_missing_files_name_the_folder(tmp_path: Path) -> None:
     with pytest.raises(DataFileError, match=r"CIFAR-10 files missing in .*empty"):
         (tmp_path / "empty").mkdir()
