@@ -95,8 +95,10 @@ def _method_problems(config: RunConfig) -> list[str]:
     return problems
 
 
-def _data_problems(config: RunConfig):
-    """Problems with the data section, and the dataset's description when it is usable."""
+def data_problems(config: RunConfig) -> tuple[list[str], Any]:
+    """Problems with the data section, and the dataset's description when it is usable.
+    It may read the files (CIFAR's batches, a CSV table): the window calls it off its GUI
+    thread and hands the result to `validate`."""
     from kdstudio.core.data import DATASETS, DataFileError, dataset_params, get_dataset
 
     data = config.data
@@ -222,15 +224,16 @@ def _device_problems(config: RunConfig) -> list[str]:
     return []
 
 
-def validate(config: RunConfig, store: TeacherRuns | None = None) -> list[str]:
+def validate(config: RunConfig, store: TeacherRuns | None = None,
+             data: tuple[list[str], Any] | None = None) -> list[str]:
     """Every problem with a config, one line each; empty when it can run. With `store` (the
     history), a teacher checkpoint that is a saved run's teacher must come from a run on the
-    same dataset."""
+    same dataset. `data`: what `data_problems` gave for this config, when already known."""
     problems = _number_problems(config)
     problems += _method_problems(config)
     problems += _device_problems(config)
-    data_problems, info = _data_problems(config)
-    problems += data_problems
+    found, info = data_problems(config) if data is None else data
+    problems += found
     student_problems, student = _model_problems(
         "student", config.student.arch, config.student.params, info)
     problems += student_problems
