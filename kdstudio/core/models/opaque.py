@@ -65,8 +65,9 @@ class OpaqueTeacher(FeatureModel):
         else:
             self._open_onnx()
         if self.program is not None:
+            for parameter in self.program.parameters():  # a ScriptModule has no requires_grad_
+                parameter.requires_grad_(False)
             self.parameter_count = sum(p.numel() for p in self.program.parameters())
-            self.program.requires_grad_(False)
 
     def _open_onnx(self) -> None:
         try:

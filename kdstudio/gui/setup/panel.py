@@ -334,7 +334,8 @@ class SetupPanel(QWidget):
             # unchanged since the last check (Start right after the live validation)
             return self._checked[1].copy(), problems + self._checked[2]
         config, checks = config_from_dict(data)
-        checks += validate(config, store=self.teacher_source)
+        # a custom model's file is not imported here; Start asks before the run imports it
+        checks += validate(config, store=self.teacher_source, asks_consent=True)
         self._checked = (key, config.copy(), checks)
         return config, problems + checks
 
