@@ -106,6 +106,8 @@ def test_cli_trust_code_runs_and_keeps_the_code_with_the_run(tmp_path: Path, cap
     out = capsys.readouterr().out
     assert (models.parent / "imported.marker").read_text() == "imported"
     assert f"Teacher code {models} (sha256 {sha256(models)}) is kept with the run" in out
+    assert "\nTeacher test accuracy " in out  # printed before the students train
+    assert out.index("Teacher test accuracy") < out.index("[baseline] epoch")
     with Store(db) as store:
         code = store.artifacts(1, "code")
         assert {row["meta"]["role"] for row in code} == {"teacher", "student"}

@@ -10,6 +10,7 @@ import pytest
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QComboBox, QMessageBox, QPushButton
 
+from kdstudio.core.events import PhaseTested
 from kdstudio.core.models.custom import forget_trust
 from kdstudio.core.store import Store
 from tests.gui.conftest import find, pick, set_tiny_run
@@ -90,3 +91,13 @@ def test_trust_in_the_consent_dialog_runs_with_the_code(qtbot, window, tmp_path)
                                                    .hexdigest()]
     card = window.live.summary_card
     assert card.cells["teacher_test_acc"].text() == f"{result['summary']['teacher_test_acc']:.2%}"
+
+
+def test_the_teachers_test_figure_shows_as_soon_as_it_is_measured(window):
+    live = window.live
+    live.begin_run()
+    live.push(PhaseTested(1, "teacher", 0.875))
+    live.drain()
+    card = live.summary_card
+    assert card.cells["teacher_test_acc"].text() == "87.50%"
+    assert card.cells["student_test_acc"].text() == "—"

@@ -26,7 +26,7 @@ from kdstudio.core.engine.evaluation import (
 from kdstudio.core.engine.loop import train_phase
 from kdstudio.core.engine.preparation import Prepared, prepare
 from kdstudio.core.engine.recorder import Recorder
-from kdstudio.core.events import EventSink, Log, ResumePoint, RunFinished, RunStarted
+from kdstudio.core.events import EventSink, Log, PhaseTested, ResumePoint, RunFinished, RunStarted
 from kdstudio.core.models import FeatureModel, count_parameters, create_model, model_size_mb
 from kdstudio.core.models.custom import CustomModel
 from kdstudio.core.models.opaque import OpaqueTeacher
@@ -326,6 +326,9 @@ def _train_phases(run: RunContext) -> None:
         if not trained_before:
             run.log(f"Teacher test accuracy {_test_phase(run, 'teacher', teacher):.2%}")
             _save(run, "teacher", teacher)
+        elif "teacher_test_acc" in run.summary:  # measured before the run was resumed
+            run.recorder.emit(PhaseTested(run.run_id, "teacher",
+                                          run.summary["teacher_test_acc"]))
     if "baseline" in run.plan and not run.done_before("baseline"):
         baseline = create_model(p.student.arch, p.data.input_shape, p.data.num_classes,
                                 **p.student.arch_params)
@@ -350,6 +353,7 @@ def _test_phase(run: RunContext, phase: str, model: FeatureModel) -> float:
     plan = run.plan.get(phase)
     run.recorder.metrics(phase, plan.steps if plan else 0, plan.epochs if plan else 0,
                          {"test/acc": acc})
+    run.recorder.emit(PhaseTested(run.run_id, phase, acc))
     return acc
 
 
