@@ -1,5 +1,6 @@
-"""The window asks before a run imports a custom model's file: Cancel starts and imports
-nothing, Trust runs it."""
+"""Your own models in the window: the consent dialog before a custom model's file is
+imported (Cancel starts and imports nothing, Trust runs it), an ONNX teacher, the teacher's
+test figure."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QApplication, QComboBox, QMessageBox, QPushButton
+from PySide6.QtWidgets import QApplication, QComboBox, QMessageBox, QPushButton, QSpinBox
 
 from kdstudio.core.events import PhaseTested
 from kdstudio.core.models.custom import forget_trust
@@ -101,3 +102,39 @@ def test_the_teachers_test_figure_shows_as_soon_as_it_is_measured(window):
     card = live.summary_card
     assert card.cells["teacher_test_acc"].text() == "87.50%"
     assert card.cells["student_test_acc"].text() == "—"
+
+
+def test_an_onnx_teacher_from_the_form_refuses_feature_methods_and_runs_kd(qtbot, window,
+                                                                          tmp_path):
+    import warnings
+
+    import torch
+
+    from kdstudio.core.models import create_model
+    from kdstudio.gui.setup.teacher_source import SOURCE_FILE
+
+    teacher = create_model("mlp", (8,), 4, hidden_sizes=[16]).eval()
+    onnx_file = tmp_path / "teacher.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(teacher, (torch.zeros(2, 8),), str(onnx_file), dynamo=False,
+                          input_names=["x"], dynamic_axes={"x": {0: "batch"}})
+    set_tiny_run(window)
+    panel = window.setup
+    pick(find(window, QComboBox, "teacherArchCombo"), "")
+    panel.teacher_source.set_source(SOURCE_FILE)
+    panel.teacher_source.checkpoint.widget.setText(str(onnx_file))
+    find(window, QSpinBox, "teacherEpochsSpin").setValue(0)
+    pick(find(window, QComboBox, "methodCombo"), "fitnets")
+    panel.validate_now()
+    assert ("distill.method: fitnets needs the teacher's inner layers; an ONNX teacher gives "
+            "only its outputs") in panel.problems
+    pick(find(window, QComboBox, "methodCombo"), "kd")
+    panel.validate_now()
+    assert panel.problems == []
+    with qtbot.waitSignal(window.run_finished, timeout=RUN_TIMEOUT_MS) as finished:
+        click(qtbot, window, "startButton")
+    result = finished.args[0]
+    assert result["status"] == "completed", result.get("error")
+    assert window.live.summary_card.cells["teacher_test_acc"].text() == (
+        f"{result['summary']['teacher_test_acc']:.2%}")
