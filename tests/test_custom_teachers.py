@@ -16,6 +16,7 @@ from kdstudio.core.checkpoint import load_model
 from kdstudio.core.config import ConfigError, save_toml, validate
 from kdstudio.core.engine import run
 from kdstudio.core.events import Epoch, Log
+from kdstudio.core.export import rebuild_student
 from kdstudio.core.models import create_model
 from kdstudio.core.models.custom import forget_trust, trust
 from kdstudio.core.store import Store
@@ -114,14 +115,21 @@ def test_cli_trust_code_runs_and_keeps_the_code_with_the_run(tmp_path: Path, cap
         assert {row["sha256"] for row in code} == {sha256(models)}
         assert Path(code[0]["path"]).read_bytes() == models.read_bytes()
         summary = store.get_run(1)["summary"]
-        student_file = next(a["path"] for a in store.artifacts(1, "student")
-                            if a["format"] == "safetensors")
     assert summary["student_params"] == 6 * 8 + 8 + 8 * 3 + 3
     assert summary["teacher_params"] == 6 * 24 + 24 + 24 * 3 + 3
-    # the saved student rebuilds from the run's copy of the code (the original is gone)
+    # the saved student is exported from the run's copy of the code (the original is gone),
+    # with its code beside it, again only with consent
     models.unlink()
-    student = load_model(Path(student_file).with_suffix(".json"))
+    forget_trust()
+    out = tmp_path / "exported"
+    export = ["export", "1", "--db", str(db), "--out", str(out), "--format", "safetensors"]
+    assert main(export) == 2
+    assert not out.exists()
+    assert main([*export, "--trust-code"]) == 0
+    student = rebuild_student(out / "student.json")
     assert set(student.feature_layers()) == {"body", "head", "embedding"}
+    assert student.code_sha256 == hashlib.sha256(next((out / "code").iterdir()).read_bytes()
+                                                 ).hexdigest()
 
 
 def test_custom_run_resumes_from_its_copy_only_with_consent(tmp_path: Path, capsys) -> None:
