@@ -294,3 +294,18 @@ def test_untrusted_custom_model_is_a_config_error_in_the_engine(tmp_path: Path) 
         run(custom_config(models, student=False), store)
     assert raised.value.problems[0].startswith(f"teacher.params.file: {models} (sha256 ")
     assert not (models.parent / "imported.marker").exists()
+
+
+def test_a_trusted_file_that_fails_is_one_line_naming_it(tmp_path: Path) -> None:
+    models = write_models(tmp_path / "user")
+    broken = tmp_path / "broken.py"
+    broken.write_text("raise RuntimeError('boom')\n", encoding="utf-8")
+    trust([sha256(models), sha256(broken)])
+    config = custom_config(models, student=False)
+    config.teacher.params["factory"] = "nope"
+    assert validate(config) == [f"teacher.params: factory: {models} has no function 'nope'"]
+    config.teacher.params = {"file": str(broken)}
+    assert validate(config) == [f"teacher.params: importing {broken} failed: RuntimeError: boom"]
+    config.teacher.params = {"file": str(models), "factory": "make", "depth": 3}
+    assert validate(config) == ["teacher.params: factory: make() in models.py failed: "
+                                "TypeError: make() got an unexpected keyword argument 'depth'"]

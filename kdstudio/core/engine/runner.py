@@ -3,6 +3,7 @@ their order, the run's start and end, and why it failed."""
 
 from __future__ import annotations
 
+import copy
 import platform
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -330,8 +331,10 @@ def _train_phases(run: RunContext) -> None:
             run.recorder.emit(PhaseTested(run.run_id, "teacher",
                                           run.summary["teacher_test_acc"]))
     if "baseline" in run.plan and not run.done_before("baseline"):
-        baseline = create_model(p.student.arch, p.data.input_shape, p.data.num_classes,
-                                **p.student.arch_params)
+        # a custom student is copied, not rebuilt: its file may have changed since
+        baseline = (copy.deepcopy(p.student) if isinstance(p.student, CustomModel) else
+                    create_model(p.student.arch, p.data.input_shape, p.data.num_classes,
+                                 **p.student.arch_params))
         train_phase(run, run.plan["baseline"], baseline, create_method("none", 1.0),
                     config.optim.lr, initial_student, p.labelled)
         run.log(f"Baseline (student alone) test accuracy "

@@ -33,6 +33,7 @@ CUSTOM = "custom"
 _trusted: set[str] = set()
 _modules: dict[str, types.ModuleType] = {}  # by sha256: each trusted file runs once
 _lock = threading.Lock()
+_import_lock = threading.Lock()  # one import of a file at a time (the window and a run)
 
 
 def trust(digests: Iterable[str]) -> None:
@@ -92,30 +93,36 @@ def code_file(key: str, params: dict[str, Any]) -> CodeFile | None:
 
 
 def _load_module(path: Path, key: str) -> tuple[types.ModuleType, bytes, str]:
-    """The module of a trusted file (run once per content), its source and its hash."""
+    """The module of a trusted file (run once per content), its source and its hash;
+    UntrustedCode (named by `key`) when it is not trusted."""
     try:
         source = path.read_bytes()
     except OSError as error:
-        raise ValueError(f"{key}: cannot read {path} ({error.strerror or error})") from None
+        raise ValueError(f"cannot read {path} ({error.strerror or error})") from None
     digest = hashlib.sha256(source).hexdigest()
     if not is_trusted(digest):
         raise UntrustedCode(CodeFile(key, path.resolve(), digest))
-    with _lock:
+    with _import_lock:
         module = _modules.get(digest)
-    if module is None:
-        name = f"kdstudio_user_{digest[:16]}"
-        module = types.ModuleType(name)
-        module.__file__ = str(path)
-        sys.modules[name] = module  # dataclasses and pickling look classes up here
-        try:
-            exec(compile(source, str(path), "exec"), module.__dict__)  # noqa: S102 - consented
-        except Exception as error:
-            sys.modules.pop(name, None)
-            raise ValueError(f"{key}: importing {path} failed: {type(error).__name__}: "
-                             f"{error}") from None
-        with _lock:
+        if module is None:
+            module = _execute(source, path, digest)
             _modules[digest] = module
     return module, source, digest
+
+
+def _execute(source: bytes, path: Path, digest: str) -> types.ModuleType:
+    """Run a trusted file's source as a new module."""
+    name = f"kdstudio_user_{digest[:16]}"
+    module = types.ModuleType(name)
+    module.__file__ = str(path)
+    sys.modules[name] = module  # dataclasses and pickling look classes up here
+    try:
+        exec(compile(source, str(path), "exec"), module.__dict__)  # noqa: S102 - consented
+    except Exception as error:  # noqa: BLE001 - the user's code may raise anything
+        sys.modules.pop(name, None)
+        raise ValueError(f"importing {path} failed: {type(error).__name__}: {error}"
+                         ) from None
+    return module
 
 
 class CustomModel(FeatureModel):
