@@ -235,6 +235,12 @@ def test_opaque_teacher_refuses_feature_methods_training_and_other_classes(
         "distill.method: fitnets needs the teacher's inner layers; an ONNX teacher gives "
         "only its outputs"]
     config.distill.method, config.teacher.epochs = "kd", 0
+    program = write_opaque(model, "torchscript", tmp_path)
+    config.teacher.arch, config.teacher.checkpoint = "mlp", str(program)
+    assert validate(config) == [f"teacher.checkpoint: cannot read {program}: it is a "
+                                "TorchScript program, not a state dict; set teacher.arch = \"\" "
+                                "to use it as an opaque teacher"]
+    config.teacher.arch, config.teacher.checkpoint = "", str(tmp_path / "teacher.onnx")
     config.data.params["classes"] = 4
     assert validate(config) == [f"teacher.checkpoint: {config.teacher.checkpoint} gives 3 "
                                 "outputs; the data has 4 classes"]
@@ -309,3 +315,10 @@ def test_a_trusted_file_that_fails_is_one_line_naming_it(tmp_path: Path) -> None
     config.teacher.params = {"file": str(models), "factory": "make", "depth": 3}
     assert validate(config) == ["teacher.params: factory: make() in models.py failed: "
                                 "TypeError: make() got an unexpected keyword argument 'depth'"]
+    imagenet = tmp_path / "imagenet.py"
+    imagenet.write_text("from torch import nn\n\n\ndef make(num_classes, input_shape):\n"
+                        "    return nn.Linear(input_shape[0], 1000)\n", encoding="utf-8")
+    trust([sha256(imagenet)])
+    config.teacher.params = {"file": str(imagenet)}
+    assert validate(config) == ["teacher.params: the model gives outputs shaped [2, 1000] for "
+                                "a batch of 2; the data has 3 classes"]

@@ -15,6 +15,7 @@ from safetensors.torch import load_file, save_file
 
 from kdstudio.core.models import FeatureModel, create_model
 from kdstudio.core.models.custom import copy_name
+from kdstudio.core.models.opaque import KINDS, program_kind
 
 SPEC_KEY = "kdstudio_spec"
 
@@ -53,11 +54,16 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             raise ValueError(f"cannot read {path}: it looks like a safetensors file but its "
                              f"contents do not parse ({_first_line(error)}); it may be "
                              "damaged or cut short") from None
+    elif head.startswith(ZIP_MAGIC) and program_kind(path):
+        raise ValueError(f"cannot read {path}: it is a {KINDS[program_kind(path) or '']} "
+                         "program, not a state dict; set teacher.arch = \"\" to use it as "
+                         "an opaque teacher")
     elif head.startswith((ZIP_MAGIC, PICKLE_MAGIC)):
         state = _read_torch_file(path)
     else:
         raise ValueError(f"cannot read {path}: it is neither a safetensors file nor a PyTorch "
-                         f"checkpoint (its first bytes match neither format); {ACCEPTED}")
+                         f"checkpoint (its first bytes match neither format); {ACCEPTED} "
+                         "(an ONNX teacher: set teacher.arch = \"\")")
     problem = nonfinite_tensor(state)
     if problem:
         raise ValueError(f"tensor '{problem[0]}' in {path} holds {problem[1]}; the weights must "

@@ -167,6 +167,9 @@ def _model_problems(section: str, arch: str, params: dict[str, Any], info: Any,
         summary = summarise_model(arch, params, tuple(info.input_shape), info.num_classes)
     except Exception as error:  # noqa: BLE001 - any model code may reject odd parameters
         return [f"{section}.params: {_first_line(error)}"], None
+    if summary.output != (2, info.num_classes):  # a custom factory may ignore num_classes
+        return [f"{section}.params: the model gives outputs shaped {list(summary.output)} "
+                f"for a batch of 2; the data has {info.num_classes} classes"], None
     return [], summary
 
 
@@ -316,7 +319,10 @@ def validate(config: RunConfig, store: TeacherRuns | None = None,
     problems += student_problems
     teacher = None
     if _uses_teacher(config) and not config.teacher.arch:
-        problems += _opaque_problems(config, info)
+        opaque_problems = _opaque_problems(config, info)
+        problems += opaque_problems
+        if not opaque_problems:
+            problems += _reused_run_problems(config, store)
     elif _uses_teacher(config):
         teacher_problems, teacher = _model_problems(
             "teacher", config.teacher.arch, config.teacher.params, info, asks_consent)

@@ -24,16 +24,26 @@ KINDS = {"onnx": "ONNX", "torchscript": "TorchScript", "pt2": "torch.export (.pt
 OPAQUE_FILES = "an ONNX file, a TorchScript file or a torch.export .pt2 file"
 
 
+def program_kind(path: Path) -> str | None:
+    """'torchscript' or 'pt2' for a zip archive holding a program, else None."""
+    if not zipfile.is_zipfile(path):
+        return None
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+    if any(name.endswith(("serialized_exported_program.json", "archive_format"))
+           for name in names):
+        return "pt2"
+    if any("/code/" in name or name.endswith("constants.pkl") for name in names):
+        return "torchscript"
+    return None
+
+
 def opaque_kind(path: Path) -> str:
     """'torchscript', 'pt2' or 'onnx', from the file's contents."""
     if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
-        if any(name.endswith("serialized_exported_program.json") or
-               name.endswith("archive_format") for name in names):
-            return "pt2"
-        if any("/code/" in name or name.endswith("constants.pkl") for name in names):
-            return "torchscript"
+        kind = program_kind(path)
+        if kind is not None:
+            return kind
         raise ValueError(f"{path} is a PyTorch zip archive that is neither TorchScript nor "
                          f"torch.export (a state dict needs its teacher.arch); "
                          f"teacher.arch = \"\" takes {OPAQUE_FILES}")
