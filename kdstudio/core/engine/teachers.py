@@ -66,4 +66,5 @@ def _opaque(checkpoint: str, data: Splits) -> BuiltTeacher:
     if problem:
         raise ConfigError([f"teacher.checkpoint: {problem}"])
     model.num_classes = data.num_classes
-    return BuiltTeacher(model, 0, [f"Teacher: {model.label}, frozen, its outputs only"])
+    return BuiltTeacher(model, 0, [f"Teacher: {model.label} (sha256 {model.sha256}), frozen, "
+                                   "its outputs only"])

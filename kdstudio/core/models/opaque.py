@@ -64,6 +64,7 @@ class OpaqueTeacher(FeatureModel):
         self.arch_params = {}
         self.input_shape = input_shape
         digest = hashlib.sha256(path.read_bytes()).digest()
+        self.sha256 = digest.hex()
         self.register_buffer("file_sha256", torch.tensor(list(digest), dtype=torch.uint8))
         self.program: nn.Module | None = None
         self.session: Any = None
