@@ -186,7 +186,8 @@ class SetupPanel(QWidget):
     def _browse(self, field: Field, edit: QLineEdit) -> None:
         if field.kind == "file":
             path = open_file_name(self, "Teacher weights", edit.text(),
-                                  "Weights (*.safetensors *.pt *.pth);;All files (*)")
+                                  "Teacher files (*.safetensors *.pt *.pth *.onnx *.pt2 *.ts);;"
+                                  "All files (*)")
         else:
             path = existing_folder(self, field.label, edit.text())
         if path:
