@@ -132,6 +132,13 @@ def _model_choices() -> list[Choice]:
     return [(n, n, entry_doc(MODELS.get(n))) for n in list_models()]
 
 
+def _teacher_choices() -> list[Choice]:
+    return _model_choices() + [("", "file only (ONNX, TorchScript, .pt2)",
+                                "An opaque teacher: the checkpoint is an ONNX, TorchScript or "
+                                "torch.export .pt2 file, used as it is (epochs 0; logit "
+                                "methods only)")]
+
+
 def _method_choices() -> list[Choice]:
     from kdstudio.core.distill.methods import METHODS, list_methods
 
@@ -190,8 +197,9 @@ def _build_fields() -> tuple[Field, ...]:
         f("data.val_fraction", "Validation fraction", "float", "valFractionSpin"),
         f("data.test_fraction", "Test fraction", "float", "testFractionSpin"),
         f("teacher.checkpoint", "Checkpoint", "file", "teacherCheckpointEdit",
-          placeholder="teacher.safetensors or a .pt state dict"),
-        f("teacher.arch", "Architecture", "choice", "teacherArchCombo", choices=_model_choices),
+          placeholder="teacher.safetensors, a .pt state dict, or an ONNX / TorchScript / .pt2"),
+        f("teacher.arch", "Architecture", "choice", "teacherArchCombo",
+          choices=_teacher_choices),
         f("teacher.params", "", "params", owner="teacher.arch"),
         f("teacher.epochs", "Epochs", "int", "teacherEpochsSpin"),
         f("teacher.lr", "Learning rate", "float", "teacherLrSpin", special="same as optimiser"),

@@ -22,10 +22,16 @@ TIPS = {
     "teacher.source": "Where the teacher comes from: trained here first, loaded from a weight "
                       "file (.safetensors, .pt), or the teacher another run trained.",
     "teacher.checkpoint": "Weight file of a trained teacher (.safetensors or a .pt state dict, "
-                          "loaded with weights_only=True). The architecture below must match.",
+                          "loaded with weights_only=True). The architecture below must match; "
+                          "one whose head has other classes is fine-tuned with a new head when "
+                          "Epochs > 0. With the architecture 'file only': an ONNX, TorchScript "
+                          "or torch.export .pt2 file, used as it is.",
     "teacher.run": "A saved run whose trained teacher is reused; its architecture and "
                    "parameters are copied and its weight file is loaded.",
-    "teacher.arch": "Architecture of the teacher (the large model whose outputs are distilled).",
+    "teacher.arch": "Architecture of the teacher (the large model whose outputs are distilled). "
+                    "custom: your own Python file (asked before it is imported); file only: "
+                    "the checkpoint is an ONNX, TorchScript or .pt2 file (outputs only, "
+                    "frozen, logit methods).",
     "teacher.epochs": "Epochs to train the teacher on the labels before distilling "
                       "(ignored when the teacher is loaded).",
     "teacher.lr": "Learning rate of the teacher's training; 0 means the same as the "

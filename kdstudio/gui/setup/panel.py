@@ -200,7 +200,8 @@ class SetupPanel(QWidget):
         dataset = self._path_dataset(field.key)
         if field.kind == "file":
             path = open_file_name(self, "Teacher weights", edit.text(),
-                                  "Weights (*.safetensors *.pt *.pth);;All files (*)")
+                                  "Teacher files (*.safetensors *.pt *.pth *.onnx *.pt2 *.ts);;"
+                                  "All files (*)")
         elif dataset is not None and dataset.path_kind == "file":
             path = open_file_name(self, f"{self.inputs[_DATA_PATHS[field.key]].get()[0]} file",
                                   edit.text(), dataset.path_filter)
@@ -384,7 +385,8 @@ class SetupPanel(QWidget):
         if self._checked is not None and self._checked[0] == key:
             # unchanged since the last check (Start right after the live validation)
             return self._checked[1].copy(), problems + self._checked[2]
-        checks += validate(config, store=self.teacher_source, data=found)
+        # a custom model's file is not imported here; Start asks before the run imports it
+        checks += validate(config, store=self.teacher_source, data=found, asks_consent=True)
         self._checked = (key, config.copy(), checks)
         return config, problems + checks
 
