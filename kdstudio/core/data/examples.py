@@ -46,9 +46,8 @@ class Examples:
     def subset(self, rows: torch.Tensor) -> Examples:
         raise NotImplementedError
 
-    def chunks(self, size: int, persistent: bool = False) -> Iterator[torch.Tensor]:
-        """All inputs in order, `size` at a time; `persistent` keeps a loader's workers
-        for the next pass (evaluation runs every epoch)."""
+    def chunks(self, size: int) -> Iterator[torch.Tensor]:
+        """All inputs in order, `size` at a time."""
         raise NotImplementedError
 
     def head(self, count: int) -> torch.Tensor:
@@ -74,7 +73,7 @@ class TensorExamples(Examples):
     def subset(self, rows: torch.Tensor) -> Examples:
         return TensorExamples(self.tensor[rows])
 
-    def chunks(self, size: int, persistent: bool = False) -> Iterator[torch.Tensor]:
+    def chunks(self, size: int) -> Iterator[torch.Tensor]:
         return iter(self.tensor.split(size))
 
     def head(self, count: int) -> torch.Tensor:
@@ -104,8 +103,9 @@ class FileExamples(Examples):
 
     `decoder(file)` gives one example as a float32 array of `shape`; with `mean` and `std`
     the batches are normalised. `workers` decode in-order chunks (evaluation, the teacher
-    cache, statistics) in that many processes. `source` identifies the files' contents
-    (their names, sizes and times), for the teacher-output cache key.
+    cache, statistics) in that many processes, started for each pass and gone at its end.
+    `source` identifies the files' contents (their names, sizes and times), for the
+    teacher-output cache key.
     """
 
     def __init__(self, files: list[str], decoder: Callable[[str], np.ndarray],
@@ -113,11 +113,6 @@ class FileExamples(Examples):
                  std: np.ndarray | None = None, workers: int = 0, source: str = "") -> None:
         self.files, self.decoder, self.shape = files, decoder, tuple(shape)
         self.mean, self.std, self.workers, self.source = mean, std, workers, source
-        self._loader: Any = None  # the persistent in-order loader, made on first use
-        self._loader_size = 0
-
-    def __getstate__(self) -> dict[str, Any]:  # a worker gets the files, not the loader
-        return {**self.__dict__, "_loader": None, "_loader_size": 0}
 
     def __len__(self) -> int:
         return len(self.files)
@@ -136,7 +131,7 @@ class FileExamples(Examples):
         return FileExamples(files, self.decoder, self.shape, self.mean, self.std,
                             self.workers, self.source)
 
-    def chunks(self, size: int, persistent: bool = False) -> Iterator[torch.Tensor]:
+    def chunks(self, size: int) -> Iterator[torch.Tensor]:
         ranges = [np.arange(start, min(start + size, len(self)))
                   for start in range(0, len(self), size)]
         if self.workers == 0:
@@ -145,12 +140,8 @@ class FileExamples(Examples):
             return
         from torch.utils.data import DataLoader
 
-        loader = self._loader if persistent and self._loader_size == size else None
-        if loader is None:
-            loader = DataLoader(_Chunks(self), sampler=ranges, batch_size=None,
-                                num_workers=self.workers, collate_fn=as_is,
-                                persistent_workers=persistent)
-            self._loader, self._loader_size = (loader, size) if persistent else (None, 0)
+        loader = DataLoader(_Chunks(self), sampler=ranges, batch_size=None,
+                            num_workers=self.workers, collate_fn=as_is)
         for chunk in loader:
             if isinstance(chunk, LoadFailure):
                 chunk.raise_it()

@@ -20,8 +20,7 @@ def predict(model: nn.Module, x: torch.Tensor | Examples, device: torch.device
     CPU."""
     was_training = model.training
     model.eval()
-    chunks = (x.split(EVAL_BATCH) if isinstance(x, torch.Tensor)
-              else x.chunks(EVAL_BATCH, persistent=True))
+    chunks = x.split(EVAL_BATCH) if isinstance(x, torch.Tensor) else x.chunks(EVAL_BATCH)
     out = [model(chunk.to(device)).float().cpu() for chunk in chunks]
     model.train(was_training)
     if len(out) == 1:
