@@ -72,7 +72,7 @@ def run(config: RunConfig, store: Store, on_event: EventSink | None = None,
     Bad input raises ConfigError before anything is written. Otherwise the run ends
     `completed`, `stopped` (should_stop said yes) or `failed` (NaN loss, error), and the
     result says which; it does not raise. `batches` makes each phase's batch source
-    (default: `in_memory_batches`).
+    (default: `streaming.default_batches`, memory or stream as `data.loader` chose).
     """
     prepared = prepare(config)
     return _with_threads(prepared, Recorder(store, on_event), should_stop, None, batches)
