@@ -75,7 +75,7 @@ def run(config: RunConfig, store: Store, on_event: EventSink | None = None,
     Bad input raises ConfigError before anything is written. Otherwise the run ends
     `completed`, `stopped` (should_stop said yes) or `failed` (NaN loss, error), and the
     result says which; it does not raise. `batches` makes each phase's batch source
-    (default: `in_memory_batches`).
+    (default: `streaming.default_batches`, memory or stream as `data.loader` chose).
     """
     prepared = prepare(config)
     return _with_threads(prepared, Recorder(store, on_event), should_stop, None, batches)
@@ -239,6 +239,8 @@ def _start(run: RunContext, resumed: tuple[int, TrainingState] | None) -> None:
     run.log(f"Data {config.data.dataset}: {data_sizes['train']} train, {data_sizes['val']} "
             f"val, {data_sizes['test']} test"
             + ("" if p.data.test_is_official else " (test split carved, fixed seed)"))
+    if p.data.loader_reason:
+        run.log(p.data.loader_reason)
     if resumed is None:
         _keep_code(run)
     for note in p.teacher_notes:
@@ -320,7 +322,7 @@ def _train_phases(run: RunContext) -> None:
             train_phase(run, run.plan["teacher"], teacher, create_method("none", 1.0),
                         config.teacher.lr or config.optim.lr)
         teacher.eval().requires_grad_(False)
-        val_logits = predict(teacher, p.data.x_val, p.device)
+        val_logits = predict(teacher, p.data.inputs("val"), p.device)
         run.teacher_val = TeacherReference.of(val_logits)
         if loaded:  # its validation figures
             run.record_epoch("teacher", 0, 0, 0, validation_metrics(val_logits, p.data.y_val))
@@ -351,7 +353,7 @@ def _train_phases(run: RunContext) -> None:
 
 
 def _test_phase(run: RunContext, phase: str, model: FeatureModel) -> float:
-    acc = accuracy(predict(model, run.p.data.x_test, run.p.device), run.p.data.y_test)
+    acc = accuracy(predict(model, run.p.data.inputs("test"), run.p.device), run.p.data.y_test)
     run.summary[f"{phase}_test_acc"] = acc
     plan = run.plan.get(phase)
     run.recorder.metrics(phase, plan.steps if plan else 0, plan.epochs if plan else 0,
