@@ -8,6 +8,7 @@ from pathlib import Path
 from PySide6.QtWidgets import QComboBox, QLineEdit, QPushButton
 
 from tests.gui.conftest import find
+from tests.gui.test_data_preview import wait_for_check
 from tests.gui.test_gui_form import problems_text
 from tests.test_cifar_presets import write_cifar100
 
@@ -17,11 +18,13 @@ def test_a_cifar100_preset_asks_for_its_folder_before_start(qtbot, window, tmp_p
                   if a.text() == "cifar100-wrn40_2-wrn16_2")
     action.trigger()
     panel, start = window.setup, find(window, QPushButton, "startButton")
+    wait_for_check(qtbot, panel)  # the data check runs off the GUI thread
     assert panel.validate_now() == ["data.path: give the folder holding the CIFAR-100 files"]
     assert "data.path: give the folder holding the CIFAR-100 files" in problems_text(window)
     assert not start.isEnabled()
     assert find(window, QLineEdit, "milestonesEdit").text() == "150, 180, 210"
     assert find(window, QComboBox, "augmentCombo").currentData() == "crop-flip"
     find(window, QLineEdit, "dataPathEdit").setText(str(write_cifar100(tmp_path / "c", "python")))
+    wait_for_check(qtbot, panel)
     assert panel.validate_now() == []
     qtbot.waitUntil(start.isEnabled, timeout=3_000)
