@@ -7,6 +7,7 @@ skipped."""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +78,10 @@ def test_a_torchvision_model_is_the_package_model_with_the_data_classes_and_chan
         # 'embedding' is what the head sees: the head maps it to the logits
         assert torch.allclose(rebuilt.fc(recorder.features["embedding"]), logits)
     assert shapes["layer3"] == (256, 2, 2) and shapes["embedding"] == (512,)
+    copied = copy.deepcopy(rebuilt)  # its head feeds its own embedding layer, not the original's
+    with torch.no_grad(), FeatureRecorder(copied.feature_layers(), ["embedding"]) as recorder:
+        copied(x)
+        assert torch.allclose(copied.fc(recorder.features["embedding"]), logits)
 
 
 def test_a_timm_model_takes_the_channels_and_gives_its_stages() -> None:

@@ -17,7 +17,7 @@ import difflib
 import functools
 import importlib
 import importlib.util
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -112,7 +112,7 @@ def ecosystem_models() -> list[str]:
     return [f"{package}:{name}" for package in PACKAGES for name in package_models(package)]
 
 
-def _resolver(package: str):
+def _resolver(package: str) -> Callable[[str], ModelFactory]:
     @functools.cache
     def resolve(name: str) -> ModelFactory:
         arch = f"{package}:{name}"
