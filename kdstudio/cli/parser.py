@@ -68,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("presets", help="list shipped presets")
 
+    models = sub.add_parser("models", help="list model architectures with their parameter "
+                                           "counts and feature layers")
+    models.add_argument("--filter", metavar="TEXT",
+                        help="only names holding TEXT (any case), e.g. torchvision: or resnet")
+
     export = sub.add_parser("export", parents=[db],
                             help="export a run's student (safetensors, TorchScript, ONNX)")
     export.add_argument("run", metavar="RUN", help="run id or name")

@@ -20,7 +20,7 @@ from kdstudio.core.config.tips import SCHEDULE_TIP, TIPS
 Values = dict[str, Any]  # a config as a nested dict (what the form holds)
 Choice = tuple[str, str, str]  # value, label, tooltip
 
-KINDS = ("text", "int", "float", "bool", "choice", "folder", "file", "layer", "list",
+KINDS = ("text", "int", "float", "bool", "choice", "model", "folder", "file", "layer", "list",
          "params", "schedule")
 GROUPS = {"run": "Run", "data": "Data", "teacher": "Teacher", "student": "Student",
           "distill": "Distillation", "optim": "Optimiser", "more": "More options"}
@@ -198,12 +198,12 @@ def _build_fields() -> tuple[Field, ...]:
         f("data.test_fraction", "Test fraction", "float", "testFractionSpin"),
         f("teacher.checkpoint", "Checkpoint", "file", "teacherCheckpointEdit",
           placeholder="teacher.safetensors, a .pt state dict, or an ONNX / TorchScript / .pt2"),
-        f("teacher.arch", "Architecture", "choice", "teacherArchCombo",
+        f("teacher.arch", "Architecture", "model", "teacherArchCombo",
           choices=_teacher_choices),
         f("teacher.params", "", "params", owner="teacher.arch"),
         f("teacher.epochs", "Epochs", "int", "teacherEpochsSpin"),
         f("teacher.lr", "Learning rate", "float", "teacherLrSpin", special="same as optimiser"),
-        f("student.arch", "Architecture", "choice", "studentArchCombo", choices=_model_choices),
+        f("student.arch", "Architecture", "model", "studentArchCombo", choices=_model_choices),
         f("student.params", "", "params", owner="student.arch"),
         f("distill.method", "Method", "choice", "methodCombo", choices=_method_choices),
         f("distill.temperature", "Temperature T", "float", "temperatureSpin",

@@ -5,6 +5,10 @@ LOSS_FORMULA = ("loss = α·CE(s, y) + β·T²·KL(softmax(t/T) ‖ softmax(s/T)
                 "s, t = student and teacher logits, f_s, f_t = hint-layer features, "
                 "r = a trained regressor.")
 
+VISION_TIP = ("\nWith the vision extra installed (pip install kdstudio[vision]), also every "
+              "torchvision:NAME and timm:NAME model: type any part of a name to filter the "
+              "list (`kdstudio models` lists them with their sizes and layers).")
+
 TIPS = {
     "name": "A name for the run in the history (empty: one is made from the dataset, "
             "models and method).",
@@ -31,12 +35,12 @@ TIPS = {
     "teacher.arch": "Architecture of the teacher (the large model whose outputs are distilled). "
                     "custom: your own Python file (asked before it is imported); file only: "
                     "the checkpoint is an ONNX, TorchScript or .pt2 file (outputs only, "
-                    "frozen, logit methods).",
+                    "frozen, logit methods)." + VISION_TIP,
     "teacher.epochs": "Epochs to train the teacher on the labels before distilling "
                       "(ignored when the teacher is loaded).",
     "teacher.lr": "Learning rate of the teacher's training; 0 means the same as the "
                   "optimiser's learning rate.",
-    "student.arch": "Architecture of the student (the small model being trained).",
+    "student.arch": "Architecture of the student (the small model being trained)." + VISION_TIP,
     "distill.method": "How the teacher teaches. Hover over a method in the list for its loss.",
     "distill.temperature": "T, which softens both distributions: p = softmax(logits / T). The KD "
                            "term is T²·KL(p_t ‖ p_s); the T² keeps its gradients the same size "

@@ -167,25 +167,29 @@ def _model_problems(section: str, arch: str, params: dict[str, Any], info: Any,
     model's file is imported only when trusted; else its consent line is the problem (none
     when the caller `asks_consent` itself before running)."""
     from kdstudio.core.distill.checks import summarise_model
-    from kdstudio.core.models import MODELS
+    from kdstudio.core.models import MODELS, model_defaults
+    from kdstudio.core.registry import UnknownNameError
 
-    if arch not in MODELS:
-        return [f"{section}.arch: unknown model '{arch}' (choose from: "
-                f"{', '.join(MODELS.names())})"], None
+    try:  # a prefixed name (torchvision:NAME) says itself why it cannot be used
+        MODELS.get(arch)
+    except UnknownNameError as error:
+        return [f"{section}.arch: {error}"], None
     code_problems, blocked = _code_problems(section, arch, params, asks_consent)
     if blocked:
         return code_problems, None
     if info is None:
         return [], None
+    # a model that takes no parameters and does not build does not fit the data: its arch's
+    key = f"{section}.params" if params or model_defaults(arch) else f"{section}.arch"
     try:
         problem = _model_memory_problem(arch, params, tuple(info.input_shape), info.num_classes)
         if problem:
-            return [f"{section}.params: {problem}"], None
+            return [f"{key}: {problem}"], None
         summary = summarise_model(arch, params, tuple(info.input_shape), info.num_classes)
     except Exception as error:  # noqa: BLE001 - any model code may reject odd parameters
-        return [f"{section}.params: {_first_line(error)}"], None
+        return [f"{key}: {_first_line(error)}"], None
     if summary.output != (2, info.num_classes):  # a custom factory may ignore num_classes
-        return [f"{section}.params: the model gives outputs shaped {list(summary.output)} "
+        return [f"{key}: the model gives outputs shaped {list(summary.output)} "
                 f"for a batch of 2; the data has {info.num_classes} classes"], None
     return [], summary
 
