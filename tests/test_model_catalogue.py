@@ -58,7 +58,9 @@ def test_models_lists_every_registered_model_with_its_size_and_layers(capsys) ->
     assert out.splitlines()[0].endswith("sized for 3x32x32 inputs and 10 classes")
     rows = listed(out)
     assert list(rows) == list_models() + ecosystem_models() == list_models()
-    for name in list_models():
+    assert rows["custom"] == ["-", '(your own file: params file = "models.py", factory; '
+                                   'needs consent)']
+    for name in (n for n in list_models() if n != "custom"):
         model = create_model(name, (3, 32, 32), 10)
         assert rows[name] == [f"{count_parameters(model):,}",
                               ", ".join(model.feature_layers())], name

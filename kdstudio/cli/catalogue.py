@@ -43,7 +43,10 @@ def cmd_models(args: argparse.Namespace) -> int:
 def _describe(name: str) -> tuple[str, str]:
     """The parameter count and feature layers, or '-' and why it does not build here."""
     from kdstudio.core.models import model_size
+    from kdstudio.core.models.custom import CUSTOM
 
+    if name == CUSTOM:
+        return "-", "(your own file: params file = \"models.py\", factory; needs consent)"
     try:
         size = model_size(name, {}, REFERENCE_SHAPE, REFERENCE_CLASSES)
     except Exception as error:  # noqa: BLE001 - any model code may refuse the reference input

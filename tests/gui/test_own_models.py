@@ -121,7 +121,10 @@ def test_an_onnx_teacher_from_the_form_refuses_feature_methods_and_runs_kd(qtbot
                           input_names=["x"], dynamic_axes={"x": {0: "batch"}})
     set_tiny_run(window)
     panel = window.setup
-    pick(find(window, QComboBox, "teacherArchCombo"), "")
+    arch_combo = find(window, QComboBox, "teacherArchCombo")
+    pick(arch_combo, "")
+    assert arch_combo.currentText().startswith("file only")  # its label shows, "" is the value
+    assert panel.config_dict()[0]["teacher"]["arch"] == ""
     panel.teacher_source.set_source(SOURCE_FILE)
     panel.teacher_source.checkpoint.widget.setText(str(onnx_file))
     find(window, QSpinBox, "teacherEpochsSpin").setValue(0)
