@@ -17,6 +17,7 @@ from kdstudio.cli import main  # noqa: E402
 from kdstudio.core.models import count_parameters, create_model  # noqa: E402
 from kdstudio.core.store import Store  # noqa: E402
 from tests.gui.conftest import find, pick  # noqa: E402
+from tests.gui.test_data_preview import wait_for_check  # noqa: E402
 from tests.test_vision_models import image_folder, vision_config  # noqa: E402
 
 
@@ -25,6 +26,7 @@ def test_form_run_timm_teacher_torchvision_student_on_an_image_folder(
     root = image_folder(tmp_path / "images")
     panel = window.setup
     panel.set_config(vision_config(root, "cnn", "mlp").to_dict())
+    wait_for_check(qtbot, panel)  # the image folder is checked off the GUI thread
     assert panel.validate_now() == []
 
     teacher_combo = find(window, QComboBox, "teacherArchCombo")
