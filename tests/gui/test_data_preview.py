@@ -186,9 +186,17 @@ def test_an_image_folder_run_from_the_form(qtbot, window, tmp_path):
     choose(window, "image-folder", image_folder(tmp_path / "imgs"))
     window.setup.data_params.widgets["image_size"].setText("8, 8")
     find(window, QSpinBox, "data_params_channels").setValue(1)
+    # read by a DataLoader with a worker process forked from the window, augmented
+    pick(find(window, QComboBox, "loaderCombo"), "stream")
+    find(window, QSpinBox, "workersSpin").setValue(1)
+    pick(find(window, QComboBox, "augmentCombo"), "crop-flip")
     row = run_from_the_form(qtbot, window, tmp_path)
     assert row["config"]["data"]["dataset"] == "image-folder"
     assert row["config"]["data"]["params"] == {"image_size": [8, 8], "channels": 1}
+    data = row["config"]["data"]
+    assert (data["loader"], data["workers"], data["augment"]) == ("stream", 1, "crop-flip")
+    log = window.live.log_view.toPlainText()
+    assert "stream" in log and "crop-flip" in log
 
 
 def test_a_csv_run_from_the_form(qtbot, window, tmp_path):
