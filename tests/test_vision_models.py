@@ -157,3 +157,38 @@ def test_cli_run_torchvision_teacher_timm_student_fitnets_on_an_image_folder(
     x = torch.rand(2, 3, 32, 32)
     with torch.no_grad():
         assert torch.allclose(scripted(x), student(x), atol=1e-5)
+
+
+def test_an_imagenet_headed_resnet18_checkpoint_is_fine_tuned_or_refused(
+        tmp_path: Path, capsys) -> None:
+    """A torchvision resnet18 state dict with its 1000-output ImageNet head: with teacher
+    epochs > 0 the head is replaced for the data's 3 classes (the log says so) and the other
+    weights are loaded; with epochs = 0 the run is refused before anything trains."""
+    root = image_folder(tmp_path / "images")
+    imagenet = torchvision.models.resnet18(num_classes=1000)
+    checkpoint = tmp_path / "resnet18-imagenet.pt"
+    torch.save(imagenet.state_dict(), checkpoint)
+    config = vision_config(root, "torchvision:resnet18", "timm:test_resnet")
+    config.teacher.checkpoint = str(checkpoint)
+    path = tmp_path / "finetune.toml"
+    save_toml(config, path)
+    db = tmp_path / "history.db"
+
+    assert main(["run", str(path), "--db", str(db), "--set", "teacher.epochs=0"]) == 2
+    refused = capsys.readouterr().err
+    assert "1000 outputs" in refused and "3 classes" in refused and "teacher" in refused
+    assert not db.exists() or Store(db).list_runs() == []
+
+    assert main(["run", str(path), "--db", str(db), "--quiet"]) == 0
+    with Store(db) as store:
+        (row,) = store.list_runs()
+        log = "\n".join(entry["message"] for entry in store.logs(row["id"]))
+        teacher_file = {a["kind"]: a["path"] for a in store.artifacts(row["id"])}["teacher"]
+    assert row["status"] == "completed"
+    assert "head replaced" in log and "'fc'" in log and "1000" in log
+    teacher = load_model(Path(teacher_file).with_suffix(".json"))
+    trained = teacher.state_dict()
+    assert trained["fc.weight"].shape == (3, 512)
+    # the backbone started from the checkpoint: its first conv moved only by one epoch
+    start = imagenet.state_dict()["conv1.weight"]
+    assert (trained["conv1.weight"] - start).abs().max() < 0.5 * start.abs().max()
