@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QApplication, QComboBox, QMessageBox, QPushButton,
 from kdstudio.core.events import PhaseTested
 from kdstudio.core.models.custom import forget_trust
 from kdstudio.core.store import Store
+from kdstudio.gui.setup import composites
 from tests.gui.conftest import find, pick, set_tiny_run
 from tests.gui.test_gui_runs import RUN_TIMEOUT_MS, click
 
@@ -37,13 +38,20 @@ def _no_trust():
     forget_trust()
 
 
-def custom_teacher(window, tmp_path: Path) -> Path:
+def custom_teacher(window, tmp_path: Path, monkeypatch) -> Path:
+    """A custom teacher whose file is chosen with its Browse button (the dialog answered)."""
     models = tmp_path / "user" / "models.py"
     models.parent.mkdir()
     models.write_text(MODELS_PY.format(tag=tmp_path), encoding="utf-8")
     set_tiny_run(window)
     pick(find(window, QComboBox, "teacherArchCombo"), "custom")
-    window.setup.teacher_params.widgets["file"].setText(str(models))
+    asked: list[str] = []
+    monkeypatch.setattr(composites, "open_file_name",
+                        lambda _parent, _caption, _start, name_filter:
+                        asked.append(name_filter) or str(models))
+    edit = window.setup.teacher_params.widgets["file"]
+    edit.parent().findChild(QPushButton).click()
+    assert edit.text() == str(models) and "*.py" in asked[0]
     window.setup.validate_now()
     assert window.setup.problems == []  # the form does not import the file to check it
     return models
@@ -62,8 +70,9 @@ def answer_consent(qtbot, button: str, seen: list[str]) -> None:
     QTimer.singleShot(0, press)
 
 
-def test_cancel_in_the_consent_dialog_starts_and_imports_nothing(qtbot, window, tmp_path):
-    models = custom_teacher(window, tmp_path)
+def test_cancel_in_the_consent_dialog_starts_and_imports_nothing(qtbot, window, tmp_path,
+                                                                monkeypatch):
+    models = custom_teacher(window, tmp_path, monkeypatch)
     seen: list[str] = []
     answer_consent(qtbot, "cancelCodeButton", seen)
     click(qtbot, window, "startButton")
@@ -76,8 +85,8 @@ def test_cancel_in_the_consent_dialog_starts_and_imports_nothing(qtbot, window, 
         assert store.list_runs() == []
 
 
-def test_trust_in_the_consent_dialog_runs_with_the_code(qtbot, window, tmp_path):
-    models = custom_teacher(window, tmp_path)
+def test_trust_in_the_consent_dialog_runs_with_the_code(qtbot, window, tmp_path, monkeypatch):
+    models = custom_teacher(window, tmp_path, monkeypatch)
     seen: list[str] = []
     answer_consent(qtbot, "trustCodeButton", seen)
     with qtbot.waitSignal(window.run_finished, timeout=RUN_TIMEOUT_MS) as finished:

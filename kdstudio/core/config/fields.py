@@ -321,6 +321,8 @@ def param_fields(params_key: str, entry_name: str) -> list[Field]:
     fields = []
     for name, default in defaults.items():
         kind, item_type = _param_kind(default)
+        if name == "file" and entry_name == "custom" and params_key.endswith(".params"):
+            kind = "file"  # the Python file a custom model comes from: a file picker
         tip = f"{params_key}.{name} (default: {_show(default)})"
         fields.append(Field(f"{params_key}.{name}", label(name), kind, params_key.split(".")[0],
                             f"{params_key.replace('.', '_')}_{name}",
