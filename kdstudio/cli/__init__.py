@@ -23,6 +23,7 @@ from kdstudio.cli.exits import (
     EXIT_OK,
     EXIT_SIGNAL_BASE,
     BadInput,
+    torchrun_follower,
 )
 from kdstudio.cli.parser import RUN_STATUSES, build_parser
 from kdstudio.cli.signals import ExitOnSignal, reader_gone
@@ -53,9 +54,11 @@ def _dispatch(argv: list[str] | None) -> int:
         with ExitOnSignal():
             return _command(args.command)(args)
     except BadInput as error:
-        for line in error.lines:
-            print(f"kdstudio: {line}", file=sys.stderr)
+        if not torchrun_follower():  # under torchrun rank 0 says it, once
+            for line in error.lines:
+                print(f"kdstudio: {line}", file=sys.stderr)
         return EXIT_BAD_INPUT
+
 
 
 def _command(name: str) -> Callable[[argparse.Namespace], int]:
