@@ -110,6 +110,9 @@ def resume(run_id: int, store: Store, on_event: EventSink | None = None,
     longer validates. Otherwise it ends and returns as `run` does. `batches` as for `run`:
     a source must restore the data order the checkpoint saved (`BatchSource.restore`).
     """
+    if distributed.detect() is not None:
+        raise ResumeRefused(f"run {run_id}: kdstudio resume runs in one process; resuming "
+                            "under torchrun is not supported yet")
     row = store.get_run(run_id)
     artifacts = store.artifact_dir(run_id)
     reason = refusal(row, artifacts, run_id)
