@@ -10,7 +10,8 @@ N, the learning rate is unchanged. The trainable modules of each phase (model an
 adapters) run their loss inside one DistributedDataParallel; the frozen teacher is not
 wrapped. Step losses are averaged over the ranks when they are read back, epoch totals
 summed; validation and test run on the whole split in every process (exact accuracies),
-and rank 0 alone records. A stop is agreed at each epoch end, after its checkpoint.
+and rank 0 alone records. A stop is agreed where the step losses are read back (every
+32 steps) and at each epoch end, after its checkpoint.
 """
 
 from __future__ import annotations
@@ -171,7 +172,11 @@ def start(world: World, prepared: Prepared) -> Distributed:
         backend = "nccl"
     else:
         device, backend = torch.device("cpu"), "gloo"
-    dist.init_process_group(backend, rank=world.rank, world_size=world.size)
+    try:
+        dist.init_process_group(backend, rank=world.rank, world_size=world.size)
+    except (RuntimeError, ValueError) as error:  # e.g. WORLD_SIZE set by hand, no torchrun
+        raise ConfigError([f"WORLD_SIZE={world.size}: could not join the process group of "
+                           f"torchrun ({backend}): {error}"]) from None
     prepared.device = device
     prepared.distributed = Distributed(world, backend, device)
     return prepared.distributed

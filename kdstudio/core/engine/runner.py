@@ -85,14 +85,13 @@ def run(config: RunConfig, store: Store | None, on_event: EventSink | None = Non
     if world is not None and (problems := distributed.refusals(config)):
         raise ConfigError(problems)
     prepared = prepare(config)
-    if world is None or world.rank == 0:
-        assert store is not None, "the recording process needs the history"
     if world is None:
+        assert store is not None, "the recording process needs the history"
         return _with_threads(prepared, Recorder(store, on_event), should_stop, None, batches)
     ddp = distributed.start(world, prepared)
     try:
-        ddp.stop_requested = should_stop or _never_stop  # agreed at epoch ends
-        recorder = (Recorder(store, on_event) if store is not None and ddp.is_main
+        ddp.stop_requested = should_stop or _never_stop  # agreed over the ranks
+        recorder = (Recorder(store, on_event) if ddp.is_main and store is not None
                     else SilentRecorder(store, -1))
         return _with_threads(prepared, recorder, _never_stop, None, batches)
     finally:

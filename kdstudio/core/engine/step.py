@@ -17,7 +17,7 @@ from kdstudio.core.distill.methods import WEIGHT_KEYS, Method, StepOutputs
 from kdstudio.core.distill.precision import to_device
 from kdstudio.core.distill.schedules import SCHEDULED_KEYS, PhaseSchedules
 from kdstudio.core.engine.batches import Batch
-from kdstudio.core.engine.context import NonFiniteLoss
+from kdstudio.core.engine.context import NonFiniteLoss, RunStopped
 from kdstudio.core.engine.optim import constant_lr, epoch_lrs, lr_factor
 from kdstudio.core.events import Step
 from kdstudio.core.models import FeatureModel
@@ -264,9 +264,13 @@ class PhaseStep:
         # (per step it would only time the queueing of work on a GPU); recorded with the
         # batch's last step
         rate = sum(step[4] for step in done) / max(finished - done[0][3], 1e-9)
-        if self.distributed is not None:  # the ranks' mean losses and summed throughput
-            *flat, rate = self.distributed.sum([*flat, rate])
-            flat = [value / self.distributed.size for value in flat]
+        stopping = False
+        if self.distributed is not None:  # the ranks' mean losses, summed throughput, and
+            # whether any rank was asked to stop (torchrun kills 30 s after its SIGTERM)
+            ddp = self.distributed
+            *flat, rate, stops = ddp.sum([*flat, rate, float(ddp.stop_requested())])
+            flat = [value / ddp.size for value in flat]
+            stopping = stops > 0
         r, plan = self.run_state, self.plan
         recorder = r.recorder
         run_id, phase, emit, rows, kept = r.run_id, plan.name, recorder.emit, [], []
@@ -304,3 +308,5 @@ class PhaseStep:
         finally:
             self.totals.add_steps(kept)
             recorder.metric_rows(rows)
+        if stopping:  # every rank at the same step
+            raise RunStopped
