@@ -70,7 +70,7 @@ def run_value(run: Mapping[str, Any], flat_config: Mapping[str, Any], name: str)
         if value is None:
             return MISSING
         if is_percent(name) and isinstance(value, (int, float)):
-            return value * 100
+            return round(value * 100, 9)  # 0.91 - 0.90 is 1 point, not 1.0000000000000009
         return value
     return flat_config.get(name, MISSING)
 
