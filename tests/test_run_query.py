@@ -135,13 +135,13 @@ def test_values_from_store_rows_in_table_units(tmp_path: Path) -> None:
 
 
 def test_groups_have_mean_std_and_count() -> None:
-    rows = [{"t": 4.0, "acc": 90.0, "m": "kd"}, {"t": 2.0, "acc": 80.0, "m": "kd"},
-            {"t": 4.0, "acc": 94.0, "m": "dkd"}, {"acc": 70.0, "m": "kd"}]
-    groups = group_rows(rows, "t", ["acc"], ["m"])
+    groups = group_rows([4.0, 2.0, 4.0, MISSING],
+                        {"acc": [90.0, 80.0, 94.0, 70.0], "gain": [1, MISSING, None, 2]})
     assert [g.value for g in groups] == [2.0, 4.0, MISSING]
     assert [g.rows for g in groups] == [[1], [0, 2], [3]]
     mean, spread, count = groups[1].stats["acc"]
     assert (mean, spread, count) == (pytest.approx(92.0), pytest.approx(2.0), 2)
-    assert groups[0].shared["m"] == "kd" and groups[1].shared["m"] is MISSING
+    assert groups[1].stats["gain"] == (1.0, 0.0, 1)
+    assert groups[0].stats["gain"] == (None, None, 0)
     assert mean_std([1.0, None, math.nan, 3.0]) == (2.0, 1.0, 2)
     assert mean_std([]) == (None, None, 0)

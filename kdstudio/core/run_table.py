@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from kdstudio.core.run_query import MISSING
 
 # Summary columns of a run row that can be shown and filtered on, with what they are.
@@ -104,26 +106,27 @@ class Group:
     value: Any
     rows: list[int]
     stats: dict[str, tuple[float | None, float | None, int]] = field(default_factory=dict)
-    shared: dict[str, Any] = field(default_factory=dict)  # values all rows have in common
 
 
-def group_rows(values: Sequence[Mapping[str, Any]], key: str, numeric: Sequence[str],
-               other: Sequence[str] = ()) -> list[Group]:
-    """Rows (name -> value, MISSING left out) grouped by their value of `key`, in the order
-    of the sorted values (missing last); `numeric` get mean ± std, `other` the value all
-    rows of a group share (MISSING when they differ)."""
+def numbers(values: Sequence[Any]) -> np.ndarray:
+    """Values as floats, NaN where a value is missing or not a number."""
+    return np.array([float(v) if is_number(v) else math.nan for v in values], dtype=float)
+
+
+def group_rows(keys: Sequence[Any], columns: Mapping[str, Sequence[Any]]) -> list[Group]:
+    """Rows grouped by their value in `keys` (MISSING for none), in the order of the sorted
+    values (missing last), with mean ± std of each of `columns` (a value per row)."""
     groups: dict[str, Group] = {}
-    for i, row in enumerate(values):
-        value = row.get(key, MISSING)
-        label = _label(value)
-        groups.setdefault(label, Group(value, [])).rows.append(i)
+    for i, value in enumerate(keys):
+        groups.setdefault(_label(value), Group(value, [])).rows.append(i)
+    arrays = {name: numbers(values) for name, values in columns.items()}
     for group in groups.values():
-        for name in numeric:
-            group.stats[name] = mean_std(values[i].get(name) for i in group.rows)
-        for name in other:
-            seen = {_label(values[i].get(name, MISSING)) for i in group.rows}
-            group.shared[name] = (values[group.rows[0]].get(name, MISSING) if len(seen) == 1
-                                  else MISSING)
+        index = np.array(group.rows)
+        for name, array in arrays.items():
+            picked = array[index]
+            finite = picked[np.isfinite(picked)]
+            group.stats[name] = ((float(finite.mean()), float(finite.std()), int(finite.size))
+                                 if finite.size else (None, None, 0))
     return sorted(groups.values(), key=lambda g: _order(g.value))
 
 

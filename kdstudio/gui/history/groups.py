@@ -15,6 +15,7 @@ from kdstudio.gui.history.model import SORT_ROLE, HistoryModel
 Index = QModelIndex | QPersistentModelIndex
 RUN_IDS_ROLE = Qt.ItemDataRole.UserRole + 3
 MAX_IDS_SHOWN = 6
+MAX_TIP_VALUES = 20
 
 
 class GroupModel(QAbstractTableModel):
@@ -37,13 +38,8 @@ class GroupModel(QAbstractTableModel):
         self.columns = [c for c in model.columns if c.key != key]
         numeric = [c.key for c in self.columns if c.numeric and c.key != "id"
                    and (c.key in RUN_FIELDS or c.source == "config")]
-        values = []
-        for row in rows:
-            item = {name: model.value(row, name) for name in (key, *numeric)}
-            values.append({name: value for name, value in item.items() if value is not MISSING})
-        texts = [{c.key: model.display(model.runs[row], c.key) for c in self.columns
-                  if c.key not in numeric} for row in rows]
-        self.groups = group_rows(values, key, numeric)
+        self.groups = group_rows(model.values_of(key, rows),
+                                 {name: model.values_of(name, rows) for name in numeric})
         self.run_ids = [[model.runs[rows[i]]["id"] for i in g.rows] for g in self.groups]
         self.texts, self.tips, self.sort_values = [], [], []
         for group, ids in zip(self.groups, self.run_ids, strict=True):
@@ -62,9 +58,14 @@ class GroupModel(QAbstractTableModel):
                     tips.append(", ".join(f"#{i}" for i in ids))
                     sorts.append(min(ids))
                 else:
-                    seen = list(dict.fromkeys(texts[i][column.key] for i in group.rows))
-                    cells.append(seen[0] if len(seen) == 1 else f"{len(seen)} values")
-                    tips.append(None if len(seen) == 1 else "\n".join(seen[:20]))
+                    distinct: dict[Any, int] = {}  # raw value -> first row with it
+                    for i in group.rows:
+                        distinct.setdefault(model.raw(rows[i], column.key), rows[i])
+                    texts = [model.display(model.runs[row], column.key)
+                             for row in list(distinct.values())[:MAX_TIP_VALUES]]
+                    cells.append(texts[0] if len(distinct) == 1
+                                 else f"{len(distinct)} values")
+                    tips.append(None if len(distinct) == 1 else "\n".join(texts))
                     sorts.append(cells[-1].lower())
             self.texts.append(cells)
             self.tips.append(tips)
