@@ -22,7 +22,6 @@ from PySide6.QtWidgets import (
     QMenu,
     QMessageBox,
     QPushButton,
-    QSizePolicy,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -42,6 +41,7 @@ BRUSH_FILL = (31, 119, 180, 50)
 GRAB = 0.3  # how far from an axis (in axis spacings) a drag still brushes it
 TOP, BOTTOM = 1.0, 0.0
 COLORMAP = "viridis"
+HOVER_HINT = "<span style='color:#777'>Point at a line to read its values</span>"
 
 
 class BrushBox(pg.ViewBox):
@@ -120,7 +120,8 @@ class ParallelPanel(QWidget):
         self.hover_label = QLabel()
         self.hover_label.setObjectName("compareParallelHover")
         self.hover_label.setTextFormat(Qt.TextFormat.RichText)
-        self.hover_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.hover_label.setWordWrap(True)
+        self.hover_label.setMinimumHeight(self.hover_label.fontMetrics().height() + 2)
         self.hover_label.setToolTip("The values of the line under the cursor")
         self.note = QLabel()
         self.note.setObjectName("compareParallelNote")
@@ -145,11 +146,12 @@ class ParallelPanel(QWidget):
         tools.addWidget(self.colour_box)
         tools.addWidget(self.clear_button)
         tools.addWidget(export)
-        tools.addWidget(self.hover_label, 1)
+        tools.addStretch(1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)
         layout.addLayout(tools)
+        layout.addWidget(self.hover_label)
         layout.addWidget(self.plot, 1)
         layout.addWidget(self.note)
 
@@ -171,7 +173,7 @@ class ParallelPanel(QWidget):
         plot = self.plot.getPlotItem()
         plot.clear()
         self._items, self._brush_items, self._hovered = [], {}, -1
-        self.hover_label.clear()
+        self.hover_label.setText(HOVER_HINT if lines else "")
         count = len(self.axes)
         if not lines:
             self.note.setText("Tick runs on the left to see them here.")
@@ -326,7 +328,7 @@ class ParallelPanel(QWidget):
         if best != self._hovered:
             self._hovered = best
             self._paint()
-        self.hover_label.setText(self.describe(best) if best >= 0 else "")
+        self.hover_label.setText(self.describe(best) if best >= 0 else HOVER_HINT)
 
     def describe(self, index: int) -> str:
         """The hover text of a line: its runs and its value on every axis."""
