@@ -123,3 +123,23 @@ def test_axes_numeric_and_categorical() -> None:
     numeric = build_axis("optim.lr", [0.1, 0.01, None])
     assert not numeric.categorical and numeric.positions[0] > numeric.positions[1]
     assert numeric.positions[2] != numeric.positions[2]  # NaN: no value, a gap in the line
+
+
+def test_hover_reads_the_line_under_the_cursor(view) -> None:
+    view.show_group("sweep-a")
+    panel = view.parallel
+    axis = panel.axis_keys().index("distill.kd_weight")
+    line = 3  # run 4: T4, kd 0.9, seed 0
+    point = panel.box.mapViewToScene(
+        pg_point(axis + 0.5, (panel.axes[axis].positions[line]
+                              + panel.axes[axis + 1].positions[line]) / 2))
+    panel._hover(point)
+    assert panel._hovered == line
+    text = panel.hover_label.text()
+    assert "#4 T4-kd0.9-s0" in text and "kd_weight <b>0.9</b>" in text and "95.00" in text
+
+
+def pg_point(x: float, y: float):
+    from PySide6.QtCore import QPointF
+
+    return QPointF(x, y)
