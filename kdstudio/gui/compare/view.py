@@ -4,7 +4,9 @@ Curves of any metric overlaid (a stable colour per run, debiased-EMA smoothing, 
 x = step, epoch or wall time); a summary table of best and last values and test
 accuracies; a Pareto scatter of student size (parameters, MB or measured latency) against
 test accuracy with teachers marked; a config diff with a "differences only" switch. Runs
-whose configs differ only in seed can be grouped and drawn as mean ± std.
+whose configs differ only in seed can be grouped and drawn as mean ± std. A parallel-coordinates
+chart (compare/parallel.py) puts the config keys that differ and a metric on axes; its
+brushes choose the runs the tables show. `show_group(group_id)` opens a sweep on it.
 
 This module holds the run list and the controls and tells its parts what to show: the
 curves (compare/curves.py), the Pareto scatter (compare/pareto.py) and the tables
@@ -59,6 +61,7 @@ class CompareView(QWidget):
         self.store = view_store(db)
         self.runs: list[dict[str, Any]] = []
         self.brushed_ids: list[int] | None = None  # runs kept by the parallel chart's brushes
+        self._drawing_parallel = False
         self._series: list[Series] = []
 
         self.run_filter = QLineEdit()
@@ -411,7 +414,7 @@ class CompareView(QWidget):
         self._brushed(self.parallel.selected_ids(), tables)
 
     def _brushed(self, run_ids: list[int], tables: bool = True) -> None:
-        if getattr(self, "_drawing_parallel", False):
+        if self._drawing_parallel:
             return
         kept = None if not self.parallel.brushes else list(run_ids)
         changed = kept != self.brushed_ids

@@ -3,12 +3,13 @@ mean ± std (numbers) or the value the group's runs share."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 
 from kdstudio.core.run_query import MISSING
-from kdstudio.core.run_table import RUN_FIELDS, Group, group_rows
+from kdstudio.core.run_table import ROW_FIELDS, RUN_FIELDS, SUMMARY_FIELDS, Group, group_rows
 from kdstudio.gui.history.columns import Column, config_text, stat_text
 from kdstudio.gui.history.model import SORT_ROLE, HistoryModel
 
@@ -117,3 +118,57 @@ class GroupModel(QAbstractTableModel):
                 column == 1 or self.columns[column - 2].numeric):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
+
+
+class GroupedRuns:
+    """The history view's grouping: the Group by choices and the grouped table (a part of
+    HistoryView: it uses the view's model, proxy and tables)."""
+
+    model: Any
+    proxy: Any
+    group_by: Any
+    group_model: GroupModel
+    group_table: Any
+    tables: Any
+    table: Any
+    _update_count: Callable[[], None]
+    _update_buttons: Callable[[], None]
+
+    def _fill_group_keys(self) -> None:
+        current = self.group_by.currentData()
+        self.group_by.blockSignals(True)
+        self.group_by.clear()
+        self.group_by.addItem("none", "")
+        for key in [*ROW_FIELDS, *SUMMARY_FIELDS, *self.model.config_keys]:
+            if key not in ("id", "created_at"):
+                self.group_by.addItem(key, key)
+        index = self.group_by.findData(current)
+        self.group_by.setCurrentIndex(max(index, 0))
+        self.group_by.blockSignals(False)
+
+    def grouping(self) -> str:
+        """The key the runs are grouped by ("" when they are not)."""
+        return self.group_by.currentData() or ""
+
+    def group_runs_by(self, key: str) -> None:
+        """Group by `key` ("": the plain table)."""
+        index = self.group_by.findData(key)
+        if index < 0:
+            raise ValueError(f"cannot group by {key!r}: no run has it")
+        self.group_by.setCurrentIndex(index)
+
+    def _group_changed(self) -> None:
+        self.tables.setCurrentWidget(self.group_table if self.grouping() else self.table)
+        self._regroup()
+        self._update_count()
+        self._update_buttons()
+
+    def _regroup(self) -> None:
+        key = self.grouping()
+        if not key:
+            return
+        rows = [self.proxy.mapToSource(self.proxy.index(r, 0)).row()
+                for r in range(self.proxy.rowCount())]
+        self.group_model.build(self.model, rows, key)
+        self.group_table.resizeColumnsToContents()
+

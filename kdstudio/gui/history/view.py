@@ -1,10 +1,13 @@
 """The history view: every saved run in a sortable, filterable table.
 
-Name, tags and notes are edited in place; runs are deleted (with their files) after a
-confirmation; Open, Re-run, Resume, Compare, Export and Export metrics act on the selection.
-While
-a run writes, a timer polls a cheap fingerprint of the runs table and reloads only when
-it changes; running rows get their phase and live validation accuracy on each tick.
+Columns are chosen from the default ones, the summary metrics, the run fields and every
+config key path (kept in QSettings when the window passes its settings); the filter is
+words or an expression (core/run_query.py); Group by shows one row per value of a key with
+n and mean ± std. Name, tags and notes are edited in place; runs are deleted (with their
+files) after a confirmation; Open, Re-run, Resume, Compare, Export and Export metrics act on
+the selection (a selected group stands for its runs). While a run writes, a timer polls a
+cheap fingerprint of the runs table and reloads only when it changes; running rows get their
+phase and live validation accuracy on each tick.
 """
 
 from __future__ import annotations
@@ -40,18 +43,15 @@ from PySide6.QtWidgets import (
 )
 
 from kdstudio.core.resume import refusal
-from kdstudio.core.run_table import ROW_FIELDS, SUMMARY_FIELDS
 from kdstudio.core.store import STATUSES
-from kdstudio.gui.history.chooser import column_menu, fill_column_menu
-from kdstudio.gui.history.columns import DEFAULT_KEYS
-from kdstudio.gui.history.groups import RUN_IDS_ROLE, GroupModel
+from kdstudio.gui.history.chooser import ColumnChoice, column_menu
+from kdstudio.gui.history.groups import RUN_IDS_ROLE, GroupedRuns, GroupModel
 from kdstudio.gui.history.model import ID_ROLE, SORT_ROLE, HistoryFilter, HistoryModel
 from kdstudio.gui.widgets.elided import ElidedTipDelegate
 from kdstudio.gui.widgets.file_dialogs import save_file_name
 from kdstudio.gui.widgets.history_store import HistoryArg, view_store
 
 POLL_MS = 1000
-COLUMNS_SETTING = "history/columns"
 FILTER_TIP = ("Words: every word must appear in the run's name, id, status, dataset, "
               "architectures, method, tags or notes.\n"
               "Expression (any text with < <= > >= == !=): e.g.\n"
@@ -64,7 +64,7 @@ RESUME_TIP = ("Continue the selected stopped or interrupted run in the workbench
               "last finished epoch, in the same history row")
 
 
-class HistoryView(QWidget):
+class HistoryView(ColumnChoice, GroupedRuns, QWidget):
     """Saved runs. Signals carry a run id, a run's config dict or a list of run ids."""
 
     open_run_requested = Signal(int)
@@ -283,7 +283,6 @@ class HistoryView(QWidget):
             self.reload()
         elif signature[2]:
             self._refresh_live()
-            self._regroup()
 
     def _refresh_live(self) -> None:
         for run in self.model.runs:
@@ -329,99 +328,6 @@ class HistoryView(QWidget):
         """The model column of `key` (-1: not shown)."""
         keys = self.model.column_keys()
         return keys.index(key) if key in keys else -1
-
-    # ------------------------------------------------------------ columns
-
-    def set_columns(self, keys: list[str]) -> None:
-        """Show these columns (default ones, run fields, config key paths) in this order."""
-        self.model.set_columns(keys)
-        header = self.table.horizontalHeader()
-        for visual in range(header.count()):  # the model's order is the order shown
-            logical = header.logicalIndex(visual)
-            if logical != visual:
-                header.moveSection(header.visualIndex(visual), visual)
-        self._sized = False
-        if self.model.runs:
-            self._fit_columns()
-        else:
-            for i, column in enumerate(self.model.columns):
-                self.table.setColumnWidth(i, column.width)
-        self._save_columns()
-        self._apply_filter()
-
-    def shown_keys(self) -> list[str]:
-        """The column keys in the order the header shows them."""
-        header = self.table.horizontalHeader()
-        keys = self.model.column_keys()
-        return [keys[header.logicalIndex(v)] for v in range(header.count())]
-
-    def toggle_column(self, key: str, on: bool) -> None:
-        keys = self.shown_keys()
-        if on and key not in keys:
-            self.set_columns([*keys, key])
-        elif not on and key in keys and len(keys) > 1:
-            self.set_columns([k for k in keys if k != key])
-
-    def _save_columns(self) -> None:
-        if self.settings is not None:
-            self.settings.setValue(COLUMNS_SETTING, self.shown_keys())
-
-    def _restore_columns(self) -> None:
-        saved = self.settings.value(COLUMNS_SETTING) if self.settings is not None else None
-        keys = [saved] if isinstance(saved, str) else list(saved or [])
-        keys = [str(k) for k in keys if str(k)] or DEFAULT_KEYS
-        self.model.set_columns(keys)
-        for i, column in enumerate(self.model.columns):
-            self.table.setColumnWidth(i, column.width)
-
-    def _fill_column_menu(self) -> None:
-        fill_column_menu(self.column_menu, self.shown_keys(), self.model.config_keys,
-                         self.toggle_column, lambda: self.set_columns(DEFAULT_KEYS))
-
-    def _header_menu(self, position: Any) -> None:
-        self._fill_column_menu()
-        header = self.table.horizontalHeader()
-        self.column_menu.exec(header.mapToGlobal(position))
-
-    # ------------------------------------------------------------ groups
-
-    def _fill_group_keys(self) -> None:
-        current = self.group_by.currentData()
-        self.group_by.blockSignals(True)
-        self.group_by.clear()
-        self.group_by.addItem("none", "")
-        for key in [*ROW_FIELDS, *SUMMARY_FIELDS, *self.model.config_keys]:
-            if key not in ("id", "created_at"):
-                self.group_by.addItem(key, key)
-        index = self.group_by.findData(current)
-        self.group_by.setCurrentIndex(max(index, 0))
-        self.group_by.blockSignals(False)
-
-    def grouping(self) -> str:
-        """The key the runs are grouped by ("" when they are not)."""
-        return self.group_by.currentData() or ""
-
-    def group_runs_by(self, key: str) -> None:
-        """Group by `key` ("": the plain table)."""
-        index = self.group_by.findData(key)
-        if index < 0:
-            raise ValueError(f"cannot group by {key!r}: no run has it")
-        self.group_by.setCurrentIndex(index)
-
-    def _group_changed(self) -> None:
-        self.tables.setCurrentWidget(self.group_table if self.grouping() else self.table)
-        self._regroup()
-        self._update_count()
-        self._update_buttons()
-
-    def _regroup(self) -> None:
-        key = self.grouping()
-        if not key:
-            return
-        rows = [self.proxy.mapToSource(self.proxy.index(r, 0)).row()
-                for r in range(self.proxy.rowCount())]
-        self.group_model.build(self.model, rows, key)
-        self.group_table.resizeColumnsToContents()
 
     # ------------------------------------------------------------ actions
 
