@@ -81,6 +81,25 @@ def test_config_and_metric_columns_show_values(qtbot, db: Path) -> None:
     assert view.column_of("optim.lr") == -1
 
 
+def test_the_column_menu_adds_a_config_key(qtbot, db: Path) -> None:
+    view = open_view(qtbot, db)
+    view._fill_column_menu()  # what the header's context menu and the button show
+    menus = {a.text(): a.menu() for a in view.column_menu.actions() if a.menu()}
+    assert set(menus) == {"Summary metrics", "Run fields", "Config keys"}
+    config = {a.text(): a.menu() for a in menus["Config keys"].actions() if a.menu()}
+    distill = {a.text(): a for a in config["distill"].actions()}
+    assert not distill["temperature"].isChecked()
+    distill["temperature"].trigger()
+    assert view.shown_keys()[-1] == "distill.temperature"
+    metrics = {a.text(): a for a in menus["Summary metrics"].actions()}
+    metrics["teacher_best_val_acc"].trigger()
+    assert view.shown_keys()[-2:] == ["distill.temperature", "teacher_best_val_acc"]
+    view._fill_column_menu()
+    table = {a.text(): a for a in view.column_menu.actions()}
+    table["Notes"].trigger()  # unticking a default column hides it
+    assert "notes" not in view.shown_keys()
+
+
 def test_column_choice_and_order_come_back_in_a_new_window(qtbot, db: Path,
                                                            tmp_path: Path) -> None:
     first = open_view(qtbot, db, settings_in(tmp_path))

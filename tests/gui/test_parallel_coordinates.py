@@ -143,3 +143,34 @@ def pg_point(x: float, y: float):
     from PySide6.QtCore import QPointF
 
     return QPointF(x, y)
+
+
+def test_a_mouse_drag_along_an_axis_brushes_it_and_a_click_clears_it(view) -> None:
+    from PySide6.QtCore import QEvent, QPointF, Qt
+    from PySide6.QtGui import QMouseEvent
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QApplication
+
+    view.show_group("sweep-a")
+    panel = view.parallel
+    port = panel.plot.viewport()
+
+    def at(x: float, y: float):
+        return panel.plot.mapFromScene(panel.box.mapViewToScene(QPointF(x, y)))
+
+    metric = len(panel.axes) - 1
+    start, end = at(metric, 0.98), at(metric, 0.5)
+    QTest.mousePress(port, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, start)
+    for step in range(1, 11):
+        pos = QPointF(start + (end - start) * (step / 10))
+        QApplication.sendEvent(port, QMouseEvent(
+            QEvent.Type.MouseMove, pos, QPointF(port.mapToGlobal(pos)), Qt.MouseButton.NoButton,
+            Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier))
+    QTest.mouseRelease(port, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, end)
+    low, high = panel.brushes[metric]
+    assert low == pytest.approx(0.5, abs=0.02) and high == pytest.approx(0.98, abs=0.02)
+    inside = [i + 1 for i, p in enumerate(panel.axes[metric].positions) if low <= p <= high]
+    assert panel.selected_ids() == inside and 0 < len(inside) < 6
+    QTest.mouseClick(port, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                     at(metric, 0.2))
+    assert panel.brushes == {} and panel.selected_ids() == [1, 2, 3, 4, 5, 6]
