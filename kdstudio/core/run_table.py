@@ -110,7 +110,7 @@ class Group:
 
 def numbers(values: Sequence[Any]) -> np.ndarray:
     """Values as floats, NaN where a value is missing or not a number."""
-    return np.array([float(v) if is_number(v) else math.nan for v in values], dtype=float)
+    return np.array([v if type(v) in (int, float) else math.nan for v in values], dtype=float)
 
 
 def group_rows(keys: Sequence[Any], columns: Mapping[str, Sequence[Any]]) -> list[Group]:

@@ -42,6 +42,8 @@ class GroupModel(QAbstractTableModel):
         self.groups = group_rows(model.values_of(key, rows),
                                  {name: model.values_of(name, rows) for name in numeric})
         self.run_ids = [[model.runs[rows[i]]["id"] for i in g.rows] for g in self.groups]
+        column_raws = {c.key: model.raws_of(c.key, rows) for c in self.columns
+                       if c.key not in numeric and c.key != "id"}
         self.texts, self.tips, self.sort_values = [], [], []
         for group, ids in zip(self.groups, self.run_ids, strict=True):
             label = "(missing)" if group.value is MISSING else config_text(group.value)
@@ -59,9 +61,10 @@ class GroupModel(QAbstractTableModel):
                     tips.append(", ".join(f"#{i}" for i in ids))
                     sorts.append(min(ids))
                 else:
+                    raws = column_raws[column.key]
                     distinct: dict[Any, int] = {}  # raw value -> first row with it
                     for i in group.rows:
-                        distinct.setdefault(model.raw(rows[i], column.key), rows[i])
+                        distinct.setdefault(raws[i], rows[i])
                     texts = [model.display(model.runs[row], column.key)
                              for row in list(distinct.values())[:MAX_TIP_VALUES]]
                     cells.append(texts[0] if len(distinct) == 1
@@ -167,8 +170,7 @@ class GroupedRuns:
         key = self.grouping()
         if not key:
             return
-        rows = [self.proxy.mapToSource(self.proxy.index(r, 0)).row()
-                for r in range(self.proxy.rowCount())]
+        rows = self.proxy.source_rows()
         self.group_model.build(self.model, rows, key)
         self.group_table.resizeColumnsToContents()
 

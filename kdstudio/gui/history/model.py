@@ -28,7 +28,7 @@ from kdstudio.core.run_query import (
     parse,
     unknown_names,
 )
-from kdstudio.core.run_table import RUN_FIELDS, flatten, key_paths, run_value
+from kdstudio.core.run_table import RUN_FIELDS, flatten, is_percent, key_paths, run_value
 from kdstudio.core.store import Store
 from kdstudio.gui.history.columns import (
     BUILTIN,
@@ -125,24 +125,32 @@ class HistoryModel(QAbstractTableModel):
         return run_value(run, self.flat.get(run["id"], {}), name)
 
     def values_of(self, name: str, rows: list[int] | None = None) -> list[Any]:
-        """`value` of every row (or of `rows`), in one pass."""
+        """`value` of every row (or of `rows`), in one pass (None or MISSING: no value)."""
         runs = self.runs if rows is None else [self.runs[row] for row in rows]
         if name in RUN_FIELDS:
-            return [run_value(run, {}, name) for run in runs]
-        return [self.flat.get(run["id"], {}).get(name, MISSING) for run in runs]
+            values = [run.get(name) for run in runs]
+            if is_percent(name):
+                return [round(v * 100, 9) if isinstance(v, (int, float)) else v
+                        for v in values]
+            return values
+        flat = self.flat
+        return [flat.get(run["id"], {}).get(name, MISSING) for run in runs]
 
-    def raw(self, row: int, key: str) -> Any:
-        """What a cell shows before it is formatted (equal raws: equal texts)."""
-        run = self.runs[row]
+    def raws_of(self, key: str, rows: list[int]) -> list[Any]:
+        """What each row's cell shows before it is formatted (equal raws: equal texts)."""
+        runs = [self.runs[row] for row in rows]
         if key == "models":
-            return run.get("teacher_arch"), run.get("student_arch")
+            return [(run.get("teacher_arch"), run.get("student_arch")) for run in runs]
         if key == "weights":
-            return run.get("ce_weight"), run.get("kd_weight"), run.get("feature_weight")
+            return [(run.get("ce_weight"), run.get("kd_weight"), run.get("feature_weight"))
+                    for run in runs]
         if key == "tags":
-            return tuple(run.get("tags") or ())
+            return [tuple(run.get("tags") or ()) for run in runs]
+        if key == "status":
+            return [(run.get("status"), run.get("live_phase")) for run in runs]
         if key in BUILTIN or key in RUN_FIELDS:
-            return run.get(key), run.get("live_phase") if key == "status" else None
-        return repr(self.flat.get(run["id"], {}).get(key, MISSING))
+            return [run.get(key) for run in runs]
+        return [repr(self.flat.get(run["id"], {}).get(key, MISSING)) for run in runs]
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
         """Sort rows by a column's raw values (in Python: a thousand rows take a
@@ -389,9 +397,17 @@ class HistoryFilter(QSortFilterProxyModel):
             self.invalidateFilter()
         return error
 
-    def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:  # noqa: N802
+    def _accepted_now(self) -> set[int]:
         model = self.sourceModel()
         if self._revision != model.revision:  # evaluate every row once, not per call
             self._accepted = model.accepted_ids(self.words, self.expr, self.status)
             self._revision = model.revision
-        return model.runs[source_row]["id"] in self._accepted
+        return self._accepted
+
+    def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:  # noqa: N802
+        return self.sourceModel().runs[source_row]["id"] in self._accepted_now()
+
+    def source_rows(self) -> list[int]:
+        """The source rows the filter keeps, in the order shown (the source sorts)."""
+        accepted = self._accepted_now()
+        return [row for row, run in enumerate(self.sourceModel().runs) if run["id"] in accepted]
