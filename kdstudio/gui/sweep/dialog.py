@@ -75,7 +75,8 @@ class SweepDialog(QDialog):
         self.setModal(False)
         self.config = config
         self.base = str(write_base(config, folder))
-        self.fixed: dict[str, Any] = {}
+        self.fixed: dict[str, Any] = {}  # a sweep file's [set] table
+        self.draw_seed = 0  # a sweep file's seed of the random draws
         self.keys = {axis.key: axis for axis in axis_keys(config)}
         self.rows: list[AxisRow] = []
         self.spec: Any = None
@@ -86,6 +87,10 @@ class SweepDialog(QDialog):
         self.base_label.setWordWrap(True)
         self._show_base("the form's config")
 
+        self.name_edit = QLineEdit(str(config.get("name") or "") or "sweep")
+        self.name_edit.setObjectName("sweepName")
+        self.name_edit.setToolTip("The sweep's name: its runs share the group id "
+                                  "sweep:<name>:<hash of the sweep>")
         self.key_combo = QComboBox()
         self.key_combo.setObjectName("sweepKeyCombo")
         self.key_combo.setToolTip("A key of the form to vary")
@@ -142,7 +147,8 @@ class SweepDialog(QDialog):
         self.metric_combo.setToolTip("What optuna maximises and what the summary ranks by")
         for name, label in METRICS:
             self.metric_combo.addItem(label, name)
-            self.metric_combo.setItemData(self.metric_combo.count() - 1, name, Qt.ItemDataRole.ToolTipRole)
+            self.metric_combo.setItemData(self.metric_combo.count() - 1, name,
+                                          Qt.ItemDataRole.ToolTipRole)
         self.backend = QComboBox()
         self.backend.setObjectName("sweepBackend")
         self.backend.addItem("local (process pool)", "local")
@@ -159,6 +165,7 @@ class SweepDialog(QDialog):
         self.workers.setToolTip("Trials run at once; auto: the cores divided by the threads "
                                 "each trial needs")
         settings = QFormLayout()
+        settings.addRow("Name", self.name_edit)
         settings.addRow("Seeds", seeds)
         settings.addRow("Method", self.method)
         settings.addRow("Trials", self.trials)
@@ -201,7 +208,8 @@ class SweepDialog(QDialog):
         layout.addWidget(self.count_label)
         layout.addWidget(self.problems_label)
         layout.addLayout(buttons)
-        for signal in (self.seed_mode.currentIndexChanged, self.seed_edit.textChanged,
+        for signal in (self.name_edit.textChanged,
+                       self.seed_mode.currentIndexChanged, self.seed_edit.textChanged,
                        self.method.currentIndexChanged, self.trials.valueChanged,
                        self.metric_combo.currentIndexChanged):
             signal.connect(self.refresh)
@@ -277,11 +285,14 @@ class SweepDialog(QDialog):
                 axes["seed"] = seeds
         except ValueError as error:
             problems.append(str(error))
-        data: dict[str, Any] = {"base": self.base, "method": self.method_name,
+        data: dict[str, Any] = {"base": self.base, "name": self.name_edit.text().strip(),
+                                "method": self.method_name,
                                 "trials": 0 if grid else self.trials.value(),
                                 "metric": self.metric_combo.currentData(), "axes": axes}
         if self.fixed:
             data["set"] = dict(self.fixed)
+        if self.draw_seed:
+            data["seed"] = self.draw_seed
         return data, problems
 
     def refresh(self) -> None:
@@ -352,8 +363,10 @@ class SweepDialog(QDialog):
         self.refresh()
         if self.spec is None:
             return None
+        from kdstudio.core.sweep import sweep_to_dict
+
         path = Path(path)
-        data, _ = self.sweep_dict()
+        data = sweep_to_dict(self.spec)
         if Path(self.base).name.startswith("sweep-base-"):
             base = path.with_name(f"{path.stem}.base.toml")
             base.write_text(Path(self.base).read_text(encoding="utf-8"), encoding="utf-8")
@@ -380,7 +393,9 @@ class SweepDialog(QDialog):
             self.remove_axis(row)
         self.base = spec.base
         self.fixed = dict(spec.fixed)
+        self.draw_seed = spec.seed
         self._show_base(f"{spec.base} (from {Path(path).name})")
+        self.name_edit.setText(spec.name)
         self.method.setCurrentIndex(max(0, self.method.findData(spec.method)))
         if spec.trials:
             self.trials.setValue(spec.trials)
