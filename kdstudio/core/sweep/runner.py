@@ -4,6 +4,7 @@ completed trials of an earlier attempt skipped, one teacher trained per teacher 
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from kdstudio.core.sweep.search import Search, make_search
 from kdstudio.core.sweep.spec import SweepSpec, Trial, group_id, sweep_name
 from kdstudio.core.sweep.trials import (
     base_config,
+    check_trials,
     same_trial,
     teacher_key,
     trial_config,
@@ -94,10 +96,12 @@ def run_sweep(spec: SweepSpec, db_path: str | Path, workers: int = 0, backend: s
     with Store(db_path) as store:
         earlier = [run for run in store.runs_in_group(gid) if run["status"] == "completed"]
         search = make_search(spec, base, earlier)
+        check_trials(spec, base, search.planned())
         if backend == "ray":
             from kdstudio.core.sweep.ray_backend import RayBackend
 
-            runner: Any = RayBackend(threads, address, workers)
+            runner: Any = RayBackend(threads, address, workers,
+                                     lambda: _running_pids(store, gid))
         else:
             from kdstudio.core.sweep.local import LocalBackend
 
@@ -107,6 +111,13 @@ def run_sweep(spec: SweepSpec, db_path: str | Path, workers: int = 0, backend: s
                           earlier).run()
         finally:
             runner.close()
+
+
+def _running_pids(store: Store, gid: str) -> list[int]:
+    """The processes of this machine running a trial of the sweep (from the runs table)."""
+    host = socket.gethostname()
+    return [run["pid"] for run in store.runs_in_group(gid)
+            if run["status"] == "running" and run["host"] == host and run["pid"]]
 
 
 class _Sweep:
@@ -216,7 +227,9 @@ class _Sweep:
         kind = message["type"]
         if kind == "started":
             state.run_id, state.pid = message["run_id"], message.get("pid")
-            self.emit(TrialStarted(index, dict(state.trial.overrides), state.run_id, state.pid))
+            if getattr(self.backend, "streams", True):
+                self.emit(TrialStarted(index, dict(state.trial.overrides), state.run_id,
+                                       state.pid))
         elif kind == "teacher" and state.key is not None:
             teacher = self.teachers[state.key]
             if teacher.owner == index and not teacher.path:

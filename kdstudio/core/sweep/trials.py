@@ -92,3 +92,22 @@ def use_teacher(config: dict[str, Any], path: str) -> dict[str, Any]:
 def same_trial(run: dict[str, Any], config: dict[str, Any], axes: list[str]) -> bool:
     """Whether a run of the sweep's group is this trial: the same value on every axis."""
     return all(get_key(run["config"], key) == get_key(config, key) for key in axes)
+
+
+def check_trials(spec: SweepSpec, base: dict[str, Any], trials: list[Trial]) -> None:
+    """Every planned trial's config validates; raises ConfigError naming the trial."""
+    from kdstudio.core.config import ConfigError, config_from_dict, validate
+
+    problems: list[str] = []
+    for trial in trials:
+        config, _ = config_from_dict(trial_config(spec, base, trial))
+        problems += [f"trial {trial.index} ({_label(trial)}): {problem}"
+                     for problem in validate(config)]
+        if len(problems) >= 5:
+            break
+    if problems:
+        raise ConfigError(problems)
+
+
+def _label(trial: Trial) -> str:
+    return ", ".join(f"{key}={_short(value)}" for key, value in trial.overrides.items())
