@@ -9,6 +9,7 @@ running trials stop (their runs end `stopped`); trials that never started end `s
 from __future__ import annotations
 
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,8 @@ from PySide6.QtWidgets import (
 from kdstudio.gui.sweep.values import plain
 from kdstudio.gui.tasks import Task
 
-COLUMNS = ("#", "Overrides", "Status", "Metric", "Run", "Elapsed")
+COLUMNS = ("#", "Overrides", "Status", "Metric", "Run", "Elapsed", "Error")
+GENERIC = {"name", "arch", "method"}  # last key parts that need their table to read
 STATUS_COLOURS = {"running": "#1565c0", "completed": "#2e7d32", "failed": "#c62828",
                   "stopped": "#ef6c00", "skipped": "#757575", "queued": "#616161"}
 
@@ -50,8 +52,14 @@ def _sweep_task(spec: Any, db_path: Path, workers: int, backend: str, flag: Stop
                      should_stop=lambda: flag.raised or state.cancelled)
 
 
+def short_key(key: str) -> str:
+    """`distill.temperature` -> `temperature`; `optim.name` stays `optim.name`."""
+    last = key.split(".")[-1]
+    return key if last in GENERIC else last
+
+
 def overrides_text(overrides: dict[str, Any]) -> str:
-    return ", ".join(f"{key.split('.')[-1]}={plain(value)}" for key, value in overrides.items())
+    return ", ".join(f"{short_key(key)}={plain(value)}" for key, value in overrides.items())
 
 
 class SweepQueue(QWidget):
@@ -97,7 +105,7 @@ class SweepQueue(QWidget):
         self.table.setAlternatingRowColors(True)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        header.setStretchLastSection(True)
         bar = QHBoxLayout()
         bar.addWidget(self.title, 1)
         bar.addWidget(self.compare_button)
@@ -199,7 +207,7 @@ class SweepQueue(QWidget):
         self.table.insertRow(row)
         self.rows[index] = row
         text = overrides_text(overrides)
-        cells = (str(index), text, "queued", "", "", "")
+        cells = (str(index), text, "queued", "", "", "", "")
         for column, value in enumerate(cells):
             item = QTableWidgetItem(value)
             if column != 1:
@@ -215,6 +223,8 @@ class SweepQueue(QWidget):
         row = self._row(index, {})
         self.table.item(row, 2).setText(status)
         self.table.item(row, 2).setToolTip(error or "")
+        self.table.item(row, 6).setText((error or "").splitlines()[0] if error else "")
+        self.table.item(row, 6).setToolTip(error or "")
         self._colour(row, status)
         if run_id is not None:
             self.run_ids[index] = run_id
@@ -223,6 +233,11 @@ class SweepQueue(QWidget):
             self.table.item(row, 3).setText(f"{value:.4f}")
         self._tick()
         self._update_buttons()
+        if self.running:
+            counts = Counter(self.statuses().values())
+            self.summary.setText(" · ".join(f"{counts[name]} {name}" for name in
+                                            ("running", "completed", "failed", "queued")
+                                            if counts[name]))
 
     def _colour(self, row: int, status: str) -> None:
         self.table.item(row, 2).setForeground(QColor(STATUS_COLOURS.get(status, "#000000")))
