@@ -129,6 +129,18 @@ def test_a_local_sweep_from_the_dialog_fills_the_queue_and_the_history(qtbot, wi
     assert window.tabs.currentWidget() is window.compare
     assert sorted(window.compare.run_ids()) == sorted(ids)
 
+    # the same sweep again from the same form: its group finds both trials done
+    again = window.open_sweep_dialog()
+    again.add_axis("distill.temperature").list_edit.setText("2, 4")
+    with qtbot.waitSignal(queue.sweep_finished, timeout=SWEEP_TIMEOUT_MS) as finished:
+        assert again.start()
+    assert finished.args[0].group_id == result.group_id
+    assert queue.statuses() == {0: "skipped", 1: "skipped"}
+    assert "completed run of this sweep" in queue.table.item(0, 2).toolTip()
+    assert "2 completed before" in queue.title.text()
+    with Store(tmp_path / "history.db") as store:
+        assert len(store.runs_in_group(result.group_id)) == 2  # no new run
+
 
 def test_cancel_mid_sweep_starts_no_further_trial(qtbot, window, tmp_path):
     dialog = open_dialog(window, teacher_epochs=1, epochs=3000)

@@ -80,6 +80,7 @@ class SweepQueue(QWidget):
         self.ended_at: dict[int, float] = {}
         self.run_ids: dict[int, int] = {}
         self.result: Any = None
+        self.note = ""  # what SweepStarted said: trials, completed before
 
         self.title = QLabel("<b>No sweep yet</b>: Run ▸ Sweep… starts one from the form")
         self.title.setObjectName("sweepTitle")
@@ -137,6 +138,7 @@ class SweepQueue(QWidget):
         self.ended_at.clear()
         self.run_ids.clear()
         self.result = None
+        self.note = ""
         self.table.setRowCount(0)
         self.metric_name = spec.metric
         self.table.horizontalHeaderItem(3).setText(spec.metric)
@@ -186,8 +188,8 @@ class SweepQueue(QWidget):
         if isinstance(event, SweepStarted):
             self.group_id = event.group_id
             done = f", {event.skipped} completed before" if event.skipped else ""
-            self.title.setText(self.title.text().split(":")[0]
-                               + f": {event.total} trials{done}")
+            self.note = f"{event.total} trials{done}"
+            self.title.setText(self.title.text().split(":")[0] + f": {self.note}")
         elif isinstance(event, TrialStarted):
             self._row(event.index, event.overrides)
             self.started_at[event.index] = time.monotonic()
@@ -260,9 +262,13 @@ class SweepQueue(QWidget):
     def _done(self, result: Any) -> None:
         self.result = result
         self.group_id = result.group_id
+        why = ("not started: the sweep was cancelled" if self.flag.raised else
+               "not run: a completed run of this sweep in the history has these values")
         for index, status in self.statuses().items():
             if status in ("queued", "running"):  # never started, or no end was reported
                 self._set(index, "skipped" if status == "queued" else "stopped")
+                if status == "queued":
+                    self.table.item(self.rows[index], 2).setToolTip(why)
         best = f"; best run #{result.best_run_id}" if result.best_run_id is not None else ""
         self.summary.setText(f"<b>Done:</b> {result.completed} completed, {result.failed} "
                              f"failed, {result.stopped} stopped{best} (ranked by "
@@ -278,8 +284,9 @@ class SweepQueue(QWidget):
     def _ended(self) -> None:
         self.task = None
         self.clock.stop()
-        self.title.setText(self.title.text().split(":")[0] + (
-            ": cancelled" if self.flag.raised else ": finished"))
+        end = "cancelled" if self.flag.raised else "finished"
+        self.title.setText(self.title.text().split(":")[0]
+                           + (f": {self.note}, {end}" if self.note else f": {end}"))
         self._update_buttons()
         self.sweep_finished.emit(self.result)
 
