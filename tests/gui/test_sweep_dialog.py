@@ -98,8 +98,8 @@ def test_bad_values_are_shown_inline_and_block_start(qtbot, window):
 
 def test_a_local_sweep_from_the_dialog_fills_the_queue_and_the_history(qtbot, window,
                                                                       tmp_path):
-    dialog = open_dialog(window, teacher_epochs=1, epochs=1)
-    dialog.add_axis("distill.temperature").list_edit.setText("2, 4")
+    dialog = open_dialog(window, epochs=1, method="none")  # no teacher: both trials at once
+    dialog.add_axis("optim.lr").list_edit.setText("0.05, 0.1")
     dialog.workers.setValue(2)
     queue = window.sweeps.queue
     with qtbot.waitSignal(queue.sweep_finished, timeout=SWEEP_TIMEOUT_MS) as finished:
@@ -112,7 +112,7 @@ def test_a_local_sweep_from_the_dialog_fills_the_queue_and_the_history(qtbot, wi
     assert queue.statuses() == {0: "completed", 1: "completed"}
     ids = queue.finished_run_ids()
     assert sorted(ids) == sorted(result.run_ids) and len(ids) == 2
-    assert queue.table.item(0, 1).text() == "temperature=2"
+    assert queue.table.item(0, 1).text() == "lr=0.05"
     assert queue.table.item(0, 4).text() == f"#{ids[0]}"
     assert float(queue.table.item(0, 3).text()) >= 0
     assert "2 completed, 0 failed, 0 stopped" in queue.summary.text()
@@ -120,7 +120,9 @@ def test_a_local_sweep_from_the_dialog_fills_the_queue_and_the_history(qtbot, wi
         rows = store.runs_in_group(result.group_id)
     assert [row["id"] for row in rows] == sorted(ids)
     assert result.group_id.startswith("sweep:gui-test:")
-    assert [row["temperature"] for row in rows] == [2.0, 4.0]
+    lr = {row["id"]: row["config"]["optim"]["lr"] for row in rows}
+    assert [lr[queue.run_ids[0]], lr[queue.run_ids[1]]] == [0.05, 0.1]
+    assert max(queue.started_at.values()) < min(queue.ended_at.values())  # 2 workers at once
     assert all(row["status"] == "completed" for row in rows)
     assert set(ids) <= {run["id"] for run in window.history.model.runs}
     assert window.sweep_button.isEnabled()
@@ -131,7 +133,7 @@ def test_a_local_sweep_from_the_dialog_fills_the_queue_and_the_history(qtbot, wi
 
     # the same sweep again from the same form: its group finds both trials done
     again = window.open_sweep_dialog()
-    again.add_axis("distill.temperature").list_edit.setText("2, 4")
+    again.add_axis("optim.lr").list_edit.setText("0.05, 0.1")
     with qtbot.waitSignal(queue.sweep_finished, timeout=SWEEP_TIMEOUT_MS) as finished:
         assert again.start()
     assert finished.args[0].group_id == result.group_id
