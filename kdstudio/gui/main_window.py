@@ -28,7 +28,7 @@ from kdstudio.gui.gc_guard import collect_on_gui_thread
 from kdstudio.gui.run.live_view import LiveView
 from kdstudio.gui.run.worker import RunController
 from kdstudio.gui.run_control import RunControl, run_layout
-from kdstudio.gui.sweep.control import SweepControl
+from kdstudio.gui.sweep_control import SweepControl
 from kdstudio.gui.tasks import Task, shutdown_tasks
 from kdstudio.gui.widgets.style import STYLE
 from kdstudio.gui.workbench import Workbench
