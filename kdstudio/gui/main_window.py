@@ -408,8 +408,9 @@ class MainWindow(QMainWindow):
                                           "stopped…")
                 event.ignore()
                 return
-        if self.sweeps.queue.running:
-            self.sweeps.queue.stop_and_wait(CLOSE_WAIT_MS * 10)  # trials end stopped
+        if not self.sweeps.close_sweep():
+            event.ignore()
+            return
         self.save_settings()
         self.is_closed = True
         if self.history is not None:

@@ -7,8 +7,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject
+from PySide6.QtWidgets import QMessageBox
 
 from kdstudio.gui.sweep.queue import SweepQueue
+
+STOP_WAIT_MS = 30_000
 
 if TYPE_CHECKING:
     from kdstudio.gui.main_window import MainWindow
@@ -64,12 +67,33 @@ class SweepControl(QObject):
         window._update_buttons()
         return True
 
+    def close_sweep(self) -> bool:
+        """Before the window closes: stop a running sweep (asked first, unless the window's
+        `confirm_close` answers) and wait for it; False to keep the window open."""
+        if not self.queue.running:
+            return True
+        answer = self.window.confirm_close
+        if answer is None:
+            answer = QMessageBox.question(
+                self.window, "Stop the sweep?",
+                "A sweep is running. Stop its trials and close the window?\n\n"
+                "Finished trials stay in the history; the running ones end stopped.",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                QMessageBox.StandardButton.No) == QMessageBox.StandardButton.Yes
+        if not answer:
+            return False
+        self.window.statusBar().showMessage("Stopping the sweep's trials…")
+        self.queue.stop_and_wait(STOP_WAIT_MS)
+        return True
+
     def _trial_finished(self, _event: Any) -> None:
-        if self.window.history is not None:
+        if self.window.history is not None and not self.window.is_closed:
             self.window.history.reload()
 
     def _sweep_finished(self, result: Any) -> None:
         window = self.window
+        if window.is_closed:  # its Store is closed: the events queued before are late
+            return
         if window.history is not None:
             window.history.reload()
         if window.compare is not None:

@@ -145,8 +145,8 @@ def test_a_local_sweep_from_the_dialog_fills_the_queue_and_the_history(qtbot, wi
 
 
 def test_cancel_mid_sweep_starts_no_further_trial(qtbot, window, tmp_path):
-    dialog = open_dialog(window, teacher_epochs=1, epochs=3000)
-    dialog.add_axis("distill.temperature").list_edit.setText("2, 4, 8")
+    dialog = open_dialog(window, epochs=3000, method="none")
+    dialog.add_axis("optim.lr").list_edit.setText("0.05, 0.1, 0.2")
     dialog.workers.setValue(1)
     queue = window.sweeps.queue
     assert dialog.start()
@@ -169,3 +169,17 @@ def test_cancel_mid_sweep_starts_no_further_trial(qtbot, window, tmp_path):
         group = store.runs_in_group(queue.group_id)
     assert [(run["id"], run["status"]) for run in group] == [(queue.run_ids[0], "stopped")]
     assert "cancelled" in queue.title.text()
+
+
+def test_closing_the_window_mid_sweep_stops_its_trials(qtbot, window, tmp_path):
+    dialog = open_dialog(window, epochs=3000, method="none")
+    dialog.add_axis("optim.lr").list_edit.setText("0.05, 0.1")
+    dialog.workers.setValue(1)
+    queue = window.sweeps.queue
+    assert dialog.start()
+    qtbot.waitUntil(lambda: queue.run_ids.get(0) is not None, timeout=SWEEP_TIMEOUT_MS)
+    assert window.close()  # confirm_close answers yes; it waits for the sweep to stop
+    assert queue.task is None or queue.task.wait(0)  # the sweep's thread has ended
+    with Store(tmp_path / "history.db") as store:
+        rows = store.runs_in_group(queue.group_id)
+    assert [(row["id"], row["status"]) for row in rows] == [(queue.run_ids[0], "stopped")]
