@@ -57,6 +57,14 @@ def test_dialog_axes_count_and_the_saved_toml_read_back(qtbot, window, tmp_path)
     assert read.axes == dialog.spec.axes == sweep_from_dict(data).axes
     assert (read.method, read.trials, read.metric) == ("grid", 0, "student_test_acc")
 
+    dialog.method.setCurrentIndex(dialog.method.findData("random"))
+    dialog.trials.setValue(5)
+    assert dialog.trials.isEnabled()
+    assert dialog.sweep_dict()[0]["axes"]["distill.temperature"] == {"low": 2.0, "high": 8.0,
+                                                                     "log": True}
+    assert dialog.count_label.text() == "<b>5 trials</b> (random over 3 keys)"
+    dialog.method.setCurrentIndex(dialog.method.findData("grid"))
+
     other = open_dialog(window)
     assert other is not dialog
     assert other.open_sweep(path) == ""

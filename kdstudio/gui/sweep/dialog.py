@@ -242,8 +242,9 @@ class SweepDialog(QDialog):
         for row in self.rows:
             if row.key == key:
                 return row
-        row = AxisRow(self.keys[key], value_at(self.config, key) if "." in key or
-                      key in self.config else None)
+        current = value_at(self.config, key) if "." in key or key in self.config else None
+        row = AxisRow(self.keys[key], self.keys[key].field.default if current is None
+                      else current)
         row.changed.connect(self.refresh)
         row.removed.connect(self.remove_axis)
         self.rows.append(row)
