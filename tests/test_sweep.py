@@ -134,8 +134,8 @@ def test_a_killed_trial_fails_the_others_complete_and_a_rerun_does_only_it(
     assert sorted(by_status.values()) == ["completed"] * 3 + ["failed"]
     dead = next(run for run in runs if run["id"] == killed[0])
     assert dead["error"] == "trial process died (signal 9)"
-    assert len({run["pid"] for run in runs}) == 4 and os.getpid() not in {
-        run["pid"] for run in runs}
+    pids = {run["pid"] for run in runs}  # two worker processes, one a trial at a time
+    assert len(pids) >= 2 and os.getpid() not in pids
     finished = [e for e in events if isinstance(e, TrialFinished)]
     assert sorted(e.status for e in finished) == ["completed"] * 3 + ["failed"]
     assert all(e.value is not None and 0 < e.value <= 1 for e in finished

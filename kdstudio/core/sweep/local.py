@@ -41,21 +41,22 @@ def death_reason(returncode: int, stderr_tail: str) -> str:
 
 
 class LocalBackend:
-    """Trial processes on this machine; `poll` gives their messages (started, teacher,
-    finished, died)."""
+    """Trial processes on this machine, each running one trial at a time and kept for the
+    next (torch is imported once per process); `poll` gives their messages (started,
+    teacher, finished, died). A process that dies takes only its current trial."""
 
     def __init__(self, threads: int) -> None:
         self.threads = threads
-        self.processes: dict[int, subprocess.Popen[str]] = {}  # trial index -> its process
-        self.spares: list[subprocess.Popen[str]] = []  # started, no trial given yet
-        self.index_of: dict[int, int] = {}  # pid -> trial index
+        self.busy: dict[int, subprocess.Popen[str]] = {}  # trial index -> its process
+        self.idle: list[subprocess.Popen[str]] = []  # started, waiting for a trial
+        self.current: dict[int, int] = {}  # pid -> the trial index it runs now
         self.stderr: dict[int, list[str]] = {}  # pid -> its last lines
         self.messages: queue.Queue[Message] = queue.Queue()
 
     def warm(self, count: int) -> None:
-        """Have `count` processes started (importing the engine) before trials need them."""
-        while len(self.spares) < count:
-            self.spares.append(self._spawn())
+        """Have `count` idle processes (importing the engine) before trials need them."""
+        while len(self.idle) < count:
+            self.idle.append(self._spawn())
 
     def _spawn(self) -> subprocess.Popen[str]:
         process = subprocess.Popen(
@@ -67,13 +68,16 @@ class LocalBackend:
         return process
 
     def start(self, index: int, payload: dict[str, Any]) -> int:
-        """Give the trial to a spare process (or a new one); returns its pid."""
-        process = self.spares.pop(0) if self.spares else self._spawn()
-        self.index_of[process.pid] = index
-        self.processes[index] = process
+        """Give the trial to an idle process (or a new one); returns its pid."""
+        process = self.idle.pop(0) if self.idle else self._spawn()
+        self.current[process.pid] = index
+        self.busy[index] = process
         assert process.stdin is not None
-        process.stdin.write(json.dumps(payload))
-        process.stdin.close()
+        try:
+            process.stdin.write(json.dumps(payload) + "\n")
+            process.stdin.flush()
+        except OSError:  # it died while idle: its reader reports the trial as died
+            pass
         return process.pid
 
     def _read(self, process: subprocess.Popen[str]) -> None:
@@ -81,22 +85,25 @@ class LocalBackend:
         errors = threading.Thread(target=self._tail, args=(process.pid, process.stderr),
                                   daemon=True)
         errors.start()
-        reported = False
         for line in process.stdout:
-            if line.startswith(MARK) and process.pid in self.index_of:
-                message = json.loads(line[len(MARK):])
-                reported |= message.get("type") == "finished"
-                self.messages.put((self.index_of[process.pid], message))
+            index = self.current.get(process.pid)
+            if not line.startswith(MARK) or index is None:
+                continue
+            message = json.loads(line[len(MARK):])
+            if message.get("type") == "finished":
+                del self.current[process.pid]
+                self.messages.put((index, message))
+                self.messages.put((index, {"type": "idle"}))
+            else:
+                self.messages.put((index, message))
         code = process.wait()
         errors.join(timeout=5)
-        index = self.index_of.get(process.pid)
-        if index is None:  # a spare never used
-            return
-        if not reported:
+        index = self.current.pop(process.pid, None)
+        if index is not None:  # it died during a trial
             lines = self.stderr[process.pid]
             tail = lines[-1].strip() if lines else ""
             self.messages.put((index, {"type": "died", "error": death_reason(code, tail)}))
-        self.messages.put((index, {"type": "exited"}))
+            self.messages.put((index, {"type": "exited"}))
 
     def _tail(self, pid: int, stream: IO[str]) -> None:
         for line in stream:
@@ -113,26 +120,27 @@ class LocalBackend:
         except queue.Empty:
             pass
         for index, message in found:
-            if message["type"] == "exited":
-                self.processes.pop(index, None)
-        return [(i, m) for i, m in found if m["type"] != "exited"]
-
-    def running(self) -> int:
-        return len(self.processes)
+            if message["type"] in ("idle", "exited"):
+                process = self.busy.pop(index, None)
+                if process is not None and message["type"] == "idle":
+                    self.idle.append(process)
+        return [(i, m) for i, m in found if m["type"] not in ("idle", "exited")]
 
     def stop_all(self) -> None:
-        """Ask every trial to stop (SIGTERM: the run ends `stopped`)."""
-        for process in list(self.processes.values()):
+        """Ask every running trial to stop (SIGTERM: the run ends `stopped`)."""
+        for process in list(self.busy.values()):
             if process.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(process.pid, signal.SIGTERM)
 
     def close(self) -> None:
-        """Wait for the trials' processes; spares are told there is nothing to do."""
-        for process in self.spares:
-            if process.stdin is not None:
-                process.stdin.close()
-        for process in [*self.processes.values(), *self.spares]:
+        """End the processes: stdin closed, they exit once their trial (if any) ends."""
+        processes = [*self.busy.values(), *self.idle]
+        for process in processes:
+            with contextlib.suppress(OSError):
+                if process.stdin is not None:
+                    process.stdin.close()
+        for process in processes:
             try:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:

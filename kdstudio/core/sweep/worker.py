@@ -1,13 +1,14 @@
-"""One trial in its own process: `python -m kdstudio.core.sweep.worker` (the trial as JSON
-on stdin).
+"""A trial process: `python -m kdstudio.core.sweep.worker` runs the trials it is given on
+stdin (one JSON object a line) one after the other, importing torch once.
 
-It holds the trial's config, the history's path and the sweep's group id. The run is
+Each holds the trial's config, the history's path and the sweep's group id. The run is
 recorded by this process as any run (its row has the group id and this pid); progress
 goes to stdout as one JSON object a line, prefixed with `MARK`. SIGTERM or SIGINT stops
 the run between two batches (kept as `stopped`)."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -78,6 +79,8 @@ def run_trial(payload: dict[str, Any], should_stop: Any = None,
 
 
 def main(argv: list[str]) -> int:
+    """Run the trials given on stdin, one JSON object a line, until stdin ends (or the one
+    in the file `argv[0]`)."""
     stop: list[int] = []
 
     def handle(signum: int, _frame: Any) -> None:
@@ -87,16 +90,18 @@ def main(argv: list[str]) -> int:
         signal.signal(number, handle)
     import kdstudio.core.engine  # noqa: F401 - imported while the sweep may still be waiting
 
-    text = Path(argv[0]).read_text(encoding="utf-8") if argv else sys.stdin.read()
-    if not text.strip():  # a spare process the sweep did not need
-        return 0
-    payload = json.loads(text)
-    try:
-        result = run_trial(payload, lambda: bool(stop))
-    except Exception as error:  # noqa: BLE001 - reported to the sweep as the trial's error
-        result = {"run_id": None, "status": "failed", "summary": {},
-                  "error": f"{type(error).__name__}: {error}"}
-    say(type="finished", **result)
+    lines = [Path(argv[0]).read_text(encoding="utf-8")] if argv else sys.stdin
+    for line in lines:
+        if not line.strip():
+            continue
+        stop.clear()
+        try:
+            result = run_trial(json.loads(line), lambda: bool(stop))
+        except Exception as error:  # noqa: BLE001 - reported to the sweep as the trial's error
+            result = {"run_id": None, "status": "failed", "summary": {},
+                      "error": f"{type(error).__name__}: {error}"}
+        say(type="finished", **result)
+        gc.collect()
     return 0
 
 
