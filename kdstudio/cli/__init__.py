@@ -1,4 +1,4 @@
-"""Command line: `kdstudio` (window), `run`, `resume`, `runs`, `show`, `presets`, `models`,
+"""Command line: `kdstudio` (window), `run`, `resume`, `sweep`, `runs`, `show`, `presets`, `models`,
 `export`, `export-metrics`, `check`.
 
 Exit codes: 0 done, 1 run failed, 2 bad input (one line per problem, no traceback),
@@ -76,6 +76,10 @@ def _command(name: str) -> Callable[[argparse.Namespace], int]:
         from kdstudio.cli import training
 
         return {"run": training.cmd_run, "resume": training.cmd_resume}[name]
+    if name == "sweep":
+        from kdstudio.cli import sweep
+
+        return sweep.cmd_sweep
     if name == "models":
         from kdstudio.cli import catalogue
 

@@ -53,6 +53,16 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--quiet", action="store_true", help="print only the summary")
     add_trust_flag(resume)
 
+    sweep = sub.add_parser("sweep", parents=[db],
+                           help="run a sweep file's trials (grid, random or optuna)")
+    sweep.add_argument("sweep", metavar="SWEEP.toml", help="sweep file")
+    sweep.add_argument("--workers", type=_positive_int, default=0, metavar="N",
+                       help="trials at a time (default: cores / threads per trial)")
+    sweep.add_argument("--backend", choices=("local", "ray"), default="local",
+                       help="local process pool (default) or Ray")
+    sweep.add_argument("--address", metavar="RAY_ADDRESS",
+                       help="a Ray cluster (default: a local Ray instance)")
+
     runs = sub.add_parser("runs", parents=[db], help="list saved runs")
     runs.add_argument("--status", choices=RUN_STATUSES, help="only runs with this status")
     runs.add_argument("--limit", type=_positive_int, default=50,

@@ -28,6 +28,7 @@ from kdstudio.gui.gc_guard import collect_on_gui_thread
 from kdstudio.gui.run.live_view import LiveView
 from kdstudio.gui.run.worker import RunController
 from kdstudio.gui.run_control import RunControl, run_layout
+from kdstudio.gui.sweep_control import SweepControl
 from kdstudio.gui.tasks import Task, shutdown_tasks
 from kdstudio.gui.widgets.style import STYLE
 from kdstudio.gui.workbench import Workbench
@@ -68,6 +69,7 @@ class MainWindow(QMainWindow):
         self.controller = RunController(self)
         self.run_control = RunControl(self)
         self.config_files = ConfigFiles(self)
+        self.sweeps = SweepControl(self)
 
         self.tabs = QTabWidget()
         self.tabs.setObjectName("mainTabs")
@@ -95,6 +97,8 @@ class MainWindow(QMainWindow):
         self.start_button.clicked.connect(self.start_run)
         self.pause_button.clicked.connect(self.toggle_pause)
         self.stop_button.clicked.connect(self.stop_run)
+        self.sweep_button = page.sweep_button
+        self.sweep_button.clicked.connect(self.open_sweep_dialog)
         return page
 
     def add_tab(self, widget: QWidget, title: str) -> int:
@@ -154,6 +158,14 @@ class MainWindow(QMainWindow):
             file_menu.addAction(action)
         file_menu.addSeparator()
         file_menu.addAction(quit_action)
+        run_menu = self.menuBar().addMenu("&Run")
+        run_menu.setToolTipsVisible(True)
+        self.sweep_action = QAction("S&weep…", self)
+        self.sweep_action.setShortcut(QKeySequence("Ctrl+Shift+R"))
+        self.sweep_action.setToolTip("Run the form's config over several values of its keys "
+                                     "and seeds, in the background (the Sweep tab)")
+        self.sweep_action.triggered.connect(self.open_sweep_dialog)
+        run_menu.addAction(self.sweep_action)
         self.presets_menu = self.menuBar().addMenu("&Presets")
         self.presets_menu.setToolTipsVisible(True)
         help_menu = self.menuBar().addMenu("&Help")
@@ -232,6 +244,10 @@ class MainWindow(QMainWindow):
     def resume_run(self, run_id: int) -> bool:
         """Go on with a stopped or interrupted run in the workbench; False if refused."""
         return self.run_control.resume(run_id)
+
+    def open_sweep_dialog(self) -> Any:
+        """The Sweep dialog on the form's config (gui/sweep); None if the form has problems."""
+        return self.sweeps.open_dialog()
 
     # ------------------------------------------------------------ configs (gui/config_files.py)
 
@@ -335,6 +351,9 @@ class MainWindow(QMainWindow):
         for action in (self.open_action, self.save_action):
             action.setEnabled(self.setup is not None and not running)
         self.presets_menu.setEnabled(self.setup is not None and not running)
+        sweep_ready = ready and not self.sweeps.queue.running
+        self.sweep_button.setEnabled(sweep_ready)
+        self.sweep_action.setEnabled(sweep_ready)
 
     # ------------------------------------------------------------ settings and closing
 
@@ -389,6 +408,9 @@ class MainWindow(QMainWindow):
                                           "stopped…")
                 event.ignore()
                 return
+        if not self.sweeps.close_sweep():
+            event.ignore()
+            return
         self.save_settings()
         self.is_closed = True
         if self.history is not None:

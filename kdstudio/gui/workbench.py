@@ -1,4 +1,4 @@
-"""The Workbench tab: Start, Pause and Stop with the run's status, the problems that keep a
+"""The Workbench tab: Start, Pause, Stop and Sweep… with the run's status, the problems that keep a
 run from starting, the setup form (a loading note until the engine is in) and the live view
 beside it. The window connects the buttons and fills the form's place."""
 
@@ -38,6 +38,10 @@ class Workbench(QWidget):
         self.stop_button.setObjectName("stopButton")
         self.stop_button.setToolTip("Stop the run after the current batch (within a second); "
                                     "everything so far stays in the history")
+        self.sweep_button = QPushButton("Sweep…")
+        self.sweep_button.setObjectName("sweepButton")
+        self.sweep_button.setToolTip("Run this config over several values of its keys and "
+                                     "seeds (Run ▸ Sweep…)")
         self.status_label = QLabel(LOADING_TEXT)
         self.status_label.setObjectName("runStatusLabel")
         self.problems_label = QLabel()
@@ -47,7 +51,8 @@ class Workbench(QWidget):
         self.problems_label.hide()
 
         bar = QHBoxLayout()
-        for button in (self.start_button, self.pause_button, self.stop_button):
+        for button in (self.start_button, self.pause_button, self.stop_button,
+                       self.sweep_button):
             bar.addWidget(button)
         bar.addSpacing(12)
         bar.addWidget(self.status_label, 1)

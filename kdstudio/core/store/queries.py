@@ -63,6 +63,12 @@ class HistoryQueries(BufferedWrites):
         return [self._decode(row) for row in self.db.query(sql, params)]
 
     @_reads_own_writes
+    def runs_in_group(self, group_id: str) -> list[dict[str, Any]]:
+        """The runs of one sweep (runs.group_id), oldest first."""
+        rows = self.db.query("SELECT * FROM runs WHERE group_id = ? ORDER BY id", [group_id])
+        return [self._decode(row) for row in rows]
+
+    @_reads_own_writes
     def metrics(
         self, run_id: int, name: str | None = None, phase: str | None = None
     ) -> list[dict[str, Any]]:

@@ -1,0 +1,79 @@
+"""A 12-trial sweep on the local backend: 1 worker against 2 workers.
+
+The grid is distill.temperature x 3, distill.kd_weight x 2, seed x 2 over a preset (default
+digits-kd, few epochs so that one trial takes a few seconds). Each worker count runs the
+whole sweep into a fresh history; the wall time is from `run_sweep`'s call to its return.
+Teacher trainings are counted from the history (runs whose config trained a teacher).
+The load average is printed before and after: on a shared machine it says how much
+other programs took.
+
+    python bench/sweep.py                      # ~3 minutes on 2 cores
+    python bench/sweep.py --epochs 10 --workers 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import table, write_result  # noqa: E402
+
+from kdstudio.core.store import Store  # noqa: E402
+from kdstudio.core.sweep import run_sweep, sweep_from_dict  # noqa: E402
+
+
+def load() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def one_sweep(args: argparse.Namespace, workers: int, folder: Path) -> dict[str, float]:
+    spec = sweep_from_dict({
+        "base": args.preset, "name": "bench-sweep",
+        "axes": {"distill.temperature": [2.0, 4.0, 8.0], "distill.kd_weight": [0.5, 0.9],
+                 "seed": [0, 1]},
+        "set": {"teacher.epochs": args.teacher_epochs, "optim.epochs": args.epochs,
+                "device": "cpu"}})
+    db = folder / f"workers{workers}.db"
+    before = load()
+    started = time.perf_counter()
+    result = run_sweep(spec, db, workers=workers)
+    wall = time.perf_counter() - started
+    with Store(db) as store:
+        runs = store.runs_in_group(result.group_id)
+    trained = sum(1 for run in runs if run["config"]["teacher"]["epochs"] > 0)
+    durations = [run["summary"].get("duration_s", 0.0) for run in runs]
+    print(f"{workers} worker(s): {wall:.1f} s, {result.completed}/{len(runs)} completed, "
+          f"{trained} teacher training(s); load {before} -> {load()}", flush=True)
+    return {"wall": wall, "completed": result.completed, "trials": len(runs),
+            "teachers": trained, "trial_s": sum(durations) / max(len(durations), 1),
+            "load_before": before, "load_after": load()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="digits-kd")
+    parser.add_argument("--epochs", type=int, default=8, help="baseline and student epochs")
+    parser.add_argument("--teacher-epochs", type=int, default=8)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        results = {w: one_sweep(args, w, Path(tmp)) for w in args.workers}
+    first = results[args.workers[0]]["wall"]
+    rows = [[str(w), f"{r['wall']:.1f}", f"{first / r['wall']:.2f}x",
+             f"{r['completed']}/{r['trials']}", str(r["teachers"]), f"{r['trial_s']:.1f}",
+             f"{r['load_before']} / {r['load_after']}"] for w, r in results.items()]
+    body = (f"12-trial grid over `{args.preset}` (temperature 2/4/8 x kd_weight 0.5/0.9 x "
+            f"seed 0/1; teacher {args.teacher_epochs} epochs, baseline and student "
+            f"{args.epochs} epochs each), local backend, 1 thread per trial.\n\n"
+            + table(["workers", "wall (s)", "speed-up", "completed", "teacher trainings",
+                     "mean run time (s)", "load average before / after"], rows))
+    write_result("sweep", "Sweep: 1 worker against 2 (local backend)", body)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The Sweep dialog and the sweep queue view."""
