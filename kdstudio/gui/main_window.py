@@ -229,6 +229,12 @@ class MainWindow(QMainWindow):
             self.compare.set_runs(list(run_ids))
             self.tabs.setCurrentWidget(self.compare)
 
+    def compare_sweep(self, run_ids: list[int]) -> None:
+        """Show a sweep's runs in the Compare tab, the parallel-coordinates chart in front."""
+        if self.compare is not None:
+            self.compare.show_runs(list(run_ids))
+            self.tabs.setCurrentWidget(self.compare)
+
     # ------------------------------------------------------------ runs (gui/run_control.py)
 
     def start_run(self) -> bool:

@@ -28,7 +28,7 @@ class SweepControl(QObject):
         self.queue = SweepQueue()
         self.queue.trial_finished.connect(self._trial_finished)
         self.queue.sweep_finished.connect(self._sweep_finished)
-        self.queue.compare_requested.connect(window.compare_runs)
+        self.queue.compare_requested.connect(window.compare_sweep)
 
     def open_dialog(self) -> SweepDialog | None:
         """The Sweep dialog on the form's config; None (the problems shown above the form)

@@ -138,6 +138,7 @@ def test_a_local_sweep_from_the_dialog_fills_the_queue_and_the_history(qtbot, wi
     qtbot.mouseClick(find(window, QPushButton, "sweepCompare"), Qt.MouseButton.LeftButton)
     assert window.tabs.currentWidget() is window.compare
     assert sorted(window.compare.run_ids()) == sorted(ids)
+    assert window.compare.charts.currentWidget() is window.compare.parallel
 
     # the same sweep again from the same form: its group finds both trials done
     again = window.open_sweep_dialog()
