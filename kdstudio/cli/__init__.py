@@ -12,8 +12,10 @@ runs, so that `kdstudio --version` and `kdstudio runs` start fast.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
+import time
 from collections.abc import Callable
 
 from kdstudio.cli.exits import (
@@ -23,9 +25,12 @@ from kdstudio.cli.exits import (
     EXIT_OK,
     EXIT_SIGNAL_BASE,
     BadInput,
+    torchrun_follower,
 )
 from kdstudio.cli.parser import RUN_STATUSES, build_parser
 from kdstudio.cli.signals import ExitOnSignal, reader_gone
+
+FOLLOWER_WAIT_S = 10.0  # seconds a torchrun rank other than 0 waits to report bad input
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_BROKEN_PIPE", "EXIT_FAILED", "EXIT_OK", "EXIT_SIGNAL_BASE",
            "RUN_STATUSES", "BadInput", "main"]
@@ -53,8 +58,15 @@ def _dispatch(argv: list[str] | None) -> int:
         with ExitOnSignal():
             return _command(args.command)(args)
     except BadInput as error:
+        prefix = "kdstudio: "
+        if torchrun_follower():
+            # every rank finds the same bad input, and rank 0 says it: torchrun ends this
+            # process once rank 0 exited; still running after the wait, the problem is
+            # this rank's own (a file only its machine lacks), and it says so
+            time.sleep(FOLLOWER_WAIT_S)
+            prefix += f"rank {os.environ.get('RANK')}: "
         for line in error.lines:
-            print(f"kdstudio: {line}", file=sys.stderr)
+            print(prefix + line, file=sys.stderr)
         return EXIT_BAD_INPUT
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 
 from kdstudio.core.text import printable
@@ -18,3 +19,10 @@ class BadInput(Exception):
     def __init__(self, lines: list[str]) -> None:
         self.lines = [printable(line) for line in lines]
         super().__init__("\n".join(self.lines))
+
+
+def torchrun_follower() -> bool:
+    """Whether this process is a torchrun rank other than 0 (WORLD_SIZE > 1, RANK > 0):
+    under torchrun rank 0 prints and records, the other ranks say nothing."""
+    return os.environ.get("RANK", "0") not in ("", "0") and \
+        os.environ.get("WORLD_SIZE", "1") not in ("", "1")

@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from kdstudio.cli.consent import config_code, consent, run_code
 from kdstudio.cli.console import ConsolePrinter
-from kdstudio.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_SIGNAL_BASE, BadInput
+from kdstudio.cli.exits import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_SIGNAL_BASE,
+    BadInput,
+    torchrun_follower,
+)
 from kdstudio.cli.history import check_run_keys, existing_history, find_run, open_store
 from kdstudio.cli.signals import StopSignals
 from kdstudio.cli.tables import print_summary
@@ -52,7 +58,8 @@ def _toml_string(text: str) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Run a config file or a preset; Ctrl-C, SIGTERM and SIGHUP stop it (kept)."""
+    """Run a config file or a preset; Ctrl-C, SIGTERM and SIGHUP stop it (kept). Under
+    torchrun each process runs this; ranks other than 0 print nothing."""
     def start(store: Any, on_event: Callable[[Event], None], stops: StopSignals) -> Any:
         from kdstudio.core.engine import run
 
@@ -60,7 +67,25 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     with StopSignals() as stops:
         config = load_run_config(args)
+        if torchrun_follower():
+            return _follow(config, stops)
         return _run_to_the_end(args, open_store(args.db, create=True), start, stops)
+
+
+def _follow(config: RunConfig, stops: StopSignals) -> int:
+    """A torchrun rank other than 0: train its shard with rank 0, recording nothing (it
+    does not open the history); a signal asks for the stop agreed at the next epoch end."""
+    from kdstudio.core.config import ConfigError
+    from kdstudio.core.engine import run
+
+    stops.run_id = -1  # from now on a first signal stops the run (with the other ranks)
+    try:
+        result = run(config, None, None, stops)
+    except ConfigError as error:
+        raise BadInput(error.problems) from None
+    if stops.signum is not None:
+        return EXIT_SIGNAL_BASE + stops.signum
+    return EXIT_OK if result.status == "completed" else EXIT_FAILED
 
 
 def cmd_resume(args: argparse.Namespace) -> int:

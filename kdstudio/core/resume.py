@@ -58,6 +58,11 @@ def refusal(run: dict[str, Any] | None, artifact_dir: Path, key: str | int = "")
                 f"resumed" + (f" ({why})" if why else ""))
     if not checkpoint_path(artifact_dir).is_file():
         return f"{label} has no checkpoint (it ended before its first epoch finished)"
+    env = run.get("env")
+    world = env.get("world_size", 1) if isinstance(env, dict) else 1
+    if world > 1:
+        return (f"{label} was trained by {world} processes under torchrun: resuming a "
+                "data-parallel run is not supported yet (start it again)")
     return ""
 
 

@@ -113,7 +113,7 @@ class MainWindow(QMainWindow):
             store = self.store  # one Store on the GUI thread, shared by both views
             if store is None:
                 raise OSError(self._store_error)
-            self.history = HistoryView(store)
+            self.history = HistoryView(store, settings=self.settings)
             self.compare = CompareView(store)
         except Exception as error:  # noqa: BLE001 - a bad history file must not stop the window
             self.add_tab(QLabel(f"Cannot open the history {self.db_path}: {error}"), "History")

@@ -16,7 +16,7 @@ from kdstudio.core.models.custom import forget_trust
 from kdstudio.core.store import Store
 from kdstudio.gui.setup import composites
 from tests.gui.conftest import find, pick, set_tiny_run
-from tests.gui.test_gui_runs import RUN_TIMEOUT_MS, click
+from tests.gui.test_gui_runs import RUN_TIMEOUT_MS, click, run_to_the_end
 
 MODELS_PY = '''\
 # {tag}
@@ -144,9 +144,6 @@ def test_an_onnx_teacher_from_the_form_refuses_feature_methods_and_runs_kd(qtbot
     pick(find(window, QComboBox, "methodCombo"), "kd")
     panel.validate_now()
     assert panel.problems == []
-    with qtbot.waitSignal(window.run_finished, timeout=RUN_TIMEOUT_MS) as finished:
-        click(qtbot, window, "startButton")
-    result = finished.args[0]
-    assert result["status"] == "completed", result.get("error")
+    result = run_to_the_end(qtbot, window)
     assert window.live.summary_card.cells["teacher_test_acc"].text() == (
         f"{result['summary']['teacher_test_acc']:.2%}")

@@ -15,7 +15,8 @@ who listens. Its parts:
 - `recorder`: the only writer of the history and emitter of events;
 - `context`: the state of a run in progress;
 - `loop`: the phase loop over epochs and batches, and the checkpoints;
-- `runner`: `run`, `resume`, the phases in order, the run's start and end.
+- `runner`: `run`, `resume`, the phases in order, the run's start and end;
+- `distributed`: DDP under torchrun (the process group, shards, collectives).
 """
 
 from kdstudio.core.engine.batches import (

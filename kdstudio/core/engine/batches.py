@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 import torch
 
 if TYPE_CHECKING:
+    from kdstudio.core.engine.distributed import Shard
     from kdstudio.core.engine.preparation import Prepared
 
 
@@ -92,11 +93,12 @@ class InMemoryBatches:
     One stream: each epoch a shuffled pass over the labelled examples. Two streams (a
     transfer set): each epoch a shuffled pass over the transfer set, each of its batches
     paired with the next batch of labelled examples, which cycle (reshuffled each round).
+    Under DDP (`shard`, one stream only) a process takes its shard of each epoch's order.
     """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, labelled: torch.Tensor,
-                 batch_size: int, seed: int, transfer_inputs: torch.Tensor | None = None
-                 ) -> None:
+                 batch_size: int, seed: int, transfer_inputs: torch.Tensor | None = None,
+                 shard: Shard | None = None) -> None:
         self.x, self.y, self.labelled = x, y, labelled
         self.batch_size = batch_size
         self.transfer_inputs = transfer_inputs
@@ -106,13 +108,22 @@ class InMemoryBatches:
         self.cycle = LabelledCycle(len(labelled), batch_size,
                                    torch.Generator().manual_seed(seed + 4))
         epoch_size = len(labelled) if transfer_inputs is None else len(transfer_inputs)
+        if shard is not None:
+            if transfer_inputs is not None:
+                raise ValueError("two-stream batches are not sharded")
+            epoch_size = shard.length(epoch_size)
+        self.shard = shard
+        # augmentation draws of this process (rank 0 draws as a single process does)
+        self.stream_offset = 0 if shard is None else 2 * shard.rank
         self.steps_per_epoch = math.ceil(epoch_size / batch_size)
 
     def epoch(self, epoch: int) -> Iterator[Batch]:
         x, y, labelled, everything = self.x, self.y, self.labelled, self.everything
         if self.transfer_inputs is None:
-            for positions in torch.randperm(len(labelled), generator=self.order).split(
-                    self.batch_size):
+            order = torch.randperm(len(labelled), generator=self.order)
+            if self.shard is not None:
+                order = self.shard.take(order)
+            for positions in order.split(self.batch_size):
                 rows = positions if everything else labelled[positions]
                 yield Batch(x[rows], y[rows], positions)
             return
@@ -144,4 +155,9 @@ def in_memory_batches(prepared: Prepared, phase: str, labelled: torch.Tensor
     config = prepared.config
     transfer = prepared.transfer_inputs if phase != "teacher" else None
     return InMemoryBatches(prepared.data.x_train, prepared.data.y_train, labelled,
-                           config.data.batch_size, config.seed, transfer)
+                           config.data.batch_size, config.seed, transfer, shard_of(prepared))
+
+
+def shard_of(prepared: Prepared) -> Shard | None:
+    """This process's shard under DDP, else None."""
+    return None if prepared.distributed is None else prepared.distributed.shard

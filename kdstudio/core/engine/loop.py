@@ -66,6 +66,9 @@ def train_phase(run: RunContext, plan: PhasePlan, model: FeatureModel, method: M
             run.optimizer_logged = True
             run.log(describe_optimizer(config, optimizer))
         step = PhaseStep(run, plan, model, method, adapters, source, student_rec, optimizer, lr)
+        distributed = run.p.distributed
+        if distributed is not None:
+            step.distribute(distributed)
         seed_everything(config.seed + 2)  # same dropout and data order for baseline/student
         batches = run.batches(p, plan.name, labelled)
         if batches.steps_per_epoch != plan.steps_per_epoch:
@@ -90,6 +93,8 @@ def train_phase(run: RunContext, plan: PhasePlan, model: FeatureModel, method: M
                 step.publish()
                 end_epoch(run, plan, model, epoch + 1, step.count, step.totals)
                 write_checkpoint(run, plan, state, epoch + 1)
+                if distributed is not None and distributed.agree_stop():
+                    raise RunStopped  # every rank, after the same epoch's checkpoint
         except Exception:
             step.publish()  # the steps done before a stop or an error are recorded
             raise
@@ -137,6 +142,10 @@ def build_adapters(run: RunContext, student: FeatureModel, teacher: FeatureModel
 def end_epoch(run: RunContext, plan: PhasePlan, model: FeatureModel, epoch: int, step: int,
               totals: EpochTotals) -> None:
     data, device = run.p.data, run.p.device
+    if run.p.distributed is not None:  # the epoch over all ranks' shards
+        totals.accuracy()  # counts what it kept
+        loss, correct, seen = run.p.distributed.sum([totals.loss, totals.correct, totals.seen])
+        totals.loss, totals.correct, totals.seen = loss, int(correct), int(seen)
     values = {"train/loss": totals.mean_loss(), "train/acc": totals.accuracy()}
     reference = run.teacher_val if plan.name != "teacher" else None
     values |= validation_metrics(predict(model, data.inputs("val"), device), data.y_val,

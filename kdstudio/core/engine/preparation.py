@@ -4,6 +4,7 @@ label budget and build the models, every bad input a ConfigError naming its key.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -15,6 +16,9 @@ from kdstudio.core.distill.methods import Method, create_method
 from kdstudio.core.engine.teachers import build_model_for, build_teacher
 from kdstudio.core.models import FeatureModel
 from kdstudio.core.plan import RunPlan, plan_run
+
+if TYPE_CHECKING:
+    from kdstudio.core.engine.distributed import Distributed
 
 
 @dataclass
@@ -33,6 +37,7 @@ class Prepared:
     transfer_inputs: torch.Tensor | Examples | None
     teacher_epochs: int = 0  # what the teacher phase trains (0: loaded, or opaque)
     teacher_notes: list[str] = field(default_factory=list)  # for the run's log
+    distributed: Distributed | None = None  # under torchrun: this process's rank and shard
 
     @property
     def two_streams(self) -> bool:
@@ -56,7 +61,11 @@ class Prepared:
         """The run's phases, epochs and steps for this data."""
         epoch_size = (len(self.transfer_inputs) if self.transfer_inputs is not None
                       else len(self.labelled))
-        return plan_run(self.config, len(self.data.y_train), epoch_size, self.teacher_epochs)
+        train_size = len(self.data.y_train)
+        if self.distributed is not None:  # each process's steps: over its shard
+            shard = self.distributed.shard
+            train_size, epoch_size = shard.length(train_size), shard.length(epoch_size)
+        return plan_run(self.config, train_size, epoch_size, self.teacher_epochs)
 
 
 def seed_everything(seed: int) -> None:

@@ -124,8 +124,8 @@ class SilentRecorder(Recorder):
     """A recorder that records nothing and emits nothing: for a process whose run another
     process records (a DDP rank other than 0). `run_id` is the recording process's."""
 
-    def __init__(self, store: Store, run_id: int) -> None:
-        super().__init__(store)
+    def __init__(self, store: Store | None, run_id: int) -> None:
+        super().__init__(store)  # type: ignore[arg-type]  # never used
         self.run_id = run_id
 
     def create_run(self, config: dict[str, Any], plan: RunPlan, env: dict[str, Any],

@@ -16,6 +16,7 @@ from kdstudio.core.checkpoint import load_weights
 from kdstudio.core.config import ConfigError, RunConfig, config_from_dict
 from kdstudio.core.distill import cache as teacher_cache
 from kdstudio.core.distill.methods import create_method
+from kdstudio.core.engine import distributed
 from kdstudio.core.engine.batches import BatchFactory
 from kdstudio.core.engine.context import NonFiniteLoss, RunContext, RunStopped, failure_reason
 from kdstudio.core.engine.evaluation import (
@@ -26,7 +27,7 @@ from kdstudio.core.engine.evaluation import (
 )
 from kdstudio.core.engine.loop import train_phase
 from kdstudio.core.engine.preparation import Prepared, prepare
-from kdstudio.core.engine.recorder import Recorder
+from kdstudio.core.engine.recorder import Recorder, SilentRecorder
 from kdstudio.core.events import EventSink, Log, PhaseTested, ResumePoint, RunFinished, RunStarted
 from kdstudio.core.models import FeatureModel, count_parameters, create_model, model_size_mb
 from kdstudio.core.models.custom import CustomModel
@@ -67,7 +68,7 @@ def choose_threads(config: RunConfig, models: list[FeatureModel]) -> int:
     return torch.get_num_threads()
 
 
-def run(config: RunConfig, store: Store, on_event: EventSink | None = None,
+def run(config: RunConfig, store: Store | None, on_event: EventSink | None = None,
         should_stop: Callable[[], bool] | None = None,
         batches: BatchFactory | None = None) -> RunResult:
     """Run teacher, baseline and distilled student; everything is recorded in `store`.
@@ -76,9 +77,25 @@ def run(config: RunConfig, store: Store, on_event: EventSink | None = None,
     `completed`, `stopped` (should_stop said yes) or `failed` (NaN loss, error), and the
     result says which; it does not raise. `batches` makes each phase's batch source
     (default: `streaming.default_batches`, memory or stream as `data.loader` chose).
+
+    Under torchrun (see `distributed`) every process calls it: rank 0 records (and may
+    be given `store` None elsewhere), the others record and emit nothing.
     """
+    world = distributed.detect()
+    if world is not None and (problems := distributed.refusals(config)):
+        raise ConfigError(problems)
     prepared = prepare(config)
-    return _with_threads(prepared, Recorder(store, on_event), should_stop, None, batches)
+    if world is None:
+        assert store is not None, "the recording process needs the history"
+        return _with_threads(prepared, Recorder(store, on_event), should_stop, None, batches)
+    ddp = distributed.start(world, prepared)
+    try:
+        ddp.stop_requested = should_stop or _never_stop  # agreed over the ranks
+        recorder = (Recorder(store, on_event) if ddp.is_main and store is not None
+                    else SilentRecorder(store, -1))
+        return _with_threads(prepared, recorder, _never_stop, None, batches)
+    finally:
+        ddp.close()
 
 
 def resume(run_id: int, store: Store, on_event: EventSink | None = None,
@@ -92,6 +109,9 @@ def resume(run_id: int, store: Store, on_event: EventSink | None = None,
     longer validates. Otherwise it ends and returns as `run` does. `batches` as for `run`:
     a source must restore the data order the checkpoint saved (`BatchSource.restore`).
     """
+    if distributed.detect() is not None:
+        raise ResumeRefused(f"run {run_id}: kdstudio resume runs in one process; resuming "
+                            "under torchrun is not supported yet")
     row = store.get_run(run_id)
     artifacts = store.artifact_dir(run_id)
     reason = refusal(row, artifacts, run_id)
@@ -162,12 +182,15 @@ def _same_shapes(expected: dict[str, torch.Tensor], found: dict[str, torch.Tenso
         expected[key].shape == found[key].shape for key in expected)
 
 
-def _environment() -> dict[str, Any]:
+def _environment(prepared: Prepared) -> dict[str, Any]:
     # os.uname-based fields only: platform.platform() may spawn `uname -p`, and forking a
     # large process holds the interpreter lock long enough to freeze the window at Start
     system = f"{platform.system()} {platform.release()} {platform.machine()}"
-    return {"torch": torch.__version__, "python": platform.python_version(),
-            "platform": system, "threads": torch.get_num_threads()}
+    env = {"torch": torch.__version__, "python": platform.python_version(),
+           "platform": system, "threads": torch.get_num_threads()}
+    if prepared.distributed is not None:
+        env |= prepared.distributed.environment()
+    return env
 
 
 def _never_stop() -> bool:
@@ -203,7 +226,7 @@ def _sizes(prepared: Prepared) -> dict[str, Any]:
         "student_params": count_parameters(student),
         "student_size_mb": model_size_mb(student),
         "device": str(prepared.device),
-        "env": _environment(),
+        "env": _environment(prepared),
     }
     if teacher is not None:
         opaque = isinstance(teacher, OpaqueTeacher)
@@ -241,6 +264,8 @@ def _start(run: RunContext, resumed: tuple[int, TrainingState] | None) -> None:
             + ("" if p.data.test_is_official else " (test split carved, fixed seed)"))
     if p.data.loader_reason:
         run.log(p.data.loader_reason)
+    if p.distributed is not None:
+        run.log(p.distributed.describe(config.data.batch_size))
     if resumed is None:
         _keep_code(run)
     for note in p.teacher_notes:

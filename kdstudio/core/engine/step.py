@@ -17,7 +17,7 @@ from kdstudio.core.distill.methods import WEIGHT_KEYS, Method, StepOutputs
 from kdstudio.core.distill.precision import to_device
 from kdstudio.core.distill.schedules import SCHEDULED_KEYS, PhaseSchedules
 from kdstudio.core.engine.batches import Batch
-from kdstudio.core.engine.context import NonFiniteLoss
+from kdstudio.core.engine.context import NonFiniteLoss, RunStopped
 from kdstudio.core.engine.optim import constant_lr, epoch_lrs, lr_factor
 from kdstudio.core.events import Step
 from kdstudio.core.models import FeatureModel
@@ -25,6 +25,7 @@ from kdstudio.core.plan import PhasePlan
 
 if TYPE_CHECKING:
     from kdstudio.core.engine.context import RunContext
+    from kdstudio.core.engine.distributed import Distributed
 
 
 def weighted_total(parts: dict[str, torch.Tensor], weights: dict[str, float]) -> torch.Tensor:
@@ -114,6 +115,7 @@ class PhaseStep:
 
     PUBLISH_SECONDS = 0.1
     MAX_PENDING = 256  # steps; bounds the memory their kept logits hold
+    DDP_PUBLISH_STEPS = 32  # under DDP the ranks read back at the same steps
 
     def __init__(self, run: RunContext, plan: PhasePlan, model: FeatureModel, method: Method,
                  adapters: nn.Module | None, source: TeacherSource | None,
@@ -146,6 +148,18 @@ class PhaseStep:
         if self.constant_lr:
             for group in optimizer.param_groups:
                 group["lr"] = lr
+        self.losses = self._losses  # under DDP: the same inside DistributedDataParallel
+        self.distributed: Distributed | None = None
+
+    def distribute(self, distributed: Distributed) -> None:
+        """Train data-parallel: the forward pass and loss run inside DDP (gradients
+        averaged over the ranks), and the steps are read back every DDP_PUBLISH_STEPS
+        steps and at each epoch end, the same steps on every rank, their losses averaged
+        over the ranks and their throughputs summed."""
+        self.distributed = distributed
+        self.losses = distributed.wrap(self.model, self.adapters, self._losses)
+        self.PUBLISH_SECONDS = math.inf
+        self.MAX_PENDING = self.DDP_PUBLISH_STEPS
 
     def start_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -217,10 +231,10 @@ class PhaseStep:
             self.weights = {part: current[WEIGHT_KEYS[part]] for part in self.method.parts}
         if self.autocasting:
             with self.precision.autocast():
-                logits, parts, total = self._losses(x, y, positions, transfer_x,
-                                                    transfer_positions)
+                logits, parts, total = self.losses(x, y, positions, transfer_x,
+                                                   transfer_positions)
         else:  # float32: no context to enter and leave (three Python calls) on every step
-            logits, parts, total = self._losses(x, y, positions, transfer_x, transfer_positions)
+            logits, parts, total = self.losses(x, y, positions, transfer_x, transfer_positions)
         self.optimizer.zero_grad(set_to_none=True)
         self.precision.step(total, self.optimizer)
         self.count += 1
@@ -250,6 +264,13 @@ class PhaseStep:
         # (per step it would only time the queueing of work on a GPU); recorded with the
         # batch's last step
         rate = sum(step[4] for step in done) / max(finished - done[0][3], 1e-9)
+        stopping = False
+        if self.distributed is not None:  # the ranks' mean losses, summed throughput, and
+            # whether any rank was asked to stop (torchrun kills 30 s after its SIGTERM)
+            ddp = self.distributed
+            *flat, rate, stops = ddp.sum([*flat, rate, float(ddp.stop_requested())])
+            flat = [value / ddp.size for value in flat]
+            stopping = stops > 0
         r, plan = self.run_state, self.plan
         recorder = r.recorder
         run_id, phase, emit, rows, kept = r.run_id, plan.name, recorder.emit, [], []
@@ -287,3 +308,5 @@ class PhaseStep:
         finally:
             self.totals.add_steps(kept)
             recorder.metric_rows(rows)
+        if stopping:  # every rank at the same step
+            raise RunStopped

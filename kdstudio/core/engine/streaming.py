@@ -18,9 +18,16 @@ from torch.utils.data import DataLoader, Sampler
 
 from kdstudio.core.data.augment import CropFlip
 from kdstudio.core.data.examples import Examples, LoadFailure, as_examples, as_is
-from kdstudio.core.engine.batches import Batch, BatchSource, InMemoryBatches, in_memory_batches
+from kdstudio.core.engine.batches import (
+    Batch,
+    BatchSource,
+    InMemoryBatches,
+    in_memory_batches,
+    shard_of,
+)
 
 if TYPE_CHECKING:
+    from kdstudio.core.engine.distributed import Shard
     from kdstudio.core.engine.preparation import Prepared
 
 PREFETCH = 2  # batches each worker prepares ahead
@@ -35,8 +42,9 @@ class StepData:
     (decoded and normalised) and augmented, and the transfer chunk, if any."""
 
     def __init__(self, inputs: Examples, transfer: Examples | None,
-                 augment: CropFlip | None) -> None:
+                 augment: CropFlip | None, stream_offset: int = 0) -> None:
         self.inputs, self.transfer, self.augment = inputs, transfer, augment
+        self.stream_offset = stream_offset  # a DDP rank's own augmentation draws
 
     def __getitem__(self, task: StepTask) -> Batch | LoadFailure:
         epoch, step, rows, labels, positions, chunk = task
@@ -46,9 +54,9 @@ class StepData:
         except (OSError, ValueError) as error:
             return LoadFailure(str(error))
         if self.augment is not None:
-            x = self.augment(x, epoch, step, 0)
+            x = self.augment(x, epoch, step, self.stream_offset)
             if transfer_x is not None:
-                transfer_x = self.augment(transfer_x, epoch, step, 1)
+                transfer_x = self.augment(transfer_x, epoch, step, self.stream_offset + 1)
         return Batch(x, torch.from_numpy(labels), torch.from_numpy(positions), transfer_x,
                      None if chunk is None else torch.from_numpy(chunk))
 
@@ -80,15 +88,16 @@ class StreamBatches:
     def __init__(self, inputs: Examples, y: torch.Tensor, labelled: torch.Tensor,
                  batch_size: int, seed: int, transfer: Examples | None = None,
                  workers: int = 0, pin_memory: bool = False,
-                 augment: CropFlip | None = None) -> None:
+                 augment: CropFlip | None = None, shard: Shard | None = None) -> None:
         transfer_rows = None if transfer is None else torch.arange(len(transfer))
         self.order = InMemoryBatches(torch.arange(len(y)), y, labelled, batch_size, seed,
-                                     transfer_rows)
+                                     transfer_rows, shard)
         self.steps_per_epoch = self.order.steps_per_epoch
         self.tasks = EpochTasks()
         extra: dict[str, Any] = ({"persistent_workers": True, "prefetch_factor": PREFETCH}
                                  if workers > 0 else {})
-        self.loader = DataLoader(StepData(inputs, transfer, augment), sampler=self.tasks,
+        self.loader = DataLoader(StepData(inputs, transfer, augment, self.order.stream_offset),
+                                 sampler=self.tasks,
                                  batch_size=None, collate_fn=as_is, num_workers=workers,
                                  pin_memory=pin_memory, **extra)
 
@@ -121,12 +130,12 @@ class AugmentedBatches(InMemoryBatches):
         self.augment = augment
 
     def epoch(self, epoch: int) -> Iterator[Batch]:
-        augment = self.augment
+        augment, stream = self.augment, self.stream_offset
         for step, batch in enumerate(super().epoch(epoch)):
             transfer_x = batch.transfer_x
             if transfer_x is not None:
-                transfer_x = augment(transfer_x, epoch, step, 1)
-            yield Batch(augment(batch.x, epoch, step, 0), batch.y, batch.positions,
+                transfer_x = augment(transfer_x, epoch, step, stream + 1)
+            yield Batch(augment(batch.x, epoch, step, stream), batch.y, batch.positions,
                         transfer_x, batch.transfer_positions)
 
 
@@ -148,8 +157,9 @@ def default_batches(prepared: Prepared, phase: str, labelled: torch.Tensor) -> B
         if augment is None:
             return in_memory_batches(prepared, phase, labelled)
         return AugmentedBatches(data.x_train, data.y_train, labelled, config.data.batch_size,
-                                config.seed, transfer, augment=augment)
+                                config.seed, transfer, shard_of(prepared), augment=augment)
     return StreamBatches(data.inputs("train"), data.y_train, labelled,
                          config.data.batch_size, config.seed,
                          None if transfer is None else as_examples(transfer),
-                         config.data.workers, prepared.device.type == "cuda", augment)
+                         config.data.workers, prepared.device.type == "cuda", augment,
+                         shard_of(prepared))

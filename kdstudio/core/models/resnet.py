@@ -14,7 +14,14 @@ import torch
 from torch import nn
 
 from kdstudio.core.models import register_model
-from kdstudio.core.models._base import FeatureModel, as_channels_first, layers_for, reshape_input
+from kdstudio.core.models._base import (
+    FeatureModel,
+    as_channels_first,
+    init_convolutions,
+    layers_for,
+    reshape_input,
+    residual_stages,
+)
 
 DEPTHS = (8, 14, 20, 32, 56, 110)
 
@@ -56,21 +63,12 @@ class ResNet(FeatureModel):
             norm(stem_width),
             nn.ReLU(),
         )
-        stages = []
-        in_channels = stem_width
-        for index, out_channels in enumerate(widths):
-            blocks = []
-            for block_index in range(blocks_per_stage):
-                stride = 2 if index > 0 and block_index == 0 else 1
-                blocks.append(BasicBlock(ndim, in_channels, out_channels, stride))
-                in_channels = out_channels
-            stages.append(nn.Sequential(*blocks))
-        self.layer1, self.layer2, self.layer3 = stages
+        self.layer1, self.layer2, self.layer3 = residual_stages(
+            lambda c_in, c_out, stride: BasicBlock(ndim, c_in, c_out, stride), stem_width,
+            widths, blocks_per_stage)
         self.pool = nn.Sequential(avg_pool(1), nn.Flatten())
         self.head = nn.Linear(widths[-1], num_classes)
-        for module in self.modules():
-            if isinstance(module, (nn.Conv1d, nn.Conv2d)):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        init_convolutions(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(reshape_input(x, self.view_shape))

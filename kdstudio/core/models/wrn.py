@@ -13,7 +13,14 @@ import torch
 from torch import nn
 
 from kdstudio.core.models import register_model
-from kdstudio.core.models._base import FeatureModel, as_channels_first, layers_for, reshape_input
+from kdstudio.core.models._base import (
+    FeatureModel,
+    as_channels_first,
+    init_convolutions,
+    layers_for,
+    reshape_input,
+    residual_stages,
+)
 
 
 class PreActBlock(nn.Module):
@@ -49,22 +56,13 @@ class WideResNet(FeatureModel):
         blocks_per_stage = (depth - 4) // 6
         widths = [16 * width, 32 * width, 64 * width]
         self.stem = conv(self.view_shape[0], 16, 3, padding=1, bias=False)
-        stages = []
-        in_channels = 16
-        for index, out_channels in enumerate(widths):
-            blocks = []
-            for block_index in range(blocks_per_stage):
-                stride = 2 if index > 0 and block_index == 0 else 1
-                blocks.append(PreActBlock(ndim, in_channels, out_channels, stride))
-                in_channels = out_channels
-            stages.append(nn.Sequential(*blocks))
-        self.layer1, self.layer2, self.layer3 = stages
+        self.layer1, self.layer2, self.layer3 = residual_stages(
+            lambda c_in, c_out, stride: PreActBlock(ndim, c_in, c_out, stride), 16, widths,
+            blocks_per_stage)
         self.post = nn.Sequential(norm(widths[-1]), nn.ReLU())
         self.pool = nn.Sequential(avg_pool(1), nn.Flatten())
         self.head = nn.Linear(widths[-1], num_classes)
-        for module in self.modules():
-            if isinstance(module, (nn.Conv1d, nn.Conv2d)):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        init_convolutions(self)
         nn.init.zeros_(self.head.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from kdstudio.core.store.errors import HistoryWriteError
-from kdstudio.core.store.rows import decode_tags
+from kdstudio.core.store.rows import decode_tags, json_or
 from kdstudio.core.store.writes import FLUSH_BUSY_MS, BufferedWrites
 
 
@@ -141,6 +141,25 @@ class HistoryQueries(BufferedWrites):
         for row, row_tags in zip(rows, tags, strict=True):
             row["tags"] = row_tags
         return rows
+
+    @_reads_own_writes
+    def run_configs(self, after_id: int = 0) -> dict[int, dict[str, Any]]:
+        """The config of every run whose id is above `after_id` (a run's config does not
+        change once written, so a view asks only for the new ones), by id."""
+        rows = self.db.execute("SELECT id, config FROM runs WHERE id > ? ORDER BY id",
+                               [after_id]).fetchall()
+        try:  # one JSON document for all: thousands of json.loads calls cost more
+            configs = json.loads("[" + ",".join(text or "{}" for _, text in rows) + "]")
+        except ValueError:  # a row edited by hand: decode them one by one
+            configs = [json_or(text, {}) for _, text in rows]
+        return {run_id: config if isinstance(config, dict) else {}
+                for (run_id, _), config in zip(rows, configs, strict=True)}
+
+    @_reads_own_writes
+    def group_run_ids(self, group_id: str) -> list[int]:
+        """Ids of the runs of a sweep or group (runs.group_id), oldest first."""
+        return [run_id for (run_id,) in self.db.execute(
+            "SELECT id FROM runs WHERE group_id = ? ORDER BY id", [str(group_id)])]
 
     @_reads_own_writes
     def runs_by_id(self, run_ids: Iterable[int]) -> list[dict[str, Any]]:

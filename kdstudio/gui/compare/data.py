@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from kdstudio.core.run_table import flatten
 from kdstudio.core.store import iso_seconds
 
 PHASE_ORDER = ("teacher", "baseline", "student")
@@ -119,18 +120,6 @@ def group_by_seed(runs: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
 
 
 # ---------------------------------------------------------------- config differences
-
-
-def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{"a": {"b": 1}} -> {"a.b": 1}; lists stay values."""
-    out: dict[str, Any] = {}
-    for key, value in config.items():
-        path = f"{prefix}.{key}" if prefix else str(key)
-        if isinstance(value, dict) and value:
-            out |= flatten(value, path)
-        else:
-            out[path] = value
-    return out
 
 
 @dataclass

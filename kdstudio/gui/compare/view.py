@@ -4,7 +4,9 @@ Curves of any metric overlaid (a stable colour per run, debiased-EMA smoothing, 
 x = step, epoch or wall time); a summary table of best and last values and test
 accuracies; a Pareto scatter of student size (parameters, MB or measured latency) against
 test accuracy with teachers marked; a config diff with a "differences only" switch. Runs
-whose configs differ only in seed can be grouped and drawn as mean ± std.
+whose configs differ only in seed can be grouped and drawn as mean ± std. A parallel-coordinates
+chart (compare/parallel.py) puts the config keys that differ and a metric on axes; its
+brushes choose the runs the tables show. `show_group(group_id)` opens a sweep on it.
 
 This module holds the run list and the controls and tells its parts what to show: the
 curves (compare/curves.py), the Pareto scatter (compare/pareto.py) and the tables
@@ -34,8 +36,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from kdstudio.core.run_query import MISSING
+from kdstudio.core.run_table import flatten, mean_std
 from kdstudio.gui.compare.curves import CurveOverlay
 from kdstudio.gui.compare.data import X_MODES, Series, best_of, build_series, group_by_seed
+from kdstudio.gui.compare.parallel import ParallelPanel
+from kdstudio.gui.compare.parallel_data import Line, metric_value, varying_keys
 from kdstudio.gui.compare.pareto import ParetoPanel
 from kdstudio.gui.compare.tables import DiffPanel, SummaryTable, run_label
 from kdstudio.gui.widgets.colours import run_colour
@@ -54,6 +60,8 @@ class CompareView(QWidget):
         self.setObjectName("compareView")
         self.store = view_store(db)
         self.runs: list[dict[str, Any]] = []
+        self.brushed_ids: list[int] | None = None  # runs kept by the parallel chart's brushes
+        self._drawing_parallel = False
         self._series: list[Series] = []
 
         self.run_filter = QLineEdit()
@@ -141,11 +149,21 @@ class CompareView(QWidget):
         self.tables.addTab(self.summary, "Summary")
         self.tables.addTab(self.diff_panel, "Config differences")
 
-        charts = QSplitter(Qt.Orientation.Horizontal)
-        charts.addWidget(self.plot)
-        charts.addWidget(self.pareto_panel)
-        charts.setStretchFactor(0, 3)
-        charts.setStretchFactor(1, 2)
+        curves = QSplitter(Qt.Orientation.Horizontal)
+        curves.addWidget(self.plot)
+        curves.addWidget(self.pareto_panel)
+        curves.setStretchFactor(0, 3)
+        curves.setStretchFactor(1, 2)
+        self.parallel = ParallelPanel()
+        self.parallel.selection_changed.connect(self._brushed)
+        self.parallel.metric_changed.connect(lambda _metric: self.draw_parallel())
+        charts = QTabWidget()
+        charts.setObjectName("compareCharts")
+        charts.addTab(curves, "Curves and Pareto")
+        charts.addTab(self.parallel, "Parallel coordinates")
+        charts.setTabToolTip(1, "One axis per config key that differs among the runs and the "
+                             "metric last; drag along an axis to filter the tables")
+        self.charts = charts
         right = QSplitter(Qt.Orientation.Vertical)
         top = QWidget()
         top_layout = QVBoxLayout(top)
@@ -263,6 +281,7 @@ class CompareView(QWidget):
 
     def redraw(self) -> None:
         self.draw_curves()
+        self.draw_parallel(tables=False)
         self.fill_summary()
         self.fill_diff()
         self.draw_pareto()
@@ -274,9 +293,11 @@ class CompareView(QWidget):
                               "left to compare.")
         else:
             self.hint.setText("")
+        self._update_hint()
 
     def _controls_changed(self) -> None:
         self.draw_curves()
+        self.draw_parallel(tables=False)
         self.fill_summary()
         self.draw_pareto()
 
@@ -293,11 +314,20 @@ class CompareView(QWidget):
     def phase_name(self) -> str:
         return self.phase.currentData()
 
-    def seed_groups(self) -> list[list[dict[str, Any]]]:
+    def seed_groups(self, runs: list[dict[str, Any]] | None = None
+                    ) -> list[list[dict[str, Any]]]:
         """Groups of runs drawn as one; each run alone unless seed grouping is on."""
+        runs = self.runs if runs is None else runs
         if self.group_seeds.isChecked():
-            return group_by_seed(self.runs)
-        return [[run] for run in self.runs]
+            return group_by_seed(runs)
+        return [[run] for run in runs]
+
+    def table_runs(self) -> list[dict[str, Any]]:
+        """The runs the tables show: those inside the parallel chart's brushes."""
+        if self.brushed_ids is None:
+            return self.runs
+        kept = set(self.brushed_ids)
+        return [run for run in self.runs if run["id"] in kept]
 
     def draw_curves(self) -> None:
         """Overlay the chosen metric of every run (or seed group's mean ± std)."""
@@ -349,14 +379,69 @@ class CompareView(QWidget):
         return best_of(metric, values), values[-1]
 
     def fill_summary(self) -> None:
-        self.summary.fill(self.seed_groups(), self.metric_name() or "-", self.phase_name(),
-                          self._best_last, self.store.latest_export_meta(self.run_ids()))
+        self.summary.fill(self.seed_groups(self.table_runs()), self.metric_name() or "-",
+                          self.phase_name(), self._best_last,
+                          self.store.latest_export_meta(self.run_ids()))
 
     def fill_diff(self) -> None:
-        self.diff_panel.fill(self.runs)
+        self.diff_panel.fill(self.table_runs())
 
     def diff_keys(self) -> list[str]:
         return self.diff_panel.keys()
+
+    # ------------------------------------------------------------ parallel coordinates
+
+    def draw_parallel(self, tables: bool = True) -> None:
+        """A line per run (per seed group when grouped) over the keys that differ."""
+        metric = self.parallel.metric()
+        groups = self.seed_groups()
+        keys = varying_keys([group[0]["config"] for group in groups])
+        lines = []
+        for group in groups:
+            lead = group[0]
+            flat = flatten(lead["config"])
+            values: dict[str, Any] = {key: flat.get(key, MISSING) for key in keys}
+            mean, spread, count = mean_std(metric_value(run, metric) for run in group)
+            values[metric] = mean if count else MISSING
+            label = run_label(lead) + (f" (+{len(group) - 1} seeds)" if len(group) > 1 else "")
+            lines.append(Line([run["id"] for run in group], label, values,
+                              spread if count > 1 else None))
+        self._drawing_parallel = True
+        try:
+            self.parallel.draw(lines, keys)
+        finally:
+            self._drawing_parallel = False
+        self._brushed(self.parallel.selected_ids(), tables)
+
+    def _brushed(self, run_ids: list[int], tables: bool = True) -> None:
+        if self._drawing_parallel:
+            return
+        kept = None if not self.parallel.brushes else list(run_ids)
+        changed = kept != self.brushed_ids
+        self.brushed_ids = kept
+        if tables and changed:
+            self.fill_summary()
+            self.fill_diff()
+        self._update_hint()
+
+    def _update_hint(self) -> None:
+        if self.brushed_ids is not None and self.runs:
+            self.hint.setText(f"Tables: {len(self.table_runs())} of {len(self.runs)} runs "
+                              "(brushed in the parallel coordinates; Clear brushes shows all)")
+
+    def show_runs(self, run_ids: list[int]) -> None:
+        """Compare these runs with the parallel-coordinates chart in front."""
+        self.set_runs(run_ids)
+        self.charts.setCurrentWidget(self.parallel)
+
+    def show_group(self, group_id: str) -> int:
+        """Compare the runs of a sweep or group (runs.group_id) on the parallel-coordinates
+        chart; returns how many runs it has."""
+        run_ids = self.store.group_run_ids(group_id)
+        self.show_runs(run_ids)
+        if not run_ids:
+            self.hint.setText(f"No run belongs to the group {group_id!r} (yet).")
+        return len(run_ids)
 
     # ------------------------------------------------------------ Pareto scatter
 

@@ -1,12 +1,11 @@
-"""The table model behind the history view: one row per saved run, sortable by raw values,
-filterable by free text and status, with name, tags and notes editable in place."""
+"""The table model behind the history view: one row per saved run with the columns the
+user chose (default ones, summary metrics, config key paths), sortable by raw values,
+filtered by words or an expression (core/run_query.py) and a status, with name, tags and
+notes editable in place."""
 
 from __future__ import annotations
 
-import datetime as dt
 import math
-import time
-from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import (
@@ -19,83 +18,42 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QColor, QFont
 
-from kdstudio.core.progress import clock
+from kdstudio.core.run_query import (
+    MISSING,
+    Expr,
+    QueryError,
+    evaluate,
+    looks_like_expression,
+    names,
+    parse,
+    unknown_names,
+)
+from kdstudio.core.run_table import RUN_FIELDS, flatten, is_percent, key_paths, run_value
 from kdstudio.core.store import Store
+from kdstudio.gui.history.columns import (
+    BUILTIN,
+    COLUMNS,
+    Column,
+    builtin_text,
+    column_for,
+    config_text,
+    field_text,
+    is_numeric_values,
+    seconds_since,
+)
 from kdstudio.gui.widgets.colours import run_colour
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 ID_ROLE = Qt.ItemDataRole.UserRole + 2
 Index = QModelIndex | QPersistentModelIndex
-
-
-@dataclass(frozen=True)
-class Column:
-    key: str
-    header: str
-    tip: str
-    width: int
-    numeric: bool = False
-    editable: bool = False
-
-
-COLUMNS = [
-    Column("id", "ID", "Run id; the swatch is the run's colour in every chart", 54, True),
-    Column("name", "Name", "Run name (double-click to edit)", 112, editable=True),
-    Column("status", "Status", "completed, stopped, failed, interrupted or running (with the "
-           "phase it is in)", 80),
-    Column("created_at", "Started", "When the run started, local time", 110),
-    Column("duration_s", "Duration", "Wall time of the whole run", 62, True),
-    Column("dataset", "Data", "Dataset", 62),
-    Column("models", "Teacher → student", "Teacher and student architectures", 104),
-    Column("method", "Method", "Distillation method", 56),
-    Column("temperature", "T", "Distillation temperature", 32, True),
-    Column("weights", "Weights", "Loss weights: ce, kd, feature", 96),
-    Column("student_best_val_acc", "Best val", "Best validation accuracy of the distilled "
-           "student (live while the run writes)", 58, True),
-    Column("student_last_val_acc", "Last val", "Last validation accuracy of the distilled "
-           "student (live while the run writes)", 58, True),
-    Column("student_test_acc", "Student", "Test accuracy of the distilled student", 58, True),
-    Column("baseline_test_acc", "Alone", "Test accuracy of the same student trained without "
-           "a teacher (baseline)", 58, True),
-    Column("teacher_test_acc", "Teacher", "Test accuracy of the teacher", 58, True),
-    Column("kd_gain", "KD gain", "Student test accuracy minus baseline test accuracy, in "
-           "points", 56, True),
-    Column("compression", "Compression", "Teacher parameters / student parameters", 78, True),
-    Column("tags", "Tags", "Comma-separated tags (double-click to edit)", 90, editable=True),
-    Column("notes", "Notes", "Free notes (double-click to edit)", 120, editable=True),
-]
-KEYS = [c.key for c in COLUMNS]
 STATUS_COLOURS = {"running": QColor(25, 100, 200), "failed": QColor(190, 30, 30),
                   "interrupted": QColor(170, 110, 0), "stopped": QColor(120, 120, 120)}
-
-
-def local_time(iso: str | None) -> str:
-    if not iso:
-        return "-"
-    try:
-        return dt.datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M")
-    except ValueError:
-        return iso
-
-
-def seconds_since(iso: str | None) -> float | None:
-    try:
-        return time.time() - dt.datetime.fromisoformat(iso).timestamp() if iso else None
-    except ValueError:
-        return None
-
-
-def duration_text(seconds: float | None) -> str:
-    return "-" if seconds is None or not math.isfinite(seconds) else clock(seconds)
+__all__ = ["COLUMNS", "ID_ROLE", "SORT_ROLE", "Column", "HistoryFilter", "HistoryModel"]
 
 
 def parse_tags(text: str) -> list[str]:
     """'a, b,, a' -> ['a', 'b']."""
     return list(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
-
-
-def _num(value: Any, pattern: str) -> str:
-    return pattern.format(value) if isinstance(value, (int, float)) else "-"
 
 
 class HistoryModel(QAbstractTableModel):
@@ -107,6 +65,10 @@ class HistoryModel(QAbstractTableModel):
         super().__init__(parent)
         self.store = store
         self.runs: list[dict[str, Any]] = []
+        self.columns: list[Column] = list(COLUMNS)
+        self.flat: dict[int, dict[str, Any]] = {}  # run id -> flattened config
+        self.config_keys: list[str] = []
+        self.revision = 0  # changes whenever rows or their values change
         self._search: list[str] = []
         self._shown: list[list[str] | None] = []  # display texts per row, filled when painted
         self.sort_column = -1
@@ -117,10 +79,78 @@ class HistoryModel(QAbstractTableModel):
     def set_runs(self, runs: list[dict[str, Any]]) -> None:
         self.beginResetModel()
         self.runs = runs
+        self._load_configs()
         self._search = [self._search_text(run) for run in runs]
         self._apply_sort()
         self._shown = [None] * len(self.runs)
+        self.revision += 1
         self.endResetModel()
+
+    def _load_configs(self) -> None:
+        """Flattened configs of new runs (a config never changes once written)."""
+        new = self.store.run_configs(after_id=max(self.flat, default=0))
+        alive = {run["id"] for run in self.runs}
+        self.flat = {i: flat for i, flat in self.flat.items() if i in alive}
+        self.flat |= {i: flatten(config) for i, config in new.items()}
+        if new or len(self.flat) != len(alive):
+            self.config_keys = key_paths(self.flat.values())
+
+    def set_columns(self, keys: list[str]) -> None:
+        """Show these columns in this order (unknown config keys show '-')."""
+        sort_key = (self.columns[self.sort_column].key
+                    if 0 <= self.sort_column < len(self.columns) else None)
+        self.beginResetModel()
+        self.columns = [self._column(key) for key in dict.fromkeys(keys)] or list(COLUMNS)
+        keys_now = [c.key for c in self.columns]
+        self.sort_column = keys_now.index(sort_key) if sort_key in keys_now else -1
+        self._shown = [None] * len(self.runs)
+        self.endResetModel()
+
+    def _column(self, key: str) -> Column:
+        if key in BUILTIN or key in RUN_FIELDS:
+            return column_for(key)
+        values = [flat.get(key, MISSING) for flat in self.flat.values()]
+        return column_for(key, numeric=is_numeric_values(values))
+
+    def column_keys(self) -> list[str]:
+        return [c.key for c in self.columns]
+
+    def known_name(self, name: str) -> bool:
+        """Can a filter or a group use this name (a run field or some run's config key)?"""
+        return name in RUN_FIELDS or name in set(self.config_keys)
+
+    def value(self, row: int, name: str) -> Any:
+        """The run's value of a run field or config key, in table units (or MISSING)."""
+        run = self.runs[row]
+        return run_value(run, self.flat.get(run["id"], {}), name)
+
+    def values_of(self, name: str, rows: list[int] | None = None) -> list[Any]:
+        """`value` of every row (or of `rows`), in one pass (None or MISSING: no value)."""
+        runs = self.runs if rows is None else [self.runs[row] for row in rows]
+        if name in RUN_FIELDS:
+            values = [run.get(name) for run in runs]
+            if is_percent(name):
+                return [round(v * 100, 9) if isinstance(v, (int, float)) else v
+                        for v in values]
+            return values
+        flat = self.flat
+        return [flat.get(run["id"], {}).get(name, MISSING) for run in runs]
+
+    def raws_of(self, key: str, rows: list[int]) -> list[Any]:
+        """What each row's cell shows before it is formatted (equal raws: equal texts)."""
+        runs = [self.runs[row] for row in rows]
+        if key == "models":
+            return [(run.get("teacher_arch"), run.get("student_arch")) for run in runs]
+        if key == "weights":
+            return [(run.get("ce_weight"), run.get("kd_weight"), run.get("feature_weight"))
+                    for run in runs]
+        if key == "tags":
+            return [tuple(run.get("tags") or ()) for run in runs]
+        if key == "status":
+            return [(run.get("status"), run.get("live_phase")) for run in runs]
+        if key in BUILTIN or key in RUN_FIELDS:
+            return [run.get(key) for run in runs]
+        return [repr(self.flat.get(run["id"], {}).get(key, MISSING)) for run in runs]
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
         """Sort rows by a column's raw values (in Python: a thousand rows take a
@@ -139,9 +169,9 @@ class HistoryModel(QAbstractTableModel):
         self.layoutChanged.emit()
 
     def _apply_sort(self) -> None:
-        if not 0 <= self.sort_column < len(COLUMNS) or not self.runs:
+        if not 0 <= self.sort_column < len(self.columns) or not self.runs:
             return
-        column = COLUMNS[self.sort_column]
+        column = self.columns[self.sort_column]
         pairs = sorted(zip(self.runs, self._search, strict=True),
                        key=lambda pair: self.sort_key(pair[0], column),
                        reverse=self.sort_order == Qt.SortOrder.DescendingOrder)
@@ -165,7 +195,8 @@ class HistoryModel(QAbstractTableModel):
             run["student_best_val_acc"] = progress.get("best_val_acc")
             run["student_last_val_acc"] = progress.get("last_val_acc")
         self._shown[row] = None
-        self.dataChanged.emit(self.index(row, 0), self.index(row, len(COLUMNS) - 1))
+        self.revision += 1
+        self.dataChanged.emit(self.index(row, 0), self.index(row, len(self.columns) - 1))
 
     @staticmethod
     def _search_text(run: dict[str, Any]) -> str:
@@ -175,12 +206,21 @@ class HistoryModel(QAbstractTableModel):
                  " ".join(run.get("tags") or []), run.get("notes") or ""]
         return " ".join(parts).lower()
 
-    def matches(self, row: int, words: list[str], status: str) -> bool:
-        run = self.runs[row]
-        if status and run["status"] != status:
-            return False
-        text = self._search[row]
-        return all(word in text for word in words)
+    def accepted_ids(self, words: list[str], expr: Expr | None, status: str) -> set[int]:
+        """Ids of the runs with the status (any when empty) that match the expression, or
+        contain every word when there is none: one pass over the rows."""
+        out: set[int] = set()
+        columns = {name: self.values_of(name) for name in names(expr)} if expr else {}
+        for row, run in enumerate(self.runs):
+            if status and run["status"] != status:
+                continue
+            if expr is not None:
+                if not evaluate(expr, lambda name, row=row: columns[name][row]):
+                    continue
+            elif not all(word in self._search[row] for word in words):
+                continue
+            out.add(run["id"])
+        return out
 
     # ------------------------------------------------------------ Qt model interface
 
@@ -188,21 +228,21 @@ class HistoryModel(QAbstractTableModel):
         return 0 if parent.isValid() else len(self.runs)
 
     def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008, N802
-        return 0 if parent.isValid() else len(COLUMNS)
+        return 0 if parent.isValid() else len(self.columns)
 
     def headerData(self, section: int, orientation: Qt.Orientation,  # noqa: N802
                    role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(COLUMNS):
+        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(self.columns):
             return None
         if role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section].header
+            return self.columns[section].header
         if role == Qt.ItemDataRole.ToolTipRole:
-            return COLUMNS[section].tip
+            return self.columns[section].tip
         return None
 
     def flags(self, index: Index) -> Qt.ItemFlag:
         base = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
-        if index.isValid() and COLUMNS[index.column()].editable:
+        if index.isValid() and self.columns[index.column()].editable:
             base |= Qt.ItemFlag.ItemIsEditable
         return base
 
@@ -210,11 +250,12 @@ class HistoryModel(QAbstractTableModel):
         if not index.isValid():
             return None
         run = self.runs[index.row()]
-        column = COLUMNS[index.column()]
+        column = self.columns[index.column()]
         if role == Qt.ItemDataRole.DisplayRole:
             shown = self._shown[index.row()]
             if shown is None:
-                shown = self._shown[index.row()] = [self.display(run, c.key) for c in COLUMNS]
+                shown = self._shown[index.row()] = [self.display(run, c.key)
+                                                    for c in self.columns]
             return shown[index.column()]
         if role == Qt.ItemDataRole.EditRole:
             if column.key == "tags":
@@ -243,7 +284,7 @@ class HistoryModel(QAbstractTableModel):
         if role != Qt.ItemDataRole.EditRole or not index.isValid():
             return False
         run = self.runs[index.row()]
-        key = COLUMNS[index.column()].key
+        key = self.columns[index.column()].key
         text = str(value)
         if key == "name":
             text = text.strip()
@@ -261,52 +302,30 @@ class HistoryModel(QAbstractTableModel):
         run[key] = new
         self._search[index.row()] = self._search_text(run)
         self._shown[index.row()] = None
+        self.revision += 1
         self.dataChanged.emit(index, index)
         return True
 
     # ------------------------------------------------------------ cell text
 
-    @staticmethod
-    def display(run: dict[str, Any], key: str) -> str:
-        value = run.get(key)
-        if key == "status":
-            phase = run.get("live_phase")
-            return f"running · {phase}" if value == "running" and phase else value
-        if key == "created_at":
-            return local_time(value)
-        if key == "duration_s":
-            if run["status"] == "running":
-                return duration_text(seconds_since(run.get("created_at")))
-            return duration_text(value)
-        if key == "models":
-            return f"{run.get('teacher_arch') or '-'} → {run.get('student_arch') or '-'}"
-        if key == "temperature":
-            return _num(value, "{:g}")
-        if key == "weights":
-            parts = [f"{label} {run[field]:g}" for label, field in
-                     (("ce", "ce_weight"), ("kd", "kd_weight"), ("feat", "feature_weight"))
-                     if isinstance(run.get(field), (int, float)) and run[field] != 0]
-            return " · ".join(parts) or "-"
-        if key.endswith("_acc"):
-            return _num(value, "{:.2%}")
-        if key == "kd_gain":
-            return _num(None if value is None else value * 100, "{:+.2f}")
-        if key == "compression":
-            return _num(value, "{:.1f}×")
-        if key == "tags":
-            return ", ".join(value or [])
-        if key == "notes":
-            return (value or "").replace("\n", " ")
-        return "-" if value is None else str(value)
+    def display(self, run: dict[str, Any], key: str) -> str:
+        if key in BUILTIN:
+            return builtin_text(run, key)
+        if key in RUN_FIELDS:
+            return field_text(key, run.get(key))
+        return config_text(self.flat.get(run["id"], {}).get(key, MISSING))
 
-    @staticmethod
-    def sort_key(run: dict[str, Any], column: Column) -> Any:
+    def sort_key(self, run: dict[str, Any], column: Column) -> Any:
         if column.key == "duration_s" and run["status"] == "running":
             return seconds_since(run.get("created_at")) or 0.0
         if column.numeric:
-            value = run.get(column.key)
-            return float(value) if isinstance(value, (int, float)) else -math.inf
-        return HistoryModel.display(run, column.key).lower()
+            if column.source == "config":
+                value = self.flat.get(run["id"], {}).get(column.key)
+            else:
+                value = run.get(column.key)
+            return (float(value) if isinstance(value, (int, float))
+                    and not isinstance(value, bool) else -math.inf)
+        return self.display(run, column.key).lower()
 
     @staticmethod
     def _foreground(run: dict[str, Any], key: str) -> QColor | None:
@@ -334,26 +353,61 @@ class HistoryModel(QAbstractTableModel):
 
 
 class HistoryFilter(QSortFilterProxyModel):
-    """Free-text words (all must appear) and an exact status; sorting is the source's."""
+    """Words (all must appear) or an expression, and an exact status; sorting is the
+    source's. A filter with a comparison operator is an expression; any other text is
+    words."""
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
         self.words: list[str] = []
+        self.expr: Expr | None = None
         self.status = ""
+        self.error = ""
+        self._accepted: set[int] = set()
+        self._revision = -1
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
         """The source model sorts itself; the proxy keeps its order and only filters."""
         self.sourceModel().sort(column, order)
 
-    def set_filter(self, text: str, status: str) -> None:
+    def set_filter(self, text: str, status: str) -> str:
+        """Filter by `text` and `status`; returns the one-line reason when the text is an
+        expression that does not parse or names a key no run has ("" when fine). A bad
+        expression filters by status alone."""
+        words, expr, error = text.lower().split(), None, ""
+        if looks_like_expression(text):
+            words = []
+            try:
+                expr = parse(text)
+                unknown = unknown_names(expr, self.sourceModel().known_name)
+                if unknown:
+                    error = (f"no run has a column or config key '{unknown[0]}' (a text value "
+                             f"needs quotes: \"{unknown[0]}\")")
+                    expr = None
+            except QueryError as problem:
+                error = str(problem)
         if hasattr(self, "beginFilterChange"):  # Qt >= 6.9; invalidateFilter is deprecated
             self.beginFilterChange()
-            self.words, self.status = text.lower().split(), status
+            self.words, self.expr, self.status, self.error = words, expr, status, error
+            self._revision = -1
             self.endFilterChange()
         else:
-            self.words, self.status = text.lower().split(), status
+            self.words, self.expr, self.status, self.error = words, expr, status, error
+            self._revision = -1
             self.invalidateFilter()
+        return error
+
+    def _accepted_now(self) -> set[int]:
+        model = self.sourceModel()
+        if self._revision != model.revision:  # evaluate every row once, not per call
+            self._accepted = model.accepted_ids(self.words, self.expr, self.status)
+            self._revision = model.revision
+        return self._accepted
 
     def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:  # noqa: N802
-        model = self.sourceModel()
-        return model.matches(source_row, self.words, self.status)
+        return self.sourceModel().runs[source_row]["id"] in self._accepted_now()
+
+    def source_rows(self) -> list[int]:
+        """The source rows the filter keeps, in the order shown (the source sorts)."""
+        accepted = self._accepted_now()
+        return [row for row, run in enumerate(self.sourceModel().runs) if run["id"] in accepted]

@@ -1,10 +1,13 @@
 """The history view: every saved run in a sortable, filterable table.
 
-Name, tags and notes are edited in place; runs are deleted (with their files) after a
-confirmation; Open, Re-run, Resume, Compare, Export and Export metrics act on the selection.
-While
-a run writes, a timer polls a cheap fingerprint of the runs table and reloads only when
-it changes; running rows get their phase and live validation accuracy on each tick.
+Columns are chosen from the default ones, the summary metrics, the run fields and every
+config key path (kept in QSettings when the window passes its settings); the filter is
+words or an expression (core/run_query.py); Group by shows one row per value of a key with
+n and mean ± std. Name, tags and notes are edited in place; runs are deleted (with their
+files) after a confirmation; Open, Re-run, Resume, Compare, Export and Export metrics act on
+the selection (a selected group stands for its runs). While a run writes, a timer polls a
+cheap fingerprint of the runs table and reloads only when it changes; running rows get their
+phase and live validation accuracy on each tick.
 """
 
 from __future__ import annotations
@@ -12,7 +15,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer, Signal
+from PySide6.QtCore import (
+    QItemSelectionModel,
+    QModelIndex,
+    QSettings,
+    QSortFilterProxyModel,
+    Qt,
+    QTimer,
+    Signal,
+)
 from PySide6.QtGui import QAction, QFont, QFontMetrics, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -24,23 +35,36 @@ from PySide6.QtWidgets import (
     QMenu,
     QMessageBox,
     QPushButton,
+    QStackedWidget,
     QTableView,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from kdstudio.core.resume import refusal
 from kdstudio.core.store import STATUSES
-from kdstudio.gui.history.model import COLUMNS, ID_ROLE, KEYS, HistoryFilter, HistoryModel
+from kdstudio.gui.history.chooser import ColumnChoice, column_menu
+from kdstudio.gui.history.groups import RUN_IDS_ROLE, GroupedRuns, GroupModel
+from kdstudio.gui.history.model import ID_ROLE, SORT_ROLE, HistoryFilter, HistoryModel
+from kdstudio.gui.widgets.elided import ElidedTipDelegate
 from kdstudio.gui.widgets.file_dialogs import save_file_name
 from kdstudio.gui.widgets.history_store import HistoryArg, view_store
 
 POLL_MS = 1000
+FILTER_TIP = ("Words: every word must appear in the run's name, id, status, dataset, "
+              "architectures, method, tags or notes.\n"
+              "Expression (any text with < <= > >= == !=): e.g.\n"
+              "  kd_gain > 1 and distill.temperature >= 4\n"
+              "  (method == \"kd\" or method == \"dkd\") and not seed == 0\n"
+              "Names: run columns (kd_gain, student_test_acc, seed, dataset, ...) or config "
+              "key paths (distill.temperature, optim.lr). Accuracies and kd_gain in percent "
+              "points; text in quotes; a run without the key never matches.")
 RESUME_TIP = ("Continue the selected stopped or interrupted run in the workbench from its "
               "last finished epoch, in the same history row")
 
 
-class HistoryView(QWidget):
+class HistoryView(ColumnChoice, GroupedRuns, QWidget):
     """Saved runs. Signals carry a run id, a run's config dict or a list of run ids."""
 
     open_run_requested = Signal(int)
@@ -50,9 +74,12 @@ class HistoryView(QWidget):
     compare_requested = Signal(object)  # list of run ids
     runs_deleted = Signal(object)  # list of run ids
 
-    def __init__(self, db: HistoryArg = None, parent: QWidget | None = None) -> None:
+    def __init__(self, db: HistoryArg = None, parent: QWidget | None = None,
+                 settings: QSettings | None = None) -> None:
+        """`settings`: where the column choice is kept (None: not kept)."""
         super().__init__(parent)
         self.setObjectName("historyView")
+        self.settings = settings
         self.store = view_store(db)
         self.db_path = self.store.path
         self._signature: tuple[Any, ...] | None = None
@@ -64,10 +91,34 @@ class HistoryView(QWidget):
         self.search = QLineEdit()
         self.search.setObjectName("historySearch")
         self.search.setClearButtonEnabled(True)
-        self.search.setPlaceholderText("Filter by name, data, model, method, tag or note…")
-        self.search.setToolTip("Every word must appear somewhere in the run's name, id, "
-                               "status, dataset, architectures, method, tags or notes")
+        self.search.setPlaceholderText("Filter: words, or e.g. kd_gain > 1 and "
+                                       "distill.temperature >= 4")
+        self.search.setToolTip(FILTER_TIP)
         self.search.textChanged.connect(self._apply_filter)
+        self.filter_error = QLabel()
+        self.filter_error.setObjectName("historyFilterError")
+        self.filter_error.setStyleSheet("color: #b01e1e;")
+        self.filter_error.setVisible(False)
+        self.columns_button = QToolButton()
+        self.columns_button.setObjectName("historyColumns")
+        self.columns_button.setText("Columns")
+        self.columns_button.setToolTip("Choose the table's columns: any summary metric, run "
+                                       "field or config key (drag a header to reorder; "
+                                       "also on the header's context menu)")
+        self.columns_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.column_menu = column_menu(self)
+        self.column_menu.aboutToShow.connect(self._fill_column_menu)
+        self.columns_button.setMenu(self.column_menu)
+        self.group_by = QComboBox()
+        self.group_by.setObjectName("historyGroupBy")
+        self.group_by.setToolTip("Group the shown runs by one key: a row per value with n and "
+                                 "mean ± std of every numeric column")
+        self.group_by.setMinimumContentsLength(12)
+        self.group_by.currentIndexChanged.connect(self._group_changed)
+        self.group_model = GroupModel(self)
+        self.group_proxy = QSortFilterProxyModel(self)
+        self.group_proxy.setSourceModel(self.group_model)
+        self.group_proxy.setSortRole(SORT_ROLE)
         self.status_filter = QComboBox()
         self.status_filter.setObjectName("historyStatus")
         self.status_filter.addItem("All statuses", "")
@@ -108,6 +159,9 @@ class HistoryView(QWidget):
         filters = QHBoxLayout()
         filters.addWidget(self.search, 1)
         filters.addWidget(self.status_filter)
+        filters.addWidget(QLabel("Group by"))
+        filters.addWidget(self.group_by)
+        filters.addWidget(self.columns_button)
         filters.addWidget(self.count_label)
 
         self.table = QTableView()
@@ -121,14 +175,35 @@ class HistoryView(QWidget):
                                    | QAbstractItemView.EditTrigger.EditKeyPressed)
         self.table.setAlternatingRowColors(True)
         self.table.setWordWrap(False)
+        self.table.setItemDelegate(ElidedTipDelegate(self.table))
         self.table.verticalHeader().setVisible(False)
         self.table.verticalHeader().setDefaultSectionSize(24)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
         header.setHighlightSections(False)
-        for i, column in enumerate(COLUMNS):
-            self.table.setColumnWidth(i, column.width)
+        header.setSectionsMovable(True)
+        header.sectionMoved.connect(lambda *_args: self._save_columns())
+        header.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        header.customContextMenuRequested.connect(self._header_menu)
+        self._restore_columns()
+        self.group_table = QTableView()
+        self.group_table.setObjectName("historyGroupTable")
+        self.group_table.setModel(self.group_proxy)
+        self.group_table.setSortingEnabled(True)
+        self.group_table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+        self.group_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.group_table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.group_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.group_table.setAlternatingRowColors(True)
+        self.group_table.setWordWrap(False)
+        self.group_table.setItemDelegate(ElidedTipDelegate(self.group_table))
+        self.group_table.verticalHeader().setVisible(False)
+        self.group_table.horizontalHeader().setStretchLastSection(True)
+        self.group_table.selectionModel().selectionChanged.connect(self._update_buttons)
+        self.tables = QStackedWidget()
+        self.tables.addWidget(self.table)
+        self.tables.addWidget(self.group_table)
         self.table.doubleClicked.connect(self._double_clicked)
         self.table.selectionModel().selectionChanged.connect(self._update_buttons)
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
@@ -146,8 +221,9 @@ class HistoryView(QWidget):
 
         layout = QVBoxLayout(self)
         layout.addLayout(filters)
+        layout.addWidget(self.filter_error)
         layout.addLayout(bar)
-        layout.addWidget(self.table, 1)
+        layout.addWidget(self.tables, 1)
         layout.addWidget(self.message)
 
         self.timer = QTimer(self)
@@ -163,11 +239,15 @@ class HistoryView(QWidget):
         """Read every run again, keeping the selection."""
         selected = self.selected_ids()
         self._signature = self.store.history_signature()
+        keys_before = list(self.model.config_keys)
         self.model.set_runs(self.store.list_runs_brief())
+        if self.model.config_keys != keys_before or not self.group_by.count():
+            self._fill_group_keys()
         if not self._sized and self.model.runs:
             self._fit_columns()
         self._refresh_live()
         self._select_ids(selected)
+        self._regroup()
         self._update_count()
         self._update_buttons()
 
@@ -182,14 +262,15 @@ class HistoryView(QWidget):
         bold_metrics = QFontMetrics(bold)
         caps = {"name": 220, "tags": 160, "notes": 260, "weights": 150}
         sample = self.model.runs[:50]  # measuring every row would cost a second at 1,000
-        for column, spec in enumerate(COLUMNS):
+        for column, spec in enumerate(self.model.columns):
             metrics = bold_metrics if spec.key == "student_test_acc" else cell_metrics
             texts = [self.model.display(run, spec.key) for run in sample]
             cells = max(metrics.horizontalAdvance(text) for text in texts) + 9
             if spec.key == "id":
                 cells += 22  # the colour swatch
             title = title_metrics.horizontalAdvance(spec.header) + 14
-            self.table.setColumnWidth(column, min(max(cells, title), caps.get(spec.key, 400)))
+            cap = caps.get(spec.key, 400 if spec.source == "default" else 220)
+            self.table.setColumnWidth(column, min(max(cells, title), cap))
 
     def poll(self) -> None:
         """Timer tick: reload when runs were added, removed or finished; refresh live rows."""
@@ -211,6 +292,11 @@ class HistoryView(QWidget):
     # ------------------------------------------------------------ selection
 
     def selected_ids(self) -> list[int]:
+        """The selected runs' ids; in the grouped table, those of every selected group."""
+        if self.grouping():
+            groups = self.group_table.selectionModel().selectedRows()
+            return [run_id for index in sorted(groups, key=lambda i: i.row())
+                    for run_id in index.data(RUN_IDS_ROLE)]
         rows = self.table.selectionModel().selectedRows()
         return [index.data(ID_ROLE) for index in sorted(rows, key=lambda i: i.row())]
 
@@ -239,7 +325,9 @@ class HistoryView(QWidget):
         return [self.proxy.index(row, 0).data(ID_ROLE) for row in range(self.proxy.rowCount())]
 
     def column_of(self, key: str) -> int:
-        return KEYS.index(key)
+        """The model column of `key` (-1: not shown)."""
+        keys = self.model.column_keys()
+        return keys.index(key) if key in keys else -1
 
     # ------------------------------------------------------------ actions
 
@@ -342,14 +430,19 @@ class HistoryView(QWidget):
     # ------------------------------------------------------------ small slots
 
     def _apply_filter(self) -> None:
-        self.proxy.set_filter(self.search.text(), self.status_filter.currentData() or "")
+        error = self.proxy.set_filter(self.search.text(), self.status_filter.currentData() or "")
+        self.filter_error.setText(f"Filter: {error}" if error else "")
+        self.filter_error.setVisible(bool(error))
+        self._regroup()
         self._update_count()
         self._update_buttons()
 
     def _update_count(self) -> None:
         shown, total = self.proxy.rowCount(), self.model.rowCount()
-        self.count_label.setText(f"{total:,} runs" if shown == total
-                                 else f"{shown:,} of {total:,} runs")
+        text = (f"{total:,} runs" if shown == total else f"{shown:,} of {total:,} runs")
+        if self.grouping():
+            text += f" in {self.group_model.rowCount():,} groups"
+        self.count_label.setText(text)
 
     def _update_buttons(self) -> None:
         runs = self.selected_runs()
@@ -367,7 +460,7 @@ class HistoryView(QWidget):
         self.buttons["Delete"].setEnabled(bool(runs))
 
     def _double_clicked(self, index: QModelIndex) -> None:
-        if not COLUMNS[index.column()].editable:
+        if not self.model.columns[index.column()].editable:
             self.open_run_requested.emit(index.data(ID_ROLE))
 
     def _context_menu(self, position: Any) -> None:
