@@ -1,0 +1,394 @@
+"""Input pipeline: one epoch of the student phase through `data.loader = "stream"` against a
+bare `torch.utils.data` loop over the same PNG folder, and the peak memory of a stream run
+on a folder larger than the memory budget against a memory run.
+
+Fashion-MNIST is written once as an image folder (`train/` and `test/`, one sub-folder per
+class, 70,000 PNG files; a `.complete` marker when done, so later calls reuse it). Both
+sides train the same MLP student (same initial weights, fused SGD with Nesterov momentum,
+constant learning rate, batch 128) for one epoch over the same training files (the engine's
+train split, its validation split held out), decoding each file with Pillow in a
+`torch.utils.data.Dataset` read by a `DataLoader` with 0, 1 or 2 worker processes, the same
+shuffled order (a `torch.Generator` seeded `seed + 3`) and the same normalisation.
+
+What is timed, on both sides: one epoch, from asking the loader for its first batch (the
+workers start inside it) to the validation after the epoch's last step (decode, collate,
+forward, backward, optimiser step, and the validation pass). Outside it: the process start,
+imports, reading the folder's layout, the normalisation statistics and, for the engine, its
+run row in the history. Each configuration runs in its own process, so each peak RSS is its
+own; engine and bare runs alternate, so the machine's load hits both alike.
+
+    python bench/pipeline.py --threads 1                   # 70,000 images, 3 repeats
+    python bench/pipeline.py --limit 5000 --repeats 1      # a quick check
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import PhaseClock, table, write_result  # noqa: E402
+
+from kdstudio.core.data import channel_stats  # noqa: E402
+from kdstudio.core.data.files import (  # noqa: E402
+    FASHION_MNIST_CLASSES,
+    FASHION_MNIST_DEFAULT,
+    IDX_FILES,
+    find_idx_file,
+    read_idx,
+)
+
+BATCH, SEED, VAL_FRACTION, LR = 128, 0, 0.1, 0.05
+STUDENT = {"hidden_sizes": [64]}
+MARKER = ".complete"  # hidden: the image-folder dataset skips it
+BUDGET_MB = 64  # KDSTUDIO_MEMORY_BUDGET_MB for the stream runs: far below the decoded folder
+
+
+# ---------------------------------------------------------------- the folder
+
+
+def class_folder(label: int) -> str:
+    """A folder name per class that sorts in label order ("0-T-shirt-top", "1-Trouser", ...)."""
+    return f"{label}-{FASHION_MNIST_CLASSES[label].replace('/', '-')}"
+
+
+def write_folder(folder: Path, limit: int, source: Path = Path(FASHION_MNIST_DEFAULT)) -> int:
+    """Fashion-MNIST as PNG files under `folder` (`limit` training images, 0 = all, and a
+    sixth as many test images); a folder already written for this `limit` is kept as it is.
+    Returns the number of files."""
+    marker = folder / MARKER
+    wanted = {"limit": limit}
+    if marker.is_file() and json.loads(marker.read_text())["limit"] == limit:
+        return int(json.loads(marker.read_text())["files"])
+    from PIL import Image
+
+    arrays = {key: read_idx(find_idx_file(source, stem)) for key, stem in IDX_FILES.items()}
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    files = 0
+    for split, (x, y) in {"train": (arrays["x_train"], arrays["y_train"]),
+                          "test": (arrays["x_test"], arrays["y_test"])}.items():
+        count = len(y) if not limit else min(len(y), limit if split == "train" else limit // 6)
+        for label in range(len(FASHION_MNIST_CLASSES)):
+            (partial / split / class_folder(label)).mkdir(parents=True)
+        for index in range(count):
+            target = partial / split / class_folder(int(y[index])) / f"{index:05d}.png"
+            Image.fromarray(x[index]).save(target)
+        files += count
+    (partial / MARKER).write_text(json.dumps(wanted | {"files": files}))
+    shutil.rmtree(folder, ignore_errors=True)
+    partial.rename(folder)
+    return files
+
+
+# ---------------------------------------------------------------- measuring a process
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM), MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _tree(pid: int) -> list[int]:
+    """`pid` and all its descendants (from /proc's children lists)."""
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        with contextlib.suppress(OSError, ValueError):  # the process has gone
+            children = Path(f"/proc/{current}/task/{current}/children").read_text()
+            pending += [int(c) for c in children.split()]
+    return found
+
+
+def _pss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+class TreeMemory(threading.Thread):
+    """Samples the proportional set size (shared pages split among their sharers, so forked
+    workers are not counted twice) of a process and its descendants; keeps the peak."""
+
+    def __init__(self, pid: int, every: float = 0.1) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.every, self.peak_kb = pid, every, 0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            self.peak_kb = max(self.peak_kb, sum(_pss_kb(p) for p in _tree(self.pid)))
+            self.done.wait(self.every)
+
+
+def run_child(kind: str, args: argparse.Namespace, workers: int, loader: str = "stream",
+              budget_mb: int = 0, sample_memory: bool = False) -> dict[str, Any]:
+    """One configuration in its own process; its JSON result (and, when `sample_memory`,
+    the peak PSS of its process tree)."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", kind,
+               "--folder", str(args.folder), "--workers", str(workers), "--loader", loader,
+               "--threads", str(args.threads), "--plan", str(args.plan)]
+    env = dict(os.environ)
+    env.pop("KDSTUDIO_MEMORY_BUDGET_MB", None)
+    if budget_mb:
+        env["KDSTUDIO_MEMORY_BUDGET_MB"] = str(budget_mb)
+    load = os.getloadavg()[0]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+    sampler = TreeMemory(process.pid) if sample_memory else None
+    if sampler:
+        sampler.start()
+    out, _ = process.communicate()
+    if sampler:
+        sampler.done.set()
+        sampler.join()
+    if process.returncode != 0:
+        raise SystemExit(f"{kind} run with {workers} workers failed (exit {process.returncode})")
+    result = json.loads(out.strip().splitlines()[-1])
+    result["load"] = load
+    if sampler:
+        result["tree_pss_mb"] = sampler.peak_kb / 1024
+    return result
+
+
+# ---------------------------------------------------------------- the split both sides use
+
+
+def make_plan(folder: Path, path: Path) -> None:
+    """The training and validation files (the engine's split of train/) and the normalisation
+    statistics of the training files, written to `path` for the bare runs."""
+    from kdstudio.core.data import _split
+    from kdstudio.core.data.image_folder import decode, read_layout
+
+    layout = read_layout(str(folder))
+    files = [(str(f), label) for label, per_class in enumerate(layout.splits["train"])
+             for f in per_class]
+    train_idx, val_idx = _split(len(files), VAL_FRACTION, SEED)
+    x = np.stack([decode(Path(files[i][0]), "L", (28, 28)) for i in train_idx])
+    mean, std = channel_stats(x)
+    path.write_text(json.dumps({"train": [files[i] for i in train_idx],
+                                "val": [files[i] for i in val_idx],
+                                "mean": mean.tolist(), "std": std.tolist()}))
+
+
+# ---------------------------------------------------------------- the bare loop
+
+
+class PngFiles(torch.utils.data.Dataset):
+    """(image, label) pairs from PNG files: Pillow decode, float32 / 255, normalised."""
+
+    def __init__(self, files: list[tuple[str, int]], mean: float, std: float) -> None:
+        self.files, self.mean, self.std = files, np.float32(mean), np.float32(std)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        from PIL import Image
+
+        path, label = self.files[index]
+        with Image.open(path) as image:
+            pixels = np.asarray(image.convert("L"), dtype=np.float32) / np.float32(255.0)
+        return torch.from_numpy((pixels[None] - self.mean) / self.std), label
+
+
+def bare_child(args: argparse.Namespace) -> dict[str, Any]:
+    """One epoch of the hand-written loop."""
+    import torch.nn.functional as F
+
+    from kdstudio.core.models import create_model
+
+    plan = json.loads(Path(args.plan).read_text())
+    torch.set_num_threads(args.threads)
+    train = PngFiles(plan["train"], plan["mean"][0], plan["std"][0])
+    val = PngFiles(plan["val"], plan["mean"][0], plan["std"][0])
+    val_x = torch.stack([val[i][0] for i in range(len(val))])
+    val_y = torch.tensor([label for _, label in plan["val"]])
+    torch.manual_seed(SEED + 1)
+    student = create_model("mlp", (1, 28, 28), 10, **STUDENT)
+    optimizer = torch.optim.SGD(student.parameters(), lr=LR, momentum=0.9, nesterov=True,
+                                fused=True)
+    torch.manual_seed(SEED + 2)
+    # the engine's order; shuffle=True would differ, as the loader's iterator draws its
+    # workers' base seed from the generator before the sampler does
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(SEED + 3))
+    loader = torch.utils.data.DataLoader(train, batch_size=BATCH, sampler=order.tolist(),
+                                         num_workers=args.workers)
+    started = time.perf_counter()
+    student.train()
+    for x, y in loader:
+        loss = F.cross_entropy(student(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    student.eval()
+    with torch.no_grad():
+        logits = torch.cat([student(chunk) for chunk in val_x.split(1024)])
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "samples": len(train),
+            "val_acc": (logits.argmax(1) == val_y).float().mean().item()}
+
+
+# ---------------------------------------------------------------- the engine
+
+
+def engine_child(args: argparse.Namespace) -> dict[str, Any]:
+    """One engine run of the student phase alone (method "none"), one epoch."""
+    from kdstudio.core.config import RunConfig
+    from kdstudio.core.engine import run
+    from kdstudio.core.events import Epoch, Event, PhaseStarted
+    from kdstudio.core.store import Store
+
+    config = RunConfig(name=f"pipeline-{args.loader}-{args.workers}", seed=SEED, device="cpu")
+    d = config.data
+    d.dataset, d.path = "image-folder", str(args.folder)
+    d.params = {"image_size": [28, 28], "channels": 1}
+    d.loader, d.workers, d.batch_size = args.loader, args.workers, BATCH
+    d.val_fraction = VAL_FRACTION
+    config.distill.method, config.distill.baseline = "none", False
+    config.student.arch, config.student.params = "mlp", dict(STUDENT)
+    o = config.optim
+    o.name, o.lr, o.momentum, o.schedule, o.epochs = "sgd", LR, 0.9, "constant", 1
+    config.threads = args.threads
+    marks: dict[str, float] = {}
+    clock = PhaseClock()
+
+    def on_event(event: Event) -> None:
+        clock(event)
+        if isinstance(event, PhaseStarted) and event.phase == "student":
+            marks["start"] = time.perf_counter()
+        elif isinstance(event, Epoch) and event.phase == "student":
+            marks["end"] = time.perf_counter()
+
+    with tempfile.TemporaryDirectory() as scratch:
+        store = Store(Path(scratch) / "runs.db")
+        result = run(config, store, on_event)
+        store.close()
+    if result.status != "completed":
+        raise SystemExit(f"engine run {result.status}: {result.error}")
+    train = round(len(json.loads(Path(args.plan).read_text())["train"]))
+    return {"seconds": marks["end"] - marks["start"], "samples": train,
+            "val_acc": result.summary["student_last_val_acc"],
+            "logs": [m for m in clock.logs if "loader" in m.lower() or "memory" in m.lower()]}
+
+
+# ---------------------------------------------------------------- the harness
+
+
+def interval(values: list[float]) -> str:
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        return f"**{ordered[0]:.3f}**"
+    return (f"**{statistics.median(ordered):.3f}** ({ordered[0]:.3f} - {ordered[-1]:.3f})")
+
+
+def rate(result: dict[str, Any]) -> float:
+    return result["samples"] / result["seconds"]
+
+
+def measure(args: argparse.Namespace) -> None:
+    started = time.time()
+    files = write_folder(args.folder, args.limit)
+    print(f"folder {args.folder}: {files:,} PNG files ({time.time() - started:.0f} s)",
+          flush=True)
+    args.plan = args.folder.with_name(args.folder.name + ".plan.json")
+    make_plan(args.folder, args.plan)
+    rows = []
+    for workers in args.workers_list:
+        engine, bare = [], []
+        for repeat in range(args.repeats):
+            order = ("engine", "bare") if repeat % 2 == 0 else ("bare", "engine")
+            for kind in order:
+                result = run_child(kind, args, workers, budget_mb=BUDGET_MB)
+                (engine if kind == "engine" else bare).append(result)
+                print(f"{workers} workers, {kind}: {rate(result):,.0f} samples/s "
+                      f"(load {result['load']:.2f})", flush=True)
+        ratios = [rate(e) / rate(b) for e, b in zip(engine, bare, strict=True)]
+        loads = [r["load"] for r in engine + bare]
+        rows.append([workers, args.repeats,
+                     f"{statistics.median(rate(b) for b in bare):,.0f}",
+                     f"{statistics.median(rate(e) for e in engine):,.0f}", interval(ratios),
+                     f"{bare[-1]['val_acc']:.2%} / {engine[-1]['val_acc']:.2%}",
+                     f"{statistics.median(b['rss_mb'] for b in bare):.0f} / "
+                     f"{statistics.median(e['rss_mb'] for e in engine):.0f}",
+                     f"{min(loads):.2f} - {max(loads):.2f}"])
+    memory_rows = []
+    for label, loader, budget in (("stream", "stream", BUDGET_MB), ("memory", "memory", 0)):
+        result = run_child("engine", args, args.memory_workers, loader, budget, True)
+        memory_rows.append([label, args.memory_workers if loader == "stream" else "-",
+                            f"{budget} MB" if budget else "default",
+                            f"{rate(result):,.0f}", f"{result['rss_mb']:.0f}",
+                            f"{result['tree_pss_mb']:.0f}", f"{result['load']:.2f}"])
+    body = "\n\n".join([
+        f"### One epoch of the student phase, stream loader against a bare loop "
+        f"({files:,} PNG files, {engine[0]['samples']:,} training images, batch {BATCH})",
+        table(["workers", "pairs", "bare loop samples/s", "engine (stream) samples/s",
+               "ratio engine / bare: median (range)", "val acc bare / engine",
+               "peak RSS MB bare / engine (main process)", "load average (1 min)"], rows),
+        f"### Peak memory: stream (KDSTUDIO_MEMORY_BUDGET_MB={BUDGET_MB}) against memory",
+        table(["loader", "workers", "memory budget", "samples/s", "peak RSS MB (main process)",
+               "peak PSS MB (process tree, sampled every 0.1 s)", "load average (1 min)"],
+              memory_rows),
+        "Timed on both sides: one epoch, from asking the loader for its first batch to the "
+        "end of the validation after the last step (decode with Pillow, collate, forward, "
+        "backward, fused SGD step, validation). Not timed: process start, imports, the "
+        "folder's layout, normalisation statistics. Each run is its own process; engine and "
+        "bare runs alternate. Ratio = engine samples/s / bare samples/s (goal >= 0.95).",
+    ])
+    write_result("pipeline", "Input pipeline: stream loader against a bare DataLoader loop",
+                 body)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--folder", type=Path, default=None,
+                        help="where the PNG folder is written (default "
+                             "/tmp/kd-bench/fashion-png, or fashion-png-LIMIT)")
+    parser.add_argument("--limit", type=int, default=0,
+                        help="training images to write (0 = all 60,000; a sixth as many test)")
+    parser.add_argument("--workers", dest="workers_list", type=int, nargs="+",
+                        default=[0, 1, 2])
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="pairs of runs (engine, bare) per worker count")
+    parser.add_argument("--memory-workers", type=int, default=2,
+                        help="workers of the stream run whose memory is measured")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--child", choices=["engine", "bare"], help=argparse.SUPPRESS)
+    parser.add_argument("--loader", default="stream", help=argparse.SUPPRESS)
+    parser.add_argument("--plan", default="", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.folder is None:
+        name = "fashion-png" + (f"-{args.limit}" if args.limit else "")
+        args.folder = Path(tempfile.gettempdir()) / "kd-bench" / name
+    if args.child:
+        args.workers = args.workers_list[0]
+        result = (engine_child if args.child == "engine" else bare_child)(args)
+        print(json.dumps(result | {"rss_mb": peak_rss_mb()}))
+        return
+    args.folder.parent.mkdir(parents=True, exist_ok=True)
+    measure(args)
+
+
+if __name__ == "__main__":
+    main()
