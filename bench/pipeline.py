@@ -149,7 +149,8 @@ def run_child(kind: str, args: argparse.Namespace, workers: int, loader: str = "
     the peak PSS of its process tree)."""
     command = [sys.executable, str(Path(__file__).resolve()), "--child", kind,
                "--folder", str(args.folder), "--workers", str(workers), "--loader", loader,
-               "--threads", str(args.threads), "--plan", str(args.plan)]
+               "--threads", str(args.threads), "--plan", str(args.plan),
+               "--batch", str(args.batch)]
     env = dict(os.environ)
     env.pop("KDSTUDIO_MEMORY_BUDGET_MB", None)
     if budget_mb:
@@ -195,6 +196,11 @@ def make_plan(folder: Path, path: Path) -> None:
 # ---------------------------------------------------------------- the bare loop
 
 
+def weights_sum(model: torch.nn.Module) -> float:
+    """The sum of |w| over a model's parameters: equal on both sides when they trained alike."""
+    return float(sum(p.detach().double().abs().sum() for p in model.parameters()))
+
+
 class PngFiles(torch.utils.data.Dataset):
     """(image, label) pairs from PNG files: Pillow decode, float32 / 255, normalised."""
 
@@ -233,7 +239,7 @@ def bare_child(args: argparse.Namespace) -> dict[str, Any]:
     # the engine's order; shuffle=True would differ, as the loader's iterator draws its
     # workers' base seed from the generator before the sampler does
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(SEED + 3))
-    loader = torch.utils.data.DataLoader(train, batch_size=BATCH, sampler=order.tolist(),
+    loader = torch.utils.data.DataLoader(train, batch_size=args.batch, sampler=order.tolist(),
                                          num_workers=args.workers)
     started = time.perf_counter()
     student.train()
@@ -246,7 +252,7 @@ def bare_child(args: argparse.Namespace) -> dict[str, Any]:
     with torch.no_grad():
         logits = torch.cat([student(chunk) for chunk in val_x.split(1024)])
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "samples": len(train),
+    return {"seconds": seconds, "samples": len(train), "weights": weights_sum(student),
             "val_acc": (logits.argmax(1) == val_y).float().mean().item()}
 
 
@@ -255,16 +261,18 @@ def bare_child(args: argparse.Namespace) -> dict[str, Any]:
 
 def engine_child(args: argparse.Namespace) -> dict[str, Any]:
     """One engine run of the student phase alone (method "none"), one epoch."""
+    from kdstudio.core.checkpoint import load_weights
     from kdstudio.core.config import RunConfig
     from kdstudio.core.engine import run
     from kdstudio.core.events import Epoch, Event, PhaseStarted
+    from kdstudio.core.models import create_model
     from kdstudio.core.store import Store
 
     config = RunConfig(name=f"pipeline-{args.loader}-{args.workers}", seed=SEED, device="cpu")
     d = config.data
     d.dataset, d.path = "image-folder", str(args.folder)
     d.params = {"image_size": [28, 28], "channels": 1}
-    d.loader, d.workers, d.batch_size = args.loader, args.workers, BATCH
+    d.loader, d.workers, d.batch_size = args.loader, args.workers, args.batch
     d.val_fraction = VAL_FRACTION
     config.distill.method, config.distill.baseline = "none", False
     config.student.arch, config.student.params = "mlp", dict(STUDENT)
@@ -284,11 +292,14 @@ def engine_child(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as scratch:
         store = Store(Path(scratch) / "runs.db")
         result = run(config, store, on_event)
+        if result.status != "completed":
+            raise SystemExit(f"engine run {result.status}: {result.error}")
+        student = create_model("mlp", (1, 28, 28), 10, **STUDENT)
+        load_weights(student, store.artifacts(result.run_id, "student")[0]["path"])
         store.close()
-    if result.status != "completed":
-        raise SystemExit(f"engine run {result.status}: {result.error}")
-    train = round(len(json.loads(Path(args.plan).read_text())["train"]))
+    train = len(json.loads(Path(args.plan).read_text())["train"])
     return {"seconds": marks["end"] - marks["start"], "samples": train,
+            "weights": weights_sum(student),
             "val_acc": result.summary["student_last_val_acc"],
             "logs": [m for m in clock.logs if "loader" in m.lower() or "memory" in m.lower()]}
 
@@ -342,7 +353,7 @@ def measure(args: argparse.Namespace) -> None:
                             f"{result['tree_pss_mb']:.0f}", f"{result['load']:.2f}"])
     body = "\n\n".join([
         f"### One epoch of the student phase, stream loader against a bare loop "
-        f"({files:,} PNG files, {engine[0]['samples']:,} training images, batch {BATCH})",
+        f"({files:,} PNG files, {engine[0]['samples']:,} training images, batch {args.batch})",
         table(["workers", "pairs", "bare loop samples/s", "engine (stream) samples/s",
                "ratio engine / bare: median (range)", "val acc bare / engine",
                "peak RSS MB bare / engine (main process)", "load average (1 min)"], rows),
@@ -374,6 +385,7 @@ def main() -> None:
     parser.add_argument("--memory-workers", type=int, default=2,
                         help="workers of the stream run whose memory is measured")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--batch", type=int, default=BATCH, help="batch size")
     parser.add_argument("--child", choices=["engine", "bare"], help=argparse.SUPPRESS)
     parser.add_argument("--loader", default="stream", help=argparse.SUPPRESS)
     parser.add_argument("--plan", default="", help=argparse.SUPPRESS)
