@@ -324,7 +324,9 @@ def measure(args: argparse.Namespace) -> None:
     print(f"folder {args.folder}: {files:,} PNG files ({time.time() - started:.0f} s)",
           flush=True)
     args.plan = args.folder.with_name(args.folder.name + ".plan.json")
-    make_plan(args.folder, args.plan)
+    if (not args.plan.is_file()
+            or args.plan.stat().st_mtime < (args.folder / MARKER).stat().st_mtime):
+        make_plan(args.folder, args.plan)
     rows = []
     for workers in args.workers_list:
         engine, bare = [], []
