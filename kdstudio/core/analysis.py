@@ -58,7 +58,7 @@ class DarkKnowledge:
 
     class_names: list[str]
     temperature: float
-    x_test: torch.Tensor
+    x_test: torch.Tensor | None  # None when the run's loader streams it from files
     y_test: torch.Tensor
     logits: dict[str, torch.Tensor]  # test logits per model kind present
     accuracy: dict[str, torch.Tensor]  # per-class test accuracy per model kind
@@ -99,12 +99,13 @@ def run_models(store: Store, run_id: int) -> dict[str, FeatureModel]:
     return models
 
 
-def run_data(run: dict) -> Splits:
-    """The run's data, split and normalised exactly as the run saw it."""
+def run_data(run: dict, loader: str | None = None) -> Splits:
+    """The run's data, split and normalised exactly as the run saw it (never augmented),
+    read with `loader` (default: the run's `data.loader`)."""
     config, _ = config_from_dict(run["config"])
     d = config.data
     return prepare_data(d.dataset, d.path, d.params, d.val_fraction, config.seed,
-                        d.test_fraction)
+                        d.test_fraction, loader or d.loader, "none", d.workers)
 
 
 def dark_knowledge(store: Store, run_id: int) -> DarkKnowledge:
@@ -119,7 +120,7 @@ def dark_knowledge(store: Store, run_id: int) -> DarkKnowledge:
     if not models:
         raise ValueError(f"run {run_id} has no saved models (stopped or failed before saving)")
     data = run_data(run)
-    logits = {kind: predict(model, data.x_test, torch.device("cpu"))
+    logits = {kind: predict(model, data.inputs("test"), torch.device("cpu"))
               for kind, model in models.items()}
     accuracy = {kind: per_class_accuracy(z, data.y_test, data.num_classes)
                 for kind, z in logits.items()}

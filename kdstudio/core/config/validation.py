@@ -113,7 +113,22 @@ def _data_problems(config: RunConfig):
     path_problem = _path_text_problem(data.path) or dataset.check_path(data.path)
     if path_problem:
         return [f"data.path: {path_problem}"], info
-    return _transfer_problems(data, info), info
+    return _loader_problems(data, dataset, params, info) + _transfer_problems(data, info), info
+
+
+def _loader_problems(data: DataConfig, dataset: Any, params: dict[str, Any], info: Any
+                     ) -> list[str]:
+    """Augmentation that needs images, and a memory loader for data that does not fit."""
+    from kdstudio.core.data.loaders import augment_problem
+
+    problem = augment_problem(data.augment, info.input_shape)
+    if problem:
+        return [problem]
+    if data.loader == "memory":
+        too_big = dataset.memory_problem(data.path, params)
+        if too_big:
+            return [f"data.loader: {too_big}"]
+    return []
 
 
 def _transfer_problems(data: DataConfig, info: Any) -> list[str]:

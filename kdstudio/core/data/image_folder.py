@@ -16,7 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from kdstudio.core.data import DataFileError, Dataset, DatasetInfo, RawData, register_dataset
+from kdstudio.core.data import (
+    DataFileError,
+    Dataset,
+    DatasetInfo,
+    FileSplits,
+    RawData,
+    register_dataset,
+)
 from kdstudio.core.memory import format_bytes, memory_problem
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -164,17 +171,39 @@ class ImageFolder(Dataset):
         height, width = image_size(params)
         depth = channels(params)
         layout = read_layout(path)
+        info = DatasetInfo((depth, height, width), len(layout.class_names), layout.class_names)
+        return info, layout
+
+    def _memory_problem(self, path: str, info: DatasetInfo, layout: FolderLayout
+                        ) -> str | None:
+        depth, height, width = info.input_shape
         need = PEAK_COPIES * layout.count() * depth * height * width * 4
         problem = memory_problem(f"image folder {path}: {layout.count():,} images of "
                                  f"{depth}x{height}x{width} ({format_bytes(need // PEAK_COPIES)}"
                                  f" decoded, about {PEAK_COPIES} copies while preparing)", need)
-        if problem:
-            raise ValueError(problem)
-        info = DatasetInfo((depth, height, width), len(layout.class_names), layout.class_names)
-        return info, layout
+        return problem and f"{problem} (data.loader = stream reads them from the files instead)"
+
+    def memory_problem(self, path: str, params: dict[str, Any]) -> str | None:
+        return self._memory_problem(path, *self._read(path, params))
+
+    def files(self, path: str, params: dict[str, Any]) -> FileSplits:
+        info, layout = self._read(path, params)
+        decoder = Decoder(CHANNEL_MODES[info.input_shape[0]], info.input_shape)
+        found: dict[str, tuple[list[str], np.ndarray]] = {}
+        for split, per_class in layout.splits.items():
+            names = [str(file) for files in per_class for file in files]
+            labels = np.repeat(np.arange(len(per_class), dtype=np.int64),
+                               [len(files) for files in per_class])
+            found[split] = (names, labels)
+        test_files, test_labels = found.get("test", (None, None))
+        return FileSplits(*found["train"], test_files, test_labels, decoder,
+                          layout.class_names)
 
     def load(self, path: str, params: dict[str, Any]) -> RawData:
         info, layout = self._read(path, params)
+        problem = self._memory_problem(path, info, layout)
+        if problem:
+            raise ValueError(problem)
         mode, size = CHANNEL_MODES[info.input_shape[0]], info.input_shape[1:]
         arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for split, per_class in layout.splits.items():
@@ -190,3 +219,15 @@ class ImageFolder(Dataset):
             arrays[split] = (x, y)
         x_test, y_test = arrays.get("test", (None, None))
         return RawData(*arrays["train"], x_test, y_test, layout.class_names)
+
+
+class Decoder:
+    """One image file as (C, H, W) float32 in [0, 1], as `load` gives it (picklable, for a
+    stream loader's worker processes)."""
+
+    def __init__(self, mode: str, shape: tuple[int, ...]) -> None:
+        self.mode, self.shape = mode, tuple(shape)
+
+    def __call__(self, file: str) -> np.ndarray:
+        pixels = decode(Path(file), self.mode, self.shape[1:])
+        return pixels if pixels.shape == self.shape else np.broadcast_to(pixels, self.shape)

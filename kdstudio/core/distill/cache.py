@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from kdstudio.core.data.examples import Examples, as_examples
 from kdstudio.core.distill.features import FeatureRecorder
 from kdstudio.core.distill.precision import Precision
 
@@ -66,16 +67,16 @@ def kept() -> TeacherCache | None:
     return _last
 
 
-def cache_key(teacher: nn.Module, x: torch.Tensor, feature_names: list[str],
+def cache_key(teacher: nn.Module, x: torch.Tensor | Examples, feature_names: list[str],
               precision: str) -> str:
-    """sha256 over the teacher's parameters and buffers, the inputs, names and precision."""
+    """sha256 over the teacher's parameters and buffers, the inputs (their values, or for
+    inputs read from files the files and their stamps), names and precision."""
     digest = hashlib.sha256()
     for name, tensor in teacher.state_dict().items():
         digest.update(name.encode())
         digest.update(str(tuple(tensor.shape)).encode())
         digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
-    digest.update(str(tuple(x.shape)).encode())
-    digest.update(x.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
+    as_examples(x).fingerprint(digest)
     digest.update(",".join(feature_names).encode())
     digest.update(precision.encode())
     return digest.hexdigest()
@@ -94,7 +95,7 @@ def estimate_bytes(teacher: nn.Module, recorder: FeatureRecorder, sample: torch.
 
 
 @torch.no_grad()
-def build_cache(teacher: nn.Module, recorder: FeatureRecorder, x: torch.Tensor,
+def build_cache(teacher: nn.Module, recorder: FeatureRecorder, x: torch.Tensor | Examples,
                 batch_size: int, device: torch.device, precision: Precision,
                 move: Callable[[torch.Tensor, torch.device], torch.Tensor], key: str,
                 should_stop: Callable[[], bool] = lambda: False) -> TeacherCache | None:
@@ -105,7 +106,7 @@ def build_cache(teacher: nn.Module, recorder: FeatureRecorder, x: torch.Tensor,
     teacher.eval()
     logits: list[torch.Tensor] = []
     features: dict[str, list[torch.Tensor]] = {}
-    for chunk in x.split(batch_size):
+    for chunk in as_examples(x).chunks(batch_size):
         if should_stop():
             teacher.train(was_training)
             return None
@@ -119,8 +120,8 @@ def build_cache(teacher: nn.Module, recorder: FeatureRecorder, x: torch.Tensor,
 
 
 def get_cache(teacher: nn.Module, recorder: FeatureRecorder, feature_names: list[str],
-              x: torch.Tensor, batch_size: int, device: torch.device, precision: Precision,
-              move: Callable[[torch.Tensor, torch.device], torch.Tensor],
+              x: torch.Tensor | Examples, batch_size: int, device: torch.device,
+              precision: Precision, move: Callable[[torch.Tensor, torch.device], torch.Tensor],
               should_stop: Callable[[], bool] = lambda: False
               ) -> tuple[TeacherCache | None, bool]:
     """The cache for this teacher and data (`recorder` records `feature_names`): the kept
@@ -137,7 +138,7 @@ def get_cache(teacher: nn.Module, recorder: FeatureRecorder, feature_names: list
 
 
 def teacher_source(teacher: nn.Module, recorder: FeatureRecorder, feature_names: list[str],
-                   x: torch.Tensor, batch_size: int, device: torch.device,
+                   x: torch.Tensor | Examples, batch_size: int, device: torch.device,
                    precision: Precision, enabled: bool,
                    move: Callable[[torch.Tensor, torch.device], torch.Tensor],
                    log: Callable[[str], None], should_stop: Callable[[], bool] = lambda: False
@@ -148,7 +149,7 @@ def teacher_source(teacher: nn.Module, recorder: FeatureRecorder, feature_names:
         log("Teacher-output cache off (distill.cache_teacher = false): the teacher runs on "
             "every batch")
         return TeacherSource(teacher, recorder, precision)
-    size = estimate_bytes(teacher, recorder, move(x[:2], device), len(x))
+    size = estimate_bytes(teacher, recorder, move(as_examples(x).head(2), device), len(x))
     if size > MAX_CACHE_BYTES:
         log(f"Teacher-output cache off: it would take {_size(size)} (limit "
             f"{_size(MAX_CACHE_BYTES)}); the teacher runs on every batch")

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from kdstudio.core.distill.precision import resolve_precision
-from kdstudio.core.engine.batches import BatchFactory, in_memory_batches
+from kdstudio.core.engine.batches import BatchFactory
 from kdstudio.core.engine.evaluation import TeacherReference
 from kdstudio.core.engine.preparation import Prepared
 from kdstudio.core.engine.recorder import Recorder
+from kdstudio.core.engine.streaming import default_batches
 from kdstudio.core.events import Epoch, ResumePoint
 from kdstudio.core.resume import TrainingState
 from kdstudio.core.store import HistoryError
@@ -65,7 +66,7 @@ class RunContext:
     def __init__(self, prepared: Prepared, recorder: Recorder,
                  should_stop: Callable[[], bool], batches: BatchFactory | None = None) -> None:
         self.p = prepared
-        self.batches: BatchFactory = batches or in_memory_batches
+        self.batches: BatchFactory = batches or default_batches
         self.config = prepared.config
         self.recorder = recorder
         self.should_stop = should_stop

@@ -8,15 +8,20 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from kdstudio.core.data.examples import Examples
+
 EVAL_BATCH = 1024
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """Logits for all of `x`, in eval mode, on the CPU."""
+def predict(model: nn.Module, x: torch.Tensor | Examples, device: torch.device
+            ) -> torch.Tensor:
+    """Logits for all of `x` (a tensor, or inputs read from files), in eval mode, on the
+    CPU."""
     was_training = model.training
     model.eval()
-    out = [model(chunk.to(device)).float().cpu() for chunk in x.split(EVAL_BATCH)]
+    chunks = x.split(EVAL_BATCH) if isinstance(x, torch.Tensor) else x.chunks(EVAL_BATCH)
+    out = [model(chunk.to(device)).float().cpu() for chunk in chunks]
     model.train(was_training)
     if len(out) == 1:
         return out[0]

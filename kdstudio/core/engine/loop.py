@@ -99,7 +99,13 @@ def train_phase(run: RunContext, plan: PhasePlan, model: FeatureModel, method: M
 def make_teacher_source(run: RunContext, teacher: FeatureModel, recorder: FeatureRecorder,
                         method: Method) -> TeacherSource:
     """Teacher outputs for the distillation phase: cached (frozen teacher, data without
-    random augmentation) unless `distill.cache_teacher` is false or the cache too big."""
+    random augmentation) unless `distill.cache_teacher` is false, the cache too big or the
+    training inputs augmented."""
+    augment = run.config.data.augment
+    if augment != "none":
+        run.log(f"Teacher-output cache off: data.augment = {augment} gives new inputs every "
+                "epoch, so the teacher runs on every batch")
+        return TeacherSource(teacher, recorder, run.precision)
     return teacher_source(teacher, recorder, method.teacher_feature_names(),
                           run.p.teacher_inputs, run.config.data.batch_size, run.p.device,
                           run.precision, run.config.distill.cache_teacher, to_device,
@@ -111,7 +117,7 @@ def build_adapters(run: RunContext, student: FeatureModel, teacher: FeatureModel
                    ) -> nn.Module | None:
     """The method's trainable adapters, sized from one forward pass of two examples."""
     p = run.p
-    sample = p.data.x_train[:2].to(p.device)
+    sample = p.data.inputs("train").head(2).to(p.device)
     with torch.no_grad():
         was_training = student.training
         student.eval()
@@ -133,7 +139,8 @@ def end_epoch(run: RunContext, plan: PhasePlan, model: FeatureModel, epoch: int,
     data, device = run.p.data, run.p.device
     values = {"train/loss": totals.mean_loss(), "train/acc": totals.accuracy()}
     reference = run.teacher_val if plan.name != "teacher" else None
-    values |= validation_metrics(predict(model, data.x_val, device), data.y_val, reference)
+    values |= validation_metrics(predict(model, data.inputs("val"), device), data.y_val,
+                                 reference)
     run.record_epoch(plan.name, epoch, plan.epochs, step, values)
 
 

@@ -10,6 +10,7 @@ import torch
 from kdstudio.core.checkpoint import load_weights
 from kdstudio.core.config import ConfigError, RunConfig, validate
 from kdstudio.core.data import Splits, prepare_data, prepare_transfer_inputs, select_labelled
+from kdstudio.core.data.examples import Examples
 from kdstudio.core.devices import resolve_device
 from kdstudio.core.distill.methods import Method, create_method
 from kdstudio.core.models import FeatureModel, create_model
@@ -27,7 +28,9 @@ class Prepared:
     student: FeatureModel
     method: Method
     labelled: torch.Tensor  # indices into data.x_train whose labels the student may use
-    transfer_inputs: torch.Tensor | None  # KD terms' inputs when not the labelled batches
+    # KD terms' inputs when not the labelled batches (the training inputs from files when
+    # a stream loader reads them)
+    transfer_inputs: torch.Tensor | Examples | None
 
     @property
     def two_streams(self) -> bool:
@@ -35,14 +38,17 @@ class Prepared:
         return self.transfer_inputs is not None
 
     @property
-    def teacher_inputs(self) -> torch.Tensor:
+    def teacher_inputs(self) -> torch.Tensor | Examples:
         """What the teacher's outputs (and memory banks) are indexed by in the distillation
         phase: the transfer set, else the labelled subset, by position."""
         if self.transfer_inputs is not None:
             return self.transfer_inputs
-        if len(self.labelled) == len(self.data.y_train):
-            return self.data.x_train
-        return self.data.x_train[self.labelled]
+        x = self.data.x_train
+        everything = len(self.labelled) == len(self.data.y_train)
+        if x is None:  # read from files
+            train = self.data.inputs("train")
+            return train if everything else train.subset(self.labelled)
+        return x if everything else x[self.labelled]
 
     def plan(self) -> RunPlan:
         """The run's phases, epochs and steps for this data."""
@@ -62,10 +68,12 @@ def prepare(config: RunConfig) -> Prepared:
         raise ConfigError(problems)
     device = resolve_device(config.device)
     try:
-        data = prepare_data(config.data.dataset, config.data.path, config.data.params,
-                            config.data.val_fraction, config.seed, config.data.test_fraction)
-    except (OSError, ValueError) as error:
-        raise ConfigError([f"data: {error}"]) from None
+        dc = config.data
+        data = prepare_data(dc.dataset, dc.path, dc.params, dc.val_fraction, config.seed,
+                            dc.test_fraction, dc.loader, dc.augment, dc.workers)
+    except (OSError, ValueError) as error:  # a message naming its own key keeps it
+        text = str(error)
+        raise ConfigError([text if text.startswith("data.") else f"data: {text}"]) from None
     empty = [name for name, size in data.sizes().items() if size == 0]
     if empty:
         raise ConfigError([f"data: the {' and '.join(empty)} split is empty "
@@ -104,7 +112,7 @@ def label_budget(config: RunConfig, data: Splits) -> tuple[torch.Tensor, torch.T
     if d.transfer == "labelled":
         return labelled, None
     if d.transfer == "all":
-        return labelled, data.x_train
+        return labelled, data.x_train if data.x_train is not None else data.inputs("train")
     try:
         return labelled, prepare_transfer_inputs(d.transfer_dataset, d.transfer_path,
                                                  d.transfer_params, data)

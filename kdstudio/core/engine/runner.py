@@ -220,6 +220,8 @@ def _start(run: RunContext, resumed: tuple[int, TrainingState] | None) -> None:
     run.log(f"Data {config.data.dataset}: {data_sizes['train']} train, {data_sizes['val']} "
             f"val, {data_sizes['test']} test"
             + ("" if p.data.test_is_official else " (test split carved, fixed seed)"))
+    if p.data.loader_reason:
+        run.log(p.data.loader_reason)
     if p.teacher is not None:
         run.log(f"Teacher {p.teacher.arch}: {sizes['teacher_params']:,} parameters; student "
                 f"{p.student.arch}: {sizes['student_params']:,} ({sizes['compression']:.1f}x "
@@ -285,7 +287,7 @@ def _train_phases(run: RunContext) -> None:
             train_phase(run, run.plan["teacher"], teacher, create_method("none", 1.0),
                         config.teacher.lr or config.optim.lr)
         teacher.eval().requires_grad_(False)
-        val_logits = predict(teacher, p.data.x_val, p.device)
+        val_logits = predict(teacher, p.data.inputs("val"), p.device)
         run.teacher_val = TeacherReference.of(val_logits)
         if config.teacher.checkpoint and not trained_before:  # its validation figures
             run.record_epoch("teacher", 0, 0, 0, validation_metrics(val_logits, p.data.y_val))
@@ -311,7 +313,7 @@ def _train_phases(run: RunContext) -> None:
 
 
 def _test_phase(run: RunContext, phase: str, model: FeatureModel) -> float:
-    acc = accuracy(predict(model, run.p.data.x_test, run.p.device), run.p.data.y_test)
+    acc = accuracy(predict(model, run.p.data.inputs("test"), run.p.device), run.p.data.y_test)
     run.summary[f"{phase}_test_acc"] = acc
     plan = run.plan.get(phase)
     run.recorder.metrics(phase, plan.steps if plan else 0, plan.epochs if plan else 0,

@@ -32,7 +32,7 @@ def real_inputs(run: dict[str, Any], input_shape: list[int], count: int
 
     dataset = run["config"].get("data", {}).get("dataset", "?")
     try:
-        splits = run_data(run)
+        splits = run_data(run, loader="stream")  # decodes only the inputs it takes
     except Exception as error:  # noqa: BLE001 - any data failure falls back, and says why
         generator = torch.Generator().manual_seed(0)
         x = torch.randn(count, *input_shape, generator=generator)
@@ -41,8 +41,8 @@ def real_inputs(run: dict[str, Any], input_shape: list[int], count: int
     if list(splits.input_shape) != list(input_shape):
         raise ExportError(f"the {dataset} data now has inputs shaped "
                           f"{list(splits.input_shape)}, the student expects {input_shape}")
-    source = splits.x_test if len(splits.x_test) else splits.x_val
-    x = source[:count].clone()
+    source = splits.inputs("test" if len(splits.y_test) else "val")
+    x = source.head(count).clone()
     return x, f"{len(x)} real test inputs of {dataset}"
 
 
