@@ -43,7 +43,6 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import PhaseClock, table, write_result  # noqa: E402
 
-from kdstudio.core.data import channel_stats  # noqa: E402
 from kdstudio.core.data.files import (  # noqa: E402
     FASHION_MNIST_CLASSES,
     FASHION_MNIST_DEFAULT,
@@ -177,19 +176,22 @@ def run_child(kind: str, args: argparse.Namespace, workers: int, loader: str = "
 
 
 def make_plan(folder: Path, path: Path) -> None:
-    """The training and validation files (the engine's split of train/) and the normalisation
-    statistics of the training files, written to `path` for the bare runs."""
-    from kdstudio.core.data import _split
+    """The training and validation files (the engine's split of train/) and the statistics
+    the engine normalises them with (computed as it does), written to `path` for the bare
+    runs."""
+    from kdstudio.core.data import split_rows
     from kdstudio.core.data.image_folder import decode, read_layout
+    from kdstudio.core.data.stats import STATS_CHUNK, streamed_stats
 
     layout = read_layout(str(folder))
     files = [(str(f), label) for label, per_class in enumerate(layout.splits["train"])
              for f in per_class]
-    train_idx, val_idx = _split(len(files), VAL_FRACTION, SEED)
-    x = np.stack([decode(Path(files[i][0]), "L", (28, 28)) for i in train_idx])
-    mean, std = channel_stats(x)
-    path.write_text(json.dumps({"train": [files[i] for i in train_idx],
-                                "val": [files[i] for i in val_idx],
+    train_rows, val_rows, _ = split_rows(len(files), True, VAL_FRACTION, SEED, 0.2)
+    train = [files[i] for i in train_rows]
+    mean, std = streamed_stats(
+        np.stack([decode(Path(f), "L", (28, 28)) for f, _ in train[start:start + STATS_CHUNK]])
+        for start in range(0, len(train), STATS_CHUNK))
+    path.write_text(json.dumps({"train": train, "val": [files[i] for i in val_rows],
                                 "mean": mean.tolist(), "std": std.tolist()}))
 
 
@@ -202,10 +204,11 @@ def weights_sum(model: torch.nn.Module) -> float:
 
 
 class PngFiles(torch.utils.data.Dataset):
-    """(image, label) pairs from PNG files: Pillow decode, float32 / 255, normalised."""
+    """(image, label) pairs from PNG files: Pillow decode, float32 / 255, normalised (in
+    float64, then float32, as the engine does)."""
 
     def __init__(self, files: list[tuple[str, int]], mean: float, std: float) -> None:
-        self.files, self.mean, self.std = files, np.float32(mean), np.float32(std)
+        self.files, self.mean, self.std = files, np.float64(mean), np.float64(std)
 
     def __len__(self) -> int:
         return len(self.files)
@@ -216,7 +219,8 @@ class PngFiles(torch.utils.data.Dataset):
         path, label = self.files[index]
         with Image.open(path) as image:
             pixels = np.asarray(image.convert("L"), dtype=np.float32) / np.float32(255.0)
-        return torch.from_numpy((pixels[None] - self.mean) / self.std), label
+        normalised = ((pixels[None] - self.mean) / self.std).astype(np.float32)
+        return torch.from_numpy(normalised), label
 
 
 def bare_child(args: argparse.Namespace) -> dict[str, Any]:
@@ -229,8 +233,6 @@ def bare_child(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     train = PngFiles(plan["train"], plan["mean"][0], plan["std"][0])
     val = PngFiles(plan["val"], plan["mean"][0], plan["std"][0])
-    val_x = torch.stack([val[i][0] for i in range(len(val))])
-    val_y = torch.tensor([label for _, label in plan["val"]])
     torch.manual_seed(SEED + 1)
     student = create_model("mlp", (1, 28, 28), 10, **STUDENT)
     optimizer = torch.optim.SGD(student.parameters(), lr=LR, momentum=0.9, nesterov=True,
@@ -249,11 +251,14 @@ def bare_child(args: argparse.Namespace) -> dict[str, Any]:
         loss.backward()
         optimizer.step()
     student.eval()
+    correct = 0
     with torch.no_grad():
-        logits = torch.cat([student(chunk) for chunk in val_x.split(1024)])
+        for x, y in torch.utils.data.DataLoader(val, batch_size=1024,
+                                                num_workers=args.workers):
+            correct += int((student(x).argmax(1) == y).sum())
     seconds = time.perf_counter() - started
     return {"seconds": seconds, "samples": len(train), "weights": weights_sum(student),
-            "val_acc": (logits.argmax(1) == val_y).float().mean().item()}
+            "val_acc": correct / len(val)}
 
 
 # ---------------------------------------------------------------- the engine
