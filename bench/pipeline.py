@@ -1,23 +1,28 @@
 """Input pipeline: one epoch of the student phase through `data.loader = "stream"` against a
-bare `torch.utils.data` loop over the same PNG folder, and the peak memory of a stream run
+bare `torch.utils.data` loop over the same PNG folder, and the peak memory of stream runs
 on a folder larger than the memory budget against a memory run.
 
 Fashion-MNIST is written once as an image folder (`train/` and `test/`, one sub-folder per
 class, 70,000 PNG files; a `.complete` marker when done, so later calls reuse it). Both
 sides train the same MLP student (same initial weights, fused SGD with Nesterov momentum,
 constant learning rate, batch 128) for one epoch over the same training files (the engine's
-train split, its validation split held out), decoding each file with Pillow in a
-`torch.utils.data.Dataset` read by a `DataLoader` with 0, 1 or 2 worker processes, the same
-shuffled order (a `torch.Generator` seeded `seed + 3`) and the same normalisation.
+train split), decoding each file with Pillow (float32 / 255, normalised with the engine's
+statistics) through a `DataLoader` with 0, 1 or 2 worker processes, in the engine's order,
+then validate over the validation files through a `DataLoader` with as many workers. The
+bare loop is written as usual: a per-image `Dataset` and the default collate.
 
-What is timed, on both sides: one epoch, from asking the loader for its first batch (the
-workers start inside it) to the validation after the epoch's last step (decode, collate,
-forward, backward, optimiser step, and the validation pass). Outside it: the process start,
-imports, reading the folder's layout, the normalisation statistics and, for the engine, its
-run row in the history. Each configuration runs in its own process, so each peak RSS is its
-own; engine and bare runs alternate, so the machine's load hits both alike.
+What is timed, on both sides: from asking the loader for the first batch (the workers start
+there) to the end of the validation. Not timed: process start, imports, listing the folder,
+statistics, the engine's history row. Two measurements:
 
-    python bench/pipeline.py --threads 1                   # 70,000 images, 3 repeats
+1. Interleaved, in one process: the bare loop takes one step before every engine step
+   (through the engine's `should_stop`); the engine's time is its epoch less the bare
+   loop's steps. Both see the same swings of a shared machine's speed. Clean with 0
+   workers; with workers, both loaders' workers share the cores.
+2. Separate runs, each configuration in its own process (so each peak RSS is its own),
+   every worker count in each round, engine and bare in alternating order.
+
+    python bench/pipeline.py                               # 70,000 images, 3 rounds
     python bench/pipeline.py --limit 5000 --repeats 1      # a quick check
 """
 
@@ -229,49 +234,77 @@ class PngFiles(torch.utils.data.Dataset):
         return torch.from_numpy(normalised), label
 
 
+class BareLoop:
+    """The hand-written loop over the folder, one training step per `step()` call."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from kdstudio.core.models import create_model
+
+        plan = json.loads(Path(args.plan).read_text())
+        torch.set_num_threads(args.threads)
+        self.train = PngFiles(plan["train"], plan["mean"][0], plan["std"][0])
+        self.val = PngFiles(plan["val"], plan["mean"][0], plan["std"][0])
+        self.workers = args.workers
+        torch.manual_seed(SEED + 1)
+        self.student = create_model("mlp", (1, 28, 28), 10, **STUDENT)
+        self.optimizer = torch.optim.SGD(self.student.parameters(), lr=LR, momentum=0.9,
+                                         nesterov=True, fused=True)
+        torch.manual_seed(SEED + 2)
+        # the engine's order; shuffle=True would differ, as the loader's iterator draws its
+        # workers' base seed from the generator before the sampler does
+        order = torch.randperm(len(self.train),
+                               generator=torch.Generator().manual_seed(SEED + 3))
+        self.loader = torch.utils.data.DataLoader(
+            self.train, batch_size=args.batch, sampler=order.tolist(), num_workers=args.workers)
+        self.batches: Any = None
+        self.steps, self.seconds, self.val_acc = len(self.loader), 0.0, 0.0
+
+    def step(self) -> None:
+        """The next batch (the workers start at the first) and one optimiser step."""
+        started = time.perf_counter()
+        if self.batches is None:
+            self.student.train()
+            self.batches = iter(self.loader)
+        x, y = next(self.batches)
+        loss = torch.nn.functional.cross_entropy(self.student(x), y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.seconds += time.perf_counter() - started
+
+    def validate(self) -> None:
+        """Accuracy over the validation files, read through a DataLoader as in training."""
+        started = time.perf_counter()
+        self.student.eval()
+        correct = 0
+        with torch.no_grad():
+            for x, y in torch.utils.data.DataLoader(self.val, batch_size=1024,
+                                                    num_workers=self.workers):
+                correct += int((self.student(x).argmax(1) == y).sum())
+        self.val_acc = correct / len(self.val)
+        self.seconds += time.perf_counter() - started
+
+    def result(self) -> dict[str, Any]:
+        return {"seconds": self.seconds, "samples": len(self.train), "val": len(self.val),
+                "weights": weights_sum(self.student), "val_acc": self.val_acc}
+
+
 def bare_child(args: argparse.Namespace) -> dict[str, Any]:
     """One epoch of the hand-written loop."""
-    import torch.nn.functional as F
-
-    from kdstudio.core.models import create_model
-
-    plan = json.loads(Path(args.plan).read_text())
-    torch.set_num_threads(args.threads)
-    train = PngFiles(plan["train"], plan["mean"][0], plan["std"][0])
-    val = PngFiles(plan["val"], plan["mean"][0], plan["std"][0])
-    torch.manual_seed(SEED + 1)
-    student = create_model("mlp", (1, 28, 28), 10, **STUDENT)
-    optimizer = torch.optim.SGD(student.parameters(), lr=LR, momentum=0.9, nesterov=True,
-                                fused=True)
-    torch.manual_seed(SEED + 2)
-    # the engine's order; shuffle=True would differ, as the loader's iterator draws its
-    # workers' base seed from the generator before the sampler does
-    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(SEED + 3))
-    loader = torch.utils.data.DataLoader(train, batch_size=args.batch, sampler=order.tolist(),
-                                         num_workers=args.workers)
-    started = time.perf_counter()
-    student.train()
-    for x, y in loader:
-        loss = F.cross_entropy(student(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    student.eval()
-    correct = 0
-    with torch.no_grad():
-        for x, y in torch.utils.data.DataLoader(val, batch_size=1024,
-                                                num_workers=args.workers):
-            correct += int((student(x).argmax(1) == y).sum())
-    seconds = time.perf_counter() - started
-    return {"seconds": seconds, "samples": len(train), "weights": weights_sum(student),
-            "val": len(val), "val_acc": correct / len(val)}
+    bare = BareLoop(args)
+    for _ in range(bare.steps):
+        bare.step()
+    bare.validate()
+    return bare.result()
 
 
 # ---------------------------------------------------------------- the engine
 
 
-def engine_child(args: argparse.Namespace) -> dict[str, Any]:
-    """One engine run of the student phase alone (method "none"), one epoch."""
+def engine_child(args: argparse.Namespace, bare: BareLoop | None = None) -> dict[str, Any]:
+    """One engine run of the student phase alone (method "none"), one epoch. With `bare`,
+    the bare loop takes one step before every engine step (through `should_stop`) and
+    validates after the engine's epoch; the time spent in it is not the engine's."""
     from kdstudio.core.checkpoint import load_weights
     from kdstudio.core.config import RunConfig
     from kdstudio.core.engine import run
@@ -290,7 +323,7 @@ def engine_child(args: argparse.Namespace) -> dict[str, Any]:
     o = config.optim
     o.name, o.lr, o.momentum, o.schedule, o.epochs = "sgd", LR, 0.9, "constant", 1
     config.threads = args.threads
-    marks: dict[str, float] = {}
+    marks = {"harness": 0.0}
     clock = PhaseClock()
 
     def on_event(event: Event) -> None:
@@ -299,21 +332,36 @@ def engine_child(args: argparse.Namespace) -> dict[str, Any]:
             marks["start"] = time.perf_counter()
         elif isinstance(event, Epoch) and event.phase == "student":
             marks["end"] = time.perf_counter()
+            if bare is not None:
+                bare.validate()
+
+    def should_stop() -> bool:
+        if bare is not None and "start" in marks:
+            started = time.perf_counter()
+            bare.step()
+            marks["harness"] += time.perf_counter() - started
+        return False
 
     with tempfile.TemporaryDirectory() as scratch:
         store = Store(Path(scratch) / "runs.db")
-        result = run(config, store, on_event)
+        result = run(config, store, on_event, should_stop)
         if result.status != "completed":
             raise SystemExit(f"engine run {result.status}: {result.error}")
         student = create_model("mlp", (1, 28, 28), 10, **STUDENT)
         load_weights(student, store.artifacts(result.run_id, "student")[0]["path"])
         store.close()
     plan = json.loads(Path(args.plan).read_text())
-    return {"seconds": marks["end"] - marks["start"], "samples": len(plan["train"]),
-            "weights": weights_sum(student), "val": len(plan["val"]),
-            "val_acc": result.summary["student_last_val_acc"],
-            "loader": next((m.split(" (")[0].removeprefix("Loader: ") for m in clock.logs
-                            if m.startswith("Loader: ")), "?")}
+    engine = {"seconds": marks["end"] - marks["start"] - marks["harness"],
+              "samples": len(plan["train"]), "val": len(plan["val"]),
+              "weights": weights_sum(student),
+              "val_acc": result.summary["student_last_val_acc"],
+              "loader": next((m.split(" (")[0].removeprefix("Loader: ") for m in clock.logs
+                              if m.startswith("Loader: ")), "?")}
+    return engine if bare is None else {"engine": engine, "bare": bare.result()}
+
+
+def interleaved_child(args: argparse.Namespace) -> dict[str, Any]:
+    return engine_child(args, BareLoop(args))
 
 
 # ---------------------------------------------------------------- the harness
@@ -336,76 +384,111 @@ def same(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> str:
     return "yes" if equal == len(pairs) else f"{equal} of {len(pairs)}"
 
 
+def pair_row(workers: int, pairs: list[tuple[dict[str, Any], dict[str, Any]]],
+             rss: bool) -> list[Any]:
+    loads = [side["load"] for pair in pairs for side in pair]
+    row = [workers, len(pairs), f"{statistics.median(rate(b) for _, b in pairs):,.0f}",
+           f"{statistics.median(rate(e) for e, _ in pairs):,.0f}",
+           median_range([rate(e) / rate(b) for e, b in pairs]),
+           f"{pairs[-1][1]['val_acc']:.2%} / {pairs[-1][0]['val_acc']:.2%}", same(pairs)]
+    if rss:
+        row.append(f"{statistics.median(b['rss_mb'] for _, b in pairs):.0f} / "
+                   f"{statistics.median(e['rss_mb'] for e, _ in pairs):.0f}")
+    return [*row, f"{min(loads):.2f} - {max(loads):.2f}"]
+
+
+def interleaved_rows(args: argparse.Namespace, log: list[str]) -> list[list[Any]]:
+    """Engine runs in which the bare loop takes one step before every engine step."""
+    runs: dict[int, list[tuple[dict[str, Any], dict[str, Any]]]] = {
+        w: [] for w in args.interleaved_workers}
+    for repeat in range(args.repeats):
+        for workers in args.interleaved_workers:
+            both = run_child("interleaved", args, workers)
+            both["engine"]["load"] = both["bare"]["load"] = both["load"]
+            runs[workers].append((both["engine"], both["bare"]))
+            log.append(f"interleaved, round {repeat + 1}, {workers} workers: engine "
+                       f"{rate(both['engine']):,.0f}, bare {rate(both['bare']):,.0f} "
+                       f"samples/s, load {both['load']:.2f}")
+            print(log[-1], flush=True)
+    return [pair_row(w, pairs, rss=False) for w, pairs in runs.items()]
+
+
+def separate_rows(args: argparse.Namespace, log: list[str]) -> list[list[Any]]:
+    """Engine and bare runs, each in its own process; each round runs every worker count,
+    engine and bare in alternating order, so that drifting load hits them all alike."""
+    runs: dict[int, list[tuple[dict[str, Any], dict[str, Any]]]] = {
+        w: [] for w in args.workers_list}
+    for repeat in range(args.repeats):
+        for workers in args.workers_list:
+            order = ("engine", "bare") if repeat % 2 == 0 else ("bare", "engine")
+            pair = {kind: run_child(kind, args, workers) for kind in order}
+            runs[workers].append((pair["engine"], pair["bare"]))
+            for kind in order:
+                log.append(f"separate, round {repeat + 1}, {workers} workers, {kind}: "
+                           f"{rate(pair[kind]):,.0f} samples/s, load {pair[kind]['load']:.2f}")
+                print(log[-1], flush=True)
+    return [pair_row(w, pairs, rss=True) for w, pairs in runs.items()]
+
+
+def memory_rows(args: argparse.Namespace, budget_mb: int) -> list[list[Any]]:
+    """Stream runs (data.loader = auto under a budget below the folder's decoded size)
+    and a memory run, with the peak memory of each run's processes."""
+    rows = []
+    runs = [("auto", budget_mb, w) for w in args.memory_workers]
+    for loader, budget, workers in runs + [("memory", 0, 0)] * bool(runs):
+        result = run_child("engine", args, workers, loader, budget, True)
+        rows.append([f"{loader}: {result['loader']}",
+                     f"{budget} MB" if budget else "2,000 MB (default)",
+                     f"{rate(result):,.0f}", f"{result['rss_mb']:.0f}",
+                     f"{result['tree_mb']:.0f}", f"{result['load']:.2f}"])
+    return rows
+
+
 def measure(args: argparse.Namespace) -> None:
     started = time.time()
     files = write_folder(args.folder, args.limit)
     print(f"folder {args.folder}: {files:,} PNG files ({time.time() - started:.0f} s)",
           flush=True)
     args.plan = args.folder.with_name(args.folder.name + ".plan.json")
-    if (not args.plan.is_file()
-            or args.plan.stat().st_mtime < (args.folder / MARKER).stat().st_mtime):
-        make_plan(args.folder, args.plan)
-    began = time.strftime("%H:%M", time.gmtime())
-    runs: dict[int, list[tuple[dict[str, Any], dict[str, Any]]]] = {
-        w: [] for w in args.workers_list}
-    log = []
-    for repeat in range(args.repeats):  # every worker count in each round, so load drifts
-        for workers in args.workers_list:  # hit them all alike
-            order = ("engine", "bare") if repeat % 2 == 0 else ("bare", "engine")
-            pair = {kind: run_child(kind, args, workers) for kind in order}
-            runs[workers].append((pair["engine"], pair["bare"]))
-            for kind in order:
-                line = (f"round {repeat + 1}, {workers} workers, {kind}: "
-                        f"{rate(pair[kind]):,.0f} samples/s, load {pair[kind]['load']:.2f}")
-                log.append(line)
-                print(line, flush=True)
-    rows = []
-    for workers, pairs in runs.items():
-        loads = [r["load"] for pair in pairs for r in pair]
-        rows.append([workers, len(pairs),
-                     f"{statistics.median(rate(b) for _, b in pairs):,.0f}",
-                     f"{statistics.median(rate(e) for e, _ in pairs):,.0f}",
-                     median_range([rate(e) / rate(b) for e, b in pairs]),
-                     f"{pairs[-1][1]['val_acc']:.2%} / {pairs[-1][0]['val_acc']:.2%}",
-                     same(pairs),
-                     f"{statistics.median(b['rss_mb'] for _, b in pairs):.0f} / "
-                     f"{statistics.median(e['rss_mb'] for e, _ in pairs):.0f}",
-                     f"{min(loads):.2f} - {max(loads):.2f}"])
-    memory_rows = []
-    budget_mb = max(1, round(files * 28 * 28 * 4 / 1e6 / BUDGET_SHARE))
-    for loader, budget in (("auto", budget_mb), ("memory", 0)):
-        result = run_child("engine", args, args.memory_workers, loader, budget, True)
-        memory_rows.append([f"{loader}: {result['loader']}",
-                            f"{budget} MB" if budget else "2,000 MB (default)",
-                            args.memory_workers if result["loader"].startswith("stream")
-                            else "-", f"{rate(result):,.0f}", f"{result['rss_mb']:.0f}",
-                            f"{result['tree_mb']:.0f}", f"{result['load']:.2f}"])
+    make_plan(args.folder, args.plan)
+    plan = json.loads(args.plan.read_text())
+    decoded_mb = files * 28 * 28 * 4 / 1e6
+    budget_mb = max(1, round(decoded_mb / BUDGET_SHARE))
+    began, log = time.strftime("%H:%M", time.gmtime()), []
+    interleaved = interleaved_rows(args, log)
+    separate = separate_rows(args, log)
+    memory = memory_rows(args, budget_mb)
     ended = time.strftime("%H:%M", time.gmtime())
-    sample = runs[args.workers_list[0]][0][0]
+    pair_headers = ["workers", "pairs", "bare loop samples/s", "engine (stream) samples/s",
+                    "ratio engine / bare: median (range)", "val acc bare / engine",
+                    "same weights after the epoch"]
     body = "\n\n".join([
-        f"### One epoch of the student phase: data.loader = stream against a bare "
-        f"DataLoader loop ({files:,} PNG files; {sample['samples']:,} training and "
-        f"{sample['val']:,} validation images; batch {args.batch})",
-        table(["workers", "pairs", "bare loop samples/s", "engine (stream) samples/s",
-               "ratio engine / bare: median (range)", "val acc bare / engine",
-               "same weights after the epoch", "peak RSS MB bare / engine (main process)",
-               "load average (1 min)"], rows),
-        f"### Peak memory: a stream run over a folder larger than the memory budget "
+        f"{files:,} PNG files; one epoch over {len(plan['train']):,} training images, then "
+        f"validation over {len(plan['val']):,}; batch {args.batch}; MLP student "
+        f"{STUDENT['hidden_sizes']}, fused SGD (Nesterov), {args.threads} torch thread(s). "
+        f"Measured {began}-{ended} UTC.",
+        "### Interleaved step by step, in one process (the bare loop takes one step before "
+        "every engine step)",
+        table([*pair_headers, "load average (1 min)"], interleaved),
+        "### Separate runs, each in its own process (engine and bare alternating)",
+        table([*pair_headers, "peak RSS MB bare / engine (main process)",
+               "load average (1 min)"], separate),
+        f"### Peak memory: stream runs over a folder larger than the memory budget "
         f"(KDSTUDIO_MEMORY_BUDGET_MB={budget_mb}, a quarter of the decoded "
-        f"{files * 28 * 28 * 4 / 1e6:.0f} MB) against a memory run",
-        table(["data.loader: chosen", "memory budget", "workers", "samples/s",
+        f"{decoded_mb:.0f} MB) against a memory run",
+        table(["data.loader: chosen", "memory budget", "samples/s",
                "peak RSS MB (main process, VmHWM)",
                "peak MB: main RSS + workers' private pages (sampled every 0.1 s)",
-               "load average (1 min)"], memory_rows),
+               "load average (1 min)"], memory),
         "Timed on both sides: one epoch, from asking the loader for its first batch (the "
         "workers start there) to the end of the validation pass over the validation files "
         "after the last step: decode with Pillow, normalise, collate, forward, backward, "
         "fused SGD step, validation. Not timed: process start, imports, listing the folder, "
-        "normalisation statistics (the bare loop gets the engine's). Each run is its own "
-        "process; each round runs every worker count, engine and bare in alternating order. "
-        "Ratio = engine samples/s / bare samples/s (goal >= 0.95). Same weights: the "
-        "engine's saved student equals the bare loop's, bit for bit (same files, order, "
-        f"initial weights and optimiser). Measured {began}-{ended} UTC.",
+        "normalisation statistics (the bare loop gets the engine's). Interleaved, the "
+        "engine's time is its epoch less the time spent in the bare loop's steps. Ratio = "
+        "engine samples/s / bare samples/s (goal >= 0.95). Same weights: the engine's saved "
+        "student equals the bare loop's, bit for bit (same files, order, initial weights "
+        "and optimiser).",
         "Each run, in order:\n\n" + "\n".join(f"- {line}" for line in log),
     ])
     write_result("pipeline", "Input pipeline: stream loader against a bare DataLoader loop",
@@ -423,11 +506,16 @@ def main() -> None:
                         default=[0, 1, 2])
     parser.add_argument("--repeats", type=int, default=3,
                         help="pairs of runs (engine, bare) per worker count")
-    parser.add_argument("--memory-workers", type=int, default=2,
-                        help="workers of the stream run whose memory is measured")
+    parser.add_argument("--interleaved-workers", type=int, nargs="*", default=[0],
+                        help="worker counts measured interleaved step by step (with workers, "
+                             "both loaders' workers share the cores; none: skip)")
+    parser.add_argument("--memory-workers", type=int, nargs="*", default=[0, 2],
+                        help="workers of the stream runs whose memory is measured against "
+                             "a memory run (none: no memory runs)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--batch", type=int, default=BATCH, help="batch size")
-    parser.add_argument("--child", choices=["engine", "bare"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["engine", "bare", "interleaved"],
+                        help=argparse.SUPPRESS)
     parser.add_argument("--loader", default="stream", help=argparse.SUPPRESS)
     parser.add_argument("--plan", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -436,7 +524,8 @@ def main() -> None:
         args.folder = Path(tempfile.gettempdir()) / "kd-bench" / name
     if args.child:
         args.workers = args.workers_list[0]
-        result = (engine_child if args.child == "engine" else bare_child)(args)
+        child = {"engine": engine_child, "bare": bare_child, "interleaved": interleaved_child}
+        result = child[args.child](args)
         print(json.dumps(result | {"rss_mb": peak_rss_mb()}))
         return
     args.folder.parent.mkdir(parents=True, exist_ok=True)

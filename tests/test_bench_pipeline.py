@@ -54,3 +54,20 @@ def test_bare_loop_and_engine_end_with_the_same_weights(png_folder: Path, tmp_pa
     assert bare["weights"] == engine["weights"]  # bit for bit
     assert bare["val_acc"] == engine["val_acc"]
     assert bare["seconds"] > 0 and engine["seconds"] > 0
+
+
+def test_interleaved_bare_steps_leave_the_engine_run_unchanged(png_folder: Path,
+                                                              tmp_path: Path) -> None:
+    plan = tmp_path / "plan.json"
+    pipeline.make_plan(png_folder, plan)
+    args = Namespace(folder=png_folder, workers=0, loader="stream", threads=1, plan=plan,
+                     batch=8)
+    threads = torch.get_num_threads()
+    try:
+        alone = pipeline.engine_child(args)
+        both = pipeline.interleaved_child(args)
+    finally:
+        torch.set_num_threads(threads)
+    assert both["engine"]["weights"] == both["bare"]["weights"] == alone["weights"]
+    assert both["engine"]["loader"] == alone["loader"] == "stream, 0 worker processes"
+    assert both["engine"]["seconds"] > 0 and both["bare"]["seconds"] > 0
