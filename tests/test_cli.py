@@ -137,7 +137,10 @@ def test_presets_listing_via_python_m() -> None:
     assert result.returncode == 0
     names = [line.split()[0] for line in result.stdout.splitlines()]
     assert {"digits-kd", "mnist1d-kd", "mnist1d-fitnets", "fashion-mnist-kd",
-            "synthetic-quick"} <= set(names)
+            "synthetic-quick", "cifar100-resnet32x4-resnet8x4"} <= set(names)
+    # the descriptions start in one column, however long the names
+    starts = {len(line) - len(line.split(None, 1)[1]) for line in result.stdout.splitlines()}
+    assert len(starts) == 1
 
 
 def test_argparse_errors_exit_2(capsys) -> None:

@@ -196,6 +196,17 @@ def test_student_alone_method_has_no_teacher(tmp_path: Path) -> None:
         assert {r["phase"] for r in store.metrics(result.run_id)} == {"student"}
 
 
+def test_sgd_is_nesterov_unless_the_config_says_plain_momentum() -> None:
+    from kdstudio.core.engine.optim import make_optimizer
+
+    config = tiny_config()
+    config.optim.name = "sgd"
+    params = [torch.nn.Parameter(torch.zeros(2))]
+    assert make_optimizer(params, config, 0.1).defaults["nesterov"] is True
+    config.optim.nesterov = False
+    assert make_optimizer(params, config, 0.1).defaults["nesterov"] is False
+
+
 def test_learning_rate_schedules() -> None:
     config = tiny_config()
     plan = PhasePlan("student", epochs=6, steps_per_epoch=10)

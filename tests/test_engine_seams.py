@@ -173,7 +173,7 @@ def test_phase_names_follow_method_and_baseline() -> None:
 def test_every_event_is_a_frozen_slotted_dataclass_with_its_own_kind() -> None:
     classes = [event_classes.RunStarted, event_classes.PhaseStarted,
                event_classes.PhaseFinished, event_classes.Step, event_classes.Epoch,
-               event_classes.Log, event_classes.RunFinished]
+               event_classes.Log, event_classes.PhaseTested, event_classes.RunFinished]
     assert len({cls.kind for cls in classes}) == len(classes)
     log = event_classes.Log(1, "info", "hello")
     with pytest.raises(dataclasses.FrozenInstanceError):

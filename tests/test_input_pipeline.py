@@ -89,9 +89,12 @@ def test_arrays_give_identical_metrics_in_memory_and_through_a_stream(tmp_path: 
     (0, {"label_count": 9, "transfer": "all"}),  # few labels, KD terms on all inputs
 ], ids=["workers0", "workers2", "few-labels-transfer-all"])
 def test_an_image_folder_read_from_its_files_gives_the_metrics_of_memory(
-        tmp_path: Path, folder: Path, workers: int, data: dict) -> None:
+        tmp_path: Path, folder: Path, workers: int, data: dict, monkeypatch) -> None:
+    # each run computes its own statistics (decoded in memory, or streamed from the files)
+    monkeypatch.setenv("KDSTUDIO_CACHE", str(tmp_path / "memory-cache"))
     memory, memory_rows, _ = run_logged(image_config(folder, "memory", **data),
                                         tmp_path / "m.db")
+    monkeypatch.setenv("KDSTUDIO_CACHE", str(tmp_path / "stream-cache"))
     stream, stream_rows, logs = run_logged(image_config(folder, "stream", workers, **data),
                                            tmp_path / "s.db")
     assert memory.status == stream.status == "completed", stream.error
@@ -102,10 +105,13 @@ def test_an_image_folder_read_from_its_files_gives_the_metrics_of_memory(
     assert len(cache_lines) == 1  # the teacher cache, built from the streamed files
 
 
-def test_a_stream_over_an_image_folder_holds_no_decoded_folder(folder: Path) -> None:
+def test_a_stream_over_an_image_folder_holds_no_decoded_folder(tmp_path: Path, folder: Path,
+                                                             monkeypatch) -> None:
     args = ("image-folder", str(folder), {"image_size": [8, 8], "channels": 3}, 0.25, 3)
+    monkeypatch.setenv("KDSTUDIO_CACHE", str(tmp_path / "memory-cache"))
     memory = prepare_data(*args, loader="memory")
-    stream = prepare_data(*args, loader="stream")
+    monkeypatch.setenv("KDSTUDIO_CACHE", str(tmp_path / "stream-cache"))
+    stream = prepare_data(*args, loader="stream", workers=1)  # statistics streamed
     assert stream.x_train is None and stream.x_val is None and stream.x_test is None
     assert isinstance(stream.inputs("train"), FileExamples)
     assert stream.sizes() == memory.sizes() == {"train": 22, "val": 7, "test": 7}
@@ -248,11 +254,21 @@ def test_a_file_that_does_not_decode_is_named_through_a_worker(tmp_path: Path) -
     root = write_folder(tmp_path / "images", per_class=4)
     for bad in (root / "class1").iterdir():  # some of them in the training split
         bad.write_bytes(b"not a png")
-    with pytest.raises(ConfigError) as error:
+    with pytest.raises(ConfigError) as error:  # the statistics pass finds it
         prepare(image_config(root, "stream", workers=1))
     (line,) = error.value.problems
     assert line.startswith(f"data: {root / 'class1'}") and "is not a readable image" in line
-    assert "Traceback" not in line and "worker" not in line
+    files = sorted(str(file) for file in root.glob("*/*.png"))
+    examples = FileExamples(files, image_folder.Decoder("RGB", (3, 8, 8)), (3, 8, 8),
+                            workers=1)
+    source = StreamBatches(examples, torch.zeros(len(files), dtype=torch.int64),
+                           torch.arange(len(files)), 4, 0, workers=1)
+    for batches in (lambda: examples.chunks(4), lambda: source.epoch(0)):
+        with pytest.raises(ValueError) as failure:
+            list(batches())
+        message = str(failure.value)
+        assert message.startswith(str(root / "class1")) and "is not a readable image" in message
+        assert "Traceback" not in message and "worker" not in message
 
 
 def test_memory_loader_for_a_folder_too_big_is_a_validation_problem(folder: Path,

@@ -14,6 +14,7 @@ from kdstudio.core.events import (
     Log,
     PhaseFinished,
     PhaseStarted,
+    PhaseTested,
     RunFinished,
     RunStarted,
     Step,
@@ -42,7 +43,8 @@ def test_a_completed_run_replays_the_same_events_it_emitted(tmp_path: Path) -> N
     # the same classes with the same fields, in the same order, log lines among the rest
     assert [_knowable(e) for e in events[:1] + events[2:]] == [_knowable(e) for e in live]
     kinds = {type(e) for e in live}
-    assert kinds == {RunStarted, PhaseStarted, Step, Epoch, PhaseFinished, Log, RunFinished}
+    assert kinds == {RunStarted, PhaseStarted, Step, Epoch, PhaseFinished, Log, PhaseTested,
+                     RunFinished}
     assert sum(not isinstance(e, Log) for e in live) > 40
     times = [when for when, _ in replayed]
     assert times == sorted(times)  # in the order and at the times they were written

@@ -1,5 +1,5 @@
-"""Command line: `kdstudio` (window), `run`, `resume`, `runs`, `show`, `presets`, `export`,
-`export-metrics`, `check`.
+"""Command line: `kdstudio` (window), `run`, `resume`, `runs`, `show`, `presets`, `models`,
+`export`, `export-metrics`, `check`.
 
 Exit codes: 0 done, 1 run failed, 2 bad input (one line per problem, no traceback),
 128 + N after signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP: a run they stop ends `stopped`
@@ -64,6 +64,10 @@ def _command(name: str) -> Callable[[argparse.Namespace], int]:
         from kdstudio.cli import training
 
         return {"run": training.cmd_run, "resume": training.cmd_resume}[name]
+    if name == "models":
+        from kdstudio.cli import catalogue
+
+        return catalogue.cmd_models
     from kdstudio.cli import reading
 
     return {"runs": reading.cmd_runs, "show": reading.cmd_show, "presets": reading.cmd_presets,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from kdstudio.cli.consent import add_trust_flag
+
 RUN_STATUSES = ("running", "completed", "stopped", "failed", "interrupted")  # as in store
 
 
@@ -43,11 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", dest="overrides", action="append", default=[],
                      metavar="KEY.PATH=VALUE", help="override one config value (repeatable)")
     run.add_argument("--quiet", action="store_true", help="print only the summary")
+    add_trust_flag(run)
 
     resume = sub.add_parser("resume", parents=[db],
                             help="continue a stopped or interrupted run from its last epoch")
     resume.add_argument("run", metavar="RUN", help="run id or name")
     resume.add_argument("--quiet", action="store_true", help="print only the summary")
+    add_trust_flag(resume)
 
     runs = sub.add_parser("runs", parents=[db], help="list saved runs")
     runs.add_argument("--status", choices=RUN_STATUSES, help="only runs with this status")
@@ -60,8 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
                       help="also print per-class test accuracy and KD gain")
     show.add_argument("--log", action="store_true",
                       help="also print the run's log, each line with its time (UTC) and level")
+    add_trust_flag(show)
 
     sub.add_parser("presets", help="list shipped presets")
+
+    models = sub.add_parser("models", help="list model architectures with their parameter "
+                                           "counts and feature layers")
+    models.add_argument("--filter", metavar="TEXT",
+                        help="only names holding TEXT (any case), e.g. torchvision: or resnet")
 
     export = sub.add_parser("export", parents=[db],
                             help="export a run's student (safetensors, TorchScript, ONNX)")
@@ -69,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", default="all", metavar="FMT",
                         help="safetensors, torchscript, onnx or all (default: all)")
     export.add_argument("--out", required=True, metavar="DIR", help="folder for the files")
+    add_trust_flag(export)
 
     export_metrics = sub.add_parser("export-metrics", parents=[db],
                                     help="write the metrics of runs to one CSV file")

@@ -7,6 +7,7 @@ import argparse
 import sys
 from typing import Any
 
+from kdstudio.cli.consent import consent, run_code
 from kdstudio.cli.exits import EXIT_FAILED, EXIT_OK, BadInput
 from kdstudio.cli.history import (
     check_run_keys,
@@ -48,6 +49,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     with reading(args.db) as store:
         run = find_run(store, args.run)
         artifacts = store.artifacts(run["id"])
+        if args.classes:  # rebuilds the run's models
+            consent(run_code(store, run["id"]), args.trust_code)
         knowledge = _dark_knowledge(store, run["id"]) if args.classes else None
         log = store.logs(run["id"]) if args.log else None
     config, _ = config_from_dict(run["config"])
@@ -118,8 +121,10 @@ def cmd_presets(_args: argparse.Namespace) -> int:
     """The shipped presets, one a line with its description."""
     from kdstudio.core.presets import list_presets, preset_description
 
-    for name in list_presets():
-        print(f"{name:<20} {preset_description(name)}")
+    names = list_presets()
+    width = max((len(name) for name in names), default=0)
+    for name in names:
+        print(f"{name:<{width}}  {preset_description(name)}")
     return EXIT_OK
 
 
@@ -129,6 +134,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     check_run_keys([args.run])
     with reading(args.db, records=True) as store:
+        consent(run_code(store, find_run(store, args.run)["id"]), args.trust_code)
         try:
             report = export_student(store, args.run, args.out, args.format)
         except ExportError as error:

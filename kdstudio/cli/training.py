@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from kdstudio.cli.consent import config_code, consent, run_code
 from kdstudio.cli.console import ConsolePrinter
 from kdstudio.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_SIGNAL_BASE, BadInput
 from kdstudio.cli.history import check_run_keys, existing_history, find_run, open_store
@@ -37,6 +38,8 @@ def load_run_config(args: argparse.Namespace) -> RunConfig:
     except ValueError as error:
         raise BadInput([str(error)]) from None
     config, problems = config_from_dict(data)
+    if getattr(args, "trust_code", False):  # else validation names each file, importing none
+        consent(config_code(config), True)
     with existing_history(getattr(args, "db", None)) as store:
         problems += validate(config, store=store)
     if problems:
@@ -71,6 +74,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         reason = refusal(found, store.artifact_dir(found["id"]))
         if reason:  # said before torch is imported (seconds)
             raise BadInput([reason])
+        consent(run_code(store, found["id"]), args.trust_code)
         from kdstudio.core.engine import resume
 
         return resume(found["id"], store, on_event, stops)

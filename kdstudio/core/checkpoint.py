@@ -14,6 +14,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from kdstudio.core.models import FeatureModel, create_model
+from kdstudio.core.models.custom import copy_name
+from kdstudio.core.models.opaque import KINDS, program_kind
 
 SPEC_KEY = "kdstudio_spec"
 
@@ -52,11 +54,16 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             raise ValueError(f"cannot read {path}: it looks like a safetensors file but its "
                              f"contents do not parse ({_first_line(error)}); it may be "
                              "damaged or cut short") from None
+    elif head.startswith(ZIP_MAGIC) and program_kind(path):
+        raise ValueError(f"cannot read {path}: it is a {KINDS[program_kind(path) or '']} "
+                         "program, not a state dict; set teacher.arch = \"\" to use it as "
+                         "an opaque teacher")
     elif head.startswith((ZIP_MAGIC, PICKLE_MAGIC)):
         state = _read_torch_file(path)
     else:
         raise ValueError(f"cannot read {path}: it is neither a safetensors file nor a PyTorch "
-                         f"checkpoint (its first bytes match neither format); {ACCEPTED}")
+                         f"checkpoint (its first bytes match neither format); {ACCEPTED} "
+                         "(an ONNX teacher: set teacher.arch = \"\")")
     problem = nonfinite_tensor(state)
     if problem:
         raise ValueError(f"tensor '{problem[0]}' in {path} holds {problem[1]}; the weights must "
@@ -146,11 +153,25 @@ def load_weights(model: FeatureModel, path: str | Path, assign: bool = False) ->
     on the meta device).
     """
     file = Path(path).expanduser()
+    load_state(model, read_weights(model, file), file, assign)
+
+
+def read_weights(model: FeatureModel, file: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a weight file, keyed as `model` names them; raises ValueError."""
     try:
         state = read_state_dict(file)
     except OSError as error:
         raise ValueError(f"cannot read {file}: {error.strerror or _first_line(error)}") from None
-    expected = model.state_dict()
+    adapt = getattr(model, "adapt_state", None)
+    return adapt(state) if callable(adapt) else state
+
+
+def load_state(model: FeatureModel, state: dict[str, torch.Tensor], file: Path,
+               assign: bool = False, skip: frozenset[str] = frozenset()) -> None:
+    """Load `state` (read from `file`) into `model`, every tensor but those in `skip`
+    fitting; raises ValueError naming the mismatch."""
+    expected = {k: v for k, v in model.state_dict().items() if k not in skip}
+    state = {k: v for k, v in state.items() if k not in skip}
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
@@ -165,7 +186,44 @@ def load_weights(model: FeatureModel, path: str | Path, assign: bool = False) ->
             parts.append(f"shape differs for {', '.join(wrong[:3])}")
         raise ValueError(f"{file} does not fit {model.arch} {model.arch_params}: "
                          + "; ".join(parts))
-    model.load_state_dict(state, assign=assign)
+    model.load_state_dict(state, assign=assign, strict=not skip)
+
+
+def head_layer(model: FeatureModel) -> tuple[str, torch.nn.Linear] | None:
+    """The model's head: its last linear layer with one output per class."""
+    found = None
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear) and module.out_features == model.num_classes:
+            found = (name, module)
+    return found
+
+
+def load_teacher_weights(model: FeatureModel, path: str | Path, fine_tune: bool,
+                         assign: bool = False) -> str | None:
+    """Load a teacher checkpoint. One whose head has another number of outputs is loaded
+    without it when `fine_tune` (the model keeps its new head of the right size) and
+    refused otherwise. Returns the line saying the head was replaced, else None; raises
+    ValueError."""
+    file = Path(path).expanduser()
+    state = read_weights(model, file)
+    head = head_layer(model)
+    if head is not None:
+        name, layer = head
+        weight = state.get(f"{name}.weight")
+        if (weight is not None and weight.dim() == 2 and weight.shape[0] != layer.out_features
+                and weight.shape[1] == layer.in_features):
+            outputs, classes = int(weight.shape[0]), layer.out_features
+            if not fine_tune:
+                raise ValueError(
+                    f"{file} has a head of {outputs} outputs (layer '{name}') and the data "
+                    f"has {classes} classes; set teacher.epochs > 0 to fine-tune it with a "
+                    f"new {classes}-output head, or give a checkpoint for {classes} classes")
+            load_state(model, state, file, assign, frozenset({f"{name}.weight", f"{name}.bias"}))
+            return (f"Teacher head replaced: layer '{name}' has {outputs} outputs in "
+                    f"{file.name}, the data {classes} classes; a new {classes}-output layer is "
+                    "trained with the loaded weights")
+    load_state(model, state, file, assign)
+    return None
 
 
 def build_model(spec: dict[str, Any], weights: str | Path) -> FeatureModel:
@@ -175,11 +233,38 @@ def build_model(spec: dict[str, Any], weights: str | Path) -> FeatureModel:
     (a run training in another thread keeps its exact random sequence) and wastes no time
     initialising weights that are replaced at once.
     """
+    spec = _earlier_wide_resnet(spec, Path(weights))
+    params = dict(spec["params"])
+    digest = spec.get("code_sha256")
+    if digest:  # a custom model: the copy of its code kept beside the weights, if any
+        copy = Path(weights).parent / "code" / copy_name(str(params.get("file", "")), digest)
+        if copy.is_file():
+            params["file"] = str(copy)
     with torch.device("meta"):
-        model = create_model(spec["arch"], spec["input_shape"], spec["num_classes"],
-                             **spec["params"])
+        model = create_model(spec["arch"], spec["input_shape"], spec["num_classes"], **params)
+    if digest and getattr(model, "code_sha256", digest) != digest:
+        raise ValueError(f"{params['file']} changed since the model was saved (sha256 "
+                         f"{digest[:16]}... then, {model.code_sha256[:16]}... now)")
     load_weights(model, weights, assign=True)
     return model.eval()
+
+
+# Until 2026-12-02 resnet8x4 and resnet32x4 had a 64-channel stem: exactly `resnet` with
+# width 4. Their weights in older histories are rebuilt as that model.
+_EARLIER_WIDE_RESNETS = {"resnet8x4": 8, "resnet32x4": 32}
+
+
+def _earlier_wide_resnet(spec: dict[str, Any], weights: Path) -> dict[str, Any]:
+    depth = _EARLIER_WIDE_RESNETS.get(spec["arch"])
+    if depth is None or spec.get("params"):
+        return spec
+    try:
+        stem = read_state_dict(weights).get("stem.0.weight")
+    except (OSError, ValueError):
+        return spec  # load_weights reports the file's problem
+    if stem is None or stem.shape[0] != 64:
+        return spec
+    return {**spec, "arch": "resnet", "params": {"depth": depth, "width": 4}}
 
 
 def load_model(sidecar: str | Path) -> FeatureModel:

@@ -110,6 +110,17 @@ class Log:
 
 
 @dataclass(frozen=True, slots=True)
+class PhaseTested:
+    """A phase's model measured on the test split (the teacher's before any student
+    trains); replay rebuilds it from the phase's `test/acc` row."""
+
+    kind: ClassVar[str] = "tested"
+    run_id: int
+    phase: str
+    accuracy: float
+
+
+@dataclass(frozen=True, slots=True)
 class RunFinished:
     """The run's end: `status` completed, stopped or failed, and why it failed."""
 
@@ -120,5 +131,6 @@ class RunFinished:
     summary: dict[str, Any]
 
 
-Event = RunStarted | PhaseStarted | PhaseFinished | Step | Epoch | Log | RunFinished
+Event = (RunStarted | PhaseStarted | PhaseFinished | Step | Epoch | Log | PhaseTested
+         | RunFinished)
 EventSink = Callable[[Event], None]

@@ -103,15 +103,20 @@ def planned_epochs(config: Any, phase: str) -> int:
     return config.optim.epochs
 
 
-def plan_run(config: Any, train_size: int, epoch_size: int) -> RunPlan:
+def plan_run(config: Any, train_size: int, epoch_size: int,
+             teacher_epochs: int | None = None) -> RunPlan:
     """The plan of `config` given its data: the teacher passes over all `train_size`
     training examples each epoch, baseline and student over `epoch_size` (the labelled
     subset, or the transfer set when the KD terms take their own batches). A phase of no
-    epochs (a teacher loaded from a file) plans no steps per epoch, as its stored row says."""
+    epochs (a teacher loaded from a file) plans no steps per epoch, as its stored row says.
+    `teacher_epochs`, when given, is what the built teacher trains (a checkpoint whose head
+    was replaced is fine-tuned for teacher.epochs)."""
     batch = config.data.batch_size
     phases = []
     for name in phase_names(config):
         size = train_size if name == "teacher" else epoch_size
         epochs = planned_epochs(config, name)  # a phase that trains no epoch has no steps
+        if name == "teacher" and teacher_epochs is not None:
+            epochs = teacher_epochs
         phases.append(PhasePlan(name, epochs, math.ceil(size / batch) if epochs else 0))
     return RunPlan(tuple(phases))

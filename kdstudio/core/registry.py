@@ -18,11 +18,14 @@ class UnknownNameError(KeyError):
 
 
 class Registry(Generic[T]):
-    """Maps names to entries (factories, classes, loaders) of one kind."""
+    """Maps names to entries (factories, classes, loaders) of one kind. A prefix resolver
+    answers for a family of names `PREFIX:REST` (e.g. `torchvision:resnet18`) without
+    listing them up front."""
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._entries: dict[str, T] = {}
+        self._prefixes: dict[str, Callable[[str], T]] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
         """Decorator: `@registry.register("name")` adds the decorated object."""
@@ -35,17 +38,39 @@ class Registry(Generic[T]):
 
         return add
 
+    def register_prefix(self, prefix: str, resolve: Callable[[str], T]) -> None:
+        """`PREFIX:REST` names are looked up by `resolve(REST)`, which raises
+        UnknownNameError (saying why) for a name it cannot give."""
+        if prefix in self._prefixes:
+            raise ValueError(f"{self.kind} prefix '{prefix}:' is registered twice")
+        self._prefixes[prefix] = resolve
+
     def get(self, name: str) -> T:
-        if name not in self._entries:
-            choices = ", ".join(self.names())
-            raise UnknownNameError(f"unknown {self.kind} '{name}' (choose from: {choices})")
-        return self._entries[name]
+        if name in self._entries:
+            return self._entries[name]
+        prefix, colon, rest = name.partition(":") if isinstance(name, str) else ("", "", "")
+        if colon and prefix in self._prefixes:
+            return self._prefixes[prefix](rest)
+        choices = ", ".join(self.names() + [f"{p}:NAME" for p in self.prefixes()])
+        raise UnknownNameError(f"unknown {self.kind} '{name}' (choose from: {choices})")
 
     def names(self) -> list[str]:
+        """The registered names (not those a prefix resolves)."""
         return sorted(self._entries)
 
+    def prefixes(self) -> list[str]:
+        return sorted(self._prefixes)
+
     def __contains__(self, name: object) -> bool:
-        return name in self._entries
+        if name in self._entries:
+            return True
+        if not isinstance(name, str) or ":" not in name:
+            return False
+        try:
+            self.get(name)
+        except UnknownNameError:
+            return False
+        return True
 
 
 def import_submodules(package_name: str) -> None:

@@ -23,6 +23,7 @@ from kdstudio.core.events import (
     Log,
     PhaseFinished,
     PhaseStarted,
+    PhaseTested,
     RunFinished,
     RunStarted,
     Step,
@@ -101,8 +102,10 @@ def replay_events(store: Store, run_id: int) -> list[tuple[float, Event]]:
     run = store.get_run(run_id)
     if run is None:
         raise KeyError(f"no run #{run_id}")
-    rows = [row for row in store.metrics(run_id)  # test rows: the summary carries them
+    every = store.metrics(run_id)
+    rows = [row for row in every  # test rows come back as PhaseTested events
             if row["phase"] in PHASES and not row["name"].startswith("test/")]
+    tested = {row["phase"]: row for row in every if row["name"] == "test/acc"}
     started = iso_seconds(run.get("created_at"))
     if started is None:
         started = rows[0]["wall_time"] if rows else 0.0
@@ -131,6 +134,10 @@ def replay_events(store: Store, run_id: int) -> list[tuple[float, Event]]:
                                   plan.run_steps,
                                   last_epoch or any(by_phase[other] for other in later)))
         last_time = phase_rows[-1]["wall_time"]
+        test = tested.get(phase.name)
+        if test is not None:
+            body.append((test["wall_time"], PhaseTested(run_id, phase.name, test["value"])))
+            last_time = max(last_time, test["wall_time"])
     # each log line among the rows by its time; each sequence keeps its own order
     events.extend(heapq.merge(body, logs, key=lambda pair: pair[0]))
     if run.get("status") != "running":

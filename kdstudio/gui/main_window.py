@@ -307,6 +307,8 @@ class MainWindow(QMainWindow):
     def show_validation(self, problems: list[str]) -> None:
         """Show the form's problems above it; Start stays disabled while there are any."""
         self._problems = list(problems)
+        # a check still reading the data files is shown by the form's preview, not here
+        problems = [p for p in problems if self.setup is None or not self.setup.waiting(p)]
         if problems:
             shown = problems[:8] + ([f"… and {len(problems) - 8} more"] if len(problems) > 8
                                     else [])

@@ -25,6 +25,7 @@ from kdstudio.core.events import (
     Step,
 )
 from kdstudio.core.plan import PHASES
+from kdstudio.gui import consent
 
 if TYPE_CHECKING:
     from kdstudio.gui.main_window import MainWindow
@@ -105,7 +106,7 @@ class RunControl(QObject):
         window = self.window
         config, problems = window.setup.run_config()
         window.show_validation(problems)
-        if problems:
+        if problems or not self._code_trusted(config):
             return False
         if not config.name:
             config.name = run_name(config)
@@ -118,6 +119,20 @@ class RunControl(QObject):
         window.status_label.setText(f"Running {config.name}")
         window.problems_label.hide()
         window._update_buttons()
+        return True
+
+    def _code_trusted(self, config: Any) -> bool:
+        """Whether the config's custom model files (if any) may be imported: trusted
+        before, or now in the dialog that shows their paths and hashes."""
+        from kdstudio.core.models.custom import trust, untrusted_code
+
+        pending = untrusted_code(config)
+        if not pending:
+            return True
+        if not consent.ask_code_consent(self.window, pending):
+            self.window.status_label.setText("Not started: the model code was not trusted")
+            return False
+        trust(code.sha256 for code in pending)
         return True
 
     def toggle_pause(self) -> None:
@@ -161,6 +176,11 @@ class RunControl(QObject):
             window.statusBar().showMessage(f"Cannot resume: {reason}", 10000)
             return False
         config, _problems = config_from_dict(row["config"])
+        from kdstudio.core.engine.runner import use_code_copies
+
+        use_code_copies(config, store.artifacts(run_id, "code"))
+        if not self._code_trusted(config):
+            return False
         window.live.begin_run(*run_layout(config))
         window.live.log(f"Resuming run #{run_id} {row['name']}")
         window.live.repaint()

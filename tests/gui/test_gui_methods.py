@@ -12,7 +12,7 @@ from kdstudio.core.distill.methods import METHODS
 from kdstudio.core.store import Store
 from kdstudio.gui.setup.inputs import NumberEdit
 from tests.gui.conftest import find, pick, set_tiny_run
-from tests.gui.test_gui_runs import RUN_TIMEOUT_MS, click
+from tests.gui.test_gui_runs import RUN_TIMEOUT_MS, click, run_to_the_end
 
 FEATURE_MAP_METHODS = {"at", "nst"}  # attention and selectivity need channels x length
 
@@ -39,10 +39,7 @@ def test_each_method_runs_from_the_form(qtbot, window, tmp_path, method: str) ->
             combo.setCurrentIndex(combo.findText(layer))
     panel.validate_now()
     assert panel.problems == []
-    with qtbot.waitSignal(window.run_finished, timeout=RUN_TIMEOUT_MS) as finished:
-        click(qtbot, window, "startButton")
-    result = finished.args[0]
-    assert result["status"] == "completed", result.get("error")
+    result = run_to_the_end(qtbot, window)
     with Store(tmp_path / "history.db") as store:
         row = store.get_run(result["run_id"])
         names = {r["name"] for r in store.metrics(result["run_id"], phase="student")}

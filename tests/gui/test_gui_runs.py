@@ -23,6 +23,15 @@ def click(qtbot, win: MainWindow, name: str) -> None:
     qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
 
 
+def run_to_the_end(qtbot, win: MainWindow) -> dict:
+    """Press Start, wait for the run to finish and check it completed; its result."""
+    with qtbot.waitSignal(win.run_finished, timeout=RUN_TIMEOUT_MS) as finished:
+        click(qtbot, win, "startButton")
+    result = finished.args[0]
+    assert result["status"] == "completed", result.get("error")
+    return result
+
+
 def start_long_run(qtbot, win: MainWindow, steps_before: int = 15) -> None:
     """A run far longer than any test waits (thousands of steps); returns once it trains."""
     set_tiny_run(win, teacher_epochs=3000, epochs=3000, batch_size=16)

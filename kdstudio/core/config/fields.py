@@ -20,7 +20,7 @@ from kdstudio.core.config.tips import SCHEDULE_TIP, TIPS
 Values = dict[str, Any]  # a config as a nested dict (what the form holds)
 Choice = tuple[str, str, str]  # value, label, tooltip
 
-KINDS = ("text", "int", "float", "bool", "choice", "folder", "file", "layer", "list",
+KINDS = ("text", "int", "float", "bool", "choice", "model", "folder", "file", "layer", "list",
          "params", "schedule")
 GROUPS = {"run": "Run", "data": "Data", "teacher": "Teacher", "student": "Student",
           "distill": "Distillation", "optim": "Optimiser", "more": "More options"}
@@ -132,6 +132,13 @@ def _model_choices() -> list[Choice]:
     return [(n, n, entry_doc(MODELS.get(n))) for n in list_models()]
 
 
+def _teacher_choices() -> list[Choice]:
+    return _model_choices() + [("", "file only (ONNX, TorchScript, .pt2)",
+                                "An opaque teacher: the checkpoint is an ONNX, TorchScript or "
+                                "torch.export .pt2 file, used as it is (epochs 0; logit "
+                                "methods only)")]
+
+
 def _method_choices() -> list[Choice]:
     from kdstudio.core.distill.methods import METHODS, list_methods
 
@@ -190,12 +197,13 @@ def _build_fields() -> tuple[Field, ...]:
         f("data.val_fraction", "Validation fraction", "float", "valFractionSpin"),
         f("data.test_fraction", "Test fraction", "float", "testFractionSpin"),
         f("teacher.checkpoint", "Checkpoint", "file", "teacherCheckpointEdit",
-          placeholder="teacher.safetensors or a .pt state dict"),
-        f("teacher.arch", "Architecture", "choice", "teacherArchCombo", choices=_model_choices),
+          placeholder="teacher.safetensors, a .pt state dict, or an ONNX / TorchScript / .pt2"),
+        f("teacher.arch", "Architecture", "model", "teacherArchCombo",
+          choices=_teacher_choices),
         f("teacher.params", "", "params", owner="teacher.arch"),
         f("teacher.epochs", "Epochs", "int", "teacherEpochsSpin"),
         f("teacher.lr", "Learning rate", "float", "teacherLrSpin", special="same as optimiser"),
-        f("student.arch", "Architecture", "choice", "studentArchCombo", choices=_model_choices),
+        f("student.arch", "Architecture", "model", "studentArchCombo", choices=_model_choices),
         f("student.params", "", "params", owner="student.arch"),
         f("distill.method", "Method", "choice", "methodCombo", choices=_method_choices),
         f("distill.temperature", "Temperature T", "float", "temperatureSpin",
@@ -215,6 +223,8 @@ def _build_fields() -> tuple[Field, ...]:
           choices=_static({n: OPTIMIZER_LABELS.get(n, n) for n in OPTIMIZERS})),
         f("optim.lr", "Learning rate", "float", "lrSpin"),
         f("optim.momentum", "Momentum", "float", "momentumSpin",
+          enabled=lambda v: value_at(v, "optim.name") == "sgd"),
+        f("optim.nesterov", "Nesterov momentum", "bool", "nesterovCheck",
           enabled=lambda v: value_at(v, "optim.name") == "sgd"),
         f("optim.weight_decay", "Weight decay", "float", "weightDecaySpin"),
         f("optim.schedule", "Schedule", "choice", "scheduleCombo",
@@ -311,6 +321,8 @@ def param_fields(params_key: str, entry_name: str) -> list[Field]:
     fields = []
     for name, default in defaults.items():
         kind, item_type = _param_kind(default)
+        if name == "file" and entry_name == "custom" and params_key.endswith(".params"):
+            kind = "file"  # the Python file a custom model comes from: a file picker
         tip = f"{params_key}.{name} (default: {_show(default)})"
         fields.append(Field(f"{params_key}.{name}", label(name), kind, params_key.split(".")[0],
                             f"{params_key.replace('.', '_')}_{name}",

@@ -79,6 +79,7 @@ class OptimConfig:
     name: str = "adam"
     lr: float = 1e-3
     momentum: float = 0.9
+    nesterov: bool = True  # SGD: Nesterov momentum (false: plain momentum, as RepDistiller)
     weight_decay: float = 0.0
     epochs: int = 10
     schedule: str = "cosine"

@@ -5,6 +5,10 @@ LOSS_FORMULA = ("loss = α·CE(s, y) + β·T²·KL(softmax(t/T) ‖ softmax(s/T)
                 "s, t = student and teacher logits, f_s, f_t = hint-layer features, "
                 "r = a trained regressor.")
 
+VISION_TIP = ("\nWith the vision extra installed (pip install kdstudio[vision]), also every "
+              "torchvision:NAME and timm:NAME model: type any part of a name to filter the "
+              "list (`kdstudio models` lists them with their sizes and layers).")
+
 TIPS = {
     "name": "A name for the run in the history (empty: one is made from the dataset, "
             "models and method).",
@@ -22,15 +26,21 @@ TIPS = {
     "teacher.source": "Where the teacher comes from: trained here first, loaded from a weight "
                       "file (.safetensors, .pt), or the teacher another run trained.",
     "teacher.checkpoint": "Weight file of a trained teacher (.safetensors or a .pt state dict, "
-                          "loaded with weights_only=True). The architecture below must match.",
+                          "loaded with weights_only=True). The architecture below must match; "
+                          "one whose head has other classes is fine-tuned with a new head when "
+                          "Epochs > 0. With the architecture 'file only': an ONNX, TorchScript "
+                          "or torch.export .pt2 file, used as it is.",
     "teacher.run": "A saved run whose trained teacher is reused; its architecture and "
                    "parameters are copied and its weight file is loaded.",
-    "teacher.arch": "Architecture of the teacher (the large model whose outputs are distilled).",
+    "teacher.arch": "Architecture of the teacher (the large model whose outputs are distilled). "
+                    "custom: your own Python file (asked before it is imported); file only: "
+                    "the checkpoint is an ONNX, TorchScript or .pt2 file (outputs only, "
+                    "frozen, logit methods)." + VISION_TIP,
     "teacher.epochs": "Epochs to train the teacher on the labels before distilling "
                       "(ignored when the teacher is loaded).",
     "teacher.lr": "Learning rate of the teacher's training; 0 means the same as the "
                   "optimiser's learning rate.",
-    "student.arch": "Architecture of the student (the small model being trained).",
+    "student.arch": "Architecture of the student (the small model being trained)." + VISION_TIP,
     "distill.method": "How the teacher teaches. Hover over a method in the list for its loss.",
     "distill.temperature": "T, which softens both distributions: p = softmax(logits / T). The KD "
                            "term is T²·KL(p_t ‖ p_s); the T² keeps its gradients the same size "
@@ -47,9 +57,11 @@ TIPS = {
                              "teacher built for this dataset).",
     "distill.baseline": "Also train the same student on the labels alone, from the same "
                         "initial weights and batch order, to measure the KD gain.",
-    "optim.name": "Optimiser: SGD (with Nesterov momentum), Adam or AdamW.",
+    "optim.name": "Optimiser: SGD (with Nesterov or plain momentum), Adam or AdamW.",
     "optim.lr": "Learning rate at the start of each phase.",
     "optim.momentum": "Momentum of SGD, in [0, 1).",
+    "optim.nesterov": "SGD with Nesterov momentum (ticked) or plain momentum, as RepDistiller "
+                      "and most CIFAR papers use.",
     "optim.weight_decay": "L2 penalty (decoupled in AdamW).",
     "optim.schedule": "Learning-rate schedule over a phase: constant, cosine (to 0), step "
                       "(multiply by gamma every step-size epochs) or multistep (multiply by "

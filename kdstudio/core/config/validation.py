@@ -95,8 +95,10 @@ def _method_problems(config: RunConfig) -> list[str]:
     return problems
 
 
-def _data_problems(config: RunConfig):
-    """Problems with the data section, and the dataset's description when it is usable."""
+def data_problems(config: RunConfig) -> tuple[list[str], Any]:
+    """Problems with the data section, and the dataset's description when it is usable.
+    It may read the files (CIFAR's batches, a CSV table): the window calls it off its GUI
+    thread and hands the result to `validate`."""
     from kdstudio.core.data import DATASETS, DataFileError, dataset_params, get_dataset
 
     data = config.data
@@ -158,25 +160,110 @@ def _transfer_problems(data: DataConfig, info: Any) -> list[str]:
     return []
 
 
-def _model_problems(section: str, arch: str, params: dict[str, Any], info: Any):
+def _model_problems(section: str, arch: str, params: dict[str, Any], info: Any,
+                    asks_consent: bool = False):
     """Build the model on the CPU (once per architecture, parameters and data shape) to check
-    its name, parameters and input shape: (problems, ModelSummary or None)."""
+    its name, parameters and input shape: (problems, ModelSummary or None). A custom
+    model's file is imported only when trusted; else its consent line is the problem (none
+    when the caller `asks_consent` itself before running)."""
     from kdstudio.core.distill.checks import summarise_model
-    from kdstudio.core.models import MODELS
+    from kdstudio.core.models import MODELS, model_defaults
+    from kdstudio.core.registry import UnknownNameError
 
-    if arch not in MODELS:
-        return [f"{section}.arch: unknown model '{arch}' (choose from: "
-                f"{', '.join(MODELS.names())})"], None
+    try:  # a prefixed name (torchvision:NAME) says itself why it cannot be used
+        MODELS.get(arch)
+    except UnknownNameError as error:
+        return [f"{section}.arch: {error}"], None
+    code_problems, blocked = _code_problems(section, arch, params, asks_consent)
+    if blocked:
+        return code_problems, None
     if info is None:
         return [], None
+    # a model that takes no parameters and does not build does not fit the data: its arch's
+    key = f"{section}.params" if params or model_defaults(arch) else f"{section}.arch"
     try:
         problem = _model_memory_problem(arch, params, tuple(info.input_shape), info.num_classes)
         if problem:
-            return [f"{section}.params: {problem}"], None
+            return [f"{key}: {problem}"], None
         summary = summarise_model(arch, params, tuple(info.input_shape), info.num_classes)
     except Exception as error:  # noqa: BLE001 - any model code may reject odd parameters
-        return [f"{section}.params: {_first_line(error)}"], None
+        return [f"{key}: {_first_line(error)}"], None
+    if summary.output != (2, info.num_classes):  # a custom factory may ignore num_classes
+        return [f"{key}: the model gives outputs shaped {list(summary.output)} "
+                f"for a batch of 2; the data has {info.num_classes} classes"], None
     return [], summary
+
+
+def _code_problems(section: str, arch: str, params: dict[str, Any],
+                   asks_consent: bool) -> tuple[list[str], bool]:
+    """(problems, whether the model must not be built) for a custom model's file."""
+    from kdstudio.core.models.custom import CUSTOM, code_file, is_trusted
+
+    if arch != CUSTOM:
+        return [], False
+    try:
+        code = code_file(f"{section}.params.file", params)
+    except ValueError as error:
+        return [str(error)], True
+    if code is None:
+        return [f"{section}.params.file: name the Python file whose factory builds the "
+                "model"], True
+    if is_trusted(code.sha256):
+        return [], False
+    return ([] if asks_consent else [code.consent_line()]), True
+
+
+def _opaque_problems(config: RunConfig, info: Any) -> list[str]:
+    """An opaque teacher (`teacher.arch = ""`): a loadable file giving one output per
+    class, frozen, for a method that needs its outputs only."""
+    from kdstudio.core.distill.methods import METHODS
+    from kdstudio.core.models.opaque import KINDS, OPAQUE_FILES, opaque_kind
+
+    t, method = config.teacher, config.distill.method
+    if not t.checkpoint:
+        return [f"teacher.arch: an empty architecture means an opaque teacher: give "
+                f"teacher.checkpoint ({OPAQUE_FILES})"]
+    problems = _checkpoint_path_problems(t.checkpoint)
+    if problems:
+        return problems
+    path = Path(t.checkpoint).expanduser()
+    try:
+        kind = opaque_kind(path)
+    except (OSError, ValueError) as error:
+        return [f"teacher.checkpoint: {_first_line(error)}"]
+    if t.params:
+        problems.append(f"teacher.params: an opaque teacher takes no parameters (got "
+                        f"{', '.join(sorted(t.params))})")
+    if t.epochs > 0:
+        problems.append(f"teacher.epochs: an opaque teacher ({KINDS[kind]} file) is used as it "
+                        f"is, never trained: set teacher.epochs = 0 (got {t.epochs})")
+    cls = METHODS.get(method) if method in METHODS else None
+    if cls is not None and (cls.uses_hint_layers or cls.feature_names):
+        article = "an" if kind == "onnx" else "a"
+        problems.append(f"distill.method: {method} needs the teacher's inner layers; "
+                        f"{article} {KINDS[kind]} teacher gives only its outputs")
+    if info is not None:
+        stat = path.stat()
+        problem = _opaque_fit(str(path), stat.st_mtime_ns, stat.st_size,
+                              tuple(info.input_shape), info.num_classes)
+        if problem:
+            problems.append(f"teacher.checkpoint: {problem}")
+    return problems
+
+
+@functools.lru_cache(maxsize=8)
+def _opaque_fit(path: str, _mtime_ns: int, _size: int, input_shape: tuple[int, ...],
+                num_classes: int) -> str | None:
+    """Load the file and run one batch: its output size against the classes."""
+    import torch
+
+    from kdstudio.core.models.opaque import load_opaque, output_problem
+
+    try:
+        with torch.random.fork_rng(devices=[]):
+            return output_problem(load_opaque(path, input_shape), num_classes)
+    except ValueError as error:
+        return _first_line(error)
 
 
 def _first_line(error: BaseException) -> str:
@@ -237,28 +324,37 @@ def _device_problems(config: RunConfig) -> list[str]:
     return []
 
 
-def validate(config: RunConfig, store: TeacherRuns | None = None) -> list[str]:
+def validate(config: RunConfig, store: TeacherRuns | None = None,
+             data: tuple[list[str], Any] | None = None, asks_consent: bool = False
+             ) -> list[str]:
     """Every problem with a config, one line each; empty when it can run. With `store` (the
     history), a teacher checkpoint that is a saved run's teacher must come from a run on the
-    same dataset."""
+    same dataset. `data`: what `data_problems` gave for this config, when already known. A
+    custom model's file not trusted yet is never imported: its line says how to consent,
+    unless the caller `asks_consent` itself before the run (the window)."""
     problems = _number_problems(config)
     problems += _method_problems(config)
     problems += _device_problems(config)
-    data_problems, info = _data_problems(config)
-    problems += data_problems
+    found, info = data_problems(config) if data is None else data
+    problems += found
     student_problems, student = _model_problems(
-        "student", config.student.arch, config.student.params, info)
+        "student", config.student.arch, config.student.params, info, asks_consent)
     problems += student_problems
     teacher = None
-    if _uses_teacher(config):
+    if _uses_teacher(config) and not config.teacher.arch:
+        opaque_problems = _opaque_problems(config, info)
+        problems += opaque_problems
+        if not opaque_problems:
+            problems += _reused_run_problems(config, store)
+    elif _uses_teacher(config):
         teacher_problems, teacher = _model_problems(
-            "teacher", config.teacher.arch, config.teacher.params, info)
+            "teacher", config.teacher.arch, config.teacher.params, info, asks_consent)
         problems += teacher_problems
         path_problems = _checkpoint_path_problems(config.teacher.checkpoint)
         problems += path_problems
         if config.teacher.checkpoint and not path_problems:
             problems += _reused_run_problems(config, store)
-            if info is not None and not teacher_problems:
+            if info is not None and not teacher_problems and teacher is not None:
                 problems += _checkpoint_fit_problems(config, info)
     problems += _layer_problems(config, student, teacher)
     if config.data.transfer != "labelled" and not _uses_teacher(config):
@@ -310,24 +406,28 @@ def _checkpoint_fit_problems(config: RunConfig, info: Any) -> list[str]:
     stat = path.stat()
     problem = _checkpoint_fit(str(path), stat.st_mtime_ns, stat.st_size, config.teacher.arch,
                               json.dumps(config.teacher.params, sort_keys=True, default=repr),
-                              tuple(info.input_shape), info.num_classes)
+                              tuple(info.input_shape), info.num_classes,
+                              config.teacher.epochs > 0)
     return [f"teacher.checkpoint: {problem}"] if problem else []
 
 
 @functools.lru_cache(maxsize=32)
 def _checkpoint_fit(path: str, _mtime_ns: int, _size: int, arch: str, params_json: str,
-                    input_shape: tuple[int, ...], num_classes: int) -> str | None:
+                    input_shape: tuple[int, ...], num_classes: int,
+                    fine_tune: bool) -> str | None:
+    """None when the file loads into the model; a checkpoint whose head has other classes
+    loads when it is to be fine-tuned (`fine_tune`), else says so."""
     import json
 
     import torch
 
-    from kdstudio.core.checkpoint import load_weights
+    from kdstudio.core.checkpoint import load_teacher_weights
     from kdstudio.core.models import create_model
 
     try:
         with torch.device("meta"):
             model = create_model(arch, input_shape, num_classes, **json.loads(params_json))
-        load_weights(model, path, assign=True)
+        load_teacher_weights(model, path, fine_tune, assign=True)
     except ValueError as error:
         return str(error)
     except Exception as error:  # noqa: BLE001 - e.g. a file that is not safetensors

@@ -17,7 +17,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from kdstudio.core.data import Dataset, DatasetInfo, RawData, register_dataset, whole_number
+from kdstudio.core.data import (
+    DataFileError,
+    Dataset,
+    DatasetInfo,
+    RawData,
+    register_dataset,
+    whole_number,
+)
 
 IMAGE_SHAPE = (3, 32, 32)
 PIXELS = 3 * 32 * 32
@@ -158,6 +165,20 @@ class CifarBase(Dataset):
         if layout is None:
             raise FileNotFoundError(self.check_path(path))
         return self._read(folder, layout, limit)
+
+    def pixel_arrays(self, path: str, params: dict[str, Any]
+                     ) -> tuple[list[str], tuple[np.ndarray, np.ndarray],
+                                tuple[np.ndarray, np.ndarray]]:
+        """Class names, (train pixels uint8 (N, 3072), labels), (test pixels, labels), as
+        `load` reads them (train_limit applied) but not converted to float32."""
+        limit = whole_number(params, "train_limit", 0)
+        folder, layout = self.folder(path) if path else (Path(), None)
+        if layout is None:
+            raise DataFileError(self.check_path(path))
+        names, (x_train, y_train), test = self._arrays(folder, layout)
+        if limit:
+            x_train, y_train = x_train[:limit], y_train[:limit]
+        return names, (x_train, y_train), test
 
     def _read(self, folder: Path, layout: Layout, limit: int) -> RawData:
         names, (x_train, y_train), (x_test, y_test) = self._arrays(folder, layout)

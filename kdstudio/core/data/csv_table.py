@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +62,18 @@ def _rows(path: str) -> Iterator[tuple[int, list[str]]]:
         raise DataFileError(f"{printable(path)} is not a readable CSV file ({error})") from None
     except OSError as error:
         raise DataFileError(f"{printable(path)} cannot be read ({error.strerror})") from None
+
+
+def first_rows(path: str, count: int) -> tuple[list[str], list[list[str]]]:
+    """The header and the first `count` data rows as the file holds them (text)."""
+    rows = _rows(path)
+    try:
+        header = next(rows, None)
+        columns = [cell.strip() for cell in header[1]] if header else []
+        return columns, [[cell.strip() for cell in cells] for _row, cells in
+                         itertools.islice(rows, count)]
+    finally:
+        rows.close()
 
 
 def scan_table(path: str, label_column: str) -> TableLayout:
@@ -159,6 +172,8 @@ class CsvTable(Dataset):
 
     defaults = {"label_column": "label"}
     needs_path = True
+    path_kind = "file"
+    path_filter = "CSV tables (*.csv);;All files (*)"
     description = "a CSV table: a label column and numeric feature columns (file)"
 
     def check_path(self, path: str) -> str | None:

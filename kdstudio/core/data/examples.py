@@ -134,14 +134,15 @@ class FileExamples(Examples):
     def chunks(self, size: int) -> Iterator[torch.Tensor]:
         ranges = [np.arange(start, min(start + size, len(self)))
                   for start in range(0, len(self), size)]
-        if self.workers == 0:
+        workers = min(self.workers, len(ranges)) if len(ranges) > 1 else 0
+        if workers == 0:  # (one chunk: a worker would only add its start-up)
             for rows in ranges:
                 yield self.gather(rows)
             return
         from torch.utils.data import DataLoader
 
         loader = DataLoader(_Chunks(self), sampler=ranges, batch_size=None,
-                            num_workers=self.workers, collate_fn=as_is)
+                            num_workers=workers, collate_fn=as_is)
         for chunk in loader:
             if isinstance(chunk, LoadFailure):
                 chunk.raise_it()

@@ -145,6 +145,8 @@ class NpzArrays(Dataset):
 
     defaults: dict[str, Any] = {}
     needs_path = True
+    path_kind = "file"
+    path_filter = "NumPy arrays (*.npz);;All files (*)"
     description = "NumPy .npz arrays x, y (and x_test, y_test) (file)"
 
     def check_path(self, path: str) -> str | None:

@@ -71,7 +71,10 @@ def path_stamps(path: str, files: Iterable[str] | None = None) -> list[tuple[str
             files = sorted(found)
     stamps = []
     for file in files:
-        status = os.stat(file)
+        try:
+            status = os.stat(file)
+        except OSError:  # a dangling link in a folder, say: the dataset says if it matters
+            continue
         stamps.append((str(file), status.st_size, status.st_mtime_ns))
     return stamps
 

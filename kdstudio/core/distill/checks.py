@@ -32,12 +32,13 @@ def distill_problems(config: Any) -> list[str]:
 
 @dataclass(frozen=True)
 class ModelSummary:
-    """What validation needs of a model: its architecture, its feature layers and the shape
-    of each layer's output per example (no batch dimension)."""
+    """What validation needs of a model: its architecture, its feature layers, the shape
+    of each layer's output per example (no batch dimension) and the shape of its output."""
 
     arch: str
     layers: tuple[str, ...]
     shapes: dict[str, tuple[int, ...]] = field(hash=False)
+    output: tuple[int, ...] = ()
 
 
 def summarise_model(arch: str, params: dict[str, Any], input_shape: tuple[int, ...],
@@ -63,10 +64,11 @@ def summarise_model(arch: str, params: dict[str, Any], input_shape: tuple[int, .
     model.eval()
     layers = model.feature_layers()
     with torch.no_grad(), FeatureRecorder(layers, layers) as recorder:
-        model(torch.zeros(2, *input_shape))
+        out = model(torch.zeros(2, *input_shape))
         shapes = {name: tuple(value.shape[1:]) for name, value in recorder.features.items()
                   if isinstance(value, torch.Tensor)}
-    summary = ModelSummary(model.arch, tuple(layers), shapes)
+    output = tuple(out.shape) if isinstance(out, torch.Tensor) else ()
+    summary = ModelSummary(model.arch, tuple(layers), shapes, output)
     with _SUMMARIES_LOCK:
         _SUMMARIES[key] = summary
         while len(_SUMMARIES) > 32:

@@ -10,6 +10,7 @@ who listens. Its parts:
 - `optim`: optimisers and learning-rate schedules;
 - `evaluation`: predictions, validation figures, accuracy;
 - `batches`: the `BatchSource` seam and the in-memory source;
+- `streaming`: the `torch.utils.data` source, augmented batches, the default factory;
 - `step`: one optimisation step and its batched read-back;
 - `recorder`: the only writer of the history and emitter of events;
 - `context`: the state of a run in progress;
@@ -38,11 +39,13 @@ from kdstudio.core.engine.preparation import Prepared, prepare
 from kdstudio.core.engine.recorder import Recorder, SilentRecorder
 from kdstudio.core.engine.runner import RunResult, choose_threads, execute, resume, run
 from kdstudio.core.engine.step import EpochTotals, read_scalars, weighted_total
+from kdstudio.core.engine.streaming import AugmentedBatches, StreamBatches, default_batches
 from kdstudio.core.plan import PHASES, PhasePlan, RunPlan
 
 __all__ = [
     "EVAL_BATCH",
     "PHASES",
+    "AugmentedBatches",
     "Batch",
     "BatchFactory",
     "BatchSource",
@@ -57,9 +60,11 @@ __all__ = [
     "RunResult",
     "RunStopped",
     "SilentRecorder",
+    "StreamBatches",
     "TeacherReference",
     "accuracy",
     "choose_threads",
+    "default_batches",
     "execute",
     "failure_reason",
     "fused_optimizer_supported",

@@ -1,9 +1,9 @@
 """Where a phase's batches come from: the `BatchSource` seam, and the in-memory source.
 
-The loop asks its source for an epoch's batches and never indexes the data itself. Today's
-one implementation, `InMemoryBatches`, gathers batches from tensors in memory; a source
-over a `torch.utils.data` loader (files on disk, workers, pinned memory, augmentation;
-under DDP sharded by a DistributedSampler) is the next.
+The loop asks its source for an epoch's batches and never indexes the data itself.
+`InMemoryBatches` gathers batches from tensors in memory; `streaming.StreamBatches` reads
+them through a `torch.utils.data` loader (files on disk, workers, pinned memory,
+augmentation; under DDP it would be sharded by a DistributedSampler).
 """
 
 from __future__ import annotations
@@ -137,7 +137,8 @@ class InMemoryBatches:
 
 def in_memory_batches(prepared: Prepared, phase: str, labelled: torch.Tensor
                       ) -> InMemoryBatches:
-    """The default `BatchFactory`: batches from the prepared tensors. The teacher takes
+    """The in-memory `BatchFactory` (the default for data in memory without augmentation):
+    batches from the prepared tensors. The teacher takes
     all the training split, baseline and student the labelled subset (and the transfer
     set, if any)."""
     config = prepared.config

@@ -34,7 +34,7 @@ def make_optimizer(params: list[nn.Parameter], config: RunConfig, lr: float
     if o.name == "sgd":
         optimizer_class = torch.optim.SGD
         options: dict[str, Any] = {"momentum": o.momentum, "weight_decay": o.weight_decay,
-                                   "nesterov": o.momentum > 0}
+                                   "nesterov": o.nesterov and o.momentum > 0}
     else:
         optimizer_class = torch.optim.AdamW if o.name == "adamw" else torch.optim.Adam
         options = {"weight_decay": o.weight_decay}

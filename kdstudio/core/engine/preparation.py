@@ -3,17 +3,17 @@ label budget and build the models, every bad input a ConfigError naming its key.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
-from kdstudio.core.checkpoint import load_weights
 from kdstudio.core.config import ConfigError, RunConfig, validate
 from kdstudio.core.data import Splits, prepare_data, prepare_transfer_inputs, select_labelled
 from kdstudio.core.data.examples import Examples
 from kdstudio.core.devices import resolve_device
 from kdstudio.core.distill.methods import Method, create_method
-from kdstudio.core.models import FeatureModel, create_model
+from kdstudio.core.engine.teachers import build_model_for, build_teacher
+from kdstudio.core.models import FeatureModel
 from kdstudio.core.plan import RunPlan, plan_run
 
 
@@ -31,6 +31,8 @@ class Prepared:
     # KD terms' inputs when not the labelled batches (the training inputs from files when
     # a stream loader reads them)
     transfer_inputs: torch.Tensor | Examples | None
+    teacher_epochs: int = 0  # what the teacher phase trains (0: loaded, or opaque)
+    teacher_notes: list[str] = field(default_factory=list)  # for the run's log
 
     @property
     def two_streams(self) -> bool:
@@ -54,7 +56,7 @@ class Prepared:
         """The run's phases, epochs and steps for this data."""
         epoch_size = (len(self.transfer_inputs) if self.transfer_inputs is not None
                       else len(self.labelled))
-        return plan_run(self.config, len(self.data.y_train), epoch_size)
+        return plan_run(self.config, len(self.data.y_train), epoch_size, self.teacher_epochs)
 
 
 def seed_everything(seed: int) -> None:
@@ -83,19 +85,12 @@ def prepare(config: RunConfig) -> Prepared:
     d = config.distill
     method = create_method(d.method, d.temperature, d.student_layer, d.teacher_layer, d.params)
     seed_everything(config.seed)
-    teacher = None
-    if method.uses_teacher:
-        teacher = create_model(config.teacher.arch, data.input_shape, data.num_classes,
-                               **config.teacher.params)
-        if config.teacher.checkpoint:
-            try:
-                load_weights(teacher, config.teacher.checkpoint)
-            except ValueError as error:
-                raise ConfigError([f"teacher.checkpoint: {error}"]) from None
+    built = build_teacher(config, data) if method.uses_teacher else None
     seed_everything(config.seed + 1)
-    student = create_model(config.student.arch, data.input_shape, data.num_classes,
-                           **config.student.params)
-    return Prepared(config, device, data, teacher, student, method, labelled, transfer_inputs)
+    student = build_model_for("student", config.student.arch, config.student.params, data)
+    return Prepared(config, device, data, built.model if built else None, student, method,
+                    labelled, transfer_inputs, built.epochs if built else 0,
+                    built.notes if built else [])
 
 
 def label_budget(config: RunConfig, data: Splits) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -8,6 +8,7 @@ other than 0 under DDP) runs the same code with a `SilentRecorder`.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from torch import nn
 
 from kdstudio.core.checkpoint import save_model
 from kdstudio.core.events import Event, EventSink, Log, PhaseStarted
+from kdstudio.core.models.custom import copy_name
 from kdstudio.core.plan import RunPlan
 from kdstudio.core.resume import TrainingState, checkpoint_path, remove_checkpoint, write_state
 from kdstudio.core.store import Store
@@ -92,6 +94,24 @@ class Recorder:
         self.store.add_artifact(self.run_id, kind, weights, "safetensors",
                                 {"spec": str(sidecar.name)})
 
+    def save_code(self, role: str, file: str, source: bytes, digest: str) -> Path:
+        """Keep a copy of a custom model's code (the bytes imported) with the run: an
+        artifact of kind 'code', its sha256 in the artifacts table."""
+        folder = self.artifact_dir / "code"
+        folder.mkdir(parents=True, exist_ok=True)
+        copy = folder / copy_name(file, digest)
+        copy.write_bytes(source)
+        self.store.add_artifact(self.run_id, "code", copy, "python",
+                                {"role": role, "file": file, "sha256": digest})
+        return copy
+
+    def save_file(self, kind: str, source: Path, name: str, fmt: str) -> None:
+        """Keep a copy of a model file as it is (an opaque teacher) with the run."""
+        folder = self.artifact_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, folder / name)
+        self.store.add_artifact(self.run_id, kind, folder / name, fmt, {"file": str(source)})
+
     def write_checkpoint(self, state: TrainingState) -> int:
         """Replace the run's resumable checkpoint; returns its size. Raises OSError."""
         return write_state(checkpoint_path(self.artifact_dir), state)
@@ -135,6 +155,12 @@ class SilentRecorder(Recorder):
         return True
 
     def save_model(self, kind: str, model: nn.Module, extra: dict[str, Any]) -> None:
+        return None
+
+    def save_code(self, role: str, file: str, source: bytes, digest: str) -> Path:
+        return Path(file)
+
+    def save_file(self, kind: str, source: Path, name: str, fmt: str) -> None:
         return None
 
     def write_checkpoint(self, state: TrainingState) -> int:

@@ -3,6 +3,7 @@ their order, the run's start and end, and why it failed."""
 
 from __future__ import annotations
 
+import copy
 import platform
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,8 +27,10 @@ from kdstudio.core.engine.evaluation import (
 from kdstudio.core.engine.loop import train_phase
 from kdstudio.core.engine.preparation import Prepared, prepare
 from kdstudio.core.engine.recorder import Recorder
-from kdstudio.core.events import EventSink, Log, ResumePoint, RunFinished, RunStarted
+from kdstudio.core.events import EventSink, Log, PhaseTested, ResumePoint, RunFinished, RunStarted
 from kdstudio.core.models import FeatureModel, count_parameters, create_model, model_size_mb
+from kdstudio.core.models.custom import CustomModel
+from kdstudio.core.models.opaque import OpaqueTeacher
 from kdstudio.core.plan import PHASES
 from kdstudio.core.resume import (
     ResumeRefused,
@@ -72,7 +75,7 @@ def run(config: RunConfig, store: Store, on_event: EventSink | None = None,
     Bad input raises ConfigError before anything is written. Otherwise the run ends
     `completed`, `stopped` (should_stop said yes) or `failed` (NaN loss, error), and the
     result says which; it does not raise. `batches` makes each phase's batch source
-    (default: `in_memory_batches`).
+    (default: `streaming.default_batches`, memory or stream as `data.loader` chose).
     """
     prepared = prepare(config)
     return _with_threads(prepared, Recorder(store, on_event), should_stop, None, batches)
@@ -96,6 +99,7 @@ def resume(run_id: int, store: Store, on_event: EventSink | None = None,
         raise ResumeRefused(reason)
     assert row is not None
     config, problems = config_from_dict(row["config"])
+    use_code_copies(config, store.artifacts(run_id, "code"))
     try:
         if problems:
             raise ConfigError(problems)
@@ -130,7 +134,7 @@ def _load_finished_teacher(prepared: Prepared, state: TrainingState, artifacts: 
                            run_id: int) -> None:
     """A run resumed after its teacher phase gets the teacher it trained (or loaded) then,
     from the run's saved teacher file."""
-    if prepared.teacher is None or state.phase == "teacher":
+    if prepared.teacher is None or state.phase == "teacher" or is_opaque(prepared.teacher):
         return
     weights = artifacts / "teacher.safetensors"
     try:
@@ -138,6 +142,19 @@ def _load_finished_teacher(prepared: Prepared, state: TrainingState, artifacts: 
     except ValueError as error:
         raise ResumeRefused(f"run {run_id}: its teacher weights cannot be loaded: "
                             f"{error}") from None
+
+
+def use_code_copies(config: RunConfig, code_artifacts: list[dict[str, Any]]) -> None:
+    """Point a stored run's custom models at the copies of their code kept with the run
+    (the files it imported), where they still exist."""
+    for artifact in code_artifacts:
+        role = artifact["meta"].get("role")
+        if role in ("teacher", "student") and Path(artifact["path"]).is_file():
+            getattr(config, role).params["file"] = artifact["path"]
+
+
+def is_opaque(model: FeatureModel) -> bool:
+    return isinstance(model, OpaqueTeacher)
 
 
 def _same_shapes(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]) -> bool:
@@ -189,9 +206,11 @@ def _sizes(prepared: Prepared) -> dict[str, Any]:
         "env": _environment(),
     }
     if teacher is not None:
-        sizes |= {"teacher_params": count_parameters(teacher),
-                  "teacher_size_mb": model_size_mb(teacher),
-                  "compression": count_parameters(teacher) / max(count_parameters(student), 1)}
+        opaque = isinstance(teacher, OpaqueTeacher)
+        count = teacher.parameter_count if opaque else count_parameters(teacher)
+        size_mb = teacher.size_mb() if opaque else model_size_mb(teacher)
+        sizes |= {"teacher_params": count, "teacher_size_mb": size_mb,
+                  "compression": count / max(count_parameters(student), 1)}
     return sizes
 
 
@@ -222,8 +241,13 @@ def _start(run: RunContext, resumed: tuple[int, TrainingState] | None) -> None:
             + ("" if p.data.test_is_official else " (test split carved, fixed seed)"))
     if p.data.loader_reason:
         run.log(p.data.loader_reason)
+    if resumed is None:
+        _keep_code(run)
+    for note in p.teacher_notes:
+        run.log(note)
     if p.teacher is not None:
-        run.log(f"Teacher {p.teacher.arch}: {sizes['teacher_params']:,} parameters; student "
+        name = p.teacher.label if is_opaque(p.teacher) else p.teacher.arch
+        run.log(f"Teacher {name}: {sizes['teacher_params']:,} parameters; student "
                 f"{p.student.arch}: {sizes['student_params']:,} ({sizes['compression']:.1f}x "
                 f"smaller); device {p.device}")
     run.describe_label_budget()
@@ -231,6 +255,16 @@ def _start(run: RunContext, resumed: tuple[int, TrainingState] | None) -> None:
             " (automatic; set threads = N to choose)"))
     if config.autocast or run.precision.enabled:
         run.log(run.precision.message)
+
+
+def _keep_code(run: RunContext) -> None:
+    """Copy the code of the run's custom models (the bytes imported) into its files."""
+    for role, model in (("teacher", run.p.teacher), ("student", run.p.student)):
+        if isinstance(model, CustomModel):
+            file = str(model.arch_params.get("file", ""))
+            run.recorder.save_code(role, file, model.code_source, model.code_sha256)
+            run.log(f"{role.capitalize()} code {file} (sha256 {model.code_sha256}) is kept "
+                    "with the run")
 
 
 def execute(prepared: Prepared, recorder: Recorder, should_stop: Callable[[], bool] | None,
@@ -278,25 +312,31 @@ def _train_phases(run: RunContext) -> None:
     teacher = p.teacher
     if teacher is not None:
         trained_before = run.done_before("teacher")
+        loaded = not trained_before and not run.plan["teacher"].epochs
         if trained_before:  # its weights were loaded from the run's teacher file
             teacher.to(p.device)
-        elif config.teacher.checkpoint:
+        elif loaded:
             teacher.to(p.device)
             run.log(f"Teacher loaded from {config.teacher.checkpoint}")
-        else:
+        else:  # trained, or fine-tuned from a checkpoint with a new head
             train_phase(run, run.plan["teacher"], teacher, create_method("none", 1.0),
                         config.teacher.lr or config.optim.lr)
         teacher.eval().requires_grad_(False)
         val_logits = predict(teacher, p.data.inputs("val"), p.device)
         run.teacher_val = TeacherReference.of(val_logits)
-        if config.teacher.checkpoint and not trained_before:  # its validation figures
+        if loaded:  # its validation figures
             run.record_epoch("teacher", 0, 0, 0, validation_metrics(val_logits, p.data.y_val))
         if not trained_before:
             run.log(f"Teacher test accuracy {_test_phase(run, 'teacher', teacher):.2%}")
             _save(run, "teacher", teacher)
+        elif "teacher_test_acc" in run.summary:  # measured before the run was resumed
+            run.recorder.emit(PhaseTested(run.run_id, "teacher",
+                                          run.summary["teacher_test_acc"]))
     if "baseline" in run.plan and not run.done_before("baseline"):
-        baseline = create_model(p.student.arch, p.data.input_shape, p.data.num_classes,
-                                **p.student.arch_params)
+        # a custom student is copied, not rebuilt: its file may have changed since
+        baseline = (copy.deepcopy(p.student) if isinstance(p.student, CustomModel) else
+                    create_model(p.student.arch, p.data.input_shape, p.data.num_classes,
+                                 **p.student.arch_params))
         train_phase(run, run.plan["baseline"], baseline, create_method("none", 1.0),
                     config.optim.lr, initial_student, p.labelled)
         run.log(f"Baseline (student alone) test accuracy "
@@ -318,10 +358,15 @@ def _test_phase(run: RunContext, phase: str, model: FeatureModel) -> float:
     plan = run.plan.get(phase)
     run.recorder.metrics(phase, plan.steps if plan else 0, plan.epochs if plan else 0,
                          {"test/acc": acc})
+    run.recorder.emit(PhaseTested(run.run_id, phase, acc))
     return acc
 
 
 def _save(run: RunContext, kind: str, model: FeatureModel) -> None:
+    if isinstance(model, OpaqueTeacher):  # kept as the file it is
+        suffix = {"onnx": ".onnx", "torchscript": ".pt", "pt2": ".pt2"}[model.kind]
+        run.recorder.save_file(kind, model.path, f"{kind}{suffix}", model.kind)
+        return
     data = run.p.data
     run.recorder.save_model(kind, model, {"class_names": data.class_names, "mean": data.mean,
                                           "std": data.std})

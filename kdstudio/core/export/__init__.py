@@ -127,6 +127,7 @@ def export_student(store: Store, run_key: str | int, out_dir: str | Path,
     report.student_params = count_parameters(student)
     description = student_description(spec, run)
     try:
+        _copy_code(student, folder, description)
         spec_file = folder / SPEC_NAME
         spec_file.write_text(json.dumps(description, indent=2), encoding="utf-8")
         written: list[tuple[str, Path]] = [("json", spec_file)]
@@ -169,6 +170,21 @@ def export_student(store: Store, run_key: str | int, out_dir: str | Path,
     _record(store, run["id"], report)
     say("Done")
     return report
+
+
+def _copy_code(student: FeatureModel, folder: Path, description: dict[str, Any]) -> None:
+    """A custom student's code (the bytes it was built from) goes beside student.json, which
+    names its sha256: `rebuild_student` builds from that copy."""
+    source = getattr(student, "code_source", None)
+    if source is None:
+        return
+    from kdstudio.core.models.custom import copy_name
+
+    digest = student.code_sha256
+    code = folder / "code"
+    code.mkdir(exist_ok=True)
+    (code / copy_name(str(description["params"].get("file", "")), digest)).write_bytes(source)
+    description["code_sha256"] = digest
 
 
 def _record(store: Store, run_id: int, report: ExportReport) -> None:

@@ -55,7 +55,7 @@ def create_model(
     """Build a registered model; it remembers how it was built so it can be rebuilt."""
     factory = MODELS.get(name)
     unknown = sorted(set(params) - set(model_defaults(name)))
-    if unknown:
+    if unknown and not _takes_any_keyword(factory):
         raise ValueError(
             f"model '{name}' has no parameter {', '.join(repr(u) for u in unknown)} "
             f"(it takes: {', '.join(model_defaults(name)) or 'none'})"
@@ -66,6 +66,12 @@ def create_model(
     model.input_shape = tuple(int(s) for s in input_shape)
     model.num_classes = int(num_classes)
     return model
+
+
+def _takes_any_keyword(factory: ModelFactory) -> bool:
+    """Whether a factory passes keywords it does not name on (`**kwargs`: custom models)."""
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD
+               for p in inspect.signature(factory).parameters.values())
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -61,6 +62,28 @@ def as_channels_first(input_shape: tuple[int, ...]) -> tuple[int, ...]:
     if len(input_shape) in (2, 3):
         return input_shape
     raise ValueError(f"needs input shaped (L,), (C, L) or (C, H, W); got {input_shape}")
+
+
+def residual_stages(make_block: Callable[[int, int, int], nn.Module], in_channels: int,
+                    widths: Sequence[int], blocks_per_stage: int) -> list[nn.Sequential]:
+    """Stages of `blocks_per_stage` residual blocks `make_block(in, out, stride)`, one stage
+    per width; every stage after the first starts by halving the resolution (stride 2)."""
+    stages = []
+    for index, out_channels in enumerate(widths):
+        blocks = []
+        for block_index in range(blocks_per_stage):
+            stride = 2 if index > 0 and block_index == 0 else 1
+            blocks.append(make_block(in_channels, out_channels, stride))
+            in_channels = out_channels
+        stages.append(nn.Sequential(*blocks))
+    return stages
+
+
+def init_convolutions(model: nn.Module) -> None:
+    """He initialisation (fan out) of every convolution, as the ResNet papers do."""
+    for module in model.modules():
+        if isinstance(module, (nn.Conv1d, nn.Conv2d)):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
 
 
 def check_positive_ints(name: str, values: Any) -> list[int]:

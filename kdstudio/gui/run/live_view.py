@@ -21,6 +21,7 @@ from kdstudio.core.events import (
     Log,
     PhaseFinished,
     PhaseStarted,
+    PhaseTested,
     RunFinished,
     RunStarted,
     Step,
@@ -224,6 +225,9 @@ class LiveView(QWidget):
 
     def _on_epoch(self, event: Epoch, _arrived: float) -> None:
         self.live_charts.add_epoch(event)
+
+    def _on_tested(self, event: PhaseTested, _arrived: float) -> None:
+        self.summary_card.show_tested(event.phase, event.accuracy)
 
     def _on_log(self, event: Log, arrived: float) -> None:
         self.log(event.message, event.level, when=self._when(arrived))

@@ -75,6 +75,13 @@ class SummaryCard(QFrame):
         self.error.clear()
         self.error.hide()
 
+    def show_tested(self, phase: str, accuracy: float) -> None:
+        """A phase's test accuracy as soon as it is measured (the teacher's is known before
+        the students train)."""
+        cell = self.cells.get(f"{phase}_test_acc")
+        if cell is not None:
+            cell.setText(_pct(accuracy))
+
     def show_run(self, run: dict[str, Any]) -> None:
         """Fill from a history row (`Store.get_run`) or, failing that, an engine summary."""
         summary = run.get("summary") or {}

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QSpinBox,
     QWidget,
 )
@@ -31,6 +32,7 @@ from kdstudio.gui.setup.inputs import (
     read_inputs,
     set_combo_value,
 )
+from kdstudio.gui.widgets.file_dialogs import open_file_name
 
 
 class ParamEditor(QObject):
@@ -60,7 +62,7 @@ class ParamEditor(QObject):
         self.inputs, self.extra, self.given = {}, {}, None
         row, _role = self.form.getWidgetPosition(self.anchor)
         for offset, field in enumerate(fields, start=1):
-            item = make_input(field, bool_text=False)
+            item = make_input(field, self._browse, bool_text=False)
             item.set(field.default)
             name = field.key.rsplit(".", 1)[1]
             item.changed.connect(lambda name=name: self._edited(name))
@@ -70,6 +72,13 @@ class ParamEditor(QObject):
             label.setBuddy(item.widget)
             self.form.insertRow(row + offset, label, item.row)
         self.set_visible(self._visible)
+
+    def _browse(self, field: Field, edit: QLineEdit) -> None:
+        """A file parameter (a custom model's Python file): pick it."""
+        path = open_file_name(self.anchor, f"{field.key}: the Python file of the model",
+                              edit.text(), "Python files (*.py);;All files (*)")
+        if path:
+            edit.setText(path)
 
     def _edited(self, name: str) -> None:
         if self.given is not None:

@@ -17,6 +17,7 @@ from PySide6.QtGui import QRegularExpressionValidator
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QCompleter,
     QHBoxLayout,
     QLineEdit,
     QPushButton,
@@ -215,6 +216,85 @@ class ChoiceInput(Input):
         set_combo_value(self.widget, value)
 
 
+class ModelCombo(QComboBox):
+    """An editable combo that says when it is first used (focused or opened)."""
+
+    first_used = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._used = False
+
+    def _use(self) -> None:
+        if not self._used:
+            self._used = True
+            self.first_used.emit()
+
+    def focusInEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        self._use()
+        super().focusInEvent(event)
+
+    def showPopup(self) -> None:  # noqa: N802 - Qt override
+        self._use()
+        super().showPopup()
+
+
+class ModelInput(Input):
+    """The architecture: the registered models, and, from the first time the list is used,
+    every `torchvision:`/`timm:` model installed here (listing them imports the packages,
+    a second or so, so the form does not wait for it). Typing filters the list by any part of
+    the name, in any case; a typed name not in the list is kept (validation names it)."""
+
+    def __init__(self, field: Field, more_names: Callable[[], list[str]] | None = None) -> None:
+        combo = ModelCombo()
+        combo.setEditable(True)
+        combo.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        combo.setMaxVisibleItems(20)
+        for value, label, tip in field.choices() if field.choices else ():
+            combo.addItem(label, value)
+            if tip:
+                combo.setItemData(combo.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
+        completer = combo.completer()
+        completer.setFilterMode(Qt.MatchFlag.MatchContains)
+        completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        completer.setCompletionMode(QCompleter.CompletionMode.PopupCompletion)
+        no_wheel(combo)
+        super().__init__(field, combo)
+        self._more_names = more_names
+        combo.first_used.connect(self.offer_all)
+        combo.currentTextChanged.connect(self._emit)
+
+    def get(self) -> tuple[Any, str | None]:
+        text = self.widget.currentText().strip()
+        index = self.widget.findText(text)  # an entry's label (e.g. "file only ..."): its value
+        if index >= 0 and isinstance(self.widget.itemData(index), str):
+            return self.widget.itemData(index), None
+        return text, None
+
+    def set(self, value: Any) -> None:
+        text = "" if value is None else str(value)
+        if text and self.widget.findData(text) < 0:
+            self.widget.addItem(text, text)
+        index = self.widget.findData(text)
+        if index >= 0:
+            self.widget.setCurrentIndex(index)
+            text = self.widget.itemText(index)
+        self.widget.setEditText(text)
+
+    def offer_all(self) -> None:
+        """Add the models that `more_names` lists (once), keeping the text shown."""
+        names, self._more_names = (self._more_names() if self._more_names else []), None
+        combo = self.widget
+        known = {combo.itemData(i) for i in range(combo.count())}
+        text = combo.currentText()
+        combo.blockSignals(True)
+        for name in names:
+            if name not in known:
+                combo.addItem(name, name)
+        combo.setEditText(text)
+        combo.blockSignals(False)
+
+
 class LayerInput(Input):
     """An editable list of the model's layers; a name not in the list is kept (and reported
     by validation)."""
@@ -274,6 +354,8 @@ def make_input(field: Field, browse: Callable[[Field, QLineEdit], None] | None =
         return BoolInput(field, bool_text)
     if field.kind == "choice":
         return ChoiceInput(field)
+    if field.kind == "model":
+        return ModelInput(field, _ecosystem_models)
     if field.kind == "layer":
         return LayerInput(field)
     if field.kind == "list":
@@ -281,3 +363,10 @@ def make_input(field: Field, browse: Callable[[Field, QLineEdit], None] | None =
     if field.kind in ("folder", "file") and browse is not None:
         return TextInput(field, ("Browse…", lambda edit: browse(field, edit)))
     return TextInput(field)
+
+
+def _ecosystem_models() -> list[str]:
+    """The torchvision:/timm: models installed here (imports those packages)."""
+    from kdstudio.core.models.ecosystem import ecosystem_models
+
+    return ecosystem_models()

@@ -43,6 +43,13 @@ from kdstudio.core.data import DATASETS, dataset_params, get_dataset
 from kdstudio.core.distill.methods import METHODS, WEIGHT_KEYS
 from kdstudio.core.models import MODELS, model_size
 from kdstudio.gui.setup.composites import ParamEditor, ScheduleInput
+from kdstudio.gui.setup.data_preview import (
+    PENDING,
+    DataCheck,
+    DataChecker,
+    DataPreview,
+    reads_files,
+)
 from kdstudio.gui.setup.inputs import Input, LayerInput, make_input, read_inputs
 from kdstudio.gui.setup.marks import Marks
 from kdstudio.gui.setup.more_options import MoreOptions
@@ -90,6 +97,7 @@ class SetupPanel(QWidget):
         self._timer.setSingleShot(True)
         self._timer.setInterval(VALIDATE_DELAY_MS)
         self._timer.timeout.connect(self.validate_now)
+        self.data_checker = DataChecker(self)  # the data check and preview, off-thread
 
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
@@ -116,6 +124,8 @@ class SetupPanel(QWidget):
         outer.addWidget(scroll, 1)
         for field in FIELDS:
             self._add(field)
+        self.data_checker.waiting.connect(self.data_preview.show_busy)
+        self.data_checker.checked.connect(self._on_data_checked)
         self.teacher_source.model_found.connect(self._set_teacher_model)
         self.teacher_source.changed.connect(self._on_input_changed)
         self._fill(RunConfig().to_dict())
@@ -142,6 +152,9 @@ class SetupPanel(QWidget):
             editor = ParamEditor(field, form, anchor.widget())
             editor.changed.connect(self._on_input_changed)
             self.editors[field.key] = editor
+            if field.key == "data.params":  # below the path and the dataset's parameters
+                self.data_preview = DataPreview()
+                form.addRow(self.data_preview)
             return
         item = (ScheduleInput(field) if field.kind == "schedule"
                 else make_input(field, self._browse))
@@ -184,15 +197,43 @@ class SetupPanel(QWidget):
         form.addRow(caption, self.teacher_source.combo)
 
     def _browse(self, field: Field, edit: QLineEdit) -> None:
+        dataset = self._path_dataset(field.key)
         if field.kind == "file":
             path = open_file_name(self, "Teacher weights", edit.text(),
-                                  "Weights (*.safetensors *.pt *.pth);;All files (*)")
+                                  "Teacher files (*.safetensors *.pt *.pth *.onnx *.pt2 *.ts);;"
+                                  "All files (*)")
+        elif dataset is not None and dataset.path_kind == "file":
+            path = open_file_name(self, f"{self.inputs[_DATA_PATHS[field.key]].get()[0]} file",
+                                  edit.text(), dataset.path_filter)
         else:
             path = existing_folder(self, field.label, edit.text())
         if path:
             edit.setText(path)
             if field.key == "teacher.checkpoint":
                 self.teacher_source.adopt_sidecar()
+
+    def _path_dataset(self, key: str) -> Any:
+        """The dataset class whose path the field `key` holds (None for other fields)."""
+        owner = _DATA_PATHS.get(key)
+        name = self.inputs[owner].get()[0] if owner else None
+        return DATASETS.get(name) if name in DATASETS else None
+
+    def _show_path_kind(self) -> None:
+        """A data path field says "File" (with the file types) or "Folder" for its dataset."""
+        for key in _DATA_PATHS:
+            dataset, item = self._path_dataset(key), self.inputs[key]
+            label = self._forms[item.field.group].labelForField(item.row)
+            is_file = dataset is not None and dataset.path_kind == "file"
+            if isinstance(label, QLabel):
+                label.setText(item.field.label.replace("folder", "file").replace(
+                    "Folder", "File") if is_file else item.field.label)
+            types = dataset.path_filter.split(";;")[0] if is_file else ""
+            item.widget.setPlaceholderText(f"the data file: {types}" if is_file
+                                           else item.field.placeholder)
+
+    def _on_data_checked(self, check: DataCheck) -> None:
+        self.data_preview.show_check(check)
+        self.validate_now()
 
     # ------------------------------------------------------------ compatibility names
 
@@ -277,6 +318,11 @@ class SetupPanel(QWidget):
                 self.marks.set_base_tip(item.widget, item.widget.toolTip())
         for editor in self.editors.values():
             editor.set_visible(editor.field.is_shown(values))
+        path_shown = self.inputs["data.path"].field.is_shown(values)
+        self._forms["data"].setRowVisible(self.data_preview, path_shown)
+        if not path_shown:
+            self.data_checker.cancel()
+        self._show_path_kind()
         teacher = uses_teacher(values)
         source = self.teacher_source.source()
         form = self._forms["teacher"]
@@ -329,12 +375,18 @@ class SetupPanel(QWidget):
     def run_config(self) -> tuple[RunConfig, list[str]]:
         """The RunConfig of the form and every problem with it (empty: ready to run)."""
         data, problems = self.config_dict()
-        key = json.dumps(data, sort_keys=True, default=str)
+        config, checks = config_from_dict(data)
+        found: tuple[list[str], Any] | None = None  # None: validate checks the data itself
+        if reads_files(config):  # the check reads files: it comes from the checker's thread
+            known = self.data_checker.request(config)
+            found = ([PENDING], None) if known is None else (known.problems, known.info)
+        key = json.dumps([data, found == ([PENDING], None), self.data_checker.generation],
+                         sort_keys=True, default=str)
         if self._checked is not None and self._checked[0] == key:
             # unchanged since the last check (Start right after the live validation)
             return self._checked[1].copy(), problems + self._checked[2]
-        config, checks = config_from_dict(data)
-        checks += validate(config, store=self.teacher_source)
+        # a custom model's file is not imported here; Start asks before the run imports it
+        checks += validate(config, store=self.teacher_source, data=found, asks_consent=True)
         self._checked = (key, config.copy(), checks)
         return config, problems + checks
 
@@ -395,7 +447,8 @@ class SetupPanel(QWidget):
         kept = [p for p in self.load_problems  # until the field is edited
                 if _lookup(held, _key(p)) == _lookup(self._loaded, _key(p))]
         self.load_problems = kept
-        self.marks.mark(problems + kept, self._editor_owners())
+        self.marks.mark([p for p in problems if not self.waiting(p)] + kept,
+                        self._editor_owners())
         self.validated.emit(problems)
         return problems
 
@@ -408,6 +461,10 @@ class SetupPanel(QWidget):
         params, problems = self.data_params.values()
         if name not in DATASETS or problems:
             return None
+        config = config_from_dict(self._read()[0])[0]
+        if reads_files(config):  # described by the data check, off the GUI thread
+            check = self.data_checker.request(config)
+            return None if check is None else check.info
         try:
             return get_dataset(name).describe(self.inputs["data.path"].get()[0],
                                               dataset_params(name, params))
@@ -437,6 +494,11 @@ class SetupPanel(QWidget):
                 item.set_layers(list(size.layers))
         self.sizes.show_sizes(teacher, student, uses_teacher(values))
 
+    @staticmethod
+    def waiting(problem: str) -> bool:
+        """Whether a problem only says that the data files are still being checked."""
+        return problem == PENDING
+
     def marked_widgets(self) -> list[QWidget]:
         """Widgets currently marked invalid (for the window and tests)."""
         return self.marks.marked()
@@ -445,6 +507,9 @@ class SetupPanel(QWidget):
         hint = super().sizeHint()
         hint.setWidth(max(hint.width(), 400))
         return hint
+
+
+_DATA_PATHS = {"data.path": "data.dataset", "data.transfer_path": "data.transfer_dataset"}
 
 
 def _key(problem: str) -> str:

@@ -24,6 +24,13 @@ QFrame#sizesCard {
     border: 1px solid #dde2e8;
     border-radius: 4px;
 }
+QFrame#dataPreview {
+    background: #f7f9fb;
+    border: 1px solid #dde2e8;
+    border-radius: 4px;
+}
+QLabel#dataPreviewError { color: #b71c1c; }
+QLabel#dataPreviewCaption { color: #455a64; font-size: 8pt; }
 QLabel#methodFormula { color: #455a64; font-size: 9pt; }
 QPushButton#startButton { font-weight: bold; padding: 4px 16px; }
 QPushButton#pauseButton, QPushButton#stopButton { padding: 4px 12px; }
