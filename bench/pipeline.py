@@ -17,8 +17,8 @@ statistics, the engine's history row. Two measurements:
 
 1. Interleaved, in one process: the bare loop takes one step before every engine step
    (through the engine's `should_stop`); the engine's time is its epoch less the bare
-   loop's steps. Both see the same swings of a shared machine's speed. Clean with 0
-   workers; with workers, both loaders' workers share the cores.
+   loop's steps. Both see the same swings of a shared machine's speed; with workers, both
+   loaders' workers run side by side on the same cores.
 2. Separate runs, each configuration in its own process (so each peak RSS is its own),
    every worker count in each round, engine and bare in alternating order.
 
@@ -506,9 +506,8 @@ def main() -> None:
                         default=[0, 1, 2])
     parser.add_argument("--repeats", type=int, default=3,
                         help="pairs of runs (engine, bare) per worker count")
-    parser.add_argument("--interleaved-workers", type=int, nargs="*", default=[0],
-                        help="worker counts measured interleaved step by step (with workers, "
-                             "both loaders' workers share the cores; none: skip)")
+    parser.add_argument("--interleaved-workers", type=int, nargs="*", default=[0, 1, 2],
+                        help="worker counts measured interleaved step by step (none: skip)")
     parser.add_argument("--memory-workers", type=int, nargs="*", default=[0, 2],
                         help="workers of the stream runs whose memory is measured against "
                              "a memory run (none: no memory runs)")
