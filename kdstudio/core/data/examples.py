@@ -26,6 +26,21 @@ class LoadFailure:
         raise ValueError(self.message)
 
 
+WORKER_MODULES = ["torch", "numpy", "PIL.Image", "kdstudio.core.data.examples",
+                  "kdstudio.core.data.image_folder", "kdstudio.core.engine.streaming"]
+
+
+def worker_context() -> Any:
+    """The multiprocessing context of our DataLoader workers: forked from a clean server
+    process (which has imported torch once), never from the training process, whose
+    threads (a window's, SQLite's) a fork would copy in whatever state they are in."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(WORKER_MODULES)
+    return context
+
+
 def as_is(item: Any) -> Any:
     """A loader's collate function when each item already is a whole batch."""
     return item
@@ -142,7 +157,8 @@ class FileExamples(Examples):
         from torch.utils.data import DataLoader
 
         loader = DataLoader(_Chunks(self), sampler=ranges, batch_size=None,
-                            num_workers=workers, collate_fn=as_is)
+                            num_workers=workers, collate_fn=as_is,
+                            multiprocessing_context=worker_context())
         for chunk in loader:
             if isinstance(chunk, LoadFailure):
                 chunk.raise_it()

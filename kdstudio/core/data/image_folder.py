@@ -72,9 +72,10 @@ def channels(params: dict[str, Any]) -> int:
 def _entries(folder: Path, want_folders: bool) -> list[Path]:
     """The visible sub-folders (or files) of `folder`, sorted; scandir's entry types save
     a stat per file in large class folders."""
-    with os.scandir(folder) as scan:
-        return sorted(Path(e.path) for e in scan if not e.name.startswith(".")
-                      and (e.is_dir() if want_folders else e.is_file()))
+    with os.scandir(folder) as scan:  # sorted by name as strings: sorting Paths is slow
+        found = sorted((e.name, e.path) for e in scan if not e.name.startswith(".")
+                       and (e.is_dir() if want_folders else e.is_file()))
+    return [Path(path) for _, path in found]
 
 
 def _class_folders(folder: Path) -> dict[str, Path]:
@@ -126,7 +127,7 @@ def read_layout(path: str) -> FolderLayout:
     return FolderLayout(names, splits)
 
 
-def decode(file: Path, mode: str, size: tuple[int, int]) -> np.ndarray:
+def decode(file: str | Path, mode: str, size: tuple[int, int]) -> np.ndarray:
     """One image as (C, H, W) float32 in [0, 1] (C is 1 for a 16-bit grey file);
     raises ValueError naming the file."""
     from PIL import Image
@@ -229,5 +230,5 @@ class Decoder:
         self.mode, self.shape = mode, tuple(shape)
 
     def __call__(self, file: str) -> np.ndarray:
-        pixels = decode(Path(file), self.mode, self.shape[1:])
+        pixels = decode(file, self.mode, self.shape[1:])  # a str: no Path per file
         return pixels if pixels.shape == self.shape else np.broadcast_to(pixels, self.shape)

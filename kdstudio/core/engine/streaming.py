@@ -17,7 +17,13 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from kdstudio.core.data.augment import CropFlip
-from kdstudio.core.data.examples import Examples, LoadFailure, as_examples, as_is
+from kdstudio.core.data.examples import (
+    Examples,
+    LoadFailure,
+    as_examples,
+    as_is,
+    worker_context,
+)
 from kdstudio.core.engine.batches import (
     Batch,
     BatchSource,
@@ -33,21 +39,24 @@ if TYPE_CHECKING:
 PREFETCH = 2  # batches each worker prepares ahead
 
 # one step of an epoch as a worker gets it: (epoch, step, rows of the training split,
-# labels, positions, transfer positions or None); index arrays, cheap to send
-StepTask = tuple[int, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]
+# transfer positions or None); index arrays, cheap to send
+StepTask = tuple[int, int, np.ndarray, np.ndarray | None]
 
 
 class StepData:
-    """A map-style dataset whose item is one step's `Batch`: the labelled rows gathered
-    (decoded and normalised) and augmented, and the transfer chunk, if any."""
+    """A map-style dataset whose item is one step's inputs: the labelled rows gathered
+    (decoded and normalised) and augmented, and the transfer chunk's, if any. Only inputs
+    come back from a worker: each tensor sent costs a shared-memory handle, and the labels
+    and positions are in the training process already."""
 
     def __init__(self, inputs: Examples, transfer: Examples | None,
                  augment: CropFlip | None, stream_offset: int = 0) -> None:
         self.inputs, self.transfer, self.augment = inputs, transfer, augment
         self.stream_offset = stream_offset  # a DDP rank's own augmentation draws
 
-    def __getitem__(self, task: StepTask) -> Batch | LoadFailure:
-        epoch, step, rows, labels, positions, chunk = task
+    def __getitem__(self, task: StepTask
+                    ) -> tuple[torch.Tensor, torch.Tensor | None] | LoadFailure:
+        epoch, step, rows, chunk = task
         try:
             x = self.inputs.gather(rows)
             transfer_x = None if chunk is None else self.transfer.gather(chunk)
@@ -57,8 +66,7 @@ class StepData:
             x = self.augment(x, epoch, step, self.stream_offset)
             if transfer_x is not None:
                 transfer_x = self.augment(transfer_x, epoch, step, self.stream_offset + 1)
-        return Batch(x, torch.from_numpy(labels), torch.from_numpy(positions), transfer_x,
-                     None if chunk is None else torch.from_numpy(chunk))
+        return x, transfer_x
 
     def __len__(self) -> int:
         return len(self.inputs)
@@ -94,7 +102,8 @@ class StreamBatches:
                                      transfer_rows, shard)
         self.steps_per_epoch = self.order.steps_per_epoch
         self.tasks = EpochTasks()
-        extra: dict[str, Any] = ({"persistent_workers": True, "prefetch_factor": PREFETCH}
+        extra: dict[str, Any] = ({"persistent_workers": True, "prefetch_factor": PREFETCH,
+                                  "multiprocessing_context": worker_context()}
                                  if workers > 0 else {})
         self.loader = DataLoader(StepData(inputs, transfer, augment, self.order.stream_offset),
                                  sampler=self.tasks,
@@ -102,14 +111,17 @@ class StreamBatches:
                                  pin_memory=pin_memory, **extra)
 
     def epoch(self, epoch: int) -> Iterator[Batch]:
+        # the order's batches hold rows (as x), labels and positions; workers get the rows
+        planned = list(self.order.epoch(epoch))
         self.tasks.tasks = [
-            (epoch, step, batch.x.numpy(), batch.y.numpy(), batch.positions.numpy(),
+            (epoch, step, batch.x.numpy(),
              None if batch.transfer_positions is None else batch.transfer_positions.numpy())
-            for step, batch in enumerate(self.order.epoch(epoch))]
-        for batch in self.loader:
-            if isinstance(batch, LoadFailure):
-                batch.raise_it()
-            yield batch
+            for step, batch in enumerate(planned)]
+        for batch, loaded in zip(planned, self.loader, strict=True):
+            if isinstance(loaded, LoadFailure):
+                loaded.raise_it()
+            x, transfer_x = loaded
+            yield Batch(x, batch.y, batch.positions, transfer_x, batch.transfer_positions)
 
     def generator_states(self) -> dict[str, torch.Tensor]:
         return self.order.generator_states()
