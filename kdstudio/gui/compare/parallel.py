@@ -20,7 +20,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMenu,
-    QMessageBox,
     QPushButton,
     QToolButton,
     QVBoxLayout,
@@ -32,7 +31,7 @@ from kdstudio.core.run_table import is_percent
 from kdstudio.gui.compare.data import format_value
 from kdstudio.gui.compare.parallel_data import METRICS, Axis, Line, brushed, build_axes
 from kdstudio.gui.widgets.colours import run_colour
-from kdstudio.gui.widgets.file_dialogs import save_file_name
+from kdstudio.gui.widgets.file_dialogs import export_with_dialog
 from kdstudio.gui.widgets.plots import white_plot
 
 GREY = (205, 205, 205, 140)
@@ -347,14 +346,8 @@ class ParallelPanel(QWidget):
 
     def _export_dialog(self, fmt: str) -> None:
         label = "PNG image (*.png)" if fmt == "png" else "CSV table (*.csv)"
-        path = save_file_name(self, "Export parallel coordinates",
-                              f"parallel-coordinates.{fmt}", label)
-        if not path:
-            return
-        try:
-            self.export(path)
-        except (OSError, ValueError) as error:
-            QMessageBox.warning(self, "Export failed", f"Could not write {path}:\n{error}")
+        export_with_dialog(self, "Export parallel coordinates", f"parallel-coordinates.{fmt}",
+                           label, self.export)
 
     def export(self, path: str | Path) -> Path:
         """Write the chart (.png) or every line's values (.csv)."""

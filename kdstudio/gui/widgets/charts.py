@@ -21,14 +21,13 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMenu,
-    QMessageBox,
     QSizePolicy,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
-from kdstudio.gui.widgets.file_dialogs import save_file_name
+from kdstudio.gui.widgets.file_dialogs import export_with_dialog
 from kdstudio.gui.widgets.plots import corner_legend
 from kdstudio.gui.widgets.smoothing import SmoothedSeries
 
@@ -365,14 +364,8 @@ class ChartPanel(QWidget):
 
     def _export_dialog(self, fmt: str) -> None:
         name = self.title.lower().replace(" ", "-").replace("/", "-")
-        path = save_file_name(self, f"Export {self.title}", f"{name}.{fmt}",
-                              EXPORT_FORMATS[fmt])
-        if not path:
-            return
-        try:
-            self.export(path)
-        except (OSError, ValueError) as error:
-            QMessageBox.warning(self, "Export failed", f"Could not write {path}:\n{error}")
+        export_with_dialog(self, f"Export {self.title}", f"{name}.{fmt}", EXPORT_FORMATS[fmt],
+                           self.export)
 
     def export(self, path: str | Path) -> Path:
         """Write the chart to `path`; the suffix picks PNG, SVG or CSV."""

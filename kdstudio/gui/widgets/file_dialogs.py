@@ -14,9 +14,12 @@ No other module of the window may use QFileDialog (a test checks it).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 from PySide6.QtCore import QFileInfo, QMimeDatabase, QMimeType
 from PySide6.QtGui import QIcon
-from PySide6.QtWidgets import QFileDialog, QFileIconProvider, QWidget
+from PySide6.QtWidgets import QFileDialog, QFileIconProvider, QMessageBox, QWidget
 
 
 class NameOnlyIconProvider(QFileIconProvider):
@@ -102,3 +105,15 @@ def save_file_name(parent: QWidget | None, caption: str, start: str = "",
 def existing_folder(parent: QWidget | None, caption: str, start: str = "") -> str:
     """Ask for an existing folder; "" if cancelled."""
     return _ask(file_dialog(parent, caption, start, mode="folder"))
+
+
+def export_with_dialog(parent: QWidget, caption: str, start: str, name_filter: str,
+                       export: Callable[[str], Path]) -> None:
+    """Ask where to save, then `export(path)`; a write that fails is a warning naming it."""
+    path = save_file_name(parent, caption, start, name_filter)
+    if not path:
+        return
+    try:
+        export(path)
+    except (OSError, ValueError) as error:
+        QMessageBox.warning(parent, "Export failed", f"Could not write {path}:\n{error}")
