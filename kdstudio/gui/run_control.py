@@ -30,6 +30,8 @@ from kdstudio.gui import consent
 if TYPE_CHECKING:
     from kdstudio.gui.main_window import MainWindow
 
+STATUS_CHARS = 90  # the status line's first reason, cut to fit beside the buttons
+
 
 def run_name(config: Any) -> str:
     """A readable default name: dataset, teacher -> student, method."""
@@ -344,6 +346,8 @@ class RunControl(QObject):
             shown = [p for p in problems if not window.setup.waiting(p)]
             if shown:
                 first = window.setup.readable(shown[0])
+                if len(first) > STATUS_CHARS:  # the whole list is in the tooltip
+                    first = first[:STATUS_CHARS - 1].rstrip() + "…"
                 more = f" (and {len(shown) - 1} more)" if len(shown) > 1 else ""
                 label.setText(f"Cannot start: {first}{more}")
             else:
