@@ -62,7 +62,7 @@ def test_a_failed_write_is_raised_once_and_the_writer_goes_on(tmp_path: Path) ->
     assert writer.wait() == good.stat().st_size
 
 
-def test_a_new_write_waits_for_the_one_under_way(tmp_path: Path) -> None:
+def test_many_writes_in_a_row_leave_the_last_one(tmp_path: Path) -> None:
     writer = CheckpointWriter()
     path = tmp_path / "r.safetensors"
     for epoch in range(1, 6):
@@ -73,3 +73,37 @@ def test_a_new_write_waits_for_the_one_under_way(tmp_path: Path) -> None:
     back = read_state(path)
     assert back.epochs_done == 5
     assert torch.equal(back.model["fc.weight"], torch.full((256, 256), 5.0))
+
+
+def test_submit_never_waits_and_the_newest_waiting_checkpoint_wins(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from kdstudio.core import resume
+
+    release = threading.Event()
+    written: list[int] = []
+    real_write = resume.write_packed
+
+    def held_write(path: Path, packed: resume.PackedState) -> int:
+        assert release.wait(10), "the writer was never released"
+        written.append(read_epochs(packed))
+        return real_write(path, packed)
+
+    def read_epochs(packed: resume.PackedState) -> int:
+        import json
+        return json.loads(packed.metadata[resume.META_KEY])["epochs_done"]
+
+    monkeypatch.setattr(resume, "write_packed", held_write)
+    writer = CheckpointWriter()
+    path = tmp_path / "r.safetensors"
+    for epoch in range(1, 5):  # the first write is held: the next three only queue
+        state = _state(torch.full((4,), float(epoch)))
+        state.epochs_done = epoch
+        writer.submit(path, pack_state(state))
+    assert not release.is_set() and written == []  # submit returned while a write was held
+    release.set()
+    writer.wait()
+    assert written == [1, 4]  # epochs 2 and 3 were replaced before they were written
+    assert writer.skipped == 2
+    assert read_state(path).epochs_done == 4

@@ -150,37 +150,62 @@ def write_state(path: Path, state: TrainingState) -> int:
 
 
 class CheckpointWriter:
-    """Writes checkpoints on a thread of its own, one at a time, so that an epoch's end
-    costs the training thread only the copy. A write's failure is raised (as OSError) by
-    the next `submit` or `wait`; `wait` before the checkpoint is read or removed."""
+    """Writes checkpoints on a thread of its own, so that an epoch's end costs the training
+    thread only the copy: `submit` never waits. A checkpoint submitted while another is
+    being written replaces any older one still waiting (only the newest is worth writing).
+    A write's failure is raised (as OSError) by the next `submit` or `wait`; `wait`
+    before the checkpoint is read or removed."""
 
     def __init__(self) -> None:
-        self._thread: threading.Thread | None = None
+        self._lock = threading.Condition()
+        self._waiting: tuple[Path, PackedState] | None = None
+        self._busy = False  # a thread is writing or about to
         self._failure: OSError | None = None
         self.last_bytes = 0
+        self.skipped = 0  # checkpoints replaced by a newer one before they were written
 
     def submit(self, path: Path, packed: PackedState) -> None:
-        """Start writing `packed` to `path` once the previous write is done."""
-        self.wait()
-        self._thread = threading.Thread(target=self._write, args=(path, packed),
-                                        name="kdstudio-checkpoint", daemon=True)
-        self._thread.start()
+        """Write `packed` to `path` after the write under way, if any."""
+        with self._lock:
+            self._raise_failure()
+            if self._waiting is not None:
+                self.skipped += 1
+            self._waiting = (path, packed)
+            if self._busy:
+                return
+            self._busy = True
+        threading.Thread(target=self._write_all, name="kdstudio-checkpoint",
+                         daemon=True).start()
 
     def wait(self) -> int:
-        """Block until the write under way (if any) is done; returns the last size."""
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        """Block until every submitted checkpoint is written; returns the last size."""
+        with self._lock:
+            self._lock.wait_for(lambda: not self._busy)
+            self._raise_failure()
+            return self.last_bytes
+
+    def _raise_failure(self) -> None:
         failure, self._failure = self._failure, None
         if failure is not None:
             raise failure
-        return self.last_bytes
 
-    def _write(self, path: Path, packed: PackedState) -> None:
-        try:
-            self.last_bytes = write_packed(path, packed)
-        except OSError as error:
-            self._failure = error
+    def _write_all(self) -> None:
+        while True:
+            with self._lock:
+                if self._waiting is None:
+                    self._busy = False
+                    self._lock.notify_all()
+                    return
+                path, packed = self._waiting
+                self._waiting = None
+            try:
+                size = write_packed(path, packed)
+            except OSError as error:
+                with self._lock:
+                    self._failure = error
+            else:
+                with self._lock:
+                    self.last_bytes = size
 
 
 def read_state(path: Path) -> TrainingState:
