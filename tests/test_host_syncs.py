@@ -89,13 +89,15 @@ def run_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config: RunConf
     return seen
 
 
-@pytest.mark.parametrize("method", ["kd", "dkd"])
+# CRD reads its two normalising constants (and estimates them) in its first step only
+@pytest.mark.parametrize(("method", "first_step_reads"), [("kd", 0), ("dkd", 0), ("crd", 4)])
 def test_steps_read_nothing_back_and_publishes_read_once(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, method: str) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, method: str,
+        first_step_reads: int) -> None:
     few = run_counted(tmp_path, monkeypatch, steady_config(240, method), publish_every=1000)
     many = run_counted(tmp_path, monkeypatch, steady_config(960, method), publish_every=1000)
     assert many.steps >= 3 * few.steps > 20
-    assert few.in_step == [] and many.in_step == []
+    assert len(few.in_step) == len(many.in_step) == first_step_reads
     # one publish per epoch end (3 phases x 2 epochs): the reads follow the publishes,
     # not the steps between them
     assert few.publishes == many.publishes == 6
