@@ -98,8 +98,10 @@ class InMemoryBatches:
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, labelled: torch.Tensor,
                  batch_size: int, seed: int, transfer_inputs: torch.Tensor | None = None,
-                 shard: Shard | None = None) -> None:
+                 shard: Shard | None = None, pin_memory: bool = False) -> None:
         self.x, self.y, self.labelled = x, y, labelled
+        # gather straight into page-locked memory, whence a CUDA copy need not block
+        self.pin_memory = pin_memory and torch.cuda.is_available()
         self.batch_size = batch_size
         self.transfer_inputs = transfer_inputs
         # all of the training split: a position is its own index, no gather needed
@@ -125,14 +127,23 @@ class InMemoryBatches:
                 order = self.shard.take(order)
             for positions in order.split(self.batch_size):
                 rows = positions if everything else labelled[positions]
-                yield Batch(x[rows], y[rows], positions)
+                yield Batch(self._gather(x, rows), self._gather(y, rows), positions)
             return
         transfer = self.transfer_inputs
         transfer_order = torch.randperm(len(transfer), generator=self.order)
         pairs = [(self.cycle.next(), chunk) for chunk in transfer_order.split(self.batch_size)]
         for positions, chunk in pairs:
             rows = positions if everything else labelled[positions]
-            yield Batch(x[rows], y[rows], positions, transfer[chunk], chunk)
+            yield Batch(self._gather(x, rows), self._gather(y, rows), positions,
+                        self._gather(transfer, chunk), chunk)
+
+    def _gather(self, values: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """`values[rows]`, in pinned memory when batches go to a CUDA device."""
+        if not self.pin_memory:
+            return values[rows]
+        out = torch.empty((len(rows), *values.shape[1:]), dtype=values.dtype,
+                          pin_memory=True)
+        return torch.index_select(values, 0, rows, out=out)
 
     def generator_states(self) -> dict[str, torch.Tensor]:
         return {"order": self.order.get_state(), "cycle": self.cycle.generator.get_state()}
@@ -155,7 +166,8 @@ def in_memory_batches(prepared: Prepared, phase: str, labelled: torch.Tensor
     config = prepared.config
     transfer = prepared.transfer_inputs if phase != "teacher" else None
     return InMemoryBatches(prepared.data.x_train, prepared.data.y_train, labelled,
-                           config.data.batch_size, config.seed, transfer, shard_of(prepared))
+                           config.data.batch_size, config.seed, transfer, shard_of(prepared),
+                           pin_memory=prepared.device.type == "cuda")
 
 
 def shard_of(prepared: Prepared) -> Shard | None:

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from kdstudio.core.data.examples import Examples
+from kdstudio.core.distill.precision import to_device
 
 EVAL_BATCH = 1024
 
@@ -21,11 +22,12 @@ def predict(model: nn.Module, x: torch.Tensor | Examples, device: torch.device
     was_training = model.training
     model.eval()
     chunks = x.split(EVAL_BATCH) if isinstance(x, torch.Tensor) else x.chunks(EVAL_BATCH)
-    out = [model(chunk.to(device)).float().cpu() for chunk in chunks]
+    # the chunks' logits stay on the device and come back in one copy: one wait for it
+    out = [model(to_device(chunk, device)).float() for chunk in chunks]
     model.train(was_training)
-    if len(out) == 1:
-        return out[0]
-    return torch.cat(out) if out else torch.empty(0)
+    if not out:
+        return torch.empty(0)
+    return (out[0] if len(out) == 1 else torch.cat(out)).cpu()
 
 
 @dataclass(frozen=True)
@@ -53,12 +55,16 @@ def validation_metrics(logits: torch.Tensor, y: torch.Tensor,
         return {"val/loss": float("nan"), "val/acc": float("nan")}
     log_probs = torch.log_softmax(logits.float(), dim=1)
     predictions = logits.argmax(1)
-    values = {"val/loss": torch.nn.functional.nll_loss(log_probs, y).item(),
-              "val/acc": (predictions == y).sum().item() / n}
+    # counts are read as float64 (exact) and divided here, as Python floats
+    figures = [torch.nn.functional.nll_loss(log_probs, y), (predictions == y).sum()]
     if teacher is not None:
-        values["val/agreement"] = (predictions == teacher.predictions).sum().item() / n
-        kl = (teacher.probs * (teacher.log_probs - log_probs)).sum() / n
-        values["val/kl"] = kl.item()
+        figures.append((predictions == teacher.predictions).sum())
+        figures.append((teacher.probs * (teacher.log_probs - log_probs)).sum() / n)
+    read = torch.stack([value.double() for value in figures]).tolist()  # one read-back
+    values = {"val/loss": read[0], "val/acc": read[1] / n}
+    if teacher is not None:
+        values["val/agreement"] = read[2] / n
+        values["val/kl"] = read[3]
     return values
 
 

@@ -44,11 +44,12 @@ def weighted_total(parts: dict[str, torch.Tensor], weights: dict[str, float]) ->
 
 
 def read_scalars(tensors: list[torch.Tensor], device: torch.device) -> list[float]:
-    """The values of 0-d tensors as floats. Off the CPU they come back in one transfer
-    (one wait for the device instead of one per tensor)."""
-    if device.type == "cpu":
-        return [tensor.item() for tensor in tensors]
-    return torch.stack([tensor.detach().float() for tensor in tensors]).tolist()
+    """The values of 0-d tensors as floats, in one read-back: on a GPU one wait for the
+    device instead of one per tensor. `device` is where the tensors are."""
+    if not tensors:
+        return []
+    with torch.no_grad():
+        return torch.stack([tensor.float() for tensor in tensors]).tolist()
 
 
 class EpochTotals:

@@ -11,6 +11,7 @@ from torch import nn
 from kdstudio.core.distill import losses
 from kdstudio.core.distill.methods import EMBEDDING, ParamSpec, StepOutputs, register_method
 from kdstudio.core.distill.methods._common import FeatureMethod
+from kdstudio.core.distill.precision import to_device
 
 
 class ContrastiveMemory(nn.Module):
@@ -41,6 +42,7 @@ class ContrastiveMemory(nn.Module):
         self.register_buffer("z_student", torch.tensor(-1.0))
         self.register_buffer("z_teacher", torch.tensor(-1.0))
         self._pending: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self._z_checked = False  # the constants were read once: no read-back per step
 
     def _scores(self, embedding: torch.Tensor, bank: torch.Tensor, contrast: torch.Tensor,
                 z: torch.Tensor) -> torch.Tensor:
@@ -51,7 +53,7 @@ class ContrastiveMemory(nn.Module):
         else:
             dots = (bank[contrast] @ embedding[:, :, None]).squeeze(2)  # rows (B, 1 + K, D)
         scores = torch.exp(dots / self.temperature)
-        if z.item() < 0:  # the normalising constant, estimated once
+        if not self._z_checked and z.item() < 0:  # the normalising constant, estimated once
             z.fill_(scores.mean().item() * self.num_data)
         return scores / z
 
@@ -73,12 +75,14 @@ class ContrastiveMemory(nn.Module):
             v_s = F.normalize(self.embed_student(student.flatten(1).float()), dim=1)
             v_t = F.normalize(self.embed_teacher(teacher.detach().flatten(1).float()), dim=1)
             contrast = torch.randint(self.num_data, (len(indices), self.negatives + 1),
-                                     generator=self.generator).to(indices.device)
+                                     generator=self.generator)
+            contrast = to_device(contrast, indices.device)  # a CUDA copy that does not wait
             contrast[:, 0] = indices
             scores_s = self._scores(v_s, self.bank_teacher, contrast, self.z_student)
             scores_t = self._scores(v_t, self.bank_student, contrast, self.z_teacher)
             loss = (losses.crd_nce_loss(scores_s, self.num_data)
                     + losses.crd_nce_loss(scores_t, self.num_data))
+        self._z_checked = True
         self._pending = [(self.bank_student, indices, v_s.detach()),
                          (self.bank_teacher, indices, v_t.detach())]
         return loss
