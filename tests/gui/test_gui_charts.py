@@ -120,3 +120,57 @@ def test_large_tick_labels_stay_short_and_consistent() -> None:
     assert compact_labels([0.01, 0.02], 0.01) == ["0.01", "0.02"]
     axis = CompactAxis("left")
     assert axis.tickStrings([0, 200_000], 1.0, 200_000) == ["0", "200k"]
+
+
+def test_log_y_on_a_chart_of_fractions_keeps_its_curves_in_view(qtbot):
+    panel = ChartPanel("Accuracy per epoch", "epoch", "accuracy", "accuracyPlot",
+                       legend="bottom", y_range="fraction")
+    qtbot.addWidget(panel)
+    panel.resize(500, 300)
+    panel.show()
+    panel.add_series("student val", "#1f77b4", symbol="o")
+    accuracies = [0.5, 0.6, 0.7, 0.8, 0.9]
+    for epoch, value in enumerate(accuracies, 1):
+        panel.append("student val", epoch, value)
+    panel.redraw()
+    panel.log_check.setChecked(True)
+    curve = panel.series["student val"].item
+    xs, ys = curve.getData()  # as drawn: log10 of the values
+    assert list(xs) == [1, 2, 3, 4, 5]
+    assert ys == pytest.approx([math.log10(v) for v in accuracies])
+    low, high = panel.plot.getPlotItem().vb.viewRange()[1]
+    assert -0.35 < low < math.log10(0.5) and math.log10(0.9) < high < 0.0  # 0.5 .. 0.9
+    assert curve.isVisible() and len(curve.curve.getData()[1]) == 5
+    assert low < min(ys) and max(ys) < high  # every point inside the view, none clipped
+    assert not panel.log_note.isVisibleTo(panel)
+    panel.append("student val", 6, 0.0)  # a fraction of 0 has no logarithm: counted, not shown
+    panel.redraw()
+    assert panel.hidden_by_log() == 1 and panel.log_note.isVisibleTo(panel)
+    assert "1 ≤ 0" in panel.log_note.text()
+    assert panel.plot.getPlotItem().vb.viewRange()[1] == [low, high]
+    panel.log_check.setChecked(False)
+    low, high = panel.plot.getPlotItem().vb.viewRange()[1]
+    assert -0.05 < low < 0.0 and 0.9 < high < 0.95  # 0 .. 0.9 on the linear axis
+    assert not panel.log_note.isVisibleTo(panel)
+
+
+def test_log_y_after_a_zoom_and_on_an_auto_ranged_chart(qtbot):
+    import numpy as np
+
+    from kdstudio.gui.widgets.charts import steady_range
+
+    assert steady_range(np.array([0.03, 0.4]), "fraction", log=True) == pytest.approx(
+        (-2.0, math.log10(0.4)))
+    panel = ChartPanel("LR", "step", "lr", "lrPlot", legend=None)  # y_range="auto"
+    qtbot.addWidget(panel)
+    panel.resize(400, 250)
+    panel.show()
+    panel.add_series("lr", "#6a3d9a")
+    for step in range(1, 11):
+        panel.append("lr", step, 10.0 ** -step)
+    panel.redraw()
+    panel._on_manual_range()  # the user zoomed on the linear scale
+    panel.set_log_y(True)
+    panel.plot.getPlotItem().vb.updateAutoRange()
+    low, high = panel.plot.getPlotItem().vb.viewRange()[1]
+    assert -11 < low <= -10 and -1 <= high < 0  # the data's decades, not the old zoom

@@ -80,20 +80,27 @@ def nice_ceiling(value: float) -> float:
 
 def steady_range(values: np.ndarray, mode: str, log: bool) -> tuple[float, float] | None:
     """A y range that holds `values` and changes only in coarse steps (see ChartPanel);
-    in log mode, in log10 units as pyqtgraph's log axes use."""
+    in log mode, in log10 units as pyqtgraph's log axes use, from the values above 0."""
     finite = values[np.isfinite(values)]
     if log:
         finite = finite[finite > 0]
     if not finite.size:
         return None
     low, high = float(finite.min()), float(finite.max())
-    if log:
-        bottom, top = math.floor(math.log10(low)), math.ceil(math.log10(high))
-        return float(bottom), float(max(top, bottom + 1))
     if mode == "fraction":
         bottom = max(math.floor(low * 10) / 10, 0.0)
         top = min(math.ceil(high * 10) / 10, 1.0)
-        return bottom, max(top, bottom + 0.1)
+        if not log:
+            return bottom, max(top, bottom + 0.1)
+        if bottom <= 0:  # below 0.1: down to the decade that holds the smallest value
+            bottom = 10.0 ** math.floor(math.log10(low))
+        top = max(top, high)
+        if top <= bottom:
+            top = bottom * 10 ** 0.1
+        return math.log10(bottom), math.log10(top)
+    if log:
+        bottom, top = math.floor(math.log10(low)), math.ceil(math.log10(high))
+        return float(bottom), float(max(top, bottom + 1))
     bottom = 0.0 if low >= 0 else -nice_ceiling(-low)
     top = nice_ceiling(high) if high > 0 else 1.0
     return bottom, top
@@ -166,6 +173,10 @@ class ChartPanel(QWidget):
         self.log_check = QCheckBox("log y")
         self.log_check.setToolTip("Logarithmic y axis")
         self.log_check.toggled.connect(self.set_log_y)
+        self.log_note = QLabel()
+        self.log_note.setObjectName(f"{object_name}LogNote")
+        self.log_note.setStyleSheet("color: #a05a00;")
+        self.log_note.setVisible(False)
         export = QToolButton()
         export.setText("Export")
         export.setToolTip("Save this chart as a PNG image, an SVG drawing or a CSV table")
@@ -179,6 +190,7 @@ class ChartPanel(QWidget):
         tools.setContentsMargins(2, 0, 2, 0)
         tools.addWidget(self.title_label)
         tools.addWidget(self.hover_label, 1)
+        tools.addWidget(self.log_note)
         tools.addWidget(self.log_check)
         tools.addWidget(export)
         layout = QVBoxLayout(self)
@@ -272,11 +284,32 @@ class ChartPanel(QWidget):
         self.redraw()
 
     def set_log_y(self, on: bool) -> None:
+        """Switch the y axis to log10 (values <= 0 are then left out, and counted in a
+        note beside the check box) or back; the axis range is chosen afresh either way."""
         self.plot.getPlotItem().setLogMode(y=on)
         if self.log_check.isChecked() != on:
             self.log_check.setChecked(on)
         self._y_range = None
+        self._user_zoomed = False  # a range zoomed on the other scale means nothing here
+        if self.y_mode == "auto":
+            self.plot.getPlotItem().vb.enableAutoRange(y=True)
         self._steady_y()
+        self._show_hidden_count()
+
+    def hidden_by_log(self) -> int:
+        """How many finite values (<= 0) the log axis cannot show; 0 on a linear axis."""
+        if not self.log_check.isChecked():
+            return 0
+        return sum(int(np.count_nonzero(np.asarray(s.values.raw, dtype=float) <= 0))
+                   for s in self.series.values())
+
+    def _show_hidden_count(self) -> None:
+        hidden = self.hidden_by_log()
+        self.log_note.setVisible(hidden > 0)
+        if hidden:
+            self.log_note.setText(f"{hidden} ≤ 0 not shown")
+            self.log_note.setToolTip(f"{hidden} values are 0 or below: a log axis cannot "
+                                     "show them.\nTurn off log y to see every point.")
 
     def _on_manual_range(self, *_args: object) -> None:
         self._user_zoomed = True  # the user zoomed or panned: leave the axes to them
@@ -285,9 +318,8 @@ class ChartPanel(QWidget):
         if self.y_mode == "auto" or self._user_zoomed:
             return
         values = [np.asarray(s.values.raw, dtype=float) for s in self.series.values()]
-        log = self.log_check.isChecked() and self.y_mode != "fraction"
         target = steady_range(np.concatenate(values) if values else np.empty(0),
-                              self.y_mode, log)
+                              self.y_mode, self.log_check.isChecked())
         if target is not None and target != self._y_range:
             self._y_range = target
             view = self.plot.getPlotItem().vb
@@ -312,6 +344,8 @@ class ChartPanel(QWidget):
                 drawn = True
         if drawn:
             self._steady_y()
+            if self.log_check.isChecked():
+                self._show_hidden_count()
         return drawn
 
     # ------------------------------------------------------------ hover
