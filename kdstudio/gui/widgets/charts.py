@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from kdstudio.gui.widgets.chart_export import export_png, export_svg
 from kdstudio.gui.widgets.file_dialogs import export_with_dialog
 from kdstudio.gui.widgets.plots import corner_legend
 from kdstudio.gui.widgets.smoothing import SmoothedSeries
@@ -401,8 +402,9 @@ class ChartPanel(QWidget):
         export_with_dialog(self, f"Export {self.title}", f"{name}.{fmt}", EXPORT_FORMATS[fmt],
                            self.export)
 
-    def export(self, path: str | Path) -> Path:
-        """Write the chart to `path`; the suffix picks PNG, SVG or CSV."""
+    def export(self, path: str | Path, width: int | None = None) -> Path:
+        """Write the chart to `path`; the suffix picks PNG, SVG or CSV. A PNG is `width`
+        pixels wide (default: twice the chart's width, at least 1000) with its title."""
         import pyqtgraph.exporters as exporters
 
         target = Path(path)
@@ -410,37 +412,15 @@ class ChartPanel(QWidget):
         if fmt not in EXPORT_FORMATS:
             raise ValueError(f"unknown export format '.{fmt}' (use .png, .svg or .csv)")
         self.redraw()
-        item = self.plot.getPlotItem()
         self.crosshair.setVisible(False)
         if fmt == "png":
-            exporter = exporters.ImageExporter(item)
-            exporter.parameters()["width"] = max(int(item.sceneBoundingRect().width()) * 2, 600)
-            exporter.export(str(target))
+            export_png(self.plot, self.title, target,
+                       width or max(self.plot.width() * 2, 1000))
         elif fmt == "svg":
-            try:
-                exporters.SVGExporter(item).export(str(target))
-            except ValueError:
-                # pyqtgraph 0.14's SVG clean-up cannot parse the path data Qt >= 6.9 writes
-                # ("M10 20" instead of "M10,20"): draw the plot with Qt's own SVG generator
-                self._export_svg_with_qt(target)
+            export_svg(self.plot, self.title, target)
         else:
-            exporters.CSVExporter(item).export(str(target))
+            exporters.CSVExporter(self.plot.getPlotItem()).export(str(target))
         if not target.is_file():
             raise OSError("the exporter wrote nothing")
         self.exported.emit(str(target))
         return target
-
-    def _export_svg_with_qt(self, target: Path) -> None:
-        from PySide6.QtGui import QPainter
-        from PySide6.QtSvg import QSvgGenerator
-
-        generator = QSvgGenerator()
-        generator.setFileName(str(target))
-        generator.setSize(self.plot.size())
-        generator.setViewBox(self.plot.rect())
-        generator.setTitle(self.title)
-        painter = QPainter(generator)
-        try:
-            self.plot.render(painter)
-        finally:
-            painter.end()
