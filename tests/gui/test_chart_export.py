@@ -8,6 +8,7 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
+from PySide6.QtCore import QRectF
 from PySide6.QtGui import QColor, QImage, QPainter
 
 from kdstudio.gui.widgets.chart_export import title_height
@@ -42,8 +43,9 @@ def test_svg_markers_are_small_vector_shapes_and_curves_are_not_filled(accuracy_
     root = ET.parse(accuracy_chart.export(tmp_path / "accuracy.svg")).getroot()
     assert not list(root.iter(f"{SVG}image"))  # no pixmap atlas, squeezed or not
     width, height = int(root.get("width")), int(root.get("height"))
-    plot = accuracy_chart.plot
-    assert (width, height) == (plot.width(), plot.height() + title_height())
+    parts = accuracy_chart.export_parts()  # the plot, then its legend below it
+    assert [part.height() for part in parts][1] > 0
+    assert (width, height) == (500, title_height() + sum(part.height() for part in parts))
     markers = [group for group in root.iter(f"{SVG}g")
                if group.get("fill") == "#d62728" and group.find(f"{SVG}path") is not None]
     assert len(markers) >= 10  # ten points, plus the legend's sample
@@ -78,22 +80,24 @@ def test_svg_renders_like_the_png(accuracy_chart, tmp_path):
             image.height(), image.bytesPerLine())[:, :image.width()].astype(float)
         return rows.reshape(rows.shape[0] // 10, 10, rows.shape[1] // 10, 10).mean((1, 3))
 
-    png_cells, svg_cells = grey(png.copy(0, 0, 500, 330)), grey(drawn.copy(0, 0, 500, 330))
+    height = png.height() // 10 * 10
+    png_cells = grey(png.copy(0, 0, 500, height))
+    svg_cells = grey(drawn.copy(0, 0, 500, height))
     assert np.abs(png_cells - svg_cells).mean() < 3.0  # on a 0-255 scale, 10x10 cells
-    assert (svg_cells < 200).sum() > 20  # and it is not a blank page
+    assert (svg_cells < 240).sum() > 40  # and it is not a blank page
 
 
 def test_png_has_a_title_band_and_a_legend_scaled_with_the_chart(accuracy_chart, tmp_path):
-    plot = accuracy_chart.plot
+    plot, legend = accuracy_chart.export_parts()
     image = QImage(str(accuracy_chart.export(tmp_path / "a.png", width=1000)))
     scale = 1000 / plot.width()
     assert image.width() == 1000
-    assert image.height() == round((plot.height() + title_height()) * scale)
+    assert image.height() == round((title_height() + plot.height() + legend.height()) * scale)
     band = image.copy(0, 0, 400, int(title_height() * scale))
     dark = sum(1 for x in range(band.width()) for y in range(band.height())
                if QColor(band.pixel(x, y)).lightness() < 100)
     assert dark > 200  # the title's letters
-    box = accuracy_chart.legend.mapRectToScene(accuracy_chart.legend.boundingRect())
+    box = QRectF(0, plot.height(), legend.width(), legend.height())  # under the plot
 
     def legend_ink_rows(picture: QImage, factor: float) -> int:
         """Rows with ink in the legend's box: how tall its text and samples are drawn."""
@@ -107,4 +111,4 @@ def test_png_has_a_title_band_and_a_legend_scaled_with_the_chart(accuracy_chart,
 
     small = QImage(str(accuracy_chart.export(tmp_path / "small.png", width=plot.width())))
     ratio = legend_ink_rows(image, scale) / legend_ink_rows(small, 1.0)
-    assert ratio == pytest.approx(scale, rel=0.15)  # the legend grows with the image
+    assert ratio > 0.8 * scale  # the legend grows with the image (it stayed 1x before)

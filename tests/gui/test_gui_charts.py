@@ -174,3 +174,43 @@ def test_log_y_after_a_zoom_and_on_an_auto_ranged_chart(qtbot):
     panel.plot.getPlotItem().vb.updateAutoRange()
     low, high = panel.plot.getPlotItem().vb.viewRange()[1]
     assert -11 < low <= -10 and -1 <= high < 0  # the data's decades, not the old zoom
+
+
+def test_clicking_a_legend_entry_hides_and_shows_its_curve(chart, qtbot):
+    from PySide6.QtCore import Qt
+
+    entry = chart.legend.entry("CE")
+    curve = chart.series["CE"].item
+    assert entry is not None and curve.isVisible()
+    qtbot.mouseClick(entry, Qt.MouseButton.LeftButton)
+    assert not curve.isVisible() and chart.series["total"].item.isVisible()
+    assert "CE" not in chart.values_at(4.2)  # a hidden curve is not read under the cursor
+    qtbot.mouseClick(entry, Qt.MouseButton.LeftButton)
+    assert curve.isVisible() and "CE" in chart.values_at(4.2)
+
+
+def test_legends_stay_outside_the_data_area_at_1024x700(qtbot):
+    from PySide6.QtCore import QRect
+
+    from kdstudio.gui.run.live_charts import LiveCharts
+
+    charts = LiveCharts()
+    qtbot.addWidget(charts)
+    charts.begin(["teacher", "baseline", "student"], ["ce", "kd", "feature"],
+                 ["temperature", "kd_weight"])
+    charts.resize(1024, 700)
+    charts.show()
+    qtbot.waitExposed(charts)
+    for panel in (charts.loss_chart, charts.accuracy_chart, charts.agreement_chart,
+                  charts.lr_chart):
+        legend = panel.legend
+        assert legend is not None and legend.isVisible() and legend.entries
+        view = panel.plot.getPlotItem().vb
+        data_area = panel.plot.mapFromScene(view.sceneBoundingRect()).boundingRect()
+        data_area.translate(panel.plot.pos())
+        assert data_area.height() > 60, panel.title
+        assert not legend.geometry().intersects(data_area), panel.title
+        for entry in legend.entries:  # every entry whole, none cut off at the edge
+            assert QRect(legend.rect()).contains(entry.geometry()), (panel.title, entry.name)
+    assert len(charts.accuracy_chart.legend.entries) == 6
+    assert charts.accuracy_chart.legend.columns_for(charts.accuracy_chart.width()) < 6

@@ -1,18 +1,18 @@
-"""Export of a chart to PNG and SVG: its title above the plot, drawn by Qt's painter with
-vector markers (not pyqtgraph's pixmap atlas) and stroke-only curves (fill="none")."""
+"""Export of a chart to PNG and SVG: its title above the plot and legend, drawn by Qt's
+painter with vector markers (not pyqtgraph's pixmap atlas) and stroke-only curves (fill="none")."""
 
 from __future__ import annotations
 
 import io
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import pyqtgraph as pg
-from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter
-from PySide6.QtWidgets import QGraphicsItem
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QPoint, QRectF, QSize, Qt
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QRegion
+from PySide6.QtWidgets import QGraphicsItem, QWidget
 
 SVG_NS = "http://www.w3.org/2000/svg"
 TITLE_POINT_SIZE = 10.0
@@ -59,58 +59,78 @@ def export_mode(plot: pg.PlotWidget, scale: float) -> Iterator[None]:
             legend.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations, True)
 
 
-def paint_chart(painter: QPainter, plot: pg.PlotWidget, title: str, scale: float) -> None:
-    """The title in a band on top, the plot below it, all `scale` times the widget's size."""
-    width, height = plot.width(), plot.height()
+def paint_chart(painter: QPainter, parts: Sequence[QWidget], title: str,
+                scale: float) -> None:
+    """The title in a band on top, then `parts` (plot, legend) stacked as on screen, all
+    `scale` times their size on screen."""
+    width = max(part.width() for part in parts)
     band = title_height()
     painter.save()
     painter.scale(scale, scale)
     painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
     painter.setRenderHint(QPainter.RenderHint.TextAntialiasing, True)
-    painter.fillRect(QRectF(0, 0, width, height + band), QColor("white"))
+    painter.fillRect(QRectF(0, 0, width, band + sum(part.height() for part in parts)),
+                     QColor("white"))
     painter.setFont(title_font())
     painter.setPen(QColor(30, 30, 30))
     painter.drawText(QRectF(8, 0, width - 16, band), Qt.AlignmentFlag.AlignVCenter
                      | Qt.AlignmentFlag.AlignLeft, title)
     painter.restore()
-    with export_mode(plot, scale):
-        plot.render(painter, QRectF(0, band * scale, width * scale, height * scale),
-                    plot.rect())
+    top = float(band)
+    for part in parts:
+        target = QRectF(0, top * scale, part.width() * scale, part.height() * scale)
+        if isinstance(part, pg.PlotWidget):
+            with export_mode(part, scale):
+                part.render(painter, target, part.rect())
+        else:
+            painter.save()
+            painter.translate(0, top * scale)
+            painter.scale(scale, scale)
+            part.render(painter, QPoint(0, 0), QRegion(part.rect()),
+                        QWidget.RenderFlag.DrawChildren)
+            painter.restore()
+        top += part.height()
 
 
-def export_png(plot: pg.PlotWidget, title: str, target: Path, width: int) -> None:
-    """A PNG `width` pixels wide (height in proportion, plus the title band)."""
-    scale = width / max(plot.width(), 1)
-    size = QSize(width, round((plot.height() + title_height()) * scale))
-    image = QImage(size, QImage.Format.Format_ARGB32)
+def chart_size(parts: Sequence[QWidget]) -> QSize:
+    """Size of the drawing at scale 1: the widest part, the title band and every part."""
+    return QSize(max(part.width() for part in parts),
+                 title_height() + sum(part.height() for part in parts))
+
+
+def export_png(parts: Sequence[QWidget], title: str, target: Path, width: int) -> None:
+    """A PNG `width` pixels wide (height in proportion, title band included)."""
+    natural = chart_size(parts)
+    scale = width / max(natural.width(), 1)
+    image = QImage(QSize(width, round(natural.height() * scale)), QImage.Format.Format_ARGB32)
     image.fill(QColor("white"))
     painter = QPainter(image)
     try:
-        paint_chart(painter, plot, title, scale)
+        paint_chart(painter, parts, title, scale)
     finally:
         painter.end()
     if not image.save(str(target), "PNG"):
         raise OSError(f"could not write {target}")
 
 
-def export_svg(plot: pg.PlotWidget, title: str, target: Path) -> None:
-    """An SVG at the widget's size, every stroke-only shape marked fill="none" so that
-    renderers which do not inherit the group's fill (librsvg) draw no filled areas."""
+def export_svg(parts: Sequence[QWidget], title: str, target: Path) -> None:
+    """An SVG at the chart's size on screen, every stroke-only shape marked fill="none"
+    so that renderers which do not inherit the group's fill draw no filled areas."""
     from PySide6.QtSvg import QSvgGenerator
 
     data = QByteArray()
     buffer = QBuffer(data)
     buffer.open(QIODevice.OpenModeFlag.WriteOnly)
-    size = QSize(plot.width(), plot.height() + title_height())
+    size = chart_size(parts)
     generator = QSvgGenerator()
     generator.setOutputDevice(buffer)
     generator.setSize(size)
     generator.setViewBox(QRectF(0, 0, size.width(), size.height()))
     generator.setTitle(title)
-    generator.setResolution(plot.logicalDpiX())  # axes replay a QPicture made at this dpi
+    generator.setResolution(parts[0].logicalDpiX())  # axes replay a QPicture at this dpi
     painter = QPainter(generator)
     try:
-        paint_chart(painter, plot, title, 1.0)
+        paint_chart(painter, parts, title, 1.0)
     finally:
         painter.end()
     target.write_bytes(clean_svg(bytes(data.data()), size))

@@ -28,8 +28,8 @@ from PySide6.QtWidgets import (
 )
 
 from kdstudio.gui.widgets.chart_export import export_png, export_svg
+from kdstudio.gui.widgets.chart_legend import ChartLegend
 from kdstudio.gui.widgets.file_dialogs import export_with_dialog
-from kdstudio.gui.widgets.plots import corner_legend
 from kdstudio.gui.widgets.smoothing import SmoothedSeries
 
 EXPORT_FORMATS = {"png": "PNG image (*.png)", "svg": "SVG drawing (*.svg)",
@@ -115,8 +115,9 @@ class ChartPanel(QWidget):
     def __init__(self, title: str, x_label: str, y_label: str, object_name: str,
                  smoothable: bool = False, legend: str | None = "top", y_range: str = "auto",
                  parent: QWidget | None = None) -> None:
-        """`legend`: "top" (one row above the plot, never over the data), "bottom" (inside,
-        bottom-right corner: for rising curves), or None for a single-curve chart.
+        """`legend`: "top" (rows of entries above the plot) or "bottom" (below it), never
+        over the data, each entry clicked to hide or show its curve; None for a single
+        curve.
         `y_range`: "auto" (pyqtgraph follows every point), "steps" (whole decades in log-y,
         else 0 to a round number) or "fraction" (tenths within [0, 1]); the last two move
         the axis only when the data leave the current range, so it is rarely redrawn."""
@@ -149,15 +150,8 @@ class ChartPanel(QWidget):
         item.setMenuEnabled(False)
         item.setClipToView(True)
         item.setDownsampling(auto=True, mode="peak")
-        self.legend = None
-        if legend == "top":
-            item.setTitle(" ", size="9pt")  # reserves the row the legend sits in
-            self.legend = pg.LegendItem(labelTextSize="8pt", colCount=6)
-            self.legend.setParentItem(item)
-            self.legend.anchor(itemPos=(1, 0), parentPos=(1, 0), offset=(-6, 0))
-            item.legend = self.legend  # curves added with a name join it
-        elif legend == "bottom":
-            self.legend = corner_legend(item, "8pt", text_color=None)
+        self.legend_place = legend
+        self.legend = ChartLegend() if legend is not None else None
         self.crosshair = pg.InfiniteLine(angle=90, movable=False,
                                          pen=pg.mkPen((120, 120, 120), style=Qt.PenStyle.DotLine))
         self.crosshair.setVisible(False)
@@ -198,7 +192,11 @@ class ChartPanel(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)
         layout.addLayout(tools)
+        if self.legend is not None and legend == "top":
+            layout.addWidget(self.legend)
         layout.addWidget(self.plot, 1)
+        if self.legend is not None and legend != "top":
+            layout.addWidget(self.legend)
 
     # ------------------------------------------------------------ data
 
@@ -208,6 +206,8 @@ class ChartPanel(QWidget):
                        Qt.PenStyle.SolidLine)
         item = self.plot.plot([], [], name=name, pen=pen, connect="finite",
                               symbol=symbol, symbolSize=6, symbolBrush=color, symbolPen=color)
+        if self.legend is not None:
+            self.legend.add(name, item)
         series = Series(name, item, values=SmoothedSeries(self._weight if self.smoothable
                                                           else 0.0))
         self.series[name] = series
@@ -232,7 +232,7 @@ class ChartPanel(QWidget):
         for series in self.series.values():
             self.plot.removeItem(series.item)
             if self.legend is not None:
-                self.legend.removeItem(series.item)
+                self.legend.remove(series.item)
         self.series = {}
         for marker in self._markers:
             self.plot.removeItem(marker)
@@ -367,7 +367,7 @@ class ChartPanel(QWidget):
             within = max((high - low) * 0.02, 0.5)
         found = {}
         for name, series in self.series.items():
-            if not series.xs:
+            if not series.xs or not series.item.isVisible():
                 continue
             xs = np.asarray(series.xs, dtype=float)
             shown = np.asarray(series.values.smoothed if self.smoothable else series.values.raw)
@@ -397,6 +397,16 @@ class ChartPanel(QWidget):
 
     # ------------------------------------------------------------ export
 
+    def export_parts(self) -> list[QWidget]:
+        """The widgets an exported image shows, top to bottom: the plot and its legend."""
+        parts: list[QWidget] = [self.plot]
+        if self.legend is not None and self.legend.entries:
+            if self.legend_place == "top":
+                parts.insert(0, self.legend)
+            else:
+                parts.append(self.legend)
+        return parts
+
     def _export_dialog(self, fmt: str) -> None:
         name = self.title.lower().replace(" ", "-").replace("/", "-")
         export_with_dialog(self, f"Export {self.title}", f"{name}.{fmt}", EXPORT_FORMATS[fmt],
@@ -413,11 +423,11 @@ class ChartPanel(QWidget):
             raise ValueError(f"unknown export format '.{fmt}' (use .png, .svg or .csv)")
         self.redraw()
         self.crosshair.setVisible(False)
+        parts = self.export_parts()
         if fmt == "png":
-            export_png(self.plot, self.title, target,
-                       width or max(self.plot.width() * 2, 1000))
+            export_png(parts, self.title, target, width or max(self.plot.width() * 2, 1000))
         elif fmt == "svg":
-            export_svg(self.plot, self.title, target)
+            export_svg(parts, self.title, target)
         else:
             exporters.CSVExporter(self.plot.getPlotItem()).export(str(target))
         if not target.is_file():
