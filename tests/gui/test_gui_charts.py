@@ -214,3 +214,19 @@ def test_legends_stay_outside_the_data_area_at_1024x700(qtbot):
             assert QRect(legend.rect()).contains(entry.geometry()), (panel.title, entry.name)
     assert len(charts.accuracy_chart.legend.entries) == 6
     assert charts.accuracy_chart.legend.columns_for(charts.accuracy_chart.width()) < 6
+
+
+def test_log_ticks_are_thinned_where_a_decade_is_short() -> None:
+    from kdstudio.gui.widgets.charts import CompactAxis
+
+    axis = CompactAxis("left")
+    axis.setLogMode(False, True)
+
+    def minor_mantissas(size: float) -> list[int]:
+        ticks = axis.logTickValues(-3.0, 1.0, size, [(1.0, [-3.0, -2.0, -1.0, 0.0, 1.0])])
+        minor = next(values for spacing, values in ticks if spacing is None)
+        return sorted({round(10 ** (v - math.floor(v + 1e-9))) for v in minor})
+
+    assert minor_mantissas(1000) == list(range(1, 10))  # 250 px a decade: every tick
+    assert minor_mantissas(400) == [1, 2, 5]  # 100 px a decade
+    assert minor_mantissas(120) == [1]  # 30 px a decade: the powers of ten only

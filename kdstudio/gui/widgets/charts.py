@@ -48,9 +48,33 @@ def compact_labels(values: Sequence[float], spacing: float) -> list[str]:
     return [f"{v:.{places}f}" for v in values]
 
 
+def log_mantissas(decade_px: float) -> set[int]:
+    """Which of 1..9 (times a power of ten) get a tick when a decade is this many pixels."""
+    if decade_px >= 200:
+        return set(range(1, 10))
+    if decade_px >= 60:
+        return {1, 2, 5}
+    return {1}
+
+
 class CompactAxis(pg.AxisItem):
     """A y axis whose tick labels stay short (thousands as k, millions as M), so a fixed
     axis width never lets them run into the axis title."""
+
+    def logTickValues(self, minVal: float, maxVal: float, size: float,  # noqa: N802, N803
+                      stdTicks: list) -> list:  # noqa: N803
+        """pyqtgraph's log ticks, thinned where a decade is short: 1-9 need ~200 px a
+        decade, 1, 2, 5 ~60 px; below that only the powers of ten are kept."""
+        ticks = super().logTickValues(minVal, maxVal, size, stdTicks)
+        decade_px = size / max(maxVal - minVal, 1e-9)
+        kept = log_mantissas(decade_px)
+        thinned = []
+        for spacing, values in ticks:
+            if spacing is None:
+                values = [v for v in values
+                          if round(10 ** (v - math.floor(v + 1e-9))) in kept]
+            thinned.append((spacing, values))
+        return thinned
 
     def tickStrings(self, values: list[float], scale: float, spacing: float  # noqa: N802
                     ) -> list[str]:
