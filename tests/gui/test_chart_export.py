@@ -52,13 +52,14 @@ def test_svg_markers_are_small_vector_shapes_and_curves_are_not_filled(accuracy_
     for group in markers:  # a unit circle scaled to the symbol's size in pixels
         assert 3 <= scale_of(group.get("transform", "")) <= 20
     stroked = 0
+    shapes = {f"{SVG}{tag}" for tag in ("path", "polyline", "rect", "circle", "ellipse")}
     for group in root.iter(f"{SVG}g"):
-        if group.get("fill") == "none" and group.get("stroke") in ("#d62728", "#1f77b4"):
+        if group.get("fill") == "none":
             for shape in group:
-                if shape.tag in (f"{SVG}path", f"{SVG}polyline"):
-                    assert shape.get("fill") == "none"
-                    stroked += 1
-    assert stroked >= 2  # both curves
+                if shape.tag in shapes:  # explicit, for renderers that do not inherit it
+                    assert shape.get("fill") == "none", ET.tostring(shape)[:80]
+                    stroked += group.get("stroke") in ("#d62728", "#1f77b4")
+    assert stroked >= 2  # both curves, at least
     assert "Accuracy per epoch" in "".join(root.itertext())
 
 

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QGraphicsItem, QWidget
 
 SVG_NS = "http://www.w3.org/2000/svg"
 TITLE_POINT_SIZE = 10.0
-STROKE_ONLY = ("path", "polyline", "line")
+STROKE_ONLY = ("path", "polyline", "polygon", "line", "rect", "circle", "ellipse")
 
 
 def title_font() -> QFont:
@@ -137,7 +137,7 @@ def export_svg(parts: Sequence[QWidget], title: str, target: Path) -> None:
 
 
 def clean_svg(svg: bytes, size: QSize) -> bytes:
-    """`svg` sized in pixels (not millimetres), with fill="none" written on each path
+    """`svg` sized in pixels (not millimetres), with fill="none" written on each shape
     inside a group that fills nothing."""
     ET.register_namespace("", SVG_NS)
     ET.register_namespace("xlink", "http://www.w3.org/1999/xlink")
