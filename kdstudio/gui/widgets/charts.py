@@ -92,6 +92,7 @@ class Series:
     xs: list[float] = field(default_factory=list)
     values: SmoothedSeries = field(default_factory=SmoothedSeries)
     dirty: bool = False
+    non_positive: int = 0  # values <= 0: a log axis cannot show them
 
 
 def nice_ceiling(value: float) -> float:
@@ -242,6 +243,8 @@ class ChartPanel(QWidget):
         series.xs.append(x)
         series.values.append(y)
         series.dirty = True
+        if y <= 0:
+            series.non_positive += 1
 
     def gap(self, name: str) -> None:
         """Break the line (a NaN point) so separate phases are not joined."""
@@ -272,6 +275,7 @@ class ChartPanel(QWidget):
             series.xs = []
             series.values.clear()
             series.dirty = True
+            series.non_positive = 0
         self.place_markers([])
         self.hover_label.clear()
         self._user_zoomed = False
@@ -325,8 +329,7 @@ class ChartPanel(QWidget):
         """How many finite values (<= 0) the log axis cannot show; 0 on a linear axis."""
         if not self.log_check.isChecked():
             return 0
-        return sum(int(np.count_nonzero(np.asarray(s.values.raw, dtype=float) <= 0))
-                   for s in self.series.values())
+        return sum(series.non_positive for series in self.series.values())
 
     def _show_hidden_count(self) -> None:
         hidden = self.hidden_by_log()
