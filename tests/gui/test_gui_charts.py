@@ -230,3 +230,5 @@ def test_log_ticks_are_thinned_where_a_decade_is_short() -> None:
     assert minor_mantissas(1000) == list(range(1, 10))  # 250 px a decade: every tick
     assert minor_mantissas(400) == [1, 2, 5]  # 100 px a decade
     assert minor_mantissas(120) == [1]  # 30 px a decade: the powers of ten only
+    assert axis.tickStrings([1.0, 0.0, -1.0, -3.0, math.log10(0.5)], 1.0, 1.0) == [
+        "10", "1", "0.1", "0.001", "0.5"]

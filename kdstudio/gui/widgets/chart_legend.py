@@ -34,7 +34,7 @@ class LegendEntry(QWidget):
     def sizeHint(self) -> QSize:  # noqa: N802
         metrics = self.fontMetrics()
         return QSize(SAMPLE_WIDTH + 6 + metrics.horizontalAdvance(self.name) + 10,
-                     metrics.height() + 4)
+                     metrics.height() + 2)
 
     def is_shown(self) -> bool:
         return self.item.isVisible()

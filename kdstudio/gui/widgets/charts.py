@@ -78,8 +78,8 @@ class CompactAxis(pg.AxisItem):
 
     def tickStrings(self, values: list[float], scale: float, spacing: float  # noqa: N802
                     ) -> list[str]:
-        if self.logMode:
-            return super().tickStrings(values, scale, spacing)
+        if self.logMode:  # 10, 1, 0.1, 0.01, ... 1e-05 (pyqtgraph writes 10 as "10¹")
+            return [f"{10.0 ** value * scale:.3g}" for value in values]
         return compact_labels([value * scale for value in values], spacing * scale)
 
 
