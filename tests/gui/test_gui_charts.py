@@ -120,3 +120,115 @@ def test_large_tick_labels_stay_short_and_consistent() -> None:
     assert compact_labels([0.01, 0.02], 0.01) == ["0.01", "0.02"]
     axis = CompactAxis("left")
     assert axis.tickStrings([0, 200_000], 1.0, 200_000) == ["0", "200k"]
+
+
+def test_log_y_on_a_chart_of_fractions_keeps_its_curves_in_view(qtbot):
+    panel = ChartPanel("Accuracy per epoch", "epoch", "accuracy", "accuracyPlot",
+                       legend="bottom", y_range="fraction")
+    qtbot.addWidget(panel)
+    panel.resize(500, 300)
+    panel.show()
+    panel.add_series("student val", "#1f77b4", symbol="o")
+    accuracies = [0.5, 0.6, 0.7, 0.8, 0.9]
+    for epoch, value in enumerate(accuracies, 1):
+        panel.append("student val", epoch, value)
+    panel.redraw()
+    panel.log_check.setChecked(True)
+    curve = panel.series["student val"].item
+    xs, ys = curve.getData()  # as drawn: log10 of the values
+    assert list(xs) == [1, 2, 3, 4, 5]
+    assert ys == pytest.approx([math.log10(v) for v in accuracies])
+    low, high = panel.plot.getPlotItem().vb.viewRange()[1]
+    assert -0.35 < low < math.log10(0.5) and math.log10(0.9) < high < 0.0  # 0.5 .. 0.9
+    assert curve.isVisible() and len(curve.curve.getData()[1]) == 5
+    assert low < min(ys) and max(ys) < high  # every point inside the view, none clipped
+    assert not panel.log_note.isVisibleTo(panel)
+    panel.append("student val", 6, 0.0)  # a fraction of 0 has no logarithm: counted, not shown
+    panel.redraw()
+    assert panel.hidden_by_log() == 1 and panel.log_note.isVisibleTo(panel)
+    assert "1 ≤ 0" in panel.log_note.text()
+    assert panel.plot.getPlotItem().vb.viewRange()[1] == [low, high]
+    panel.log_check.setChecked(False)
+    low, high = panel.plot.getPlotItem().vb.viewRange()[1]
+    assert -0.05 < low < 0.0 and 0.9 < high < 0.95  # 0 .. 0.9 on the linear axis
+    assert not panel.log_note.isVisibleTo(panel)
+
+
+def test_log_y_after_a_zoom_and_on_an_auto_ranged_chart(qtbot):
+    import numpy as np
+
+    from kdstudio.gui.widgets.charts import steady_range
+
+    assert steady_range(np.array([0.03, 0.4]), "fraction", log=True) == pytest.approx(
+        (-2.0, math.log10(0.4)))
+    panel = ChartPanel("LR", "step", "lr", "lrPlot", legend=None)  # y_range="auto"
+    qtbot.addWidget(panel)
+    panel.resize(400, 250)
+    panel.show()
+    panel.add_series("lr", "#6a3d9a")
+    for step in range(1, 11):
+        panel.append("lr", step, 10.0 ** -step)
+    panel.redraw()
+    panel._on_manual_range()  # the user zoomed on the linear scale
+    panel.set_log_y(True)
+    panel.plot.getPlotItem().vb.updateAutoRange()
+    low, high = panel.plot.getPlotItem().vb.viewRange()[1]
+    assert -11 < low <= -10 and -1 <= high < 0  # the data's decades, not the old zoom
+
+
+def test_clicking_a_legend_entry_hides_and_shows_its_curve(chart, qtbot):
+    from PySide6.QtCore import Qt
+
+    entry = chart.legend.entry("CE")
+    curve = chart.series["CE"].item
+    assert entry is not None and curve.isVisible()
+    qtbot.mouseClick(entry, Qt.MouseButton.LeftButton)
+    assert not curve.isVisible() and chart.series["total"].item.isVisible()
+    assert "CE" not in chart.values_at(4.2)  # a hidden curve is not read under the cursor
+    qtbot.mouseClick(entry, Qt.MouseButton.LeftButton)
+    assert curve.isVisible() and "CE" in chart.values_at(4.2)
+
+
+def test_legends_stay_outside_the_data_area_at_1024x700(qtbot):
+    from PySide6.QtCore import QRect
+
+    from kdstudio.gui.run.live_charts import LiveCharts
+
+    charts = LiveCharts()
+    qtbot.addWidget(charts)
+    charts.begin(["teacher", "baseline", "student"], ["ce", "kd", "feature"],
+                 ["temperature", "kd_weight"])
+    charts.resize(1024, 700)
+    charts.show()
+    qtbot.waitExposed(charts)
+    for panel in (charts.loss_chart, charts.accuracy_chart, charts.agreement_chart,
+                  charts.lr_chart):
+        legend = panel.legend
+        assert legend is not None and legend.isVisible() and legend.entries
+        view = panel.plot.getPlotItem().vb
+        data_area = panel.plot.mapFromScene(view.sceneBoundingRect()).boundingRect()
+        data_area.translate(panel.plot.pos())
+        assert data_area.height() > 60, panel.title
+        assert not legend.geometry().intersects(data_area), panel.title
+        for entry in legend.entries:  # every entry whole, none cut off at the edge
+            assert QRect(legend.rect()).contains(entry.geometry()), (panel.title, entry.name)
+    assert len(charts.accuracy_chart.legend.entries) == 6
+    assert charts.accuracy_chart.legend.columns_for(charts.accuracy_chart.width()) < 6
+
+
+def test_log_ticks_are_thinned_where_a_decade_is_short() -> None:
+    from kdstudio.gui.widgets.charts import CompactAxis
+
+    axis = CompactAxis("left")
+    axis.setLogMode(False, True)
+
+    def minor_mantissas(size: float) -> list[int]:
+        ticks = axis.logTickValues(-3.0, 1.0, size, [(1.0, [-3.0, -2.0, -1.0, 0.0, 1.0])])
+        minor = next(values for spacing, values in ticks if spacing is None)
+        return sorted({round(10 ** (v - math.floor(v + 1e-9))) for v in minor})
+
+    assert minor_mantissas(1000) == list(range(1, 10))  # 250 px a decade: every tick
+    assert minor_mantissas(400) == [1, 2, 5]  # 100 px a decade
+    assert minor_mantissas(120) == [1]  # 30 px a decade: the powers of ten only
+    assert axis.tickStrings([1.0, 0.0, -1.0, -3.0, math.log10(0.5)], 1.0, 1.0) == [
+        "10", "1", "0.1", "0.001", "0.5"]

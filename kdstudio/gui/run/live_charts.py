@@ -35,12 +35,12 @@ class LiveCharts(QWidget):
                                      y_range="steps")
         self.loss_chart.set_log_y(True)  # the KD term starts T² times larger than the rest
         self.accuracy_chart = ChartPanel("Accuracy per epoch", "epoch", "accuracy",
-                                         "accuracyPlot", legend="bottom", y_range="fraction")
+                                         "accuracyPlot", legend="top", y_range="fraction")
         self.agreement_chart = ChartPanel("Agreement", "epoch", "top-1 agreement with teacher",
-                                          "agreementPlot", legend="bottom",
+                                          "agreementPlot", legend="top",
                                           y_range="fraction")
         self.lr_chart = ChartPanel("Learning rate and schedules", "run step", "value",
-                                   "lrPlot", legend="bottom", y_range="steps")
+                                   "lrPlot", legend="top", y_range="steps")
         self.speed_chart = ChartPanel("Throughput", "run step", "samples/s", "speedPlot", True,
                                       legend=None, y_range="steps")
         self.charts = [self.loss_chart, self.accuracy_chart, self.agreement_chart,

@@ -27,8 +27,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from kdstudio.gui.widgets.chart_export import export_png, export_svg
+from kdstudio.gui.widgets.chart_legend import ChartLegend
 from kdstudio.gui.widgets.file_dialogs import export_with_dialog
-from kdstudio.gui.widgets.plots import corner_legend
 from kdstudio.gui.widgets.smoothing import SmoothedSeries
 
 EXPORT_FORMATS = {"png": "PNG image (*.png)", "svg": "SVG drawing (*.svg)",
@@ -47,14 +48,38 @@ def compact_labels(values: Sequence[float], spacing: float) -> list[str]:
     return [f"{v:.{places}f}" for v in values]
 
 
+def log_mantissas(decade_px: float) -> set[int]:
+    """Which of 1..9 (times a power of ten) get a tick when a decade is this many pixels."""
+    if decade_px >= 200:
+        return set(range(1, 10))
+    if decade_px >= 60:
+        return {1, 2, 5}
+    return {1}
+
+
 class CompactAxis(pg.AxisItem):
     """A y axis whose tick labels stay short (thousands as k, millions as M), so a fixed
     axis width never lets them run into the axis title."""
 
+    def logTickValues(self, minVal: float, maxVal: float, size: float,  # noqa: N802, N803
+                      stdTicks: list) -> list:  # noqa: N803
+        """pyqtgraph's log ticks, thinned where a decade is short: 1-9 need ~200 px a
+        decade, 1, 2, 5 ~60 px; below that only the powers of ten are kept."""
+        ticks = super().logTickValues(minVal, maxVal, size, stdTicks)
+        decade_px = size / max(maxVal - minVal, 1e-9)
+        kept = log_mantissas(decade_px)
+        thinned = []
+        for spacing, values in ticks:
+            if spacing is None:
+                values = [v for v in values
+                          if round(10 ** (v - math.floor(v + 1e-9))) in kept]
+            thinned.append((spacing, values))
+        return thinned
+
     def tickStrings(self, values: list[float], scale: float, spacing: float  # noqa: N802
                     ) -> list[str]:
-        if self.logMode:
-            return super().tickStrings(values, scale, spacing)
+        if self.logMode:  # 10, 1, 0.1, 0.01, ... 1e-05 (pyqtgraph writes 10 as "10¹")
+            return [f"{10.0 ** value * scale:.3g}" for value in values]
         return compact_labels([value * scale for value in values], spacing * scale)
 
 
@@ -67,6 +92,7 @@ class Series:
     xs: list[float] = field(default_factory=list)
     values: SmoothedSeries = field(default_factory=SmoothedSeries)
     dirty: bool = False
+    non_positive: int = 0  # values <= 0: a log axis cannot show them
 
 
 def nice_ceiling(value: float) -> float:
@@ -80,20 +106,27 @@ def nice_ceiling(value: float) -> float:
 
 def steady_range(values: np.ndarray, mode: str, log: bool) -> tuple[float, float] | None:
     """A y range that holds `values` and changes only in coarse steps (see ChartPanel);
-    in log mode, in log10 units as pyqtgraph's log axes use."""
+    in log mode, in log10 units as pyqtgraph's log axes use, from the values above 0."""
     finite = values[np.isfinite(values)]
     if log:
         finite = finite[finite > 0]
     if not finite.size:
         return None
     low, high = float(finite.min()), float(finite.max())
-    if log:
-        bottom, top = math.floor(math.log10(low)), math.ceil(math.log10(high))
-        return float(bottom), float(max(top, bottom + 1))
     if mode == "fraction":
         bottom = max(math.floor(low * 10) / 10, 0.0)
         top = min(math.ceil(high * 10) / 10, 1.0)
-        return bottom, max(top, bottom + 0.1)
+        if not log:
+            return bottom, max(top, bottom + 0.1)
+        if bottom <= 0:  # below 0.1: down to the decade that holds the smallest value
+            bottom = 10.0 ** math.floor(math.log10(low))
+        top = max(top, high)
+        if top <= bottom:
+            top = bottom * 10 ** 0.1
+        return math.log10(bottom), math.log10(top)
+    if log:
+        bottom, top = math.floor(math.log10(low)), math.ceil(math.log10(high))
+        return float(bottom), float(max(top, bottom + 1))
     bottom = 0.0 if low >= 0 else -nice_ceiling(-low)
     top = nice_ceiling(high) if high > 0 else 1.0
     return bottom, top
@@ -107,8 +140,9 @@ class ChartPanel(QWidget):
     def __init__(self, title: str, x_label: str, y_label: str, object_name: str,
                  smoothable: bool = False, legend: str | None = "top", y_range: str = "auto",
                  parent: QWidget | None = None) -> None:
-        """`legend`: "top" (one row above the plot, never over the data), "bottom" (inside,
-        bottom-right corner: for rising curves), or None for a single-curve chart.
+        """`legend`: "top" (rows of entries above the plot) or "bottom" (below it), never
+        over the data, each entry clicked to hide or show its curve; None for a single
+        curve.
         `y_range`: "auto" (pyqtgraph follows every point), "steps" (whole decades in log-y,
         else 0 to a round number) or "fraction" (tenths within [0, 1]); the last two move
         the axis only when the data leave the current range, so it is rarely redrawn."""
@@ -141,15 +175,8 @@ class ChartPanel(QWidget):
         item.setMenuEnabled(False)
         item.setClipToView(True)
         item.setDownsampling(auto=True, mode="peak")
-        self.legend = None
-        if legend == "top":
-            item.setTitle(" ", size="9pt")  # reserves the row the legend sits in
-            self.legend = pg.LegendItem(labelTextSize="8pt", colCount=6)
-            self.legend.setParentItem(item)
-            self.legend.anchor(itemPos=(1, 0), parentPos=(1, 0), offset=(-6, 0))
-            item.legend = self.legend  # curves added with a name join it
-        elif legend == "bottom":
-            self.legend = corner_legend(item, "8pt", text_color=None)
+        self.legend_place = legend
+        self.legend = ChartLegend() if legend is not None else None
         self.crosshair = pg.InfiniteLine(angle=90, movable=False,
                                          pen=pg.mkPen((120, 120, 120), style=Qt.PenStyle.DotLine))
         self.crosshair.setVisible(False)
@@ -166,6 +193,10 @@ class ChartPanel(QWidget):
         self.log_check = QCheckBox("log y")
         self.log_check.setToolTip("Logarithmic y axis")
         self.log_check.toggled.connect(self.set_log_y)
+        self.log_note = QLabel()
+        self.log_note.setObjectName(f"{object_name}LogNote")
+        self.log_note.setStyleSheet("color: #a05a00;")
+        self.log_note.setVisible(False)
         export = QToolButton()
         export.setText("Export")
         export.setToolTip("Save this chart as a PNG image, an SVG drawing or a CSV table")
@@ -179,13 +210,18 @@ class ChartPanel(QWidget):
         tools.setContentsMargins(2, 0, 2, 0)
         tools.addWidget(self.title_label)
         tools.addWidget(self.hover_label, 1)
+        tools.addWidget(self.log_note)
         tools.addWidget(self.log_check)
         tools.addWidget(export)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)
         layout.addLayout(tools)
+        if self.legend is not None and legend == "top":
+            layout.addWidget(self.legend)
         layout.addWidget(self.plot, 1)
+        if self.legend is not None and legend != "top":
+            layout.addWidget(self.legend)
 
     # ------------------------------------------------------------ data
 
@@ -195,6 +231,8 @@ class ChartPanel(QWidget):
                        Qt.PenStyle.SolidLine)
         item = self.plot.plot([], [], name=name, pen=pen, connect="finite",
                               symbol=symbol, symbolSize=6, symbolBrush=color, symbolPen=color)
+        if self.legend is not None:
+            self.legend.add(name, item)
         series = Series(name, item, values=SmoothedSeries(self._weight if self.smoothable
                                                           else 0.0))
         self.series[name] = series
@@ -205,6 +243,8 @@ class ChartPanel(QWidget):
         series.xs.append(x)
         series.values.append(y)
         series.dirty = True
+        if y <= 0:
+            series.non_positive += 1
 
     def gap(self, name: str) -> None:
         """Break the line (a NaN point) so separate phases are not joined."""
@@ -219,7 +259,7 @@ class ChartPanel(QWidget):
         for series in self.series.values():
             self.plot.removeItem(series.item)
             if self.legend is not None:
-                self.legend.removeItem(series.item)
+                self.legend.remove(series.item)
         self.series = {}
         for marker in self._markers:
             self.plot.removeItem(marker)
@@ -235,6 +275,7 @@ class ChartPanel(QWidget):
             series.xs = []
             series.values.clear()
             series.dirty = True
+            series.non_positive = 0
         self.place_markers([])
         self.hover_label.clear()
         self._user_zoomed = False
@@ -272,11 +313,31 @@ class ChartPanel(QWidget):
         self.redraw()
 
     def set_log_y(self, on: bool) -> None:
+        """Switch the y axis to log10 (values <= 0 are then left out, and counted in a
+        note beside the check box) or back; the axis range is chosen afresh either way."""
         self.plot.getPlotItem().setLogMode(y=on)
         if self.log_check.isChecked() != on:
             self.log_check.setChecked(on)
         self._y_range = None
+        self._user_zoomed = False  # a range zoomed on the other scale means nothing here
+        if self.y_mode == "auto":
+            self.plot.getPlotItem().vb.enableAutoRange(y=True)
         self._steady_y()
+        self._show_hidden_count()
+
+    def hidden_by_log(self) -> int:
+        """How many finite values (<= 0) the log axis cannot show; 0 on a linear axis."""
+        if not self.log_check.isChecked():
+            return 0
+        return sum(series.non_positive for series in self.series.values())
+
+    def _show_hidden_count(self) -> None:
+        hidden = self.hidden_by_log()
+        self.log_note.setVisible(hidden > 0)
+        if hidden:
+            self.log_note.setText(f"{hidden} ≤ 0 not shown")
+            self.log_note.setToolTip(f"{hidden} values are 0 or below: a log axis cannot "
+                                     "show them.\nTurn off log y to see every point.")
 
     def _on_manual_range(self, *_args: object) -> None:
         self._user_zoomed = True  # the user zoomed or panned: leave the axes to them
@@ -285,9 +346,8 @@ class ChartPanel(QWidget):
         if self.y_mode == "auto" or self._user_zoomed:
             return
         values = [np.asarray(s.values.raw, dtype=float) for s in self.series.values()]
-        log = self.log_check.isChecked() and self.y_mode != "fraction"
         target = steady_range(np.concatenate(values) if values else np.empty(0),
-                              self.y_mode, log)
+                              self.y_mode, self.log_check.isChecked())
         if target is not None and target != self._y_range:
             self._y_range = target
             view = self.plot.getPlotItem().vb
@@ -312,6 +372,8 @@ class ChartPanel(QWidget):
                 drawn = True
         if drawn:
             self._steady_y()
+            if self.log_check.isChecked():
+                self._show_hidden_count()
         return drawn
 
     # ------------------------------------------------------------ hover
@@ -332,7 +394,7 @@ class ChartPanel(QWidget):
             within = max((high - low) * 0.02, 0.5)
         found = {}
         for name, series in self.series.items():
-            if not series.xs:
+            if not series.xs or not series.item.isVisible():
                 continue
             xs = np.asarray(series.xs, dtype=float)
             shown = np.asarray(series.values.smoothed if self.smoothable else series.values.raw)
@@ -362,13 +424,24 @@ class ChartPanel(QWidget):
 
     # ------------------------------------------------------------ export
 
+    def export_parts(self) -> list[QWidget]:
+        """The widgets an exported image shows, top to bottom: the plot and its legend."""
+        parts: list[QWidget] = [self.plot]
+        if self.legend is not None and self.legend.entries:
+            if self.legend_place == "top":
+                parts.insert(0, self.legend)
+            else:
+                parts.append(self.legend)
+        return parts
+
     def _export_dialog(self, fmt: str) -> None:
         name = self.title.lower().replace(" ", "-").replace("/", "-")
         export_with_dialog(self, f"Export {self.title}", f"{name}.{fmt}", EXPORT_FORMATS[fmt],
                            self.export)
 
-    def export(self, path: str | Path) -> Path:
-        """Write the chart to `path`; the suffix picks PNG, SVG or CSV."""
+    def export(self, path: str | Path, width: int | None = None) -> Path:
+        """Write the chart to `path`; the suffix picks PNG, SVG or CSV. A PNG is `width`
+        pixels wide (default: twice the chart's width, at least 1000) with its title."""
         import pyqtgraph.exporters as exporters
 
         target = Path(path)
@@ -376,37 +449,15 @@ class ChartPanel(QWidget):
         if fmt not in EXPORT_FORMATS:
             raise ValueError(f"unknown export format '.{fmt}' (use .png, .svg or .csv)")
         self.redraw()
-        item = self.plot.getPlotItem()
         self.crosshair.setVisible(False)
+        parts = self.export_parts()
         if fmt == "png":
-            exporter = exporters.ImageExporter(item)
-            exporter.parameters()["width"] = max(int(item.sceneBoundingRect().width()) * 2, 600)
-            exporter.export(str(target))
+            export_png(parts, self.title, target, width or max(self.plot.width() * 2, 1000))
         elif fmt == "svg":
-            try:
-                exporters.SVGExporter(item).export(str(target))
-            except ValueError:
-                # pyqtgraph 0.14's SVG clean-up cannot parse the path data Qt >= 6.9 writes
-                # ("M10 20" instead of "M10,20"): draw the plot with Qt's own SVG generator
-                self._export_svg_with_qt(target)
+            export_svg(parts, self.title, target)
         else:
-            exporters.CSVExporter(item).export(str(target))
+            exporters.CSVExporter(self.plot.getPlotItem()).export(str(target))
         if not target.is_file():
             raise OSError("the exporter wrote nothing")
         self.exported.emit(str(target))
         return target
-
-    def _export_svg_with_qt(self, target: Path) -> None:
-        from PySide6.QtGui import QPainter
-        from PySide6.QtSvg import QSvgGenerator
-
-        generator = QSvgGenerator()
-        generator.setFileName(str(target))
-        generator.setSize(self.plot.size())
-        generator.setViewBox(self.plot.rect())
-        generator.setTitle(self.title)
-        painter = QPainter(generator)
-        try:
-            self.plot.render(painter)
-        finally:
-            painter.end()
