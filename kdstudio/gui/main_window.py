@@ -336,7 +336,8 @@ class MainWindow(QMainWindow):
             shown = problems[:8] + ([f"… and {len(problems) - 8} more"] if len(problems) > 8
                                     else [])
             self.problems_label.setText("<b>Cannot start yet:</b><br>" + "<br>".join(
-                "• " + html.escape(p, quote=False) for p in shown))
+                "• " + html.escape(self.setup.readable(p) if self.setup else p, quote=False)
+                for p in shown))
         self.problems_label.setVisible(bool(problems) and not self.controller.running)
         self.run_control.update_buttons_safely(for_run=False)
 

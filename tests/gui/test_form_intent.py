@@ -1,12 +1,14 @@
 """The form keeps the user's intent: a preset's name detaches when its method or models
-change, the method's defaults do not overwrite edited weights, and the status says why
-Start is disabled, in the form's words."""
+change, the method's defaults do not overwrite edited weights, the status and the marks say
+why Start is disabled in the form's words, marked spin boxes keep their arrows, and fields
+that do not apply are disabled with the reason in their tooltip."""
 
 from __future__ import annotations
 
 import tomllib
 
-from PySide6.QtWidgets import QComboBox, QLineEdit, QPushButton
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QCheckBox, QComboBox, QLineEdit, QPushButton, QSpinBox
 
 from kdstudio.gui.setup.inputs import NumberEdit
 from tests.gui.conftest import find, pick, set_tiny_run
@@ -66,10 +68,69 @@ def test_status_says_cannot_start_with_the_first_reason_in_form_words(qtbot, win
     assert status.text() == "Ready"
 
 
-def test_a_missing_hint_layer_is_named_by_its_label(qtbot, window):
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_a_missing_hint_layer_is_named_by_its_label_and_says_what_to_do(qtbot, window):
     set_tiny_run(window, method="fitnets")
-    find(window, QComboBox, "teacherLayerCombo").setEditText("nope")
+    combo = find(window, QComboBox, "teacherLayerCombo")
+    combo.setEditText("nope")
     window.setup.validate_now()
-    status = window.status_label.text()
-    assert status.startswith("Cannot start: Teacher hint layer: no layer 'nope' in mlp")
-    assert window.setup.readable("teacher.params.x: bad") == "teacher.params.x: bad"
+    advice = "Teacher hint layer: pick a layer of the mlp ('nope' is not one): hidden1"
+    assert window.status_label.text().startswith("Cannot start: " + advice)
+    assert advice in window.problems_label.text()
+    assert "distill.teacher_layer" not in window.problems_label.text()
+    assert combo.property("invalid") is True
+    assert "⚠ " + advice in _flat(combo.toolTip())
+    assert "distill.teacher_layer" not in combo.toolTip()
+    assert window.setup.readable("teacher.params.hidden_sizes: bad") == "Teacher hidden sizes: bad"
+    assert window.setup.readable("seed: not a number ('x')") == "Seed: type a number (got 'x')"
+    assert window.setup.readable("nowhere.key: bad") == "nowhere.key: bad"
+
+
+def _arrow_pixels(spin: QSpinBox) -> int:
+    """Dark pixels in the button column at the right of a spin box (its arrows)."""
+    image = spin.grab().toImage()
+    dark = 0
+    for x in range(image.width() - 16, image.width() - 2):
+        for y in range(2, image.height() - 2):
+            if QColor(image.pixel(x, y)).lightness() < 140:
+                dark += 1
+    return dark
+
+
+def test_a_marked_spin_box_keeps_its_arrows(qtbot, window):
+    set_tiny_run(window)
+    spin = find(window, QSpinBox, "epochsSpin")
+    spin.resize(160, 28)
+    plain = _arrow_pixels(spin)
+    assert plain > 4
+    window.setup.marks.mark(["optim.epochs: must be >= 1 (got 0)"], {})
+    assert spin.property("invalid") is True
+    assert "::up-arrow" in window.setup.styleSheet()
+    assert _arrow_pixels(spin) > 4  # a border-only style leaves this column blank
+    window.setup.marks.mark([], {})
+    assert spin.property("invalid") is False
+
+
+def test_fields_that_do_not_apply_are_disabled_and_say_why(window):
+    set_tiny_run(window)
+    test_fraction = find(window, NumberEdit, "testFractionSpin")
+    assert test_fraction.isEnabled()  # synthetic data: the test split is carved out
+    pick(find(window, QComboBox, "datasetCombo"), "mnist1d")
+    assert not test_fraction.isEnabled()
+    assert "official test split" in _flat(test_fraction.toolTip())
+    caption = window.setup._forms["data"].labelForField(test_fraction)
+    assert "official test split" in _flat(caption.toolTip())
+    pick(find(window, QComboBox, "datasetCombo"), "digits")
+    assert test_fraction.isEnabled() and "Not used" not in test_fraction.toolTip()
+    momentum = find(window, NumberEdit, "momentumSpin")
+    pick(find(window, QComboBox, "optimizerCombo"), "adam")
+    assert not momentum.isEnabled() and "only SGD" in _flat(momentum.toolTip())
+    assert not find(window, QCheckBox, "nesterovCheck").isEnabled()
+    pick(find(window, QComboBox, "methodCombo"), "none")
+    kd = find(window, NumberEdit, "kdWeightSpin")
+    assert not kd.isEnabled() and "has no KL term" in _flat(kd.toolTip())
+    pick(find(window, QComboBox, "methodCombo"), "kd")
+    assert kd.isEnabled() and not kd.toolTip().startswith("Not used")

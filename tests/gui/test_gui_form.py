@@ -53,7 +53,7 @@ def test_temperature_zero_disables_start_and_says_why(qtbot, window):
     spin = find(window, NumberEdit, "temperatureSpin")
     spin.setValue(0.0)
     qtbot.waitUntil(lambda: not start_button(window).isEnabled(), timeout=3_000)
-    assert "distill.temperature: must be > 0 (got 0)" in problems_text(window)
+    assert "Temperature T: must be > 0 (got 0)" in problems_text(window)
     assert "distill.temperature: must be > 0" in start_button(window).toolTip()
     assert spin.property("invalid") is True
     assert "must be > 0" in spin.toolTip()
@@ -76,7 +76,8 @@ def test_hint_layers_are_listed_and_a_missing_one_disables_start(qtbot, window):
 
     student_layers.setEditText("nope")
     qtbot.waitUntil(lambda: not start_button(window).isEnabled(), timeout=3_000)
-    assert "distill.student_layer: no layer 'nope' in mlp" in problems_text(window)
+    assert "Student hint layer: pick a layer of the mlp ('nope' is not one)" in problems_text(
+        window)
     assert student_layers.property("invalid") is True
 
     # another student architecture lists its own layers and keeps the bad name reported

@@ -1,4 +1,19 @@
-"""Tooltips of the form's fields, by config key path (the loss weights show the formula)."""
+"""Tooltips of the form's fields, by config key path (the loss weights show their term)."""
+
+import textwrap
+
+TIP_WIDTH = 60  # characters per tooltip line
+
+
+def wrap_tip(text: str, width: int = TIP_WIDTH) -> str:
+    """Plain text broken into lines of at most `width` characters (a word longer than that,
+    such as a path, keeps its own line); existing line breaks are kept."""
+    lines: list[str] = []
+    for line in text.split("\n"):
+        lines += textwrap.wrap(line, width, break_long_words=False,
+                               break_on_hyphens=False) or [""]
+    return "\n".join(lines)
+
 
 LOSS_FORMULA = ("loss = α·CE(s, y) + β·T²·KL(softmax(t/T) ‖ softmax(s/T)) + γ·MSE(r(f_s), f_t)\n"
                 "with α = CE weight, β = KD weight, γ = feature weight, T = temperature;\n"

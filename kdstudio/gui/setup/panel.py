@@ -34,7 +34,6 @@ from kdstudio.core.config.fields import (
     GROUPS,
     Field,
     config_differences,
-    entry_doc,
     param_fields,
     uses_teacher,
 )
@@ -50,8 +49,9 @@ from kdstudio.gui.setup.data_preview import (
     DataPreview,
     reads_files,
 )
+from kdstudio.gui.setup.field_state import DATA_PATHS, path_dataset, refresh_field_state
 from kdstudio.gui.setup.inputs import Input, LayerInput, make_input, read_inputs
-from kdstudio.gui.setup.marks import Marks
+from kdstudio.gui.setup.marks import Marks, invalid_spin_style
 from kdstudio.gui.setup.more_options import MoreOptions
 from kdstudio.gui.setup.sizes import SizesCard
 from kdstudio.gui.setup.teacher_source import (
@@ -85,6 +85,7 @@ class SetupPanel(QWidget):
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("setupPanel")
+        self.setStyleSheet(invalid_spin_style())
         self.problems: list[str] = []
         self.load_problems: list[str] = []  # values the last loaded config had, not held
         self._loaded: dict[str, Any] = {}
@@ -206,7 +207,7 @@ class SetupPanel(QWidget):
                                   "Teacher files (*.safetensors *.pt *.pth *.onnx *.pt2 *.ts);;"
                                   "All files (*)")
         elif dataset is not None and dataset.path_kind == "file":
-            path = open_file_name(self, f"{self.inputs[_DATA_PATHS[field.key]].get()[0]} file",
+            path = open_file_name(self, f"{self.inputs[DATA_PATHS[field.key]].get()[0]} file",
                                   edit.text(), dataset.path_filter)
         else:
             path = existing_folder(self, field.label, edit.text())
@@ -217,22 +218,7 @@ class SetupPanel(QWidget):
 
     def _path_dataset(self, key: str) -> Any:
         """The dataset class whose path the field `key` holds (None for other fields)."""
-        owner = _DATA_PATHS.get(key)
-        name = self.inputs[owner].get()[0] if owner else None
-        return DATASETS.get(name) if name in DATASETS else None
-
-    def _show_path_kind(self) -> None:
-        """A data path field says "File" (with the file types) or "Folder" for its dataset."""
-        for key in _DATA_PATHS:
-            dataset, item = self._path_dataset(key), self.inputs[key]
-            label = self._forms[item.field.group].labelForField(item.row)
-            is_file = dataset is not None and dataset.path_kind == "file"
-            if isinstance(label, QLabel):
-                label.setText(item.field.label.replace("folder", "file").replace(
-                    "Folder", "File") if is_file else item.field.label)
-            types = dataset.path_filter.split(";;")[0] if is_file else ""
-            item.widget.setPlaceholderText(f"the data file: {types}" if is_file
-                                           else item.field.placeholder)
+        return path_dataset(self.inputs, key)
 
     def _on_data_checked(self, check: DataCheck) -> None:
         self.data_preview.show_check(check)
@@ -316,39 +302,7 @@ class SetupPanel(QWidget):
         return METHODS.get(name) if name in METHODS else None
 
     def _refresh_state(self) -> None:
-        """Show, hide, enable and disable the fields as the table says for these values."""
-        values = self._read(blank_hidden=False)[0]
-        for key, item in self.inputs.items():
-            field = item.field
-            form = self._forms[field.group]
-            form.setRowVisible(item.row, field.is_shown(values))
-            item.widget.setEnabled(field.is_enabled(values))
-            part = next((p for p, k in WEIGHT_KEYS.items() if key == f"distill.{k}"), None)
-            if part is not None:
-                item.widget.setToolTip(field.tip if field.is_enabled(values) else
-                                       f"Not used by this method (its loss has no '{part}' "
-                                       f"part).\n\n{field.tip}")
-                self.marks.set_base_tip(item.widget, item.widget.toolTip())
-        for editor in self.editors.values():
-            editor.set_visible(editor.field.is_shown(values))
-        path_shown = self.inputs["data.path"].field.is_shown(values)
-        self._forms["data"].setRowVisible(self.data_preview, path_shown)
-        if not path_shown:
-            self.data_checker.cancel()
-        self._show_path_kind()
-        teacher = uses_teacher(values)
-        source = self.teacher_source.source()
-        form = self._forms["teacher"]
-        form.setRowVisible(self.inputs["teacher.checkpoint"].row, source == SOURCE_FILE)
-        form.setRowVisible(self.teacher_source.run_row, source == SOURCE_RUN)
-        for key in ("teacher.epochs", "teacher.lr"):
-            self.inputs[key].widget.setEnabled(source == SOURCE_TRAIN)
-        self.inputs["teacher.arch"].widget.setEnabled(source != SOURCE_RUN)
-        self.teacher_params.set_read_only(source == SOURCE_RUN)
-        self.teacher_group.setEnabled(teacher)
-        self.teacher_note.setVisible(not teacher)
-        method = self._method()
-        self.method_doc.setText(entry_doc(method) if method else "unknown method")
+        refresh_field_state(self)
 
     def _set_teacher_model(self, arch: str, params: dict[str, Any]) -> None:
         loading, self._loading = self._loading, True
@@ -526,9 +480,6 @@ class SetupPanel(QWidget):
         hint = super().sizeHint()
         hint.setWidth(max(hint.width(), 400))
         return hint
-
-
-_DATA_PATHS = {"data.path": "data.dataset", "data.transfer_path": "data.transfer_dataset"}
 
 
 def _key(problem: str) -> str:
