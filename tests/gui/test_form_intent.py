@@ -10,8 +10,10 @@ import tomllib
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QCheckBox, QComboBox, QLineEdit, QPushButton, QSpinBox
 
+from kdstudio.core.models import model_size
 from kdstudio.gui.setup.inputs import NumberEdit
 from tests.gui.conftest import find, pick, set_tiny_run
+from tests.helpers import tiny_config
 
 
 def _name(window) -> str:
@@ -134,3 +136,65 @@ def test_fields_that_do_not_apply_are_disabled_and_say_why(window):
     assert not kd.isEnabled() and "has no KL term" in _flat(kd.toolTip())
     pick(find(window, QComboBox, "methodCombo"), "kd")
     assert kd.isEnabled() and not kd.toolTip().startswith("Not used")
+
+
+def _saved_run(store, config, status: str) -> int:
+    run_id = store.create_run(config.to_dict())
+    store.finish_run(run_id, status)
+    return run_id
+
+
+def _params(hidden: list[int], dims: int, classes: int) -> str:
+    return f"{model_size('mlp', {'hidden_sizes': hidden}, (dims,), classes).parameters:,} params"
+
+
+def test_opening_a_run_shows_its_config_sizes_and_status_read_only(qtbot, window):
+    a = tiny_config(temperature=3.0)
+    a.name = "run-a"
+    b = tiny_config(temperature=7.0, method="dkd")
+    b.name = "run-b"
+    b.data.params = {"samples": 240, "dims": 10, "classes": 5, "separation": 1.0}
+    b.teacher.params, b.student.params = {"hidden_sizes": [48]}, {"hidden_sizes": [12, 6]}
+    store = window.store  # the window's own history file
+    run_a, run_b = _saved_run(store, a, "completed"), _saved_run(store, b, "stopped")
+    panel = window.setup
+    temperature = find(window, NumberEdit, "temperatureSpin")
+
+    assert window.open_run(run_a)
+    assert temperature.value() == 3.0 and _name(window) == "run-a"
+    assert panel.sizes.student_label.text().startswith(_params([8], 6, 3))
+    assert window.status_label.text() == f"Viewing run #{run_a} run-a (completed)"
+
+    assert window.open_run(run_b)
+    assert temperature.value() == 7.0 and _name(window) == "run-b"
+    assert find(window, QComboBox, "methodCombo").currentData() == "dkd"
+    assert panel.student_params.widgets["hidden_sizes"].text() == "12, 6"
+    assert panel.sizes.student_label.text().startswith(_params([12, 6], 10, 5))
+    assert panel.sizes.teacher_label.text().startswith(_params([48], 10, 5))
+    status = f"Viewing run #{run_b} run-b (stopped)"
+    assert window.status_label.text() == status
+    assert status in panel.banner.label.text() and panel.banner.isVisible()
+    assert window.live.summary_card.title.text().count("stopped") == 1
+    # read-only: the fields are disabled until Edit, and validation keeps the status
+    assert not temperature.isEnabled() and panel.scroll.isEnabled()  # it still scrolls
+    panel.validate_now()
+    assert window.status_label.text() == status
+    find(window, QPushButton, "viewingEditButton").click()
+    assert temperature.isEnabled() and not panel.banner.isVisible()
+    assert panel.viewing_run is None
+    qtbot.waitUntil(lambda: window.status_label.text() == "Ready" or
+                    window.status_label.text().startswith("Cannot start"), timeout=3_000)
+    assert temperature.value() == 7.0  # Edit starts from the run's config
+
+
+def test_rerun_on_the_banner_starts_the_opened_run_again(qtbot, window):
+    config = tiny_config()
+    config.name = "again"
+    run_id = _saved_run(window.store, config, "completed")
+    assert window.open_run(run_id)
+    with qtbot.waitSignal(window.run_finished, timeout=60_000):
+        find(window, QPushButton, "viewingRerunButton").click()
+        assert window.setup.viewing_run is None
+    newest = max(window.store.list_runs(), key=lambda row: row["id"])
+    assert newest["id"] > run_id and newest["name"] == "again"
+    assert newest["status"] == "completed"
