@@ -7,10 +7,23 @@ from __future__ import annotations
 
 import tomllib
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QCheckBox, QComboBox, QLineEdit, QPushButton, QSpinBox
+from PySide6.QtWidgets import (
+    QAbstractSpinBox,
+    QCheckBox,
+    QComboBox,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+)
 
-from kdstudio.core.models import model_size
+from kdstudio.core.config.fields import FIELDS, FIELDS_BY_KEY, param_fields
+from kdstudio.core.config.tips import TIP_WIDTH
+from kdstudio.core.data import list_datasets
+from kdstudio.core.distill.methods import list_methods
+from kdstudio.core.models import list_models, model_size
 from kdstudio.gui.setup.inputs import NumberEdit
 from tests.gui.conftest import find, pick, set_tiny_run
 from tests.helpers import tiny_config
@@ -198,3 +211,39 @@ def test_rerun_on_the_banner_starts_the_opened_run_again(qtbot, window):
     newest = max(window.store.list_runs(), key=lambda row: row["id"])
     assert newest["id"] > run_id and newest["name"] == "again"
     assert newest["status"] == "completed"
+
+
+def _too_wide(tip: str) -> list[str]:
+    """Lines wider than a tooltip may be (one long word, such as a path, may stand alone)."""
+    return [line for line in tip.split("\n") if len(line) > TIP_WIDTH and " " in line.strip()]
+
+
+def test_every_tooltip_is_at_most_60_characters_wide(window):
+    fields = [*FIELDS]
+    for key, names in (("student.params", list_models()), ("data.params", list_datasets()),
+                       ("distill.params", list_methods())):
+        for name in names:
+            fields += param_fields(key, name)
+    assert len(fields) > 80
+    wide = {f.key: _too_wide(f.tip) for f in fields if _too_wide(f.tip)}
+    assert wide == {}
+    set_tiny_run(window, method="fitnets")
+    window.setup.marks.mark(["distill.teacher_layer: no layer 'x' in mlp (choose from: "
+                             "hidden1, embedding, and a few more names to make it long)"], {})
+    pick(find(window, QComboBox, "optimizerCombo"), "adam")  # disabled: a reason first
+    shown = [w for kind in (QAbstractSpinBox, QComboBox, QLineEdit, QCheckBox, QLabel)
+             for w in window.setup.findChildren(kind)]
+    tips = {f"{w.objectName()}:{i}": w.toolTip() for i, w in enumerate(shown) if w.toolTip()}
+    for combo in window.setup.findChildren(QComboBox):
+        for i in range(combo.count()):
+            tip = combo.itemData(i, Qt.ItemDataRole.ToolTipRole)
+            tips[f"{combo.objectName()}[{i}]"] = tip or ""
+    assert len(tips) > 60
+    assert {name: _too_wide(tip) for name, tip in tips.items() if _too_wide(tip)} == {}
+
+
+def test_the_kd_weight_tooltip_shows_the_kd_term():
+    tip = FIELDS_BY_KEY["distill.kd_weight"].tip
+    assert "β·T²·KL(softmax(t/T) ‖ softmax(s/T))" in tip
+    assert "MSE" not in tip and "f_s" not in tip  # not the FitNets term
+    assert "T²" in FIELDS_BY_KEY["distill.temperature"].tip

@@ -15,7 +15,7 @@ from typing import Any
 
 from kdstudio.core.config.rules import RULES, NumberRule, value_at
 from kdstudio.core.config.schema import AUGMENTS, LOADERS, OPTIMIZERS, SCHEDULES, TRANSFER_SETS
-from kdstudio.core.config.tips import SCHEDULE_TIP, TIPS
+from kdstudio.core.config.tips import SCHEDULE_TIP, TIPS, wrap_tip
 
 Values = dict[str, Any]  # a config as a nested dict (what the form holds)
 Choice = tuple[str, str, str]  # value, label, tooltip
@@ -49,6 +49,9 @@ class Field:
     heading: str = ""  # a sub-heading shown above the field
     item_type: type = float  # list: the type of its items
     default: Any = None  # params: the registry's default
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tip", wrap_tip(self.tip))  # tooltips stay ~60 wide
 
     @property
     def minimum(self) -> float | None:
