@@ -149,6 +149,22 @@ def test_fields_that_do_not_apply_are_disabled_and_say_why(window):
     assert not kd.isEnabled() and "has no KL term" in _flat(kd.toolTip())
     pick(find(window, QComboBox, "methodCombo"), "kd")
     assert kd.isEnabled() and not kd.toolTip().startswith("Not used")
+    share = find(window, NumberEdit, "labelFractionSpin")
+    assert share.isEnabled()
+    window.setup.inputs["data.label_count"].widget.setValue(50)  # the count replaces the share
+    assert not share.isEnabled() and "takes its place" in _flat(share.toolTip())
+    cache = find(window, QCheckBox, "cacheTeacherCheck")
+    assert cache.isEnabled()
+    pick(find(window, QComboBox, "augmentCombo"), "crop-flip")
+    assert not cache.isEnabled() and "new inputs every epoch" in _flat(cache.toolTip())
+    assert not find(window, QCheckBox, "autocastCheck").isEnabled()  # device cpu
+
+
+def test_a_data_path_problem_is_named_as_the_form_shows_it(window):
+    pick(find(window, QComboBox, "datasetCombo"), "cifar10")
+    assert window.setup.readable("data.path: give the folder") == "Folder: give the folder"
+    pick(find(window, QComboBox, "datasetCombo"), "csv")
+    assert window.setup.readable("data.path: give the file") == "File: give the file"
 
 
 def _saved_run(store, config, status: str) -> int:

@@ -4,6 +4,7 @@ message in the form's words added to their tooltip; the stylesheet colours
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +52,10 @@ def invalid_spin_style() -> str:
 class Marks(QObject):
     """Which widgets show which key path, and which are marked now."""
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(self, parent: QObject | None = None,
+                 namer: Callable[[str], str] = readable) -> None:
         super().__init__(parent)
+        self.namer = namer  # a problem line in the form's words
         self.fields: dict[str, list[QWidget]] = {}
         self._base_tips: dict[QWidget, str] = {}
         self._marked: list[QWidget] = []
@@ -98,7 +101,7 @@ class Marks(QObject):
             base = self._base_tips.setdefault(widget, widget.toolTip())
             widget.setProperty("invalid", True)
             widget.setToolTip(base + "\n\n" + "\n".join(
-                wrap_tip("⚠ " + readable(line)) for line in lines))
+                wrap_tip("⚠ " + self.namer(line)) for line in lines))
             _repolish(widget)
             self._marked.append(widget)
 

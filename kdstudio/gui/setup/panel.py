@@ -96,7 +96,7 @@ class SetupPanel(QWidget):
         self._checked: tuple[str, RunConfig, list[str]] | None = None  # last validation
         self.inputs: dict[str, Input] = {}
         self.editors: dict[str, ParamEditor] = {}
-        self.marks = Marks(self)
+        self.marks = Marks(self, self.readable)
         self._store_provider = store_provider
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -453,10 +453,15 @@ class SetupPanel(QWidget):
     def _update_models(self) -> None:
         update_model_sizes(self)
 
-    @staticmethod
-    def readable(problem: str) -> str:
+    def readable(self, problem: str) -> str:
         """A problem named by the form's label ("Teacher hint layer: ...")."""
-        return readable(problem)
+        shown = {}  # the data paths' labels say "File" or "Folder" for their dataset
+        for key in DATA_PATHS:
+            item = self.inputs[key]
+            label = self._forms[item.field.group].labelForField(item.row)
+            if isinstance(label, QLabel):
+                shown[key] = label.text()
+        return readable(problem, shown)
 
     @staticmethod
     def waiting(problem: str) -> bool:

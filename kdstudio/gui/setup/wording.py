@@ -52,12 +52,13 @@ def _label(key: str) -> str | None:
     return None
 
 
-def readable(problem: str) -> str:
+def readable(problem: str, labels: dict[str, str] | None = None) -> str:
     """A problem with its key path ("distill.teacher_layer: ...") named by the form's
     label and saying what to do ("Teacher hint layer: pick a layer of the cnn ...");
-    problems of keys the form does not show are returned unchanged."""
+    problems of keys the form does not show are returned unchanged. `labels` gives the
+    labels the form shows now where they differ from the table's ("File" for "Folder")."""
     key, sep, rest = problem.partition(":")
-    label = _label(key.strip())
+    label = (labels or {}).get(key.strip()) or _label(key.strip())
     if not sep or not label:
         return problem
     message = rest.strip()
