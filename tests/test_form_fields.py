@@ -44,9 +44,12 @@ def test_every_config_value_has_one_field() -> None:
     assert len(FIELDS_BY_KEY) == len(FIELDS)  # no key twice
     assert {f.kind for f in FIELDS} <= set(KINDS)
     assert all(f.tip for f in FIELDS if f.kind != "params"), "every field has a tooltip"
-    for key in ("distill.temperature", "distill.ce_weight", "distill.kd_weight",
-                "distill.feature_weight"):
-        assert "α·CE(s, y) + β·T²·KL" in FIELDS_BY_KEY[key].tip
+    terms = {"distill.ce_weight": "α·CE(s, y)", "distill.feature_weight": "γ·MSE(r(f_s), f_t)",
+             "distill.kd_weight": "β·T²·KL(softmax(t/T) ‖ softmax(s/T))",
+             "distill.temperature": "β·T²·KL(softmax(t/T) ‖ softmax(s/T))"}
+    for key, term in terms.items():  # each loss weight shows its own term
+        assert term in FIELDS_BY_KEY[key].tip, key
+    assert "MSE" not in FIELDS_BY_KEY["distill.kd_weight"].tip
 
 
 def test_number_fields_carry_the_validation_rule_objects() -> None:

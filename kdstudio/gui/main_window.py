@@ -218,10 +218,26 @@ class MainWindow(QMainWindow):
             return False
         self.live.replay(replay_events(store, run_id), phases, parts, scheduled)
         self.live.summary_card.show_run(row)
+        if self.setup is not None:  # its config, sizes and status, read-only until Edit
+            self.setup.show_run(row)
+            self._show_viewing_status()
         self.tabs.setCurrentIndex(0)
         self.statusBar().showMessage(f"Run #{run_id} {row['name']} opened from the history",
                                      8000)
         return True
+
+    def _show_viewing_status(self) -> None:
+        """While the form shows a saved run, the status names that run and its status."""
+        from kdstudio.gui.setup.viewing import viewing_text
+
+        if self.setup is not None and self.setup.viewing_run is not None:
+            self.status_label.setText(viewing_text(self.setup.viewing_run))
+            self.status_label.setToolTip("Edit makes the form editable; Re-run starts it again")
+
+    def _viewing_ended(self) -> None:
+        self.status_label.setText("")
+        self.status_label.setToolTip("")
+        self.run_control.show_start_status()
 
     def compare_runs(self, run_ids: list[int]) -> None:
         """Show these saved runs (one or more) in the Compare tab."""
@@ -239,6 +255,8 @@ class MainWindow(QMainWindow):
 
     def start_run(self) -> bool:
         """Validate the form and start the run in the worker thread; False if refused."""
+        if self.setup is not None:
+            self.setup.stop_viewing()  # a run opened from the History is run again
         return self.run_control.start()
 
     def toggle_pause(self) -> None:
@@ -302,6 +320,8 @@ class MainWindow(QMainWindow):
 
         self.setup = SetupPanel(store_provider=lambda: self.store)
         self.setup.validated.connect(self.show_validation)
+        self.setup.viewing_ended.connect(self._viewing_ended)
+        self.setup.rerun_requested.connect(self.start_run)
         self.setup_stack.addWidget(self.setup)
         self.setup_stack.setCurrentWidget(self.setup)
         self.config_files.fill_presets_menu()
@@ -336,9 +356,11 @@ class MainWindow(QMainWindow):
             shown = problems[:8] + ([f"… and {len(problems) - 8} more"] if len(problems) > 8
                                     else [])
             self.problems_label.setText("<b>Cannot start yet:</b><br>" + "<br>".join(
-                "• " + html.escape(p, quote=False) for p in shown))
+                "• " + html.escape(self.setup.readable(p) if self.setup else p, quote=False)
+                for p in shown))
         self.problems_label.setVisible(bool(problems) and not self.controller.running)
         self.run_control.update_buttons_safely(for_run=False)
+        self._show_viewing_status()
 
     def _update_buttons(self) -> None:
         running = self.controller.running

@@ -20,7 +20,7 @@ def test_a_cifar100_preset_asks_for_its_folder_before_start(qtbot, window, tmp_p
     panel, start = window.setup, find(window, QPushButton, "startButton")
     wait_for_check(qtbot, panel)  # the data check runs off the GUI thread
     assert panel.validate_now() == ["data.path: give the folder holding the CIFAR-100 files"]
-    assert "data.path: give the folder holding the CIFAR-100 files" in problems_text(window)
+    assert "Folder: give the folder holding the CIFAR-100 files" in problems_text(window)
     assert not start.isEnabled()
     assert find(window, QLineEdit, "milestonesEdit").text() == "150, 180, 210"
     assert find(window, QComboBox, "augmentCombo").currentData() == "crop-flip"

@@ -104,7 +104,7 @@ def test_invalid_values_are_reported_by_key_path_and_nothing_is_altered_silently
     assert [p.split(":")[0] for p in reported] == ["data.batch_size", "optim.epochs"]
     assert reported[0].startswith("data.batch_size: the form cannot hold 0")
     assert find(window, QSpinBox, "batchSizeSpin").property("invalid") is True
-    assert "data.batch_size: the form cannot hold 0" in find(
+    assert "⚠ Batch size: the form cannot hold 0" in find(  # in the form's words
         window, QSpinBox, "batchSizeSpin").toolTip()
     assert len(warnings) == 1 and "optim.epochs: the form cannot hold 1000000" in warnings[0]
     assert "2 value(s) could not be kept: data.batch_size" in window.status_after_open

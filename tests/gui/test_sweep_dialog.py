@@ -100,7 +100,7 @@ def test_bad_values_are_shown_inline_and_block_start(qtbot, window):
     window.setup.validate_now()
     assert window.open_sweep_dialog() is None
     assert window.problems_label.isVisible()
-    assert "teacher.params.hidden_sizes" in window.problems_label.text()
+    assert "Teacher hidden sizes: expected whole numbers" in window.problems_label.text()
     assert not window.sweep_button.isEnabled()
 
 

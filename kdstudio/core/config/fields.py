@@ -15,7 +15,7 @@ from typing import Any
 
 from kdstudio.core.config.rules import RULES, NumberRule, value_at
 from kdstudio.core.config.schema import AUGMENTS, LOADERS, OPTIMIZERS, SCHEDULES, TRANSFER_SETS
-from kdstudio.core.config.tips import SCHEDULE_TIP, TIPS
+from kdstudio.core.config.tips import SCHEDULE_TIP, TIPS, wrap_tip
 
 Values = dict[str, Any]  # a config as a nested dict (what the form holds)
 Choice = tuple[str, str, str]  # value, label, tooltip
@@ -41,6 +41,7 @@ class Field:
     choices: Callable[[], list[Choice]] | None = None
     shown: Callable[[Values], bool] | None = None
     enabled: Callable[[Values], bool] | None = None
+    unused_tip: Callable[[Values], str] | None = None  # why it is disabled, for its tooltip
     blank_when_hidden: bool = False  # a hidden field gives its empty value
     special: str = ""  # what the value 0 means, shown in its place
     placeholder: str = ""
@@ -48,6 +49,9 @@ class Field:
     heading: str = ""  # a sub-heading shown above the field
     item_type: type = float  # list: the type of its items
     default: Any = None  # params: the registry's default
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tip", wrap_tip(self.tip))  # tooltips stay ~60 wide
 
     @property
     def minimum(self) -> float | None:
@@ -67,6 +71,12 @@ class Field:
 
     def is_enabled(self, values: Values) -> bool:
         return self.enabled is None or bool(self.enabled(values))
+
+    def disabled_reason(self, values: Values) -> str:
+        """Why the field does not apply to these values ("" when it does)."""
+        if self.is_enabled(values):
+            return ""
+        return self.unused_tip(values) if self.unused_tip else "Not used with these settings."
 
 
 # ---------------------------------------------------------------- registry look-ups
@@ -99,6 +109,26 @@ def _uses_part(part: str) -> Callable[[Values], bool]:
         method = _method(values)
         return bool(method and part in method.parts)
     return check
+
+
+def _method_name(values: Values) -> str:
+    return str(value_at(values, "distill.method") or "this method")
+
+
+def _not_in_loss(part: str, term: str) -> Callable[[Values], str]:
+    return lambda v: f"Not used: the loss of {_method_name(v)} has no {term} ('{part}' part)."
+
+
+def has_official_test(values: Values) -> bool:
+    """Whether the dataset is known to bring its own test split (files: see the data check)."""
+    from kdstudio.core.data import DATASETS
+
+    name = value_at(values, "data.dataset")
+    return name in DATASETS and getattr(DATASETS.get(name), "official_test", None) is True
+
+
+OFFICIAL_TEST_TIP = ("Not used: this dataset has an official test split, which is used as "
+                     "it is; nothing is carved out of the training data.")
 
 
 def _needs_path(key: str) -> Callable[[Values], bool]:
@@ -152,6 +182,11 @@ def _device_choices() -> list[Choice]:
                                                        for n, label in available_devices()]
 
 
+def _sgd_only(values: Values) -> str:
+    name = OPTIMIZER_LABELS.get(str(value_at(values, "optim.name")), "this optimiser")
+    return f"Not used: only SGD has this momentum ({name} keeps its own moments)."
+
+
 def _static(pairs: dict[str, str]) -> Callable[[], list[Choice]]:
     return lambda: [(value, label, "") for value, label in pairs.items()]
 
@@ -195,7 +230,8 @@ def _build_fields() -> tuple[Field, ...]:
         f("data.params", "", "params", owner="data.dataset"),
         f("data.batch_size", "Batch size", "int", "batchSizeSpin"),
         f("data.val_fraction", "Validation fraction", "float", "valFractionSpin"),
-        f("data.test_fraction", "Test fraction", "float", "testFractionSpin"),
+        f("data.test_fraction", "Test fraction", "float", "testFractionSpin",
+          enabled=lambda v: not has_official_test(v), unused_tip=lambda v: OFFICIAL_TEST_TIP),
         f("teacher.checkpoint", "Checkpoint", "file", "teacherCheckpointEdit",
           placeholder="teacher.safetensors, a .pt state dict, or an ONNX / TorchScript / .pt2"),
         f("teacher.arch", "Architecture", "model", "teacherArchCombo",
@@ -207,25 +243,29 @@ def _build_fields() -> tuple[Field, ...]:
         f("student.params", "", "params", owner="student.arch"),
         f("distill.method", "Method", "choice", "methodCombo", choices=_method_choices),
         f("distill.temperature", "Temperature T", "float", "temperatureSpin",
-          enabled=_uses_temperature),
-        f("distill.ce_weight", "CE weight α", "float", "ceWeightSpin", enabled=_uses_part("ce")),
-        f("distill.kd_weight", "KD weight β", "float", "kdWeightSpin", enabled=_uses_part("kd")),
+          enabled=_uses_temperature, unused_tip=lambda v: f"Not used: {_method_name(v)} "
+          "does not soften the logits with a temperature."),
+        f("distill.ce_weight", "CE weight α", "float", "ceWeightSpin", enabled=_uses_part("ce"),
+          unused_tip=_not_in_loss("ce", "label loss")),
+        f("distill.kd_weight", "KD weight β", "float", "kdWeightSpin", enabled=_uses_part("kd"),
+          unused_tip=_not_in_loss("kd", "KL term")),
         f("distill.feature_weight", "Feature weight γ", "float", "featureWeightSpin",
-          enabled=_uses_part("feature")),
+          enabled=_uses_part("feature"), unused_tip=_not_in_loss("feature", "feature term")),
         f("distill.student_layer", "Student hint layer", "layer", "studentLayerCombo",
           shown=_uses_hints, blank_when_hidden=True),
         f("distill.teacher_layer", "Teacher hint layer", "layer", "teacherLayerCombo",
           shown=_uses_hints, blank_when_hidden=True),
         f("distill.params", "", "params", owner="distill.method"),
         f("distill.baseline", "Also train the student alone (baseline)", "bool",
-          "baselineCheck", enabled=uses_teacher),
+          "baselineCheck", enabled=uses_teacher, unused_tip=lambda v: "Not used: "
+          f"{_method_name(v)} has no teacher, so the run is a baseline already."),
         f("optim.name", "Optimiser", "choice", "optimizerCombo",
           choices=_static({n: OPTIMIZER_LABELS.get(n, n) for n in OPTIMIZERS})),
         f("optim.lr", "Learning rate", "float", "lrSpin"),
         f("optim.momentum", "Momentum", "float", "momentumSpin",
-          enabled=lambda v: value_at(v, "optim.name") == "sgd"),
+          enabled=lambda v: value_at(v, "optim.name") == "sgd", unused_tip=_sgd_only),
         f("optim.nesterov", "Nesterov momentum", "bool", "nesterovCheck",
-          enabled=lambda v: value_at(v, "optim.name") == "sgd"),
+          enabled=lambda v: value_at(v, "optim.name") == "sgd", unused_tip=_sgd_only),
         f("optim.weight_decay", "Weight decay", "float", "weightDecaySpin"),
         f("optim.schedule", "Schedule", "choice", "scheduleCombo",
           choices=_static({n: n for n in SCHEDULES})),
@@ -240,7 +280,8 @@ def _build_fields() -> tuple[Field, ...]:
         f("optim.epochs", "Student epochs", "int", "epochsSpin"),
         *_schedule_fields(),
         f("data.label_fraction", "Labelled share", "float", "labelFractionSpin", group="more",
-          heading="Labels and transfer set"),
+          heading="Labels and transfer set", enabled=lambda v: not value_at(v, "data.label_count"),
+          unused_tip=lambda v: "Not used: 'Labelled examples' is set and takes its place."),
         f("data.label_count", "Labelled examples", "int", "labelCountSpin", group="more",
           special="use the share"),
         f("data.transfer", "KD terms on", "choice", "transferCombo", group="more",
@@ -258,10 +299,16 @@ def _build_fields() -> tuple[Field, ...]:
           choices=_static(LOADER_LABELS)),
         f("data.workers", "Loader workers", "int", "workersSpin", group="more",
           special="none (in the training process)",
-          enabled=lambda v: value_at(v, "data.loader") != "memory"),
+          enabled=lambda v: value_at(v, "data.loader") != "memory",
+          unused_tip=lambda v: "Not used: the memory loader decodes the data once, in the "
+          "training process."),
         f("distill.cache_teacher", "Cache the teacher's outputs", "bool", "cacheTeacherCheck",
-          group="more", heading="Speed"),
-        f("autocast", "Mixed precision (CUDA)", "bool", "autocastCheck", group="more"),
+          group="more", heading="Speed", enabled=lambda v: value_at(v, "data.augment") == "none",
+          unused_tip=lambda v: "Not used: augmentation gives new inputs every epoch."),
+        f("autocast", "Mixed precision (CUDA)", "bool", "autocastCheck", group="more",
+          enabled=lambda v: not str(value_at(v, "device")).startswith(("cpu", "mps")),
+          unused_tip=lambda v: f"Not used: mixed precision is for CUDA (device "
+          f"{value_at(v, 'device')})."),
         f("threads", "CPU threads", "int", "threadsSpin", group="more", special="auto"),
         f("keep_checkpoints", "Keep the resumable checkpoint after the run", "bool",
           "keepCheckpointsCheck", group="more"),

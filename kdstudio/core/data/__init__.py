@@ -74,6 +74,7 @@ class Dataset(ABC):
 
     defaults: ClassVar[dict[str, Any]] = {}
     needs_path: ClassVar[bool] = False
+    official_test: ClassVar[bool | None] = None  # True: always its own test split; None: by files
     path_kind: ClassVar[str] = "folder"  # what data.path names: "folder" or "file"
     path_filter: ClassVar[str] = ""  # the file picker's filter, e.g. "CSV tables (*.csv)"
     description: ClassVar[str] = ""

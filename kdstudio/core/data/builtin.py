@@ -66,6 +66,7 @@ class MNIST1D(Dataset):
     """
 
     defaults = {"generator_seed": 42}
+    official_test = True
     description = "MNIST-1D, 4,000 + 1,000 sequences of length 40 (generated offline)"
 
     def describe(self, path: str, params: dict[str, Any]) -> DatasetInfo:

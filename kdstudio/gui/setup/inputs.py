@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from kdstudio.core.config.fields import INT32, Field
+from kdstudio.core.config.tips import wrap_tip
 
 FLOAT_PATTERN = r"[+-]?(\d*\.?\d*([eE][+-]?\d*)?|[iI][nN][fF]([iI][nN][iI][tT][yY])?|[nN][aA][nN])"
 INT_PATTERN = r"[+-]?\d*"
@@ -205,7 +206,8 @@ class ChoiceInput(Input):
         for value, label, tip in field.choices() if field.choices else ():
             combo.addItem(label, value)
             if tip:
-                combo.setItemData(combo.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
+                combo.setItemData(combo.count() - 1, wrap_tip(tip),
+                                  Qt.ItemDataRole.ToolTipRole)
         super().__init__(field, combo)
         combo.currentIndexChanged.connect(self._emit)
 
@@ -253,7 +255,8 @@ class ModelInput(Input):
         for value, label, tip in field.choices() if field.choices else ():
             combo.addItem(label, value)
             if tip:
-                combo.setItemData(combo.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
+                combo.setItemData(combo.count() - 1, wrap_tip(tip),
+                                  Qt.ItemDataRole.ToolTipRole)
         completer = combo.completer()
         completer.setFilterMode(Qt.MatchFlag.MatchContains)
         completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)

@@ -1,20 +1,61 @@
 """Inline marks: a problem line (`key.path: message`) marks the widgets of its key, with the
-message added to their tooltip; the stylesheet colours `[invalid="true"]`."""
+message in the form's words added to their tooltip; the stylesheet colours
+`[invalid="true"]`, and `INVALID_SPIN_STYLE` keeps a marked spin box's arrows."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QWidget
 from shiboken6 import isValid
 
+from kdstudio.core.config.tips import wrap_tip
+from kdstudio.core.paths import cache_dir
+from kdstudio.gui.setup.wording import readable
+
+ARROW_SVG = ('<svg xmlns="http://www.w3.org/2000/svg" width="8" height="5" viewBox="0 0 8 5">'
+             '<path d="{path}" fill="#455a64"/></svg>')
+ARROWS = {"up": "M0 5 L4 0 L8 5 Z", "down": "M0 0 L4 5 L8 0 Z"}
+# a border on a spin box makes Qt draw its buttons from the style sheet: give them arrows
+INVALID_SPIN_STYLE = """
+QSpinBox[invalid="true"] {{ padding-right: 16px; }}
+QSpinBox[invalid="true"]::up-button {{ subcontrol-origin: border;
+    subcontrol-position: top right; width: 16px;
+    border-left: 1px solid #e0b4b4; border-bottom: 1px solid #e0b4b4; }}
+QSpinBox[invalid="true"]::down-button {{ subcontrol-origin: border;
+    subcontrol-position: bottom right; width: 16px; border-left: 1px solid #e0b4b4; }}
+QSpinBox[invalid="true"]::up-arrow {{ image: url({up}); width: 8px; height: 5px; }}
+QSpinBox[invalid="true"]::down-arrow {{ image: url({down}); width: 8px; height: 5px; }}
+"""
+
+
+def invalid_spin_style() -> str:
+    """The spin-box part of the invalid style, its arrow images written once to the cache
+    (a style sheet takes images from files only)."""
+    paths = {}
+    for name, path in ARROWS.items():
+        target = cache_dir() / "style" / f"arrow-{name}.svg"
+        text = ARROW_SVG.format(path=path)
+        try:
+            if not target.is_file() or target.read_text() != text:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(text)
+        except OSError:
+            return ""  # no cache folder: the window's style, without arrows while marked
+        paths[name] = Path(target).as_posix()
+    return INVALID_SPIN_STYLE.format(**paths)
+
 
 class Marks(QObject):
     """Which widgets show which key path, and which are marked now."""
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(self, parent: QObject | None = None,
+                 namer: Callable[[str], str] = readable) -> None:
         super().__init__(parent)
+        self.namer = namer  # a problem line in the form's words
         self.fields: dict[str, list[QWidget]] = {}
         self._base_tips: dict[QWidget, str] = {}
         self._marked: list[QWidget] = []
@@ -59,7 +100,8 @@ class Marks(QObject):
         for widget, lines in notes.items():
             base = self._base_tips.setdefault(widget, widget.toolTip())
             widget.setProperty("invalid", True)
-            widget.setToolTip(base + "\n\n⚠ " + "\n⚠ ".join(lines))
+            widget.setToolTip(base + "\n\n" + "\n".join(
+                wrap_tip("⚠ " + self.namer(line)) for line in lines))
             _repolish(widget)
             self._marked.append(widget)
 

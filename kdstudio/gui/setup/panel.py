@@ -34,14 +34,11 @@ from kdstudio.core.config.fields import (
     GROUPS,
     Field,
     config_differences,
-    entry_doc,
     param_fields,
     uses_teacher,
 )
 from kdstudio.core.config.rules import value_at
-from kdstudio.core.data import DATASETS, dataset_params, get_dataset
 from kdstudio.core.distill.methods import METHODS, WEIGHT_KEYS
-from kdstudio.core.models import MODELS, model_size
 from kdstudio.gui.setup.composites import ParamEditor, ScheduleInput
 from kdstudio.gui.setup.data_preview import (
     PENDING,
@@ -50,16 +47,18 @@ from kdstudio.gui.setup.data_preview import (
     DataPreview,
     reads_files,
 )
-from kdstudio.gui.setup.inputs import Input, LayerInput, make_input, read_inputs
-from kdstudio.gui.setup.marks import Marks
+from kdstudio.gui.setup.field_state import DATA_PATHS, path_dataset, refresh_field_state
+from kdstudio.gui.setup.inputs import Input, make_input, read_inputs
+from kdstudio.gui.setup.marks import Marks, invalid_spin_style
 from kdstudio.gui.setup.more_options import MoreOptions
-from kdstudio.gui.setup.sizes import SizesCard
+from kdstudio.gui.setup.sizes import SizesCard, update_model_sizes
 from kdstudio.gui.setup.teacher_source import (
     SOURCE_FILE,
     SOURCE_RUN,
     SOURCE_TRAIN,
     TeacherSource,
 )
+from kdstudio.gui.setup.viewing import BANNER_STYLE, ViewingBanner
 from kdstudio.gui.setup.wording import DETACHING_KEYS, follow_preset_name, readable
 from kdstudio.gui.widgets.file_dialogs import existing_folder, open_file_name
 
@@ -80,11 +79,14 @@ class SetupPanel(QWidget):
 
     changed = Signal()
     validated = Signal(object)  # list[str]: every problem; empty when the run can start
+    viewing_ended = Signal()  # the user pressed Edit on a run opened from the History
+    rerun_requested = Signal()  # Re-run on a run opened from the History
 
     def __init__(self, store_provider: Callable[[], Any] | None = None,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("setupPanel")
+        self.setStyleSheet(invalid_spin_style() + BANNER_STYLE)
         self.problems: list[str] = []
         self.load_problems: list[str] = []  # values the last loaded config had, not held
         self._loaded: dict[str, Any] = {}
@@ -94,16 +96,21 @@ class SetupPanel(QWidget):
         self._checked: tuple[str, RunConfig, list[str]] | None = None  # last validation
         self.inputs: dict[str, Input] = {}
         self.editors: dict[str, ParamEditor] = {}
-        self.marks = Marks(self)
+        self.marks = Marks(self, self.readable)
         self._store_provider = store_provider
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(VALIDATE_DELAY_MS)
         self._timer.timeout.connect(self.validate_now)
         self.data_checker = DataChecker(self)  # the data check and preview, off-thread
+        self.viewing_run: dict[str, Any] | None = None  # the saved run the form shows
 
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
+        self.banner = ViewingBanner()
+        self.banner.edit_clicked.connect(self.stop_viewing)
+        self.banner.rerun_clicked.connect(self.rerun_requested)
+        outer.addWidget(self.banner)
         self.sizes = SizesCard()
         outer.addWidget(self.sizes)
         scroll = QScrollArea()
@@ -125,6 +132,7 @@ class SetupPanel(QWidget):
         column.addStretch(1)
         scroll.setWidget(body)
         outer.addWidget(scroll, 1)
+        self.scroll = scroll
         for field in FIELDS:
             self._add(field)
         self.data_checker.waiting.connect(self.data_preview.show_busy)
@@ -206,7 +214,7 @@ class SetupPanel(QWidget):
                                   "Teacher files (*.safetensors *.pt *.pth *.onnx *.pt2 *.ts);;"
                                   "All files (*)")
         elif dataset is not None and dataset.path_kind == "file":
-            path = open_file_name(self, f"{self.inputs[_DATA_PATHS[field.key]].get()[0]} file",
+            path = open_file_name(self, f"{self.inputs[DATA_PATHS[field.key]].get()[0]} file",
                                   edit.text(), dataset.path_filter)
         else:
             path = existing_folder(self, field.label, edit.text())
@@ -217,22 +225,7 @@ class SetupPanel(QWidget):
 
     def _path_dataset(self, key: str) -> Any:
         """The dataset class whose path the field `key` holds (None for other fields)."""
-        owner = _DATA_PATHS.get(key)
-        name = self.inputs[owner].get()[0] if owner else None
-        return DATASETS.get(name) if name in DATASETS else None
-
-    def _show_path_kind(self) -> None:
-        """A data path field says "File" (with the file types) or "Folder" for its dataset."""
-        for key in _DATA_PATHS:
-            dataset, item = self._path_dataset(key), self.inputs[key]
-            label = self._forms[item.field.group].labelForField(item.row)
-            is_file = dataset is not None and dataset.path_kind == "file"
-            if isinstance(label, QLabel):
-                label.setText(item.field.label.replace("folder", "file").replace(
-                    "Folder", "File") if is_file else item.field.label)
-            types = dataset.path_filter.split(";;")[0] if is_file else ""
-            item.widget.setPlaceholderText(f"the data file: {types}" if is_file
-                                           else item.field.placeholder)
+        return path_dataset(self.inputs, key)
 
     def _on_data_checked(self, check: DataCheck) -> None:
         self.data_preview.show_check(check)
@@ -316,39 +309,7 @@ class SetupPanel(QWidget):
         return METHODS.get(name) if name in METHODS else None
 
     def _refresh_state(self) -> None:
-        """Show, hide, enable and disable the fields as the table says for these values."""
-        values = self._read(blank_hidden=False)[0]
-        for key, item in self.inputs.items():
-            field = item.field
-            form = self._forms[field.group]
-            form.setRowVisible(item.row, field.is_shown(values))
-            item.widget.setEnabled(field.is_enabled(values))
-            part = next((p for p, k in WEIGHT_KEYS.items() if key == f"distill.{k}"), None)
-            if part is not None:
-                item.widget.setToolTip(field.tip if field.is_enabled(values) else
-                                       f"Not used by this method (its loss has no '{part}' "
-                                       f"part).\n\n{field.tip}")
-                self.marks.set_base_tip(item.widget, item.widget.toolTip())
-        for editor in self.editors.values():
-            editor.set_visible(editor.field.is_shown(values))
-        path_shown = self.inputs["data.path"].field.is_shown(values)
-        self._forms["data"].setRowVisible(self.data_preview, path_shown)
-        if not path_shown:
-            self.data_checker.cancel()
-        self._show_path_kind()
-        teacher = uses_teacher(values)
-        source = self.teacher_source.source()
-        form = self._forms["teacher"]
-        form.setRowVisible(self.inputs["teacher.checkpoint"].row, source == SOURCE_FILE)
-        form.setRowVisible(self.teacher_source.run_row, source == SOURCE_RUN)
-        for key in ("teacher.epochs", "teacher.lr"):
-            self.inputs[key].widget.setEnabled(source == SOURCE_TRAIN)
-        self.inputs["teacher.arch"].widget.setEnabled(source != SOURCE_RUN)
-        self.teacher_params.set_read_only(source == SOURCE_RUN)
-        self.teacher_group.setEnabled(teacher)
-        self.teacher_note.setVisible(not teacher)
-        method = self._method()
-        self.method_doc.setText(entry_doc(method) if method else "unknown method")
+        refresh_field_state(self)
 
     def _set_teacher_model(self, arch: str, params: dict[str, Any]) -> None:
         loading, self._loading = self._loading, True
@@ -406,6 +367,7 @@ class SetupPanel(QWidget):
     def set_config(self, data: dict[str, Any] | RunConfig) -> list[str]:
         """Fill the form from a config (a dict as in TOML). Returns the problems of its types
         and every value the form could not hold exactly, by key path; those are marked."""
+        self.stop_viewing()
         if isinstance(data, RunConfig):
             config, problems = data.copy(), []
         else:
@@ -421,6 +383,24 @@ class SetupPanel(QWidget):
         self.edited = set()
         self.validate_now()
         return problems + self.load_problems
+
+    def show_run(self, run: dict[str, Any]) -> list[str]:
+        """Show a saved run (a `Store.get_run` row): its config, read-only until Edit, and
+        its sizes. Returns what `set_config` returns."""
+        problems = self.set_config(run.get("config") or {})
+        self.viewing_run = dict(run)
+        self.banner.show_run(run)
+        self.scroll.widget().setEnabled(False)
+        return problems
+
+    def stop_viewing(self) -> None:
+        """The form is the user's again (Edit, Re-run, or another config loaded)."""
+        if self.viewing_run is None:
+            return
+        self.viewing_run = None
+        self.banner.hide()
+        self.scroll.widget().setEnabled(True)
+        self.viewing_ended.emit()
 
     def _fill(self, wanted: dict[str, Any]) -> None:
         """Every field from a config dict, in the table's order (owners before params)."""
@@ -470,48 +450,18 @@ class SetupPanel(QWidget):
         return {key: (editor, self.inputs[editor.field.owner].widget)
                 for key, editor in self.editors.items()}
 
-    def _dataset_info(self) -> Any:
-        name = self.inputs["data.dataset"].get()[0]
-        params, problems = self.data_params.values()
-        if name not in DATASETS or problems:
-            return None
-        config = config_from_dict(self._read()[0])[0]
-        if reads_files(config):  # described by the data check, off the GUI thread
-            check = self.data_checker.request(config)
-            return None if check is None else check.info
-        try:
-            return get_dataset(name).describe(self.inputs["data.path"].get()[0],
-                                              dataset_params(name, params))
-        except (ValueError, TypeError, KeyError):
-            return None
-
-    def _model_size(self, role: str, info: Any) -> Any:
-        """The size of the model the form describes for this dataset (cached in core)."""
-        arch = self.inputs[f"{role}.arch"].get()[0]
-        params, problems = self.editors[f"{role}.params"].values()
-        if info is None or problems or arch not in MODELS:
-            return None
-        try:
-            return model_size(arch, params, tuple(info.input_shape), info.num_classes)
-        except Exception:  # noqa: BLE001 - any model code may reject odd parameters
-            return None
-
     def _update_models(self) -> None:
-        info = self._dataset_info()
-        values = self._read(blank_hidden=False)[0]
-        teacher = self._model_size("teacher", info) if uses_teacher(values) else None
-        student = self._model_size("student", info)
-        for key, size in (("distill.student_layer", student),
-                          ("distill.teacher_layer", teacher)):
-            item = self.inputs[key]
-            if size is not None and isinstance(item, LayerInput):
-                item.set_layers(list(size.layers))
-        self.sizes.show_sizes(teacher, student, uses_teacher(values))
+        update_model_sizes(self)
 
-    @staticmethod
-    def readable(problem: str) -> str:
+    def readable(self, problem: str) -> str:
         """A problem named by the form's label ("Teacher hint layer: ...")."""
-        return readable(problem)
+        shown = {}  # the data paths' labels say "File" or "Folder" for their dataset
+        for key in DATA_PATHS:
+            item = self.inputs[key]
+            label = self._forms[item.field.group].labelForField(item.row)
+            if isinstance(label, QLabel):
+                shown[key] = label.text()
+        return readable(problem, shown)
 
     @staticmethod
     def waiting(problem: str) -> bool:
@@ -526,9 +476,6 @@ class SetupPanel(QWidget):
         hint = super().sizeHint()
         hint.setWidth(max(hint.width(), 400))
         return hint
-
-
-_DATA_PATHS = {"data.path": "data.dataset", "data.transfer_path": "data.transfer_dataset"}
 
 
 def _key(problem: str) -> str:

@@ -1,10 +1,21 @@
-"""The card above the form: teacher and student parameter counts and the compression."""
+"""The card above the form: teacher and student parameter counts and the compression, and
+`update_model_sizes`, which sizes the models the form describes (and lists their layers)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QWidget
 
-from kdstudio.core.models import ModelSize
+from kdstudio.core.config import config_from_dict
+from kdstudio.core.config.fields import uses_teacher
+from kdstudio.core.data import DATASETS, dataset_params, get_dataset
+from kdstudio.core.models import MODELS, ModelSize, model_size
+from kdstudio.gui.setup.data_preview import reads_files
+from kdstudio.gui.setup.inputs import LayerInput
+
+if TYPE_CHECKING:
+    from kdstudio.gui.setup.panel import SetupPanel
 
 
 def _describe(size: ModelSize | None) -> str:
@@ -53,3 +64,45 @@ class SizesCard(QFrame):
             self.compression_label.setText(f"{ratio:.1f}× fewer params")
         else:
             self.compression_label.setText("—")
+
+
+def _dataset_info(panel: SetupPanel) -> Any:
+    """The form's dataset description (shape, classes), or None while unknown."""
+    name = panel.inputs["data.dataset"].get()[0]
+    params, problems = panel.data_params.values()
+    if name not in DATASETS or problems:
+        return None
+    config = config_from_dict(panel._read()[0])[0]
+    if reads_files(config):  # described by the data check, off the GUI thread
+        check = panel.data_checker.request(config)
+        return None if check is None else check.info
+    try:
+        return get_dataset(name).describe(panel.inputs["data.path"].get()[0],
+                                          dataset_params(name, params))
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+def _model_size(panel: SetupPanel, role: str, info: Any) -> ModelSize | None:
+    """The size of the model the form describes for this dataset (cached in core)."""
+    arch = panel.inputs[f"{role}.arch"].get()[0]
+    params, problems = panel.editors[f"{role}.params"].values()
+    if info is None or problems or arch not in MODELS:
+        return None
+    try:
+        return model_size(arch, params, tuple(info.input_shape), info.num_classes)
+    except Exception:  # noqa: BLE001 - any model code may reject odd parameters
+        return None
+
+
+def update_model_sizes(panel: SetupPanel) -> None:
+    """Refresh the sizes card and the hint-layer lists from the form's models."""
+    info = _dataset_info(panel)
+    values = panel._read(blank_hidden=False)[0]
+    teacher = _model_size(panel, "teacher", info) if uses_teacher(values) else None
+    student = _model_size(panel, "student", info)
+    for key, size in (("distill.student_layer", student), ("distill.teacher_layer", teacher)):
+        item = panel.inputs[key]
+        if size is not None and isinstance(item, LayerInput):
+            item.set_layers(list(size.layers))
+    panel.sizes.show_sizes(teacher, student, uses_teacher(values))

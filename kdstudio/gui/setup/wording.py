@@ -3,6 +3,7 @@ a run changed away from the config it was loaded from."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from kdstudio.core.config.fields import FIELDS, GROUPS
@@ -28,12 +29,45 @@ def custom_name(origin: str) -> str:
     return f"custom (from {origin})"
 
 
-def readable(problem: str) -> str:
+# problem texts of validation -> what the user should do, in the form's words
+_ADVICE: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"no layer '(?P<layer>[^']*)' in (?P<arch>\S+) \(choose from: (?P<names>.*)\)"),
+     "pick a layer of the {arch} ('{layer}' is not one): {names}"),
+    (re.compile(r"method '(?P<method>[^']*)' needs a layer \(choose from: (?P<names>.*)\)"),
+     "pick a layer ({method} needs one): {names}"),
+    (re.compile(r"not a number \((?P<text>.*)\)"), "type a number (got {text})"),
+)
+
+
+def _label(key: str) -> str | None:
+    """The form's name of a key: its field's label, or a parameter's under its box."""
+    if key in _LABELS:
+        return _LABELS[key]
+    group, _, rest = key.partition(".")
+    section, _, name = rest.partition(".")
+    if section in ("params", "transfer_params") and name and group in GROUPS:
+        words = name.split(".")[0].replace("_", " ")
+        box = "Transfer dataset" if section == "transfer_params" else GROUPS[group]
+        return f"{box} {words}"
+    return None
+
+
+def readable(problem: str, labels: dict[str, str] | None = None) -> str:
     """A problem with its key path ("distill.teacher_layer: ...") named by the form's
-    label ("Teacher hint layer: ..."); problems of other keys are returned unchanged."""
+    label and saying what to do ("Teacher hint layer: pick a layer of the cnn ...");
+    problems of keys the form does not show are returned unchanged. `labels` gives the
+    labels the form shows now where they differ from the table's ("File" for "Folder")."""
     key, sep, rest = problem.partition(":")
-    label = _LABELS.get(key.strip())
-    return f"{label}:{rest}" if sep and label else problem
+    label = (labels or {}).get(key.strip()) or _label(key.strip())
+    if not sep or not label:
+        return problem
+    message = rest.strip()
+    for pattern, advice in _ADVICE:
+        found = pattern.fullmatch(message)
+        if found:
+            message = advice.format(**found.groupdict())
+            break
+    return f"{label}: {message}"
 
 
 def follow_preset_name(inputs: dict[str, Any], loaded: dict[str, Any]) -> None:
