@@ -24,7 +24,13 @@ from safetensors.torch import load_file
 from kdstudio.core.config import RunConfig, save_toml
 from kdstudio.core.engine import RunResult, resume, run
 from kdstudio.core.events import Event, Log, RunStarted, Step
-from kdstudio.core.resume import CHECKPOINT_NAME, META_KEY, ResumeRefused
+from kdstudio.core.resume import (
+    CHECKPOINT_NAME,
+    META_KEY,
+    CheckpointWriter,
+    PackedState,
+    ResumeRefused,
+)
 from kdstudio.core.store import Store
 from tests.helpers import tiny_config
 from tests.reliability.conftest import assert_no_traceback, cli_env, run_cli
@@ -212,9 +218,18 @@ def read_checkpoint_meta(path: Path) -> dict:
         return json.loads(handle.metadata()[META_KEY])
 
 
-def test_every_epoch_end_replaces_the_checkpoint_atomically(tmp_path):
+def test_every_epoch_end_replaces_the_checkpoint_atomically(tmp_path, monkeypatch):
     config = kd_cosine()
+    submitted: list[tuple[str, int]] = []
     seen: list[tuple[str, int]] = []
+    real_submit = CheckpointWriter.submit
+
+    def recording_submit(writer: CheckpointWriter, path: Path, packed: PackedState) -> None:
+        meta = json.loads(packed.metadata[META_KEY])
+        submitted.append((meta["phase"], meta["epochs_done"]))
+        real_submit(writer, path, packed)
+
+    monkeypatch.setattr(CheckpointWriter, "submit", recording_submit)
     with Store(tmp_path / "history.db") as store:
         checkpoint = store.artifact_dir(1) / CHECKPOINT_NAME
 
@@ -230,10 +245,14 @@ def test_every_epoch_end_replaces_the_checkpoint_atomically(tmp_path):
         assert (meta["phase"], meta["epochs_done"]) == ("student", 3)
         assert meta["summary"]["teacher_test_acc"] == result.summary["teacher_test_acc"]
         assert not checkpoint.with_name(CHECKPOINT_NAME + ".tmp").exists()
-    # read during the run, at each step: every epoch end of every phase, in order
-    assert sorted(set(seen), key=seen.index) == [
-        ("teacher", 1), ("teacher", 2), ("teacher", 3), ("baseline", 1), ("baseline", 2),
-        ("baseline", 3), ("student", 1), ("student", 2)]
+    every_epoch_end = [(phase, epoch) for phase in ("teacher", "baseline", "student")
+                       for epoch in (1, 2, 3)]
+    assert submitted == every_epoch_end
+    # read on disk during the run, at each step: whole checkpoints, never an older one after
+    # a newer (one still waiting when a newer came is not written)
+    order = sorted(set(seen), key=seen.index)
+    assert order == sorted(order, key=every_epoch_end.index)
+    assert {phase for phase, _ in order} == {"teacher", "baseline", "student"}
 
 
 def test_a_checkpoint_that_cannot_be_written_is_said_once_and_training_goes_on(tmp_path):
