@@ -260,3 +260,46 @@ def test_a_format_that_fails_is_reported_not_raised(trained, tmp_path: Path, mon
     assert "Traceback" not in out + err
     assert (tmp_path / "out" / "student.safetensors").is_file()
     assert not (tmp_path / "out" / "student.onnx").exists()
+
+
+def test_exported_files_get_the_mode_a_plain_open_gives(exported) -> None:
+    _db, _run_id, out, report = exported
+    from kdstudio.core.export.formats import current_umask
+
+    expected = 0o666 & ~current_umask()
+    modes = {item.path.name: item.path.stat().st_mode & 0o777 for item in report.files
+             if item.path.exists()}
+    assert "student.safetensors" in modes and "MODEL_CARD.md" in modes
+    assert modes == dict.fromkeys(modes, expected)
+
+
+def test_model_card_states_label_budget_and_transfer_set() -> None:
+    from kdstudio.core.export.card import label_budget_text, transfer_set_text
+
+    few = {"label_count": 120, "label_fraction": 1.0, "transfer": "all"}
+    assert label_budget_text(few) == ("120 labelled training examples "
+                                      "(`data.label_count = 120`)")
+    assert transfer_set_text(few) == ("all training inputs (labels unused) "
+                                      "(`data.transfer = all`)")
+    share = {"label_fraction": 0.05, "transfer": "labelled"}
+    assert label_budget_text(share).startswith("5.00% of the training examples are labelled")
+    other = {"transfer": "dataset", "transfer_dataset": "digits", "transfer_params": {}}
+    assert "`digits`" in transfer_set_text(other)
+
+
+def test_model_card_of_a_few_label_run_names_its_budget(trained, tmp_path: Path) -> None:
+    """A real few-label run: its card says how many labels and which transfer set."""
+    db = tmp_path / "history.db"
+    few = {**TINY, "name": "few-label", "teacher": {**TINY["teacher"], "epochs": 1},
+           "optim": {**TINY["optim"], "epochs": 1},
+           "data": {**TINY["data"], "label_count": 30, "transfer": "all"}}
+    config, problems = config_from_dict(few)
+    assert problems == []
+    with Store(db) as store:
+        result = run(config, store)
+        assert result.status == "completed", result.error
+        export_student(store, result.run_id, tmp_path / "out", "safetensors")
+    card = (tmp_path / "out" / "MODEL_CARD.md").read_text()
+    assert "- Label budget: 30 labelled training examples (`data.label_count = 30`)" in card
+    assert ("- Transfer set (inputs the KD terms use): all training inputs (labels unused)"
+            in card)

@@ -2,12 +2,13 @@
 
 One file per run, `<artifacts>/run-N/resume.safetensors`, replaced at every epoch end
 (written under a temporary name, then renamed over the old one, so a reader only ever sees a
-whole checkpoint). Its tensors are the model of the current phase, the trainable adapters,
-the optimiser state and the random generators' states, packed into one flat tensor per
-dtype (safetensors spends about 0.1 ms of Python per tensor it writes, and a ResNet has a
-hundred); its metadata (JSON) holds the index of the packed tensors, where the run is
-(phase, epochs done, steps done) and what it has found so far (the run summary). Weights of
-finished phases are not repeated here: they are the run's artifacts.
+whole checkpoint). The training thread only copies the state; a thread of the recorder's
+writes the file while the next epoch trains. Its tensors are the model of the current phase,
+the trainable adapters, the optimiser state and the random generators' states, packed into
+one flat tensor per dtype (safetensors spends about 0.1 ms of Python per tensor it writes,
+and a ResNet has a hundred); its metadata (JSON) holds the index of the packed tensors,
+where the run is (phase, epochs done, steps done) and what it has found so far (the run
+summary). Weights of finished phases are not repeated here: they are the run's artifacts.
 
 This module imports torch only inside the functions that read or write tensors, so the
 window can ask whether a run is resumable before torch is loaded.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -85,10 +87,18 @@ class TrainingState:
     scaler: dict[str, Any] = field(default_factory=dict)
 
 
-def write_state(path: Path, state: TrainingState) -> int:
-    """Write the checkpoint atomically (temporary name, then rename); returns its size."""
+@dataclass
+class PackedState:
+    """A checkpoint ready to write: its tensors copied out of the live training state
+    (packing copies them), so training may go on while the file is written."""
+
+    tensors: dict[str, torch.Tensor]
+    metadata: dict[str, str]
+
+
+def pack_state(state: TrainingState) -> PackedState:
+    """The checkpoint of `state` as packed tensors and metadata, detached from `state`."""
     import torch
-    from safetensors.torch import save_file
 
     tensors: dict[str, torch.Tensor] = {}
     for prefix, group in (("model", state.model), ("adapters", state.adapters),
@@ -105,17 +115,25 @@ def write_state(path: Path, state: TrainingState) -> int:
     pending = [batch.cpu() for batch in state.cycle_pending]
     tensors["cycle.pending"] = (torch.cat(pending) if pending
                                 else torch.empty(0, dtype=torch.int64))
-    packed, index = _pack(tensors)
+    packed, index = _pack(tensors)  # torch.cat copies: nothing here aliases the model
     meta = {"version": FORMAT_VERSION, "index": index, "phase": state.phase,
             "epochs_done": state.epochs_done,
             "phase_step": state.phase_step, "run_step": state.run_step,
             "elapsed_s": state.elapsed_s, "summary": state.summary, "plan": state.plan,
             "optimizer_values": optimizer_values, "scaler": state.scaler,
             "cycle_lengths": [len(batch) for batch in pending]}
+    return PackedState(packed, {META_KEY: json.dumps(meta)})
+
+
+def write_packed(path: Path, packed: PackedState) -> int:
+    """Write a packed checkpoint atomically (temporary name, then rename); returns its
+    size. Raises OSError, and leaves the previous checkpoint as it was."""
+    from safetensors.torch import save_file
+
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
     try:
-        save_file(packed, str(temporary), metadata={META_KEY: json.dumps(meta)})
+        save_file(packed.tensors, str(temporary), metadata=packed.metadata)
         os.replace(temporary, path)
     except Exception as error:  # safetensors' own error on a full disk is not an OSError
         with contextlib.suppress(OSError):  # the previous checkpoint stays as it was
@@ -124,6 +142,45 @@ def write_state(path: Path, state: TrainingState) -> int:
             raise
         raise OSError(f"cannot write {temporary}: {error}") from None
     return path.stat().st_size
+
+
+def write_state(path: Path, state: TrainingState) -> int:
+    """Write the checkpoint of `state` now; returns its size. Raises OSError."""
+    return write_packed(path, pack_state(state))
+
+
+class CheckpointWriter:
+    """Writes checkpoints on a thread of its own, one at a time, so that an epoch's end
+    costs the training thread only the copy. A write's failure is raised (as OSError) by
+    the next `submit` or `wait`; `wait` before the checkpoint is read or removed."""
+
+    def __init__(self) -> None:
+        self._thread: threading.Thread | None = None
+        self._failure: OSError | None = None
+        self.last_bytes = 0
+
+    def submit(self, path: Path, packed: PackedState) -> None:
+        """Start writing `packed` to `path` once the previous write is done."""
+        self.wait()
+        self._thread = threading.Thread(target=self._write, args=(path, packed),
+                                        name="kdstudio-checkpoint", daemon=True)
+        self._thread.start()
+
+    def wait(self) -> int:
+        """Block until the write under way (if any) is done; returns the last size."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        failure, self._failure = self._failure, None
+        if failure is not None:
+            raise failure
+        return self.last_bytes
+
+    def _write(self, path: Path, packed: PackedState) -> None:
+        try:
+            self.last_bytes = write_packed(path, packed)
+        except OSError as error:
+            self._failure = error
 
 
 def read_state(path: Path) -> TrainingState:

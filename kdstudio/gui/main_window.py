@@ -308,6 +308,7 @@ class MainWindow(QMainWindow):
         self.config_files.restore_last_config()
         self.status_label.setText("Ready")
         self._update_buttons()
+        self.run_control.show_start_status()
         self.engine_ready.emit()
 
     @property

@@ -30,6 +30,8 @@ from kdstudio.gui import consent
 if TYPE_CHECKING:
     from kdstudio.gui.main_window import MainWindow
 
+STATUS_CHARS = 90  # the status line's first reason, cut to fit beside the buttons
+
 
 def run_name(config: Any) -> str:
     """A readable default name: dataset, teacher -> student, method."""
@@ -328,3 +330,29 @@ class RunControl(QObject):
                     f"window error: {type(error).__name__}: {error}", 10000)
             window.start_button.setEnabled(window.setup is not None and not running)
             window.stop_button.setEnabled(running and not self.controller.flags.stop.is_set())
+        if not for_run:
+            self.show_start_status()
+
+    def show_start_status(self) -> None:
+        """Between runs the status says why Start is disabled ("Cannot start: <first
+        reason>"), or "Ready" once nothing stops it; a finished run's status stays until
+        the form has a problem."""
+        window = self.window
+        if window.setup is None or self.controller.running:
+            return
+        problems = list(window._problems)
+        label = window.status_label
+        if problems:
+            shown = [p for p in problems if not window.setup.waiting(p)]
+            if shown:
+                first = window.setup.readable(shown[0])
+                if len(first) > STATUS_CHARS:  # the whole list is in the tooltip
+                    first = first[:STATUS_CHARS - 1].rstrip() + "…"
+                more = f" (and {len(shown) - 1} more)" if len(shown) > 1 else ""
+                label.setText(f"Cannot start: {first}{more}")
+            else:
+                label.setText("Cannot start yet: checking the data files…")
+            label.setToolTip("\n".join(window.setup.readable(p) for p in problems))
+        elif label.text().startswith("Cannot start") or label.text() in ("", "Ready"):
+            label.setText("Ready")
+            label.setToolTip("")

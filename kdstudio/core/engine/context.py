@@ -48,7 +48,8 @@ def failure_reason(failure: BaseException) -> str:
 
 @dataclass
 class CheckpointCosts:
-    """How many checkpoints a run wrote, the time they took and the size of the last."""
+    """How many checkpoints a run wrote, the time they cost the training thread (the copy;
+    the file is written on a thread of its own) and the size of the last."""
 
     count: int = 0
     seconds: float = 0.0
@@ -56,7 +57,8 @@ class CheckpointCosts:
 
     def describe(self) -> str:
         each = self.seconds / max(self.count, 1)
-        return (f"Resumable checkpoints: {self.count} written, {each * 1000:.1f} ms each, "
+        return (f"Resumable checkpoints: {self.count} written, {each * 1000:.1f} ms each on the "
+                f"training thread (written in the background), "
                 f"{self.last_bytes / 1e6:.2f} MB")
 
 

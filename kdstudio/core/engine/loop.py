@@ -212,17 +212,30 @@ def write_checkpoint(run: RunContext, plan: PhasePlan, state: PhaseState,
         cycle_pending=state.batches.pending(),
         scaler=scaler.state_dict() if scaler.is_enabled() else {})
     try:
-        size = recorder.write_checkpoint(training)
-    except OSError as error:  # the run goes on; a resume starts from the last one written
-        if not run.checkpoint_failed_logged:
-            run.checkpoint_failed_logged = True
-            run.log(f"Could not write the resumable checkpoint ({failure_reason(error)}); "
-                    "training goes on, and a resume would start from the last "
-                    "checkpoint written", "warning")
+        recorder.write_checkpoint(training)  # copied here, written on the writer's thread
+    except OSError as error:  # the previous write failed: this one was not started
+        checkpoint_failed(run, error)
         return
     run.checkpoints.count += 1
     run.checkpoints.seconds += time.perf_counter() - started
-    run.checkpoints.last_bytes = size
+
+
+def settle_checkpoint(run: RunContext) -> None:
+    """Wait for the checkpoint being written (a stopped run is resumable only once it is on
+    disk) and note its size."""
+    try:
+        run.checkpoints.last_bytes = run.recorder.wait_checkpoint()
+    except OSError as error:
+        checkpoint_failed(run, error)
+
+
+def checkpoint_failed(run: RunContext, error: OSError) -> None:
+    """Say once that a checkpoint could not be written; the run goes on."""
+    if not run.checkpoint_failed_logged:
+        run.checkpoint_failed_logged = True
+        run.log(f"Could not write the resumable checkpoint ({failure_reason(error)}); "
+                "training goes on, and a resume would start from the last "
+                "checkpoint written", "warning")
 
 
 def restore_phase(run: RunContext, saved: TrainingState, state: PhaseState) -> int:

@@ -7,6 +7,7 @@ other than 0 under DDP) runs the same code with a `SilentRecorder`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from pathlib import Path
@@ -18,7 +19,13 @@ from kdstudio.core.checkpoint import save_model
 from kdstudio.core.events import Event, EventSink, Log, PhaseStarted
 from kdstudio.core.models.custom import copy_name
 from kdstudio.core.plan import RunPlan
-from kdstudio.core.resume import TrainingState, checkpoint_path, remove_checkpoint, write_state
+from kdstudio.core.resume import (
+    CheckpointWriter,
+    TrainingState,
+    checkpoint_path,
+    pack_state,
+    remove_checkpoint,
+)
 from kdstudio.core.store import Store
 
 MetricRow = tuple[int, str, int, int, str, float, float]  # run, phase, step, epoch, name, ...
@@ -37,6 +44,7 @@ class Recorder:
         self.store = store
         self.emit: EventSink = on_event or _ignore
         self.run_id = -1
+        self.checkpoints = CheckpointWriter()
 
     # ------------------------------------------------------------ the run's row
 
@@ -112,11 +120,18 @@ class Recorder:
         shutil.copyfile(source, folder / name)
         self.store.add_artifact(self.run_id, kind, folder / name, fmt, {"file": str(source)})
 
-    def write_checkpoint(self, state: TrainingState) -> int:
-        """Replace the run's resumable checkpoint; returns its size. Raises OSError."""
-        return write_state(checkpoint_path(self.artifact_dir), state)
+    def write_checkpoint(self, state: TrainingState) -> None:
+        """Replace the run's resumable checkpoint: copied now, written on the writer's
+        thread. Raises OSError when the previous write failed."""
+        self.checkpoints.submit(checkpoint_path(self.artifact_dir), pack_state(state))
+
+    def wait_checkpoint(self) -> int:
+        """Wait for the checkpoint being written; returns its size. Raises OSError."""
+        return self.checkpoints.wait()
 
     def remove_checkpoint(self) -> None:
+        with contextlib.suppress(OSError):  # a failed last write leaves nothing to keep
+            self.checkpoints.wait()
         remove_checkpoint(self.artifact_dir)
 
 
@@ -163,7 +178,10 @@ class SilentRecorder(Recorder):
     def save_file(self, kind: str, source: Path, name: str, fmt: str) -> None:
         return None
 
-    def write_checkpoint(self, state: TrainingState) -> int:
+    def write_checkpoint(self, state: TrainingState) -> None:
+        return None
+
+    def wait_checkpoint(self) -> int:
         return 0
 
     def remove_checkpoint(self) -> None:

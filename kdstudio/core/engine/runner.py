@@ -25,7 +25,7 @@ from kdstudio.core.engine.evaluation import (
     predict,
     validation_metrics,
 )
-from kdstudio.core.engine.loop import train_phase
+from kdstudio.core.engine.loop import settle_checkpoint, train_phase
 from kdstudio.core.engine.preparation import Prepared, prepare
 from kdstudio.core.engine.recorder import Recorder, SilentRecorder
 from kdstudio.core.events import EventSink, Log, PhaseTested, ResumePoint, RunFinished, RunStarted
@@ -311,6 +311,7 @@ def execute(prepared: Prepared, recorder: Recorder, should_stop: Callable[[], bo
     except Exception as failure:  # noqa: BLE001 - any crash must end the run as failed
         status, error = "failed", failure_reason(failure)
         run.log(error, "error")
+    settle_checkpoint(run)
     run.summary["duration_s"] = run.elapsed()
     columns = {k: v for k, v in run.summary.items() if k in _SUMMARY_COLUMNS}
     try:
@@ -371,6 +372,7 @@ def _train_phases(run: RunContext) -> None:
                 initial_student, p.labelled)
     run.log(f"Distilled student test accuracy {_test_phase(run, 'student', p.student):.2%}")
     _save(run, "student", p.student)
+    settle_checkpoint(run)
     run.log(run.checkpoints.describe())
     if "baseline_test_acc" in run.summary:
         run.summary["kd_gain"] = (run.summary["student_test_acc"]

@@ -27,6 +27,7 @@ from kdstudio.core.export.formats import (
     _write_onnx,
     _write_safetensors,
     _write_torchscript,
+    give_user_permissions,
     parse_formats,
     rebuild_student,
     student_description,
@@ -150,6 +151,7 @@ def export_student(store: Store, run_key: str | int, out_dir: str | Path,
                     fmt, folder / FILE_NAMES[fmt], 0, None,
                     f"failed: {type(error).__name__} {reason}".strip(), False))
                 continue
+            give_user_permissions(path)
             ok = diff is None or diff <= _tolerance(expected)
             report.files.append(ExportedFile(fmt, path, path.stat().st_size, diff, how, ok))
             written.append((fmt, path))

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 from typing import Any
 
+from kdstudio.core.config.fields import TRANSFER_LABELS
 from kdstudio.core.export.report import ExportReport, _size_text
 
 CARD_NAME = "MODEL_CARD.md"
@@ -37,6 +38,8 @@ def model_card(run: dict[str, Any], spec: dict[str, Any], report: ExportReport) 
         f"{spec['num_classes']} classes: {', '.join(map(str, spec.get('class_names', [])))}",
         f"- Input normalisation: `x = (raw - mean) / std` with mean `{_short(spec.get('mean'))}` "
         f"and std `{_short(spec.get('std'))}` (statistics of the training split)",
+        f"- Label budget: {label_budget_text(data)}",
+        f"- Transfer set (inputs the KD terms use): {transfer_set_text(data)}",
         "",
         "## Models",
         "",
@@ -105,6 +108,29 @@ def model_card(run: dict[str, Any], spec: dict[str, Any], report: ExportReport) 
               "", "Only the student is exported; adapters and other training-only heads are not.",
               ""]
     return "\n".join(lines)
+
+
+def label_budget_text(data: dict[str, Any]) -> str:
+    """How many training labels the student used, as the config set it."""
+    count = data.get("label_count") or 0
+    fraction = data.get("label_fraction", 1.0)
+    if isinstance(count, int) and count > 0:
+        return f"{count:,} labelled training examples (`data.label_count = {count}`)"
+    if isinstance(fraction, (int, float)) and fraction < 1.0:
+        return (f"{fraction:.2%} of the training examples are labelled "
+                f"(`data.label_fraction = {fraction}`)")
+    return "every training example is labelled"
+
+
+def transfer_set_text(data: dict[str, Any]) -> str:
+    """The examples the distillation terms were computed on."""
+    transfer = str(data.get("transfer") or "labelled")
+    label = TRANSFER_LABELS.get(transfer, transfer)
+    if transfer == "dataset":
+        where = f" at `{data['transfer_path']}`" if data.get("transfer_path") else ""
+        return (f"{label}: `{data.get('transfer_dataset')}`{where}, parameters "
+                f"`{json.dumps(data.get('transfer_params', {}))}` (`data.transfer = dataset`)")
+    return f"{label} (`data.transfer = {transfer}`)"
 
 
 def _count(value: Any) -> str:

@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import logging
+import os
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -87,6 +88,26 @@ def rebuild_student(spec_path: str | Path) -> FeatureModel:
     spec_path = Path(spec_path)
     spec = json.loads(spec_path.read_text(encoding="utf-8"))
     return build_model(spec, spec_path.parent / spec.get("weights", FILE_NAMES["safetensors"]))
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where the system allows."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore at once
+    os.umask(mask)
+    return mask
+
+
+def give_user_permissions(path: Path) -> None:
+    """The mode a plain open() would give a new file (0o666 less the umask); writers that go
+    through a private temporary file leave 0o600 otherwise."""
+    os.chmod(path, 0o666 & ~current_umask())
 
 
 def _write_safetensors(student: FeatureModel, folder: Path, description: dict[str, Any]

@@ -60,6 +60,7 @@ from kdstudio.gui.setup.teacher_source import (
     SOURCE_TRAIN,
     TeacherSource,
 )
+from kdstudio.gui.setup.wording import DETACHING_KEYS, follow_preset_name, readable
 from kdstudio.gui.widgets.file_dialogs import existing_folder, open_file_name
 
 VALIDATE_DELAY_MS = 150
@@ -88,6 +89,8 @@ class SetupPanel(QWidget):
         self.load_problems: list[str] = []  # values the last loaded config had, not held
         self._loaded: dict[str, Any] = {}
         self._loading = False
+        self._applying = False  # a method's suggested values are being set
+        self.edited: set[str] = set()  # keys the user changed since the config was loaded
         self._checked: tuple[str, RunConfig, list[str]] | None = None  # last validation
         self.inputs: dict[str, Input] = {}
         self.editors: dict[str, ParamEditor] = {}
@@ -277,11 +280,15 @@ class SetupPanel(QWidget):
     def _on_input_changed(self, key: str = "") -> None:
         if self._loading:
             return
+        if key and not self._applying:
+            self.edited.add(key)
         owners = {editor.field.owner: name for name, editor in self.editors.items()}
         if key in owners:
             self._rebuild_params(owners[key])
         if key == "distill.method":
             self._apply_suggested()
+        if key in DETACHING_KEYS:
+            follow_preset_name(self.inputs, self._loaded)
         self._refresh_state()
         self.changed.emit()
 
@@ -291,12 +298,18 @@ class SetupPanel(QWidget):
         editor.set_schema(param_fields(params_key, owner))
 
     def _apply_suggested(self) -> None:
-        """Values a method recommends (e.g. its loss weights), applied when it is picked."""
+        """Values a method recommends (e.g. its loss weights), applied when it is picked,
+        except to the fields the user edited: those keep the user's value."""
         method = self._method()
-        for key, value in (getattr(method, "suggested", {}) if method else {}).items():
-            item = self.inputs.get(f"distill.{key}")
-            if item is not None and isinstance(value, (int, float)):
-                item.set(float(value))
+        self._applying = True
+        try:
+            for key, value in (getattr(method, "suggested", {}) if method else {}).items():
+                item = self.inputs.get(f"distill.{key}")
+                if (item is not None and isinstance(value, (int, float))
+                        and f"distill.{key}" not in self.edited):
+                    item.set(float(value))
+        finally:
+            self._applying = False
 
     def _method(self) -> Any:
         name = self.inputs["distill.method"].get()[0]
@@ -405,6 +418,7 @@ class SetupPanel(QWidget):
         held = self._read()[0]
         self.load_problems = config_differences(wanted, held)
         self._loaded = held
+        self.edited = set()
         self.validate_now()
         return problems + self.load_problems
 
@@ -493,6 +507,11 @@ class SetupPanel(QWidget):
             if size is not None and isinstance(item, LayerInput):
                 item.set_layers(list(size.layers))
         self.sizes.show_sizes(teacher, student, uses_teacher(values))
+
+    @staticmethod
+    def readable(problem: str) -> str:
+        """A problem named by the form's label ("Teacher hint layer: ...")."""
+        return readable(problem)
 
     @staticmethod
     def waiting(problem: str) -> bool:
