@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import html
+import time
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject
@@ -141,12 +142,15 @@ class RunControl(QObject):
         if not self.controller.running:
             return
         window = self.window
+        progress = window.live.run_progress
         if self.controller.paused:
             self.controller.resume()
+            progress.resume(time.monotonic())
             window.status_label.setText("Running")
             window.live.log("Resumed")
         else:
             self.controller.pause()
+            progress.pause(time.monotonic())
             window.status_label.setText("Paused: press Resume to continue")
             window.live.log("Paused after the current batch")
         window._update_buttons()

@@ -158,7 +158,7 @@ def test_delete_asks_then_removes_rows_metrics_and_files(view: HistoryView, db: 
     assert not view.delete_selected()  # answered No: nothing happens
     assert view.visible_ids() == [4, 3, 2, 1] and weights.exists()
     assert view.delete_selected()
-    assert "Delete 2 run(s)" in asked[-1] and "alpha" in asked[-1]
+    assert "Delete 2 runs:" in asked[-1] and "alpha" in asked[-1]
     assert view.visible_ids() == [4, 2]
     assert not folder.exists()
     with Store(db) as store:
@@ -252,7 +252,7 @@ def test_export_metrics_of_selected_runs(view: HistoryView, tmp_path: Path,
         rows = list(csv.DictReader(handle))
     assert len(rows) == 6
     assert {r["run_name"] for r in rows} == {"alpha", "beta"}
-    assert "6 metric rows of 2 run(s)" in view.message.text()
+    assert "6 metric rows of 2 runs written" in view.message.text()
 
 
 def test_export_dialog_exports_a_real_student(qtbot, tmp_path: Path) -> None:
@@ -325,3 +325,99 @@ def test_main_window_rerun_fills_the_form_and_open_shows_the_run_in_the_workbenc
     assert window.tabs.currentWidget() is window.compare
     assert window.compare.run_ids() == [busy]
     assert "still running" in window.statusBar().currentMessage()
+
+
+# ------------------------------------------------------------ readable table (issue 16, item 8)
+
+def _cells_cut(view: HistoryView, key: str) -> list[str]:
+    """Texts of the shown cells of column `key` that do not fit their cell."""
+    from PySide6.QtWidgets import QStyleOptionViewItem
+
+    from kdstudio.gui.widgets.elided import is_cut
+
+    table, column = view.table, view.column_of(key)
+    cut = []
+    for row in range(view.proxy.rowCount()):
+        index = view.proxy.index(row, column)
+        option = QStyleOptionViewItem()
+        option.initFrom(table)
+        option.rect = table.visualRect(index)
+        option.decorationSize = table.iconSize() if table.iconSize().isValid() else \
+            option.decorationSize
+        table.itemDelegate().initStyleOption(option, index)
+        if is_cut(option, index, index.data()):
+            cut.append(index.data())
+    return cut
+
+
+def test_short_values_fit_their_columns_and_headers_leave_room_for_the_arrow(
+        qtbot, view: HistoryView, db: Path) -> None:
+    with Store(db) as store:  # a running run among the finished ones
+        store.create_run(config("epsilon"))
+    view.reload()
+    for key in ("status", "duration_s", "student_best_val_acc", "student_test_acc",
+                "baseline_test_acc", "kd_gain", "compression", "created_at", "models"):
+        assert _cells_cut(view, key) == [], key
+    header = view.table.horizontalHeader()
+    style = header.style()
+    from PySide6.QtWidgets import QStyle
+    arrow = style.pixelMetric(QStyle.PixelMetric.PM_HeaderMarkSize, None, header)
+    for index, column in enumerate(view.model.columns):
+        title = header.fontMetrics().horizontalAdvance(column.header)
+        assert view.table.columnWidth(index) >= title + arrow + 8, column.key
+
+
+def test_a_cut_cell_shows_its_full_text_as_a_tooltip(qtbot, view: HistoryView,
+                                                     db: Path) -> None:
+    from PySide6.QtCore import QEvent
+    from PySide6.QtGui import QHelpEvent
+    from PySide6.QtWidgets import QApplication, QToolTip
+
+    with Store(db) as store:
+        add_finished(store, "a-rather-long-run-name-for-the-column", 0.9, 0.8)
+    view.reload()
+    table = view.table
+    table.setColumnWidth(view.column_of("name"), 40)
+    index = view.proxy.index(view.visible_ids().index(5), view.column_of("name"))
+    centre = table.visualRect(index).center()
+    QApplication.sendEvent(table.viewport(), QHelpEvent(
+        QEvent.Type.ToolTip, centre, table.viewport().mapToGlobal(centre)))
+    assert QToolTip.text() == "a-rather-long-run-name-for-the-column"
+    # a cell with a tip of its own leads it with its full text
+    failed = view.proxy.index(view.visible_ids().index(3), view.column_of("status"))
+    assert failed.data(Qt.ItemDataRole.ToolTipRole) == "failed\nboom"
+
+
+def test_columns_grow_for_longer_values_but_keep_a_width_the_user_set(
+        view: HistoryView, db: Path) -> None:
+    name, tags = view.column_of("name"), view.column_of("tags")
+    before = view.table.columnWidth(name)
+    view.table.horizontalHeader().resizeSection(tags, 33)  # the user drags a header
+    with Store(db) as store:
+        run_id = add_finished(store, "a-much-longer-name-than-before", 0.9, 0.8)
+        store.update_run(run_id, tags=["many", "tags", "that", "need", "room"])
+    view.reload()
+    assert view.table.columnWidth(name) > before
+    assert view.table.columnWidth(tags) == 33
+
+
+def test_an_empty_history_says_how_to_start_and_counts_read_as_english(
+        qtbot, tmp_path: Path) -> None:
+    path = tmp_path / "empty.db"
+    Store(path).close()
+    view = HistoryView(path)
+    qtbot.addWidget(view)
+    view.show()
+    assert view.empty_hint.isVisible()
+    assert view.empty_hint.text() == "No runs yet: pick a preset and press Start"
+    assert view.count_label.text() == "0 runs"
+    with Store(path) as store:
+        add_finished(store, "only", 0.9, 0.8)
+    view.reload()
+    assert not view.empty_hint.isVisible()
+    assert view.count_label.text() == "1 run"
+    view.search.setText("nothing-matches")
+    assert view.count_label.text() == "0 of 1 run"
+    view.search.setText("")
+    view.group_runs_by("dataset")
+    assert view.count_label.text() == "1 run in 1 group"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from kdstudio.core.events import Step
@@ -39,14 +41,15 @@ def test_bars_follow_the_plan_with_their_eta(progress: RunProgress) -> None:
 
     progress.start(PLAN, started=100.0)
     assert progress.run_steps == 20
-    assert progress.bar.maximum() == 20 and progress.bar.format() == "0%"
+    assert progress.bar.format() == "0%"
     assert progress.phase_bars["teacher"].bar.maximum() == 10
 
     progress.phase_started("teacher", 100.0)
     progress.show_step(step("teacher", 1, 2, 5, 10, 5), now=130.0)
     teacher = progress.phase_bars["teacher"]
-    assert progress.bar.value() == 5
-    assert progress.bar.format() == "25% · ETA 1:30"  # 30 s for a quarter of the run
+    assert teacher.bar.value() == 5
+    # 6 s a step so far, the student priced alike: 30 s done of 120 s
+    assert progress.bar.format() == "25% · elapsed 0:30 · ETA 1:30"
     assert teacher.bar.format() == "50% · ETA 0:30"
     assert "epoch 1/2" in teacher.title.text()
 
@@ -58,16 +61,78 @@ def test_bars_follow_the_plan_with_their_eta(progress: RunProgress) -> None:
     assert progress.phase_bars["student"].bar.format() == "40% · ETA 0:30"
     assert progress.finish("stopped", now=4000.0) == "1:05:00"
     assert progress.bar.format() == "stopped after 1:05:00"
-    assert progress.bar.value() == 14  # a stopped run keeps where it got to
     assert progress.phase_bars["student"].bar.format() == "40% · stopped"
     assert teacher.bar.format() == "done in 1:00"
+
+
+def test_slow_teacher_steps_and_fast_student_steps_give_the_eta(
+        progress: RunProgress) -> None:
+    """By steps the run would be 70 % done; by time, 34 s of 40 s are behind it."""
+    progress.start(PLAN, started=0.0)
+    progress.phase_started("teacher", 0.0)
+    progress.show_step(step("teacher", 2, 2, 10, 10, 10), now=30.0)  # 3 s a step
+    progress.phase_finished("teacher", 30.0)
+    progress.phase_started("student", 30.0)
+    progress.show_step(step("student", 1, 1, 4, 10, 14), now=34.0)  # 1 s a step
+    assert progress.bar.format() == "85% · elapsed 0:34 · ETA 0:06"
+    assert progress.bar.value() == progress.bar.maximum() * 34 // 40
+    assert progress.phase_bars["student"].bar.format() == "40% · ETA 0:06"
+
+
+def test_a_pause_moves_neither_the_eta_nor_the_elapsed_time(progress: RunProgress) -> None:
+    progress.start(PLAN, started=0.0)
+    progress.phase_started("teacher", 0.0)
+    progress.show_step(step("teacher", 1, 2, 5, 10, 5), now=10.0)  # 2 s a step
+    assert progress.bar.format() == "25% · elapsed 0:10 · ETA 0:30"
+    progress.pause(10.0)
+    assert progress.bar.format() == "25% · elapsed 0:10 · paused"
+    progress.resume(14.0)  # 4 s paused
+    assert progress.bar.format() == "25% · elapsed 0:10 · ETA 0:30"
+    progress.show_step(step("teacher", 2, 2, 10, 10, 10), now=24.0)
+    assert progress.bar.format() == "50% · elapsed 0:20 · ETA 0:20"
+    progress.phase_finished("teacher", 24.0)
+    assert progress.phase_bars["teacher"].bar.format() == "done in 0:20"
+
+
+def test_a_cached_teacher_costs_no_time(progress: RunProgress) -> None:
+    plan = RunPlan((PhasePlan("teacher", 0, 0), PhasePlan("student", 1, 10)))
+    progress.start(plan, started=0.0)
+    assert progress.phase_bars["teacher"].bar.format() == "loaded, no training"
+    progress.phase_started("student", 0.0)
+    progress.show_step(Step(run_id=1, phase="student", epoch=1, epochs=1, step=5, steps=10,
+                            run_step=5, run_steps=10, values={}), now=5.0)
+    assert progress.bar.format() == "50% · elapsed 0:05 · ETA 0:05"
 
 
 def test_a_completed_run_fills_the_run_bar(progress: RunProgress) -> None:
     progress.begin(["student"])
     progress.start(RunPlan((PhasePlan("student", 1, 4),)), started=50.0)
     progress.show_step(step("student", 1, 1, 4, 4, 4), now=58.0)
-    assert progress.bar.format() == "100% · ETA 0:00"
+    assert progress.bar.format() == "100% · elapsed 0:08 · ETA 0:00"
     assert progress.finish("completed", now=59.0) == "0:09"
-    assert progress.bar.value() == progress.bar.maximum() == 4
+    assert progress.bar.value() == progress.bar.maximum()
     assert progress.bar.format() == "completed after 0:09"
+
+
+def test_a_real_run_paused_from_the_window_stops_its_clock(qtbot, window) -> None:
+    """Real engine in a real QThread: Pause freezes elapsed time, Resume brings the ETA back."""
+    from tests.gui.test_gui_runs import click, start_long_run
+
+    start_long_run(qtbot, window)
+    progress = window.live.run_progress
+    window.live.drain()
+    assert "elapsed" in progress.bar.format() and "ETA" in progress.bar.format()
+    click(qtbot, window, "pauseButton")
+    qtbot.waitUntil(window.controller.flags.blocked.is_set, timeout=2_000)
+    window.live.drain()
+    assert progress.bar.format().endswith("· paused")
+    held = progress.elapsed(time.monotonic())
+    qtbot.wait(400)
+    assert progress.elapsed(time.monotonic()) == pytest.approx(held, abs=0.05)
+    click(qtbot, window, "pauseButton")  # resume
+    qtbot.wait(200)
+    window.live.drain()
+    assert " · ETA " in progress.bar.format()
+    assert progress.elapsed(time.monotonic()) < held + 0.5
+    with qtbot.waitSignal(window.run_finished, timeout=5_000):
+        click(qtbot, window, "stopButton")

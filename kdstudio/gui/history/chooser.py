@@ -6,13 +6,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from PySide6.QtWidgets import QMenu, QWidget
+from PySide6.QtGui import QFont, QFontMetrics
+from PySide6.QtWidgets import QMenu, QStyle, QWidget
 
 from kdstudio.core.config.tips import TIPS
 from kdstudio.core.run_table import ROW_FIELDS, SUMMARY_FIELDS
-from kdstudio.gui.history.columns import COLUMNS, DEFAULT_KEYS
+from kdstudio.gui.history.columns import COLUMNS, DEFAULT_KEYS, Column
 
 COLUMNS_SETTING = "history/columns"
+WIDTH_CAPS = {"name": 220, "tags": 160, "notes": 260, "weights": 150}
+STATUS_SAMPLES = ("interrupted", "running · student")  # texts a run's status cell can take
 
 
 def fill_column_menu(menu: QMenu, shown: Sequence[str], config_keys: Sequence[str],
@@ -73,8 +76,57 @@ class ColumnChoice:
     settings: Any
     column_menu: QMenu
     _sized: bool
-    _fit_columns: Callable[[], None]
     _apply_filter: Callable[[], None]
+    _fitting: bool = False
+    _user_sized: set[str]
+
+    def header_width(self, column: Column) -> int:
+        """Pixels the header of `column` needs with the sort arrow beside its title."""
+        header = self.table.horizontalHeader()
+        style = header.style()
+        arrow = style.pixelMetric(QStyle.PixelMetric.PM_HeaderMarkSize, None, header)
+        margin = style.pixelMetric(QStyle.PixelMetric.PM_HeaderMargin, None, header)
+        return header.fontMetrics().horizontalAdvance(column.header) + arrow + 4 * margin + 8
+
+    def _set_width(self, index: int, width: int) -> None:
+        self._fitting = True
+        try:
+            self.table.setColumnWidth(index, width)
+        finally:
+            self._fitting = False
+
+    def _user_resized(self, index: int, _old: int, _new: int) -> None:
+        """A header the user dragged keeps its width from then on."""
+        if not self._fitting and index < len(self.model.columns):
+            self._user_sized.add(self.model.columns[index].key)
+
+    def _default_widths(self) -> None:
+        for i, column in enumerate(self.model.columns):
+            self._set_width(i, max(column.width, self.header_width(column)))
+
+    def _fit_columns(self, grow_only: bool = False) -> None:
+        """Columns as wide as their header (sort arrow included) and their first rows'
+        text, long free text capped; `grow_only` widens cut columns the user did not size."""
+        self._sized = True
+        cell_metrics = self.table.fontMetrics()
+        bold = QFont(self.table.font())
+        bold.setBold(True)
+        bold_metrics = QFontMetrics(bold)
+        sample = self.model.runs[:50]  # measuring every row would cost a second at 1,000
+        for index, spec in enumerate(self.model.columns):
+            if grow_only and spec.key in self._user_sized:
+                continue
+            metrics = bold_metrics if spec.key == "student_test_acc" else cell_metrics
+            texts = [self.model.display(run, spec.key) for run in sample] or [""]
+            if spec.key == "status":
+                texts += STATUS_SAMPLES
+            cells = max(metrics.horizontalAdvance(text) for text in texts) + 12
+            if spec.key == "id":
+                cells += 22  # the colour swatch
+            cap = WIDTH_CAPS.get(spec.key, 400 if spec.source == "default" else 220)
+            width = max(min(cells, cap), self.header_width(spec))
+            if not grow_only or width > self.table.columnWidth(index):
+                self._set_width(index, width)
 
     def set_columns(self, keys: list[str]) -> None:
         """Show these columns (default ones, run fields, config key paths) in this order."""
@@ -88,8 +140,7 @@ class ColumnChoice:
         if self.model.runs:
             self._fit_columns()
         else:
-            for i, column in enumerate(self.model.columns):
-                self.table.setColumnWidth(i, column.width)
+            self._default_widths()
         self._save_columns()
         self._apply_filter()
 
@@ -115,8 +166,7 @@ class ColumnChoice:
         keys = [saved] if isinstance(saved, str) else list(saved or [])
         keys = [str(k) for k in keys if str(k)] or DEFAULT_KEYS
         self.model.set_columns(keys)
-        for i, column in enumerate(self.model.columns):
-            self.table.setColumnWidth(i, column.width)
+        self._default_widths()
 
     def _fill_column_menu(self) -> None:
         fill_column_menu(self.column_menu, self.shown_keys(), self.model.config_keys,

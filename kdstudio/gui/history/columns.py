@@ -79,6 +79,11 @@ def column_for(key: str, numeric: bool = False) -> Column:
     return Column(key, key, tip, 80, numeric, source="config")
 
 
+def counted(count: int, noun: str) -> str:
+    """'1 run', '4 runs', '1,200 runs'."""
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
+
+
 def local_time(iso: str | None) -> str:
     if not iso:
         return "-"

@@ -10,7 +10,7 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelInd
 
 from kdstudio.core.run_query import MISSING
 from kdstudio.core.run_table import ROW_FIELDS, RUN_FIELDS, SUMMARY_FIELDS, Group, group_rows
-from kdstudio.gui.history.columns import Column, config_text, stat_text
+from kdstudio.gui.history.columns import Column, config_text, counted, stat_text
 from kdstudio.gui.history.model import SORT_ROLE, HistoryModel
 
 Index = QModelIndex | QPersistentModelIndex
@@ -53,7 +53,7 @@ class GroupModel(QAbstractTableModel):
                 if column.key in numeric:
                     mean, spread, count = group.stats[column.key]
                     cells.append(stat_text(column.key, mean, spread, count))
-                    tips.append(f"mean ± std of {count} run(s)" if count else None)
+                    tips.append(f"mean ± std of {counted(count, 'run')}" if count else None)
                     sorts.append(mean)
                 elif column.key == "id":
                     shown = ", ".join(f"#{i}" for i in ids[:MAX_IDS_SHOWN])

@@ -276,7 +276,10 @@ class HistoryModel(QAbstractTableModel):
             font.setBold(True)
             return font
         if role == Qt.ItemDataRole.ToolTipRole:
-            return self._tooltip(run, column.key)
+            tip = self._tooltip(run, column.key)
+            shown = self.display(run, column.key)
+            # a cell's own tip leads with its full text, so a cut cell is still readable
+            return f"{shown}\n{tip}" if tip and shown != tip else tip
         return None
 
     def setData(self, index: Index, value: Any,  # noqa: N802

@@ -24,7 +24,7 @@ from PySide6.QtCore import (
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QAction, QFont, QFontMetrics, QKeySequence
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -45,6 +45,7 @@ from PySide6.QtWidgets import (
 from kdstudio.core.resume import refusal
 from kdstudio.core.store import STATUSES
 from kdstudio.gui.history.chooser import ColumnChoice, column_menu
+from kdstudio.gui.history.columns import counted
 from kdstudio.gui.history.groups import RUN_IDS_ROLE, GroupedRuns, GroupModel
 from kdstudio.gui.history.model import ID_ROLE, SORT_ROLE, HistoryFilter, HistoryModel
 from kdstudio.gui.widgets.elided import ElidedTipDelegate
@@ -52,6 +53,7 @@ from kdstudio.gui.widgets.file_dialogs import save_file_name
 from kdstudio.gui.widgets.history_store import HistoryArg, view_store
 
 POLL_MS = 1000
+EMPTY_HINT = "No runs yet: pick a preset and press Start"
 FILTER_TIP = ("Words: every word must appear in the run's name, id, status, dataset, "
               "architectures, method, tags or notes.\n"
               "Expression (any text with < <= > >= == !=): e.g.\n"
@@ -84,6 +86,7 @@ class HistoryView(ColumnChoice, GroupedRuns, QWidget):
         self.db_path = self.store.path
         self._signature: tuple[Any, ...] | None = None
         self._sized = False
+        self._user_sized: set[str] = set()
         self.model = HistoryModel(self.store, self)
         self.proxy = HistoryFilter(self)
         self.proxy.setSourceModel(self.model)
@@ -184,6 +187,7 @@ class HistoryView(ColumnChoice, GroupedRuns, QWidget):
         header.setHighlightSections(False)
         header.setSectionsMovable(True)
         header.sectionMoved.connect(lambda *_args: self._save_columns())
+        header.sectionResized.connect(self._user_resized)
         header.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         header.customContextMenuRequested.connect(self._header_menu)
         self._restore_columns()
@@ -215,6 +219,11 @@ class HistoryView(ColumnChoice, GroupedRuns, QWidget):
         self.table.addAction(delete)
         self.model.edit_refused.connect(lambda text: self._say(text, error=True))
 
+        self.empty_hint = QLabel(EMPTY_HINT)
+        self.empty_hint.setObjectName("historyEmptyHint")
+        self.empty_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_hint.setStyleSheet("color: #555; font-size: 13pt; padding: 24px;")
+        self.empty_hint.setVisible(False)
         self.message = QLabel()
         self.message.setObjectName("historyMessage")
         self.message.setWordWrap(True)
@@ -223,6 +232,7 @@ class HistoryView(ColumnChoice, GroupedRuns, QWidget):
         layout.addLayout(filters)
         layout.addWidget(self.filter_error)
         layout.addLayout(bar)
+        layout.addWidget(self.empty_hint)
         layout.addWidget(self.tables, 1)
         layout.addWidget(self.message)
 
@@ -243,34 +253,13 @@ class HistoryView(ColumnChoice, GroupedRuns, QWidget):
         self.model.set_runs(self.store.list_runs_brief())
         if self.model.config_keys != keys_before or not self.group_by.count():
             self._fill_group_keys()
-        if not self._sized and self.model.runs:
-            self._fit_columns()
+        if self.model.runs:
+            self._fit_columns(grow_only=self._sized)
         self._refresh_live()
         self._select_ids(selected)
         self._regroup()
         self._update_count()
         self._update_buttons()
-
-    def _fit_columns(self) -> None:
-        """Once, when there are rows: columns as wide as their first rows' text (the
-        user's own resizing is kept after that), long free text capped."""
-        self._sized = True
-        title_metrics = self.table.horizontalHeader().fontMetrics()
-        cell_metrics = self.table.fontMetrics()
-        bold = QFont(self.table.font())
-        bold.setBold(True)
-        bold_metrics = QFontMetrics(bold)
-        caps = {"name": 220, "tags": 160, "notes": 260, "weights": 150}
-        sample = self.model.runs[:50]  # measuring every row would cost a second at 1,000
-        for column, spec in enumerate(self.model.columns):
-            metrics = bold_metrics if spec.key == "student_test_acc" else cell_metrics
-            texts = [self.model.display(run, spec.key) for run in sample]
-            cells = max(metrics.horizontalAdvance(text) for text in texts) + 9
-            if spec.key == "id":
-                cells += 22  # the colour swatch
-            title = title_metrics.horizontalAdvance(spec.header) + 14
-            cap = caps.get(spec.key, 400 if spec.source == "default" else 220)
-            self.table.setColumnWidth(column, min(max(cells, title), cap))
 
     def poll(self) -> None:
         """Timer tick: reload when runs were added, removed or finished; refresh live rows."""
@@ -396,7 +385,8 @@ class HistoryView(ColumnChoice, GroupedRuns, QWidget):
         except ExportError as error:
             self._say(f"Metrics not exported: {error}", error=True)
             return
-        self._say(f"{count:,} metric rows of {len(runs)} run(s) written to {path}")
+        self._say(f"{counted(count, 'metric row')} of {counted(len(runs), 'run')} "
+                  f"written to {path}")
 
     def delete_selected(self) -> bool:
         """Ask, then delete the selected runs with their metrics and files."""
@@ -412,7 +402,7 @@ class HistoryView(ColumnChoice, GroupedRuns, QWidget):
         more = f" and {len(runs) - 5} more" if len(runs) > 5 else ""
         answer = QMessageBox.question(
             self, "Delete runs",
-            f"Delete {len(runs)} run(s): {names}{more}?\n\nTheir metrics and saved models "
+            f"Delete {counted(len(runs), 'run')}: {names}{more}?\n\nTheir metrics and saved models "
             f"under {self.store.artifact_dir(0).parent} are removed for good. Exported copies "
             "in folders you chose are kept.",
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
@@ -423,7 +413,7 @@ class HistoryView(ColumnChoice, GroupedRuns, QWidget):
         for run_id in ids:
             self.store.delete_run(run_id)
         self.reload()
-        self._say(f"Deleted {len(ids)} run(s)")
+        self._say(f"Deleted {counted(len(ids), 'run')}")
         self.runs_deleted.emit(ids)
         return True
 
@@ -439,10 +429,11 @@ class HistoryView(ColumnChoice, GroupedRuns, QWidget):
 
     def _update_count(self) -> None:
         shown, total = self.proxy.rowCount(), self.model.rowCount()
-        text = (f"{total:,} runs" if shown == total else f"{shown:,} of {total:,} runs")
+        text = counted(total, "run") if shown == total else f"{shown:,} of {counted(total, 'run')}"
         if self.grouping():
-            text += f" in {self.group_model.rowCount():,} groups"
+            text += f" in {counted(self.group_model.rowCount(), 'group')}"
         self.count_label.setText(text)
+        self.empty_hint.setVisible(total == 0)
 
     def _update_buttons(self) -> None:
         runs = self.selected_runs()

@@ -1,4 +1,7 @@
-"""Progress of a run: one bar for the whole run and one per phase, each with its ETA."""
+"""Progress of a run: one bar for the whole run and one per phase, each with its ETA.
+
+The run's bar goes by measured time (a `TimeEstimate`), not by steps: each phase is
+priced at its own pace and paused time is left out."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QW
 
 from kdstudio.core.events import Step
 from kdstudio.core.plan import RunPlan
-from kdstudio.core.progress import clock, seconds_left
+from kdstudio.core.progress import TimeEstimate, clock, seconds_left
 from kdstudio.gui.widgets.colours import PHASE_COLORS, PHASE_LABELS
 
 
@@ -63,17 +66,23 @@ class PhaseBar(QWidget):
         self.title.setText(f"<b style='color:{color}'>{PHASE_LABELS.get(self.phase, self.phase)}"
                            f"</b>" + (f" <span style='color:#555'>{text}</span>" if text else ""))
 
-    def update_step(self, step: int, now: float) -> None:
+    def update_step(self, step: int, now: float, left: float | None = None) -> None:
+        """Show `step` done; `left` is the phase's time left, else it is taken from its
+        start and its share of steps done."""
         self.bar.setValue(min(step, self.bar.maximum()))
-        left = time_left(self.started, step / max(self.steps, 1), now)
+        if left is None:
+            left = time_left(self.started, step / max(self.steps, 1), now)
         text = f"{step / max(self.steps, 1):.0%}"
         if left is not None and step < self.steps:
             text += f" · ETA {clock(left)}"
         self.set_text(text)
 
-    def finish(self, now: float) -> None:
+    def finish(self, now: float, took_seconds: float | None = None) -> None:
+        """Show the phase done; `took_seconds` (paused time left out) else `now - started`."""
         self.bar.setValue(self.bar.maximum())
-        took = f" in {clock(now - self.started)}" if self.started else ""
+        if took_seconds is None and self.started:
+            took_seconds = now - self.started
+        took = f" in {clock(took_seconds)}" if took_seconds is not None else ""
         self.set_text(f"done{took}" if self.steps else "loaded")
 
 
@@ -85,6 +94,7 @@ class RunProgress(QWidget):
         super().__init__(parent)
         self.run_steps = 0
         self.run_started = 0.0
+        self.estimate: TimeEstimate | None = None
         self.bar = QProgressBar()
         self.bar.setObjectName("progressBar")
         self.bar.setToolTip("Progress of the whole run (all phases) and time left")
@@ -113,6 +123,7 @@ class RunProgress(QWidget):
         """Waiting for a run of these phases, whose plan is not known yet."""
         self.run_steps = 0
         self.run_started = time.monotonic()
+        self.estimate = None
         for phase, phase_bar in self.phase_bars.items():
             phase_bar.reset(0 if phase in phases else None)
             if phase in phases:
@@ -125,41 +136,83 @@ class RunProgress(QWidget):
         """The run trains by `plan` from `started` on."""
         self.run_steps = plan.run_steps
         self.run_started = started
-        self.bar.setRange(0, max(self.run_steps, 1))
+        steps = {phase.name: phase.steps for phase in plan.phases}
+        self.estimate = TimeEstimate(steps)
+        self.bar.setRange(0, max(self.run_steps, 1))  # the bar's value: share of time
         self.bar.setValue(0)
         self.bar.setFormat("0%")
-        steps = {phase.name: phase.steps for phase in plan.phases}
         for phase, phase_bar in self.phase_bars.items():
             phase_bar.reset(steps.get(phase))
 
+    def elapsed(self, now: float) -> float:
+        """Seconds the run has been going at `now`, paused time left out."""
+        if self.estimate is None:
+            return max(now - self.run_started, 0.0)
+        return max(self.estimate.active(now) - self.run_started, 0.0)
+
+    def pause(self, now: float) -> None:
+        """The run is paused from `now` on: that time counts neither as elapsed nor in ETAs."""
+        if self.estimate is not None:
+            self.estimate.pause(now)
+            self.show_run(now)
+
+    def resume(self, now: float) -> None:
+        if self.estimate is not None:
+            self.estimate.resume(now)
+            self.show_run(now)
+
     def phase_started(self, phase: str, now: float) -> None:
+        if self.estimate is not None:
+            self.estimate.phase_started(phase, now)
         phase_bar = self.phase_bars.get(phase)
         if phase_bar is not None:
             phase_bar.started = now
             phase_bar.set_text("0%")
 
     def phase_finished(self, phase: str, now: float) -> None:
+        took = None
+        if self.estimate is not None:
+            self.estimate.phase_finished(phase, now)
+            took = self.estimate.spent.get(phase)
+            self.show_run(now)
         phase_bar = self.phase_bars.get(phase)
         if phase_bar is not None:
-            phase_bar.finish(now)
+            phase_bar.finish(now, took)
+
+    def show_run(self, now: float) -> None:
+        """The run's bar at `now`: share of its time done, elapsed and time left."""
+        estimate = self.estimate
+        if estimate is None:
+            return
+        done = estimate.fraction_done()
+        left = estimate.left()
+        self.bar.setValue(round(done * self.bar.maximum()))
+        text = f"{done:.0%} · elapsed {clock(self.elapsed(now))}"
+        if estimate.paused_since is not None:
+            text += " · paused"
+        elif left is not None:
+            text += f" · ETA {clock(left)}"
+        self.bar.setFormat(text)
 
     def show_step(self, event: Step, now: float) -> None:
         """Move the run's bar and its phase's bar to `event`, with the time left."""
+        estimate = self.estimate
+        if estimate is not None:
+            estimate.step(event.phase, event.step, now)
         phase_bar = self.phase_bars.get(event.phase)
         if phase_bar is not None:
             phase_bar.set_epoch(f"epoch {event.epoch}/{event.epochs}")
-            phase_bar.update_step(event.step, now)
-        done = event.run_step / max(self.run_steps, 1)
-        self.bar.setValue(min(event.run_step, self.bar.maximum()))
-        left = time_left(self.run_started, done, now)
-        self.bar.setFormat(f"{done:.0%}" + (f" · ETA {clock(left)}" if left is not None
-                                            else ""))
+            left = estimate.phase_left(event.phase) if estimate is not None else None
+            phase_bar.update_step(event.step, now, left)
+        self.show_run(now)
 
     def finish(self, status: str, now: float) -> str:
         """Show how the run ended (`status`); returns how long it took, as h:mm:ss text."""
+        if self.estimate is not None:
+            self.estimate.resume(now)
         if status == "completed":
             self.bar.setValue(self.bar.maximum())
-        took = clock(now - self.run_started)
+        took = clock(self.elapsed(now))
         self.bar.setFormat(f"{status} after {took}")
         for phase_bar in self.phase_bars.values():
             bar = phase_bar.bar
