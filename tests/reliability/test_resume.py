@@ -22,7 +22,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from kdstudio.core.config import RunConfig, save_toml
-from kdstudio.core.engine import RunResult, resume, run
+from kdstudio.core.engine import RunResult, loop, resume, run
 from kdstudio.core.events import Event, Log, RunStarted, Step
 from kdstudio.core.resume import (
     CHECKPOINT_NAME,
@@ -230,6 +230,7 @@ def test_every_epoch_end_replaces_the_checkpoint_atomically(tmp_path, monkeypatc
         real_submit(writer, path, packed)
 
     monkeypatch.setattr(CheckpointWriter, "submit", recording_submit)
+    monkeypatch.setattr(loop, "CHECKPOINT_EVERY_S", 0.0)  # these epochs last milliseconds
     with Store(tmp_path / "history.db") as store:
         checkpoint = store.artifact_dir(1) / CHECKPOINT_NAME
 
@@ -253,6 +254,33 @@ def test_every_epoch_end_replaces_the_checkpoint_atomically(tmp_path, monkeypatc
     order = sorted(set(seen), key=seen.index)
     assert order == sorted(order, key=every_epoch_end.index)
     assert {phase for phase, _ in order} == {"teacher", "baseline", "student"}
+
+
+def test_epochs_shorter_than_a_second_share_a_checkpoint_and_phase_ends_write_one(
+        tmp_path, monkeypatch):
+    submitted: list[tuple[str, int, float]] = []
+    real_submit = CheckpointWriter.submit
+
+    def recording_submit(writer: CheckpointWriter, path: Path, packed: PackedState) -> None:
+        meta = json.loads(packed.metadata[META_KEY])
+        submitted.append((meta["phase"], meta["epochs_done"], time.perf_counter()))
+        real_submit(writer, path, packed)
+
+    monkeypatch.setattr(CheckpointWriter, "submit", recording_submit)
+    monkeypatch.setattr(loop, "CHECKPOINT_EVERY_S", 3600.0)
+    with Store(tmp_path / "history.db") as store:
+        assert run(kd_cosine(), store).status == "completed"
+    assert [(phase, epochs) for phase, epochs, _ in submitted] == [  # the run's first
+        ("teacher", 1), ("teacher", 3), ("baseline", 3), ("student", 3)]  # and phase ends
+    submitted.clear()
+    monkeypatch.setattr(loop, "CHECKPOINT_EVERY_S", 0.05)
+    config = kd_cosine()
+    config.optim.epochs = 12
+    with Store(tmp_path / "again.db") as store:
+        assert run(config, store).status == "completed"
+    student = [(epochs, at) for phase, epochs, at in submitted if phase == "student"]
+    gaps = [later - earlier for (_, earlier), (_, later) in zip(student, student[1:], strict=False)]
+    assert student[-1][0] == 12 and all(gap >= 0.05 for gap in gaps[:-1])
 
 
 def test_a_checkpoint_that_cannot_be_written_is_said_once_and_training_goes_on(tmp_path):
@@ -300,7 +328,8 @@ def test_refusals_name_the_run_and_change_nothing(tmp_path):
         assert [r["status"] for r in store.list_runs()] == ["running", "stopped"]
 
 
-def test_a_run_resumed_after_its_teacher_phase_needs_the_saved_teacher(tmp_path):
+def test_a_run_resumed_after_its_teacher_phase_needs_the_saved_teacher(tmp_path, monkeypatch):
+    monkeypatch.setattr(loop, "CHECKPOINT_EVERY_S", 0.0)  # a checkpoint in the baseline phase
     with Store(tmp_path / "history.db") as store:
         config = kd_cosine()
         plan_steps = 3 * 5  # the teacher: 3 epochs of ceil(144 / 32) = 5 steps

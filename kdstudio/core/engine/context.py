@@ -54,6 +54,7 @@ class CheckpointCosts:
     count: int = 0
     seconds: float = 0.0
     last_bytes: int = 0
+    last_at: float = float("-inf")  # perf_counter() when the last one was submitted
 
     def describe(self) -> str:
         each = self.seconds / max(self.count, 1)

@@ -1,5 +1,5 @@
 """The phase loop: a model trained over epochs of batches from a batch source, with an
-epoch-end validation and a resumable checkpoint after every epoch."""
+epoch-end validation and a resumable checkpoint at epoch ends (at most one a second)."""
 
 from __future__ import annotations
 
@@ -92,7 +92,8 @@ def train_phase(run: RunContext, plan: PhasePlan, model: FeatureModel, method: M
                     step.run(batch)
                 step.publish()
                 end_epoch(run, plan, model, epoch + 1, step.count, step.totals)
-                write_checkpoint(run, plan, state, epoch + 1)
+                if checkpoint_due(run, plan, epoch + 1):
+                    write_checkpoint(run, plan, state, epoch + 1)
                 if distributed is not None and distributed.agree_stop():
                     raise RunStopped  # every rank, after the same epoch's checkpoint
         except Exception:
@@ -187,6 +188,19 @@ def rng_states(run: RunContext, state: PhaseState) -> dict[str, torch.Tensor]:
     return states
 
 
+CHECKPOINT_EVERY_S = 1.0  # at most one checkpoint per second of training
+
+
+def checkpoint_due(run: RunContext, plan: PhasePlan, epochs_done: int) -> bool:
+    """Whether this epoch's end writes a checkpoint: always at the phase's last epoch and
+    under DDP (every rank stops after the same checkpoint), otherwise once
+    CHECKPOINT_EVERY_S has passed since the last one, so that epochs of a fraction of a
+    second do not pay a checkpoint each; a stop loses at most that much training."""
+    if epochs_done == plan.epochs or run.p.distributed is not None:
+        return True
+    return time.perf_counter() - run.checkpoints.last_at >= CHECKPOINT_EVERY_S
+
+
 def write_checkpoint(run: RunContext, plan: PhasePlan, state: PhaseState,
                      epochs_done: int) -> None:
     """Save everything the run needs to go on after this epoch as if it never stopped."""
@@ -217,7 +231,8 @@ def write_checkpoint(run: RunContext, plan: PhasePlan, state: PhaseState,
         checkpoint_failed(run, error)
         return
     run.checkpoints.count += 1
-    run.checkpoints.seconds += time.perf_counter() - started
+    run.checkpoints.last_at = time.perf_counter()
+    run.checkpoints.seconds += run.checkpoints.last_at - started
 
 
 def settle_checkpoint(run: RunContext) -> None:
