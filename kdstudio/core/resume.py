@@ -2,13 +2,14 @@
 
 One file per run, `<artifacts>/run-N/resume.safetensors`, replaced at epoch ends (at most
 one a second, and at each phase's end; written under a temporary name, then renamed over the
-old one, so a reader only ever sees a whole checkpoint). The training thread only copies
-the state; a thread of the recorder's writes the file while the next epoch trains. Its
-tensors are the model of the current phase, the trainable adapters, the optimiser state and the random generators' states, packed into
-one flat tensor per dtype (safetensors spends about 0.1 ms of Python per tensor it writes,
-and a ResNet has a hundred); its metadata (JSON) holds the index of the packed tensors,
-where the run is (phase, epochs done, steps done) and what it has found so far (the run
-summary). Weights of finished phases are not repeated here: they are the run's artifacts.
+old one, so a reader only ever sees a whole checkpoint). The training thread only copies the
+state; a thread of the recorder's writes the file while the next epoch trains. Its tensors
+are the model of the current phase, the trainable adapters, the optimiser state and the
+random generators' states, packed into one flat tensor per dtype (safetensors spends about
+0.1 ms of Python per tensor it writes, and a ResNet has a hundred); its metadata (JSON)
+holds the index of the packed tensors, where the run is (phase, epochs done, steps done) and
+what it has found so far (the run summary). Weights of finished phases are not repeated
+here: they are the run's artifacts.
 
 This module imports torch only inside the functions that read or write tensors, so the
 window can ask whether a run is resumable before torch is loaded.
