@@ -239,3 +239,30 @@ def test_deleted_runs_leave_the_comparison(view: CompareView, db: Path) -> None:
     assert view.run_ids() == [1, 3]
     assert sorted(view.curves) == ["#1 a", "#3 c"]
     assert view.run_list.count() == 3
+
+
+def test_seed_band_stays_finite_and_near_the_data_under_log_y(qtbot, db: Path) -> None:
+    """Linear mean - std reaches zero here (0 vs 1e-3); the band is taken in log space."""
+    values = {1: [1.0, 0.01, 0.0], 4: [3.0, 0.5, 1e-3]}
+    with Store(db) as store:
+        for run_id, ys in values.items():
+            for epoch, y in enumerate(ys, start=1):
+                store.add_metrics(run_id, "student", epoch * STEPS_PER_EPOCH, epoch,
+                                  {"val/spread": y})
+    view = CompareView(db)
+    qtbot.addWidget(view)
+    view.set_runs([1, 4])
+    view.group_seeds.setChecked(True)
+    view.metric_box.setCurrentText("val/spread")
+    linear = view.bands[0]
+    assert min(linear.curves[1].yData) <= 0  # log10 of the linear band: -inf
+    view.log_y.setChecked(True)
+    data = np.array(list(values.values()))
+    positive = data[data > 0]
+    band = view.bands[0]
+    for edge in band.curves:
+        ys = np.asarray(edge.yData, dtype=float)
+        assert np.isfinite(ys).all()
+        assert ys.min() >= positive.min() / 10 and ys.max() <= positive.max() * 10
+    mean = view.curves["#1 a ×2 seeds"].yData
+    assert mean[:2] == pytest.approx(np.sqrt(data[0] * data[1])[:2])  # geometric mean

@@ -19,6 +19,24 @@ PHASE_STYLES = {"teacher": Qt.PenStyle.DashLine, "baseline": Qt.PenStyle.DotLine
 X_LABELS = {"step": "step", "epoch": "epoch", "wall time": "seconds since the run started"}
 
 
+def band_bounds(series: list[Series], log_y: bool
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """x, mean, lower and upper edge of a seed group's ± std band.
+
+    Under `log_y` the band is the geometric mean ×/÷ 10**std(log10 y), so it stays positive
+    and finite; non-positive values are left out of the log statistics."""
+    x, mean, std = mean_std(series)
+    if not log_y:
+        return x, mean, mean - std, mean + std
+    length = len(x)
+    ys = np.array([s.y[:length] for s in series], dtype=float)
+    positive = ys[ys > 0]
+    floor = float(positive.min()) if positive.size else 1e-12
+    logs = np.log10(np.where(ys > 0, ys, floor))
+    log_mean, log_std = logs.mean(axis=0), logs.std(axis=0)
+    return (x, 10 ** log_mean, 10 ** (log_mean - log_std), 10 ** (log_mean + log_std))
+
+
 class CurveOverlay:
     """The plot (`plot`) and what it shows: `curves` by legend name and `bands`.
 
@@ -38,9 +56,10 @@ class CurveOverlay:
         self._pool: list[pg.PlotDataItem] = []
 
     def draw(self, groups: list[list[dict[str, Any]]], series: list[Series], phase: str,
-             weight: float) -> None:
+             weight: float, log_y: bool = False) -> None:
         """Draw `series` for these groups of runs (one curve each, or a group's mean ± std
-        band); `phase` is the one chosen, `weight` the smoothing weight (0: none)."""
+        band); `phase` is the one chosen, `weight` the smoothing weight (0: none); under
+        `log_y` a group's mean and band are computed from log10 values."""
         plot = self.plot.getPlotItem()
         for item in self._band_items:
             plot.removeItem(item)
@@ -56,11 +75,13 @@ class CurveOverlay:
             if len(group) > 1:
                 members = [s for run in group for s in by_run.get(run["id"], [])]
                 for part in dict.fromkeys(s.phase for s in members):
-                    x, mean, std = mean_std([s for s in members if s.phase == part])
-                    mean = np.asarray(debiased_ema(mean, weight)) if weight else mean
+                    x, mean, lower, upper = band_bounds(
+                        [s for s in members if s.phase == part], log_y)
+                    if weight:
+                        mean = np.asarray(debiased_ema(mean, weight))
                     name = f"{run_label(lead)} ×{len(group)} seeds"
                     name += "" if part in ("all", phase) else f" · {part}"
-                    self._add_band(x, mean, std, colour)
+                    self._add_band(x, lower, upper, colour)
                     self._add_curve(name, x, mean, colour, PHASE_STYLES.get(part))
                 continue
             for one in by_run.get(lead["id"], []):
@@ -112,10 +133,10 @@ class CurveOverlay:
                 label.setText(name)
             sample.update()
 
-    def _add_band(self, x: np.ndarray, mean: np.ndarray, std: np.ndarray,
+    def _add_band(self, x: np.ndarray, lower_y: np.ndarray, upper_y: np.ndarray,
                   colour: tuple[int, int, int]) -> None:
-        upper = pg.PlotDataItem(x, mean + std, pen=pg.mkPen(None))
-        lower = pg.PlotDataItem(x, mean - std, pen=pg.mkPen(None))
+        upper = pg.PlotDataItem(x, upper_y, pen=pg.mkPen(None))
+        lower = pg.PlotDataItem(x, lower_y, pen=pg.mkPen(None))
         band = pg.FillBetweenItem(upper, lower, brush=pg.mkBrush(*colour, 50))
         plot = self.plot.getPlotItem()
         for item in (upper, lower, band):

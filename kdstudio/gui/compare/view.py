@@ -306,7 +306,7 @@ class CompareView(QWidget):
         self._draw_curves(reuse=True)
 
     def _log_changed(self, on: bool) -> None:
-        self.plot.getPlotItem().setLogMode(x=False, y=on)
+        self._draw_curves(reuse=True)
 
     def metric_name(self) -> str:
         return self.metric_box.currentText()
@@ -345,7 +345,7 @@ class CompareView(QWidget):
                                             self.phase_name(), started)
             series = self._series
         self.overlay.draw(self.seed_groups(), series, self.phase_name(),
-                          self.smoothing.value() / 100)
+                          self.smoothing.value() / 100, self.log_y.isChecked())
         self.overlay.set_axes(metric or "", self.x_axis.currentData(), self.log_y.isChecked())
 
     @property
