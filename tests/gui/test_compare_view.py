@@ -266,3 +266,12 @@ def test_seed_band_stays_finite_and_near_the_data_under_log_y(qtbot, db: Path) -
         assert ys.min() >= positive.min() / 10 and ys.max() <= positive.max() * 10
     mean = view.curves["#1 a ×2 seeds"].yData
     assert mean[:2] == pytest.approx(np.sqrt(data[0] * data[1])[:2])  # geometric mean
+
+
+def test_pareto_ticks_read_as_compact_counts(view: CompareView) -> None:
+    from kdstudio.gui.compare.pareto import compact_number
+
+    assert [compact_number(v) for v in (950, 15_210, 1_234_567)] == ["950", "15.2k", "1.23M"]
+    view.set_runs([1, 2, 3])
+    axis = view.pareto_panel.plot.getPlotItem().getAxis("bottom")
+    assert axis.tickStrings([3.0, 4.0, 6.0], 1.0, 1.0) == ["1k", "10k", "1M"]

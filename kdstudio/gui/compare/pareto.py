@@ -20,6 +20,23 @@ SIZE_AXES = {"parameters": "Parameters", "MB": "Size (MB)",
 MARKERS = (("student", "o", True), ("baseline", "o", False), ("teacher", "star", True))
 
 
+def compact_number(value: float) -> str:
+    """A size as people write it: 950, 15.2k, 1.2M, 3.4G (3 significant figures at most)."""
+    for limit, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= limit:
+            return f"{value / limit:.3g}{suffix}"
+    return f"{value:.3g}"
+
+
+class CompactLogAxis(pg.AxisItem):
+    """A log axis whose ticks read 1k, 15.2k, 1.2M instead of 1.521e+04."""
+
+    def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
+        if not self.logMode:
+            return super().tickStrings(values, scale, spacing)
+        return [compact_number(10 ** v) for v in values]
+
+
 def model_size(run: dict[str, Any], who: str, axis: str,
                latency: dict[int, dict[str, Any]]) -> float | None:
     """The size of the run's teacher or student on this axis (None: not known)."""
@@ -46,6 +63,7 @@ class ParetoPanel(QWidget):
             self.size_axis.addItem(key, key)
         self.plot = white_plot("comparePareto", grid=True)
         item = self.plot.getPlotItem()
+        item.setAxisItems({"bottom": CompactLogAxis("bottom")})
         item.setLabel("left", "Test accuracy (%)")
         item.setLogMode(x=True, y=False)
         self.legend = corner_legend(item)
@@ -99,7 +117,7 @@ class ParetoPanel(QWidget):
                 y, spread = mean_and_std([p[1] for p in pairs])
                 self.points.append({"run_id": lead["id"], "who": who, "x": x,
                                     "y": y, "std": spread, "runs": len(pairs)})
-                text = f"{run_label(lead)} · {who}: {y:.2%} test, {x:,.4g} {axis}"
+                text = f"{run_label(lead)} · {who}: {y:.2%} test, {compact_number(x)} {axis}"
                 if len(pairs) > 1:
                     text += f" (mean of {len(pairs)} seeds, ± {spread * 100:.2f} points)"
                 spots.append({"pos": (np.log10(x), y * 100), "symbol": symbol,
