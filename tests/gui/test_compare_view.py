@@ -275,3 +275,22 @@ def test_pareto_ticks_read_as_compact_counts(view: CompareView) -> None:
     view.set_runs([1, 2, 3])
     axis = view.pareto_panel.plot.getPlotItem().getAxis("bottom")
     assert axis.tickStrings([3.0, 4.0, 6.0], 1.0, 1.0) == ["1k", "10k", "1M"]
+
+
+def test_hover_shows_each_curves_value_and_export_writes_files(view: CompareView,
+                                                                tmp_path: Path) -> None:
+    view.set_runs([1, 2])
+    panel = view.curve_panel
+    panel.show_values_at(8.4)  # student val/acc at step 8: epoch 2
+    text = panel.hover.text()
+    assert "x=8" in text and "#1 a</span> 0.7" in text and "#2 b</span> 0.6" in text
+    rows = (tmp_path / "c.csv")
+    panel.export(rows)
+    lines = rows.read_text().splitlines()
+    assert lines[0] == "curve,x,y" and "#2 b,12,0.9" in lines and len(lines) == 7
+    for suffix in ("png", "svg"):
+        written = panel.export(tmp_path / f"c.{suffix}")
+        assert written.stat().st_size > 1000
+    assert (tmp_path / "c.svg").read_text().lstrip().startswith("<?xml")
+    with pytest.raises(ValueError, match="unknown export format"):
+        panel.export(tmp_path / "c.txt")
