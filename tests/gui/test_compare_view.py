@@ -294,3 +294,11 @@ def test_hover_shows_each_curves_value_and_export_writes_files(view: CompareView
     assert (tmp_path / "c.svg").read_text().lstrip().startswith("<?xml")
     with pytest.raises(ValueError, match="unknown export format"):
         panel.export(tmp_path / "c.txt")
+
+
+def test_crowded_run_labels_stack_instead_of_overlapping() -> None:
+    from kdstudio.gui.compare.pareto import label_rows
+
+    labels = [(3.0, 80.0, "#1", None), (3.01, 80.2, "#2", None), (3.02, 80.1, "#3", None),
+              (5.0, 80.0, "#4", None)]
+    assert label_rows(labels, 0.1, 1.0) == [0, 1, 2, 0]

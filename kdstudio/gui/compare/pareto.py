@@ -49,12 +49,46 @@ def model_size(run: dict[str, Any], who: str, axis: str,
     return float(value) if isinstance(value, (int, float)) and value > 0 else None
 
 
+def label_rows(labels: list[tuple[float, float, str, Any]], near_x: float,
+               near_y: float) -> list[int]:
+    """A stacking row per label: labels closer than (near_x, near_y) to an earlier one move
+    up a row so that no two share a place."""
+    rows: list[int] = []
+    for i, (x, y, _text, _colour) in enumerate(labels):
+        taken = {rows[j] for j, (ox, oy, _t, _c) in enumerate(labels[:i])
+                 if abs(ox - x) < near_x and abs(oy - y) < near_y * (1 + rows[j])}
+        row = 0
+        while row in taken:
+            row += 1
+        rows.append(row)
+    return rows
+
+
+def place_labels(plot: pg.PlotItem, labels: list[tuple[float, float, str, Any]]
+                 ) -> list[pg.TextItem]:
+    """Run labels right of and above their points, stacked where points crowd."""
+    xs = [label[0] for label in labels]
+    ys = [label[1] for label in labels]
+    span_x = (max(xs) - min(xs)) if len(xs) > 1 else 1.0
+    span_y = (max(ys) - min(ys)) if len(ys) > 1 else 1.0
+    items = []
+    for (x, y, text, colour), row in zip(labels, label_rows(labels, 0.12 * (span_x or 1.0),
+                                                           0.08 * (span_y or 1.0)),
+                                         strict=True):
+        item = pg.TextItem(text, color=colour, anchor=(-0.2, 1.1 + row))
+        item.setPos(x, y)
+        plot.addItem(item)
+        items.append(item)
+    return items
+
+
 class ParetoPanel(QWidget):
     """The size-axis choice, the scatter and a note; `draw` shows groups of runs."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.points: list[dict[str, Any]] = []
+        self.run_labels: list[pg.TextItem] = []
         self.size_axis = QComboBox()
         self.size_axis.setObjectName("compareSizeAxis")
         self.size_axis.setToolTip("Size shown on the Pareto x axis; latency only for runs "
@@ -100,6 +134,7 @@ class ParetoPanel(QWidget):
         plot.setLabel("bottom", SIZE_AXES[axis])
         missing = 0
         spots: list[dict[str, Any]] = []
+        labels: list[tuple[float, float, str, tuple[int, int, int]]] = []
         for group in groups:
             lead = group[0]
             colour = run_colour(lead["id"])
@@ -131,12 +166,11 @@ class ParetoPanel(QWidget):
                                                  height=np.array([2 * spread * 100]),
                                                  pen=pg.mkPen(colour)))
                 if who == "student":
-                    label = pg.TextItem(f"#{lead['id']}", color=colour, anchor=(-0.2, 1.1))
-                    label.setPos(np.log10(x), y * 100)
-                    plot.addItem(label)
+                    labels.append((np.log10(x), y * 100, f"#{lead['id']}", colour))
         # ScatterPlotItem is not log-aware: its positions are given as log10(size) already.
         plot.addItem(pg.ScatterPlotItem(spots=spots, hoverable=True,
                                         tip=lambda x, y, data: data))
+        self.run_labels = place_labels(plot, labels)
         self._draw_front(plot)
         notes = []
         if missing and axis == "latency":
