@@ -254,14 +254,13 @@ def test_seed_band_stays_finite_and_near_the_data_under_log_y(qtbot, db: Path) -
     view.set_runs([1, 4])
     view.group_seeds.setChecked(True)
     view.metric_box.setCurrentText("val/spread")
-    linear = view.bands[0]
-    assert min(linear.curves[1].yData) <= 0  # log10 of the linear band: -inf
+    assert min(view.overlay.band_edges[0][0]) <= 0  # log10 of the linear band: -inf
     view.log_y.setChecked(True)
     data = np.array(list(values.values()))
     positive = data[data > 0]
-    band = view.bands[0]
-    for edge in band.curves:
-        ys = np.asarray(edge.yData, dtype=float)
+    for edge, drawn in zip(view.overlay.band_edges[0][::-1], view.bands[0].curves, strict=True):
+        ys = np.asarray(edge, dtype=float)
+        assert np.asarray(drawn.yData) == pytest.approx(np.log10(ys))  # view space: log10
         assert np.isfinite(ys).all()
         assert ys.min() >= positive.min() / 10 and ys.max() <= positive.max() * 10
     mean = view.curves["#1 a ×2 seeds"].yData

@@ -52,6 +52,7 @@ class CurveOverlay:
         self.legend = corner_legend(item)
         self.curves: dict[str, pg.PlotDataItem] = {}
         self.bands: list[pg.FillBetweenItem] = []
+        self.band_edges: list[tuple[np.ndarray, np.ndarray]] = []  # (lower, upper), data space
         self._band_items: list[Any] = []
         self._pool: list[pg.PlotDataItem] = []
 
@@ -65,6 +66,7 @@ class CurveOverlay:
             plot.removeItem(item)
         self._band_items.clear()
         self.bands.clear()
+        self.band_edges.clear()
         self.curves.clear()
         by_run: dict[int, list[Series]] = {}
         for one in series:
@@ -81,7 +83,7 @@ class CurveOverlay:
                         mean = np.asarray(debiased_ema(mean, weight))
                     name = f"{run_label(lead)} ×{len(group)} seeds"
                     name += "" if part in ("all", phase) else f" · {part}"
-                    self._add_band(x, lower, upper, colour)
+                    self._add_band(x, lower, upper, colour, log_y)
                     self._add_curve(name, x, mean, colour, PHASE_STYLES.get(part))
                 continue
             for one in by_run.get(lead["id"], []):
@@ -134,12 +136,15 @@ class CurveOverlay:
             sample.update()
 
     def _add_band(self, x: np.ndarray, lower_y: np.ndarray, upper_y: np.ndarray,
-                  colour: tuple[int, int, int]) -> None:
-        upper = pg.PlotDataItem(x, upper_y, pen=pg.mkPen(None))
-        lower = pg.PlotDataItem(x, lower_y, pen=pg.mkPen(None))
+                  colour: tuple[int, int, int], log_y: bool = False) -> None:
+        """The band between two edges given in data space; its curves are drawn in view
+        space (log10 under `log_y`), as FillBetweenItem's curves are not log-aware."""
+        to_view = np.log10 if log_y else np.asarray
+        upper = pg.PlotCurveItem(x, to_view(upper_y), pen=pg.mkPen(None))
+        lower = pg.PlotCurveItem(x, to_view(lower_y), pen=pg.mkPen(None))
         band = pg.FillBetweenItem(upper, lower, brush=pg.mkBrush(*colour, 50))
-        plot = self.plot.getPlotItem()
-        for item in (upper, lower, band):
-            plot.addItem(item)
-            self._band_items.append(item)
+        self.plot.getPlotItem().addItem(band)
+        self._band_items.append(band)
         self.bands.append(band)
+        self.band_edges.append((np.asarray(lower_y, dtype=float),
+                                np.asarray(upper_y, dtype=float)))
