@@ -239,3 +239,65 @@ def test_deleted_runs_leave_the_comparison(view: CompareView, db: Path) -> None:
     assert view.run_ids() == [1, 3]
     assert sorted(view.curves) == ["#1 a", "#3 c"]
     assert view.run_list.count() == 3
+
+
+def test_seed_band_stays_finite_and_near_the_data_under_log_y(qtbot, db: Path) -> None:
+    """Linear mean - std reaches zero here (0 vs 1e-3); the band is taken in log space."""
+    values = {1: [1.0, 0.01, 0.0], 4: [3.0, 0.5, 1e-3]}
+    with Store(db) as store:
+        for run_id, ys in values.items():
+            for epoch, y in enumerate(ys, start=1):
+                store.add_metrics(run_id, "student", epoch * STEPS_PER_EPOCH, epoch,
+                                  {"val/spread": y})
+    view = CompareView(db)
+    qtbot.addWidget(view)
+    view.set_runs([1, 4])
+    view.group_seeds.setChecked(True)
+    view.metric_box.setCurrentText("val/spread")
+    assert min(view.overlay.band_edges[0][0]) <= 0  # log10 of the linear band: -inf
+    view.log_y.setChecked(True)
+    data = np.array(list(values.values()))
+    positive = data[data > 0]
+    for edge, drawn in zip(view.overlay.band_edges[0][::-1], view.bands[0].curves, strict=True):
+        ys = np.asarray(edge, dtype=float)
+        assert np.asarray(drawn.yData) == pytest.approx(np.log10(ys))  # view space: log10
+        assert np.isfinite(ys).all()
+        assert ys.min() >= positive.min() / 10 and ys.max() <= positive.max() * 10
+    mean = view.curves["#1 a ×2 seeds"].yData
+    assert mean[:2] == pytest.approx(np.sqrt(data[0] * data[1])[:2])  # geometric mean
+
+
+def test_pareto_ticks_read_as_compact_counts(view: CompareView) -> None:
+    from kdstudio.gui.compare.pareto import compact_number
+
+    assert [compact_number(v) for v in (950, 15_210, 1_234_567)] == ["950", "15.2k", "1.23M"]
+    view.set_runs([1, 2, 3])
+    axis = view.pareto_panel.plot.getPlotItem().getAxis("bottom")
+    assert axis.tickStrings([3.0, 4.0, 6.0], 1.0, 1.0) == ["1k", "10k", "1M"]
+
+
+def test_hover_shows_each_curves_value_and_export_writes_files(view: CompareView,
+                                                                tmp_path: Path) -> None:
+    view.set_runs([1, 2])
+    panel = view.curve_panel
+    panel.show_values_at(8.4)  # student val/acc at step 8: epoch 2
+    text = panel.hover.text()
+    assert "x=8" in text and "#1 a</span> 0.7" in text and "#2 b</span> 0.6" in text
+    rows = (tmp_path / "c.csv")
+    panel.export(rows)
+    lines = rows.read_text().splitlines()
+    assert lines[0] == "curve,x,y" and "#2 b,12,0.9" in lines and len(lines) == 7
+    for suffix in ("png", "svg"):
+        written = panel.export(tmp_path / f"c.{suffix}")
+        assert written.stat().st_size > 1000
+    assert (tmp_path / "c.svg").read_text().lstrip().startswith("<?xml")
+    with pytest.raises(ValueError, match="unknown export format"):
+        panel.export(tmp_path / "c.txt")
+
+
+def test_crowded_run_labels_stack_instead_of_overlapping() -> None:
+    from kdstudio.gui.compare.pareto import label_rows
+
+    labels = [(3.0, 80.0, "#1", None), (3.01, 80.2, "#2", None), (3.02, 80.1, "#3", None),
+              (5.0, 80.0, "#4", None)]
+    assert label_rows(labels, 0.1, 1.0) == [0, 1, 2, 0]

@@ -255,3 +255,41 @@ def test_window_tab_follows_the_finished_run_and_the_history(qtbot, window) -> N
     assert window.tabs.currentWidget() is view
     window.history.runs_deleted.emit([run_id])
     assert "deleted" in view.message.text()
+
+
+def test_confusion_difference_colours_better_alike_and_has_a_labelled_colour_bar(
+        qtbot, finished_run) -> None:
+    db, run_id = finished_run
+    view = _loaded_view(qtbot, db, run_id)
+    diff_map = view.diff_map
+    values = diff_map.values
+    pixels = diff_map.image.colors()
+    n = len(values)
+    for i in range(n):
+        for j in range(n):
+            better = values[i, j] > 0 if i == j else values[i, j] < 0
+            worse = values[i, j] < 0 if i == j else values[i, j] > 0
+            rgb = pixels[i, j, :3].astype(int)
+            if better:  # more right on the diagonal, fewer mistakes off it: blue side
+                assert rgb[2] > rgb[0], (i, j, values[i, j], rgb)
+            elif worse:
+                assert rgb[0] > rgb[2], (i, j, values[i, j], rgb)
+            else:
+                assert tuple(rgb) == (255, 255, 255)
+    texts = {(round(label.pos().y() - 0.5), round(label.pos().x() - 0.5)):
+             label.textItem.toPlainText() for label in diff_map.cell_labels}
+    for (i, j), text in texts.items():
+        assert text == f"{values[i, j]:+.0f}" and values[i, j] != 0
+    assert len(texts) == int(np.count_nonzero(values))  # zero cells stay blank
+    zero = np.argwhere(values == 0)
+    if len(zero):
+        i, j = zero[0]
+        assert diff_map.describe(j + 0.5, i + 0.5).endswith(": 0")
+    assert "Δ samples" in diff_map.colorbar.axis.labelText
+    gains = [label.textItem.toPlainText() for label in view.accuracy_panel.gain_labels]
+    assert "+0" not in gains and "-0" not in gains
+    for label, text in zip(view.accuracy_panel.gain_labels, gains, strict=True):
+        colour = label.textItem.defaultTextColor().name()
+        expected = "#707070" if text == "0" else ("#2e7d32" if text.startswith("+")
+                                                  else "#c62828")
+        assert colour == expected, text

@@ -19,6 +19,24 @@ PHASE_STYLES = {"teacher": Qt.PenStyle.DashLine, "baseline": Qt.PenStyle.DotLine
 X_LABELS = {"step": "step", "epoch": "epoch", "wall time": "seconds since the run started"}
 
 
+def band_bounds(series: list[Series], log_y: bool
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """x, mean, lower and upper edge of a seed group's ± std band.
+
+    Under `log_y` the band is the geometric mean ×/÷ 10**std(log10 y), so it stays positive
+    and finite; non-positive values are left out of the log statistics."""
+    x, mean, std = mean_std(series)
+    if not log_y:
+        return x, mean, mean - std, mean + std
+    length = len(x)
+    ys = np.array([s.y[:length] for s in series], dtype=float)
+    positive = ys[ys > 0]
+    floor = float(positive.min()) if positive.size else 1e-12
+    logs = np.log10(np.where(ys > 0, ys, floor))
+    log_mean, log_std = logs.mean(axis=0), logs.std(axis=0)
+    return (x, 10 ** log_mean, 10 ** (log_mean - log_std), 10 ** (log_mean + log_std))
+
+
 class CurveOverlay:
     """The plot (`plot`) and what it shows: `curves` by legend name and `bands`.
 
@@ -34,18 +52,21 @@ class CurveOverlay:
         self.legend = corner_legend(item)
         self.curves: dict[str, pg.PlotDataItem] = {}
         self.bands: list[pg.FillBetweenItem] = []
+        self.band_edges: list[tuple[np.ndarray, np.ndarray]] = []  # (lower, upper), data space
         self._band_items: list[Any] = []
         self._pool: list[pg.PlotDataItem] = []
 
     def draw(self, groups: list[list[dict[str, Any]]], series: list[Series], phase: str,
-             weight: float) -> None:
+             weight: float, log_y: bool = False) -> None:
         """Draw `series` for these groups of runs (one curve each, or a group's mean ± std
-        band); `phase` is the one chosen, `weight` the smoothing weight (0: none)."""
+        band); `phase` is the one chosen, `weight` the smoothing weight (0: none); under
+        `log_y` a group's mean and band are computed from log10 values."""
         plot = self.plot.getPlotItem()
         for item in self._band_items:
             plot.removeItem(item)
         self._band_items.clear()
         self.bands.clear()
+        self.band_edges.clear()
         self.curves.clear()
         by_run: dict[int, list[Series]] = {}
         for one in series:
@@ -56,11 +77,13 @@ class CurveOverlay:
             if len(group) > 1:
                 members = [s for run in group for s in by_run.get(run["id"], [])]
                 for part in dict.fromkeys(s.phase for s in members):
-                    x, mean, std = mean_std([s for s in members if s.phase == part])
-                    mean = np.asarray(debiased_ema(mean, weight)) if weight else mean
+                    x, mean, lower, upper = band_bounds(
+                        [s for s in members if s.phase == part], log_y)
+                    if weight:
+                        mean = np.asarray(debiased_ema(mean, weight))
                     name = f"{run_label(lead)} ×{len(group)} seeds"
                     name += "" if part in ("all", phase) else f" · {part}"
-                    self._add_band(x, mean, std, colour)
+                    self._add_band(x, lower, upper, colour, log_y)
                     self._add_curve(name, x, mean, colour, PHASE_STYLES.get(part))
                 continue
             for one in by_run.get(lead["id"], []):
@@ -112,13 +135,16 @@ class CurveOverlay:
                 label.setText(name)
             sample.update()
 
-    def _add_band(self, x: np.ndarray, mean: np.ndarray, std: np.ndarray,
-                  colour: tuple[int, int, int]) -> None:
-        upper = pg.PlotDataItem(x, mean + std, pen=pg.mkPen(None))
-        lower = pg.PlotDataItem(x, mean - std, pen=pg.mkPen(None))
+    def _add_band(self, x: np.ndarray, lower_y: np.ndarray, upper_y: np.ndarray,
+                  colour: tuple[int, int, int], log_y: bool = False) -> None:
+        """The band between two edges given in data space; its curves are drawn in view
+        space (log10 under `log_y`), as FillBetweenItem's curves are not log-aware."""
+        to_view = np.log10 if log_y else np.asarray
+        upper = pg.PlotCurveItem(x, to_view(upper_y), pen=pg.mkPen(None))
+        lower = pg.PlotCurveItem(x, to_view(lower_y), pen=pg.mkPen(None))
         band = pg.FillBetweenItem(upper, lower, brush=pg.mkBrush(*colour, 50))
-        plot = self.plot.getPlotItem()
-        for item in (upper, lower, band):
-            plot.addItem(item)
-            self._band_items.append(item)
+        self.plot.getPlotItem().addItem(band)
+        self._band_items.append(band)
         self.bands.append(band)
+        self.band_edges.append((np.asarray(lower_y, dtype=float),
+                                np.asarray(upper_y, dtype=float)))

@@ -20,6 +20,23 @@ SIZE_AXES = {"parameters": "Parameters", "MB": "Size (MB)",
 MARKERS = (("student", "o", True), ("baseline", "o", False), ("teacher", "star", True))
 
 
+def compact_number(value: float) -> str:
+    """A size as people write it: 950, 15.2k, 1.2M, 3.4G (3 significant figures at most)."""
+    for limit, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= limit:
+            return f"{value / limit:.3g}{suffix}"
+    return f"{value:.3g}"
+
+
+class CompactLogAxis(pg.AxisItem):
+    """A log axis whose ticks read 1k, 15.2k, 1.2M instead of 1.521e+04."""
+
+    def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
+        if not self.logMode:
+            return super().tickStrings(values, scale, spacing)
+        return [compact_number(10 ** v) for v in values]
+
+
 def model_size(run: dict[str, Any], who: str, axis: str,
                latency: dict[int, dict[str, Any]]) -> float | None:
     """The size of the run's teacher or student on this axis (None: not known)."""
@@ -32,12 +49,46 @@ def model_size(run: dict[str, Any], who: str, axis: str,
     return float(value) if isinstance(value, (int, float)) and value > 0 else None
 
 
+def label_rows(labels: list[tuple[float, float, str, Any]], near_x: float,
+               near_y: float) -> list[int]:
+    """A stacking row per label: labels closer than (near_x, near_y) to an earlier one move
+    up a row so that no two share a place."""
+    rows: list[int] = []
+    for i, (x, y, _text, _colour) in enumerate(labels):
+        taken = {rows[j] for j, (ox, oy, _t, _c) in enumerate(labels[:i])
+                 if abs(ox - x) < near_x and abs(oy - y) < near_y * (1 + rows[j])}
+        row = 0
+        while row in taken:
+            row += 1
+        rows.append(row)
+    return rows
+
+
+def place_labels(plot: pg.PlotItem, labels: list[tuple[float, float, str, Any]]
+                 ) -> list[pg.TextItem]:
+    """Run labels right of and above their points, stacked where points crowd."""
+    xs = [label[0] for label in labels]
+    ys = [label[1] for label in labels]
+    span_x = (max(xs) - min(xs)) if len(xs) > 1 else 1.0
+    span_y = (max(ys) - min(ys)) if len(ys) > 1 else 1.0
+    items = []
+    for (x, y, text, colour), row in zip(labels, label_rows(labels, 0.12 * (span_x or 1.0),
+                                                           0.08 * (span_y or 1.0)),
+                                         strict=True):
+        item = pg.TextItem(text, color=colour, anchor=(-0.2, 1.1 + row))
+        item.setPos(x, y)
+        plot.addItem(item)
+        items.append(item)
+    return items
+
+
 class ParetoPanel(QWidget):
     """The size-axis choice, the scatter and a note; `draw` shows groups of runs."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.points: list[dict[str, Any]] = []
+        self.run_labels: list[pg.TextItem] = []
         self.size_axis = QComboBox()
         self.size_axis.setObjectName("compareSizeAxis")
         self.size_axis.setToolTip("Size shown on the Pareto x axis; latency only for runs "
@@ -46,6 +97,7 @@ class ParetoPanel(QWidget):
             self.size_axis.addItem(key, key)
         self.plot = white_plot("comparePareto", grid=True)
         item = self.plot.getPlotItem()
+        item.setAxisItems({"bottom": CompactLogAxis("bottom")})
         item.setLabel("left", "Test accuracy (%)")
         item.setLogMode(x=True, y=False)
         self.legend = corner_legend(item)
@@ -82,6 +134,7 @@ class ParetoPanel(QWidget):
         plot.setLabel("bottom", SIZE_AXES[axis])
         missing = 0
         spots: list[dict[str, Any]] = []
+        labels: list[tuple[float, float, str, tuple[int, int, int]]] = []
         for group in groups:
             lead = group[0]
             colour = run_colour(lead["id"])
@@ -99,7 +152,7 @@ class ParetoPanel(QWidget):
                 y, spread = mean_and_std([p[1] for p in pairs])
                 self.points.append({"run_id": lead["id"], "who": who, "x": x,
                                     "y": y, "std": spread, "runs": len(pairs)})
-                text = f"{run_label(lead)} · {who}: {y:.2%} test, {x:,.4g} {axis}"
+                text = f"{run_label(lead)} · {who}: {y:.2%} test, {compact_number(x)} {axis}"
                 if len(pairs) > 1:
                     text += f" (mean of {len(pairs)} seeds, ± {spread * 100:.2f} points)"
                 spots.append({"pos": (np.log10(x), y * 100), "symbol": symbol,
@@ -113,12 +166,11 @@ class ParetoPanel(QWidget):
                                                  height=np.array([2 * spread * 100]),
                                                  pen=pg.mkPen(colour)))
                 if who == "student":
-                    label = pg.TextItem(f"#{lead['id']}", color=colour, anchor=(-0.2, 1.1))
-                    label.setPos(np.log10(x), y * 100)
-                    plot.addItem(label)
+                    labels.append((np.log10(x), y * 100, f"#{lead['id']}", colour))
         # ScatterPlotItem is not log-aware: its positions are given as log10(size) already.
         plot.addItem(pg.ScatterPlotItem(spots=spots, hoverable=True,
                                         tip=lambda x, y, data: data))
+        self.run_labels = place_labels(plot, labels)
         self._draw_front(plot)
         notes = []
         if missing and axis == "latency":

@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
 
 from kdstudio.core.run_query import MISSING
 from kdstudio.core.run_table import flatten, mean_std
+from kdstudio.gui.compare.curve_panel import CurvePanel
 from kdstudio.gui.compare.curves import CurveOverlay
 from kdstudio.gui.compare.data import X_MODES, Series, best_of, build_series, group_by_seed
 from kdstudio.gui.compare.parallel import ParallelPanel
@@ -138,6 +139,7 @@ class CompareView(QWidget):
 
         self.overlay = CurveOverlay()
         self.plot = self.overlay.plot
+        self.curve_panel = CurvePanel(self.overlay)
         self.pareto_panel = ParetoPanel()
         self.size_axis = self.pareto_panel.size_axis
         self.pareto_note = self.pareto_panel.note
@@ -150,7 +152,7 @@ class CompareView(QWidget):
         self.tables.addTab(self.diff_panel, "Config differences")
 
         curves = QSplitter(Qt.Orientation.Horizontal)
-        curves.addWidget(self.plot)
+        curves.addWidget(self.curve_panel)
         curves.addWidget(self.pareto_panel)
         curves.setStretchFactor(0, 3)
         curves.setStretchFactor(1, 2)
@@ -306,7 +308,7 @@ class CompareView(QWidget):
         self._draw_curves(reuse=True)
 
     def _log_changed(self, on: bool) -> None:
-        self.plot.getPlotItem().setLogMode(x=False, y=on)
+        self._draw_curves(reuse=True)
 
     def metric_name(self) -> str:
         return self.metric_box.currentText()
@@ -345,7 +347,7 @@ class CompareView(QWidget):
                                             self.phase_name(), started)
             series = self._series
         self.overlay.draw(self.seed_groups(), series, self.phase_name(),
-                          self.smoothing.value() / 100)
+                          self.smoothing.value() / 100, self.log_y.isChecked())
         self.overlay.set_axes(metric or "", self.x_axis.currentData(), self.log_y.isChecked())
 
     @property

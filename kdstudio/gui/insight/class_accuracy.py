@@ -16,6 +16,7 @@ from kdstudio.gui.widgets.plots import corner_legend
 
 PERCENT_TICKS = [(v / 5, f"{v * 20} %") for v in range(6)]
 KINDS = ("teacher", "baseline", "student")
+NEUTRAL_GAIN = "#707070"  # a gain that rounds to 0 points: neither helped nor hurt
 
 
 class AccuracyPanel(Panel):
@@ -26,7 +27,8 @@ class AccuracyPanel(Panel):
             "Per-class test accuracy", "classAccuracyPlot",
             "Test accuracy within each true class for the teacher, the student trained alone "
             "(baseline) and the distilled student.\nThe number above each group is the KD gain"
-            " in points: student + KD − student alone (green: KD helped).")
+            " in points: student + KD − student alone\n(green: KD helped, red: hurt, "
+            "grey 0: no change).")
         self.knowledge: Any = None  # kdstudio.core.analysis.DarkKnowledge
         self.item.setLabel("left", "test accuracy")
         self.item.getAxis("left").setTicks([PERCENT_TICKS])
@@ -64,7 +66,9 @@ class AccuracyPanel(Panel):
             for i, value in enumerate(gain.tolist()):
                 if math.isnan(value):
                     continue
-                label = pg.TextItem(f"{value * 100:+.0f}", color=GAIN_COLORS[value >= 0],
+                points = round(value * 100)
+                colour = GAIN_COLORS[points > 0] if points else NEUTRAL_GAIN
+                label = pg.TextItem(f"{points:+d}" if points else "0", color=colour,
                                     anchor=(0.5, 1.0))
                 label.setPos(i, float(tops[i]) + 0.01)
                 item.addItem(label)

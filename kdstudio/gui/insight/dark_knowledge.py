@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -36,7 +37,10 @@ from kdstudio.gui.insight.class_accuracy import AccuracyPanel
 from kdstudio.gui.insight.example import ExamplePanel
 from kdstudio.gui.insight.panels import HeatMap
 from kdstudio.gui.tasks import Task, TaskState
-from kdstudio.gui.widgets.colours import DIFF_COLORMAP, PHASE_LABELS, SOFT_COLORMAP
+from kdstudio.gui.widgets.colours import PHASE_LABELS, SOFT_COLORMAP
+
+# KD benefit per cell: red = worse for the student, white = no change, blue = better.
+BENEFIT_COLORMAP = pg.ColorMap([0.0, 0.5, 1.0], [(178, 24, 43), (255, 255, 255), (33, 102, 172)])
 
 
 def analyse_run(db_path: Path, run_id: int, state: TaskState) -> tuple[Any, dict[str, Any]]:
@@ -118,9 +122,10 @@ class DarkKnowledgeView(QWidget):
         self.diff_map = HeatMap(
             "Confusion: student + KD − student alone", "confusionDiffMap",
             "Confusion matrix (row = true class, column = predicted class, test set) of the "
-            "distilled student minus that of the student trained alone.\nRed on the diagonal:"
-            " more examples right with KD; red off the diagonal: more of that mistake with "
-            "KD; blue: fewer.", DIFF_COLORMAP, "predicted class", "+.0f")
+            "distilled student minus that of the student trained alone, in test samples.\n"
+            "Blue: better with KD (more right on the diagonal, fewer of that mistake off it);"
+            " red: worse.", BENEFIT_COLORMAP, "predicted class", "+.0f", label_all=True,
+            colorbar_label="KD benefit (Δ samples; + = better)")
 
         self.accuracy_panel = AccuracyPanel()
         self.example_panel = ExamplePanel()
@@ -291,4 +296,5 @@ class DarkKnowledgeView(QWidget):
             return
         values = difference.numpy().astype(float)
         reach = max(float(np.abs(values).max()), 1.0)
-        self.diff_map.set_matrix(values, self.knowledge.class_names, (-reach, reach))
+        sign = np.where(np.eye(len(values), dtype=bool), 1.0, -1.0)  # off-diagonal: fewer = better
+        self.diff_map.set_matrix(values, self.knowledge.class_names, (-reach, reach), sign)

@@ -101,12 +101,18 @@ class MatrixImage(pg.GraphicsObject):
         super().__init__()
         self.colormap = colormap
         self.values = np.zeros((0, 0))
+        self.colour_sign = np.ones((0, 0))  # colours map values * colour_sign
         self.levels = (0.0, 1.0)
         self.qimage = QImage()
 
-    def set_values(self, values: np.ndarray, levels: tuple[float, float]) -> None:
+    def set_values(self, values: np.ndarray, levels: tuple[float, float],
+                   colour_sign: np.ndarray | None = None) -> None:
+        """`colour_sign` (+1/-1 per cell): colour values * sign, e.g. so "better" reads the
+        same on and off a confusion matrix's diagonal."""
         self.prepareGeometryChange()
         self.values = np.array(values, dtype=float)  # a copy of its own
+        self.colour_sign = (np.ones_like(self.values) if colour_sign is None
+                            else np.asarray(colour_sign, dtype=float))
         self.set_levels(levels)
 
     def set_levels(self, levels: tuple[float, float]) -> None:
@@ -117,7 +123,8 @@ class MatrixImage(pg.GraphicsObject):
     def colors(self) -> np.ndarray:
         """RGBA bytes (rows x columns x 4) of the cells as drawn."""
         low, high = self.levels
-        scaled = (self.values - low) / (high - low) if high > low else self.values * 0.0
+        shown = self.values * self.colour_sign
+        scaled = (shown - low) / (high - low) if high > low else shown * 0.0
         finite = np.isfinite(scaled)
         clipped = np.clip(np.where(finite, scaled, 0.0), 0.0, 1.0)
         rgba = np.asarray(self.colormap.map(clipped.ravel(), mode="byte"), dtype=np.uint8)
@@ -147,13 +154,16 @@ class HeatMap(Panel):
     """A class x class matrix as an image: row = true class, column = the other class."""
 
     def __init__(self, title: str, object_name: str, tooltip: str, colormap: str | pg.ColorMap,
-                 x_label: str, value_format: str, label_diagonal: bool = False) -> None:
+                 x_label: str, value_format: str, label_diagonal: bool = False,
+                 label_all: bool = False, colorbar_label: str = "") -> None:
         """`label_diagonal`: write each diagonal value in its cell (for a colour scale
-        that may saturate on the diagonal)."""
+        that may saturate on the diagonal); `label_all`: write every non-zero value in its
+        cell (zeros stay blank); `colorbar_label`: the colour bar's units."""
         super().__init__(title, object_name, tooltip)
         self.class_names: list[str] = []
         self.value_format = value_format
         self.label_diagonal = label_diagonal
+        self.label_all = label_all
         self.cell_labels: list[pg.TextItem] = []
         if isinstance(colormap, str):
             colormap = pg.colormap.get(colormap)
@@ -169,6 +179,8 @@ class HeatMap(Panel):
                                         interactive=False, width=12, pen="#888",
                                         colorMapMenu=False)
         self.colorbar.setColorMap(colormap)  # draws the bar; no image item is attached
+        if colorbar_label:
+            self.colorbar.axis.setLabel(colorbar_label)
         self.item.layout.addItem(self.colorbar, 2, 5)  # right of the plot, as pyqtgraph does
         self.item.layout.setColumnFixedWidth(4, 5)
 
@@ -178,10 +190,10 @@ class HeatMap(Panel):
         return self.image.values
 
     def set_matrix(self, matrix: np.ndarray, class_names: list[str],
-                   levels: tuple[float, float]) -> None:
+                   levels: tuple[float, float], colour_sign: np.ndarray | None = None) -> None:
         self.class_names = list(class_names)
         self.colorbar.setLevels(levels)
-        self.image.set_values(np.asarray(matrix, dtype=float), levels)
+        self.image.set_values(np.asarray(matrix, dtype=float), levels, colour_sign)
         n = len(class_names)
         short = [name if len(name) <= 3 else str(i) for i, name in enumerate(class_names)]
         rows = [name if name == s or str(i) in name else f"{i} {name}"
@@ -198,7 +210,17 @@ class HeatMap(Panel):
             self.item.removeItem(label)
         self.cell_labels = []
         n = len(self.values)
-        if not self.label_diagonal or n > MAX_LABELLED_CLASSES:
+        if n > MAX_LABELLED_CLASSES:
+            return
+        if self.label_all:
+            for i, j in zip(*np.nonzero(np.round(self.values)), strict=True):
+                label = pg.TextItem(format(self.values[i, j], self.value_format),
+                                    color=(40, 40, 40), anchor=(0.5, 0.5))
+                label.setPos(j + 0.5, i + 0.5)
+                self.item.addItem(label)
+                self.cell_labels.append(label)
+            return
+        if not self.label_diagonal:
             return
         for i in range(n):
             label = pg.TextItem(format(self.values[i, i], ".2f"), color="w",
@@ -222,6 +244,7 @@ class HeatMap(Panel):
         row, column = math.floor(y), math.floor(x)
         if not (0 <= row < n and 0 <= column < n):
             return ""
-        value = format(self.values[row, column], self.value_format)
+        number = self.values[row, column]
+        value = format(number, self.value_format) if round(number, 6) else "0"
         return (f"true <b>{html.escape(self.class_names[row])}</b> → "
                 f"<b>{html.escape(self.class_names[column])}</b>: {value}")
