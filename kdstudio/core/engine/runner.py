@@ -304,14 +304,15 @@ def execute(prepared: Prepared, recorder: Recorder, should_stop: Callable[[], bo
         _train_phases(run)
     except RunStopped:
         status = "stopped"
-        run.log("Stopped by request; everything so far is saved", "warning")
     except NonFiniteLoss as failure:
         status, error = "failed", str(failure)
-        run.log(error, "error")
     except Exception as failure:  # noqa: BLE001 - any crash must end the run as failed
         status, error = "failed", failure_reason(failure)
+    settle_checkpoint(run)  # a checkpoint that failed says so before the run's end is said
+    if status == "stopped":
+        run.log("Stopped by request; everything so far is saved", "warning")
+    elif error is not None:
         run.log(error, "error")
-    settle_checkpoint(run)
     run.summary["duration_s"] = run.elapsed()
     columns = {k: v for k, v in run.summary.items() if k in _SUMMARY_COLUMNS}
     try:
