@@ -15,7 +15,7 @@ from kdstudio.gui import MainWindow
 from kdstudio.gui.widgets.charts import ChartPanel
 from kdstudio.gui.widgets.plots import corner_legend, white_plot
 from kdstudio.gui.widgets.style import DARK_STYLE_COLOURS, LIGHT_STYLE_COLOURS
-from kdstudio.gui.widgets.theme import SETTINGS_KEY, theme
+from kdstudio.gui.widgets.theme import DARK_CHARTS, SETTINGS_KEY, theme
 from tests.gui.conftest import find, settings_in
 
 
@@ -48,6 +48,8 @@ def test_view_menu_switches_to_dark_and_back(window: MainWindow, tmp_path: Path)
     assert background < 60 and axis > 100 and text > 180
     assert DARK_STYLE_COLOURS["banner_background"] in window.styleSheet()
     assert window.settings.value(SETTINGS_KEY) == "dark"
+    total = total_loss_curve(window)
+    assert pg.mkPen(total.opts["pen"]).color().lightness() > 180  # not black on black
 
     find(window, QAction, "themeLightAction").trigger()
     assert window_lightness() > 200
@@ -55,6 +57,14 @@ def test_view_menu_switches_to_dark_and_back(window: MainWindow, tmp_path: Path)
     assert background == 255 and text < 100
     assert LIGHT_STYLE_COLOURS["banner_background"] in window.styleSheet()
     assert window.settings.value(SETTINGS_KEY) == "light"
+    assert pg.mkPen(total.opts["pen"]).color().lightness() < 60
+
+
+def total_loss_curve(window: MainWindow) -> pg.PlotDataItem:
+    curves = [chart.series["total"].item for chart in window.findChildren(ChartPanel)
+              if "total" in chart.series]
+    assert curves, "no chart has a total loss curve"
+    return curves[0]
 
 
 def test_saved_choice_is_applied_to_the_next_window(qtbot, window: MainWindow,
@@ -80,6 +90,8 @@ def test_corner_legend_and_plot_follow_a_change(qtbot) -> None:
     assert plot.backgroundBrush().color().lightness() < 60
     assert legend.brush().color().lightness() < 60
     assert pg.mkColor(legend.labelTextColor()).lightness() > 180
+    label = legend.items[0][1]
+    assert pg.mkColor(DARK_CHARTS.legend_text).name() in label.item.toHtml()  # redrawn
     theme().set_mode("light")
     assert plot.backgroundBrush().color().lightness() == 255
     assert pg.mkColor(legend.labelTextColor()).lightness() < 100

@@ -26,6 +26,8 @@ MODE_TIPS = {"system": "Follow the desktop's light or dark setting",
              "light": "Light window and charts, whatever the desktop uses",
              "dark": "Dark window and charts, whatever the desktop uses"}
 SETTINGS_KEY = "view/theme"
+# near-black curves (e.g. the "total" loss) are drawn near-white in the dark theme
+INK = {False: "#222222", True: "#dcdde1"}
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,27 @@ def apply_chart_colours(plot: pg.PlotWidget | pg.GraphicsLayoutWidget) -> None:
         items = [item for item in plot.ci.items if isinstance(item, pg.PlotItem)]
     for item in items:
         style_plot_item(item, colours)
+        for data in item.listDataItems():
+            recolour_ink(data)
+
+
+def themed_ink(colour: Any) -> Any:
+    """`colour`, or the theme's ink where `colour` is the other theme's ink."""
+    if pg.mkColor(colour).name() in INK.values():
+        return INK[theme().dark]
+    return colour
+
+
+def recolour_ink(item: pg.PlotDataItem) -> None:
+    """Give a curve drawn in ink (pen, symbols) the current theme's ink."""
+    opts = item.opts
+    pen = pg.mkPen(opts.get("pen"))
+    if pen.style() != Qt.PenStyle.NoPen and pen.color().name() in INK.values():
+        pen.setColor(pg.mkColor(INK[theme().dark]))
+        item.setPen(pen)
+        if opts.get("symbol") is not None:
+            item.setSymbolBrush(INK[theme().dark])
+            item.setSymbolPen(INK[theme().dark])
 
 
 def style_plot_item(item: pg.PlotItem, colours: ChartColours | None = None) -> None:
@@ -193,6 +216,8 @@ def style_plot_item(item: pg.PlotItem, colours: ChartColours | None = None) -> N
     legend = item.legend
     if legend is not None:
         legend.setLabelTextColor(colours.legend_text)
+        for _sample, label in legend.items:  # setLabelTextColor keeps their drawn text
+            label.setText(label.text, color=pg.mkColor(colours.legend_text))
         legend.setBrush(pg.mkBrush(*colours.legend_brush))
 
 
