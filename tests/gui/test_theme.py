@@ -15,7 +15,7 @@ from kdstudio.gui import MainWindow
 from kdstudio.gui.widgets.charts import ChartPanel
 from kdstudio.gui.widgets.plots import corner_legend, white_plot
 from kdstudio.gui.widgets.style import DARK_STYLE_COLOURS, LIGHT_STYLE_COLOURS
-from kdstudio.gui.widgets.theme import DARK_CHARTS, SETTINGS_KEY, theme
+from kdstudio.gui.widgets.theme import DARK_CHARTS, SETTINGS_KEY, system_is_dark, theme
 from tests.gui.conftest import find, settings_in
 
 
@@ -95,3 +95,11 @@ def test_corner_legend_and_plot_follow_a_change(qtbot) -> None:
     theme().set_mode("light")
     assert plot.backgroundBrush().color().lightness() == 255
     assert pg.mkColor(legend.labelTextColor()).lightness() < 100
+
+
+def test_system_follows_the_desktop(window: MainWindow) -> None:
+    find(window, QAction, "themeDarkAction").trigger()
+    find(window, QAction, "themeSystemAction").trigger()
+    assert window.settings.value(SETTINGS_KEY) == "system"
+    assert theme().dark == system_is_dark()
+    assert (window_lightness() < 100) == system_is_dark()

@@ -26,6 +26,8 @@ MODE_TIPS = {"system": "Follow the desktop's light or dark setting",
              "light": "Light window and charts, whatever the desktop uses",
              "dark": "Dark window and charts, whatever the desktop uses"}
 SETTINGS_KEY = "view/theme"
+SCHEMES = {"system": Qt.ColorScheme.Unknown, "light": Qt.ColorScheme.Light,
+           "dark": Qt.ColorScheme.Dark}
 # near-black curves (e.g. the "total" loss) are drawn near-white in the dark theme
 INK = {False: "#222222", True: "#dcdde1"}
 
@@ -112,6 +114,9 @@ class Theme(QObject):
     def set_mode(self, mode: str) -> None:
         """Show `mode` ("system", "light" or "dark"; anything else means "system")."""
         self.mode = mode if mode in MODES else "system"
+        hints = QGuiApplication.styleHints()
+        if hasattr(hints, "setColorScheme"):  # Qt 6.8+: native parts (title bar) follow too
+            hints.setColorScheme(SCHEMES[self.mode])
         self._apply(system_is_dark() if self.mode == "system" else self.mode == "dark")
 
     def _system_changed(self, _scheme: object = None) -> None:
@@ -123,6 +128,11 @@ class Theme(QObject):
             if self.app.style().name().lower() != "fusion":
                 self.app.setStyle("Fusion")
             self.app.setPalette(dark_palette())
+        elif self._system_palette.color(QPalette.ColorRole.Window).lightness() < 128:
+            # light chosen on a dark desktop: Fusion's own light palette
+            if self.app.style().name().lower() != "fusion":
+                self.app.setStyle("Fusion")
+            self.app.setPalette(self.app.style().standardPalette())
         else:
             if self.app.style().name().lower() != self._system_style.lower():
                 self.app.setStyle(self._system_style)
