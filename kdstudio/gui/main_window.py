@@ -30,7 +30,8 @@ from kdstudio.gui.run.worker import RunController
 from kdstudio.gui.run_control import RunControl, run_layout
 from kdstudio.gui.sweep_control import SweepControl
 from kdstudio.gui.tasks import Task, shutdown_tasks
-from kdstudio.gui.widgets.style import STYLE
+from kdstudio.gui.widgets.style import apply_window_style
+from kdstudio.gui.widgets.theme import add_theme_menu, follow_theme
 from kdstudio.gui.workbench import Workbench
 
 ORGANIZATION, APPLICATION = "kdstudio", "KD Studio"
@@ -53,9 +54,9 @@ class MainWindow(QMainWindow):
         collect_on_gui_thread()  # never a garbage collection in a run's worker thread
         self.setWindowTitle("KD Studio")
         self.setObjectName("mainWindow")
-        self.setStyleSheet(STYLE)
         self.db_path = Path(db_path).expanduser() if db_path else default_db_path()
         self.settings = settings if settings is not None else default_settings()
+        follow_theme(self, apply_window_style)  # the style sheet in the theme's colours
         self.confirm_close: bool | None = None  # set to answer "stop the run?" without asking
         self.setup: Any = None  # SetupPanel, once the engine is imported
         self._store: Any = None
@@ -168,6 +169,7 @@ class MainWindow(QMainWindow):
         run_menu.addAction(self.sweep_action)
         self.presets_menu = self.menuBar().addMenu("&Presets")
         self.presets_menu.setToolTipsVisible(True)
+        self.theme_menu = add_theme_menu(self.menuBar().addMenu("&View"), self.settings)
         help_menu = self.menuBar().addMenu("&Help")
         help_menu.addAction("About KD Studio", self._about)
 

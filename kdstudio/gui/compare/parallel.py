@@ -33,6 +33,7 @@ from kdstudio.gui.compare.parallel_data import METRICS, Axis, Line, brushed, bui
 from kdstudio.gui.widgets.colours import run_colour
 from kdstudio.gui.widgets.file_dialogs import export_with_dialog
 from kdstudio.gui.widgets.plots import white_plot
+from kdstudio.gui.widgets.theme import chart_colours, theme
 
 GREY = (205, 205, 205, 140)
 AXIS_PEN = (70, 70, 70)
@@ -153,6 +154,7 @@ class ParallelPanel(QWidget):
         layout.addWidget(self.hover_label)
         layout.addWidget(self.plot, 1)
         layout.addWidget(self.note)
+        theme().changed.connect(self._redraw)  # axis titles and ticks in the theme's colours
 
     # ------------------------------------------------------------ content
 
@@ -198,23 +200,28 @@ class ParallelPanel(QWidget):
         self._paint()
         self.selection_changed.emit(self.selected_ids())
 
+    def _redraw(self) -> None:
+        self.draw(self.lines, self.axis_keys()[:-1])
+
     def _draw_axis(self, plot: pg.PlotItem, index: int, axis: Axis) -> None:
-        line = pg.PlotDataItem([index, index], [BOTTOM, TOP], pen=pg.mkPen(AXIS_PEN, width=1.5))
+        colours = chart_colours()
+        axis_pen = colours.text if theme().dark else AXIS_PEN
+        line = pg.PlotDataItem([index, index], [BOTTOM, TOP], pen=pg.mkPen(axis_pen, width=1.5))
         line.setZValue(5)
         plot.addItem(line)
         text = _short(axis.key)
         if index == len(self.axes) - 1 and is_percent(axis.key):
             text += " (%)"
-        title = pg.TextItem(text, color=(20, 20, 20), anchor=(0.5, 1.0))
+        title = pg.TextItem(text, color=colours.legend_text, anchor=(0.5, 1.0))
         title.setHtml(f"<b>{text}</b>")
         title.setPos(index, TOP + 0.03)
         plot.addItem(title)
         for position, text in axis.ticks:
             tick = pg.PlotDataItem([index - 0.02, index], [position, position],
-                                   pen=pg.mkPen(AXIS_PEN))
+                                   pen=pg.mkPen(axis_pen))
             plot.addItem(tick)
-            label = pg.TextItem(_elide(text), color=(80, 80, 80), anchor=(1.0, 0.5),
-                                fill=pg.mkBrush(255, 255, 255, 190))
+            label = pg.TextItem(_elide(text), color=colours.text, anchor=(1.0, 0.5),
+                                fill=pg.mkBrush(*colours.legend_brush[:3], 190))
             label.setPos(index - 0.03, position)
             label.setZValue(6)
             plot.addItem(label)

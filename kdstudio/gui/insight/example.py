@@ -53,7 +53,7 @@ class ExamplePanel(Panel):
         self.item.getViewBox().setMouseEnabled(x=False, y=False)
         self.soft_bars = pg.BarGraphItem(x=[], height=[], width=0.7)
         self.plain_bars = pg.BarGraphItem(x=[], height=[], width=0.7, brush=None,
-                                          pen=pg.mkPen("#333333", width=1,
+                                          pen=pg.mkPen("#8a8a8a", width=1,  # seen on light and dark
                                                        style=Qt.PenStyle.DashLine))
         self.item.addItem(self.soft_bars)
         self.item.addItem(self.plain_bars)

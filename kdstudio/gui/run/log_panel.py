@@ -25,7 +25,8 @@ class LogPanel(QPlainTextEdit):
 
     def add(self, message: str, level: str = "info", when: float | None = None) -> None:
         """Append a line, stamped with `when` (seconds since the epoch) or now."""
-        color = LOG_COLORS.get(level, LOG_COLORS["info"])
+        color = LOG_COLORS.get(level)  # info: the palette's text colour, light or dark
+        style = f" style='color:{color}'" if color and level != "info" else ""
         stamp = time.strftime("%H:%M:%S", time.localtime(when))
         self.appendHtml(f"<span style='color:#888'>{stamp}</span> "
-                        f"<span style='color:{color}'>{html.escape(message)}</span>")
+                        f"<span{style}>{html.escape(message)}</span>")

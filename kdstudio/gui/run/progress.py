@@ -64,7 +64,7 @@ class PhaseBar(QWidget):
     def set_epoch(self, text: str) -> None:
         color = PHASE_COLORS.get(self.phase, "#333")
         self.title.setText(f"<b style='color:{color}'>{PHASE_LABELS.get(self.phase, self.phase)}"
-                           f"</b>" + (f" <span style='color:#555'>{text}</span>" if text else ""))
+                           f"</b>" + (f" <span style='color:#888'>{text}</span>" if text else ""))
 
     def update_step(self, step: int, now: float, left: float | None = None) -> None:
         """Show `step` done; `left` is the phase's time left, else it is taken from its

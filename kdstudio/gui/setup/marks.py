@@ -17,7 +17,7 @@ from kdstudio.core.paths import cache_dir
 from kdstudio.gui.setup.wording import readable
 
 ARROW_SVG = ('<svg xmlns="http://www.w3.org/2000/svg" width="8" height="5" viewBox="0 0 8 5">'
-             '<path d="{path}" fill="#455a64"/></svg>')
+             '<path d="{path}" fill="#78909c"/></svg>')
 ARROWS = {"up": "M0 5 L4 0 L8 5 Z", "down": "M0 0 L4 5 L8 0 Z"}
 # a border on a spin box makes Qt draw its buttons from the style sheet: give them arrows
 INVALID_SPIN_STYLE = """

@@ -58,7 +58,7 @@ from kdstudio.gui.setup.teacher_source import (
     SOURCE_TRAIN,
     TeacherSource,
 )
-from kdstudio.gui.setup.viewing import BANNER_STYLE, ViewingBanner
+from kdstudio.gui.setup.viewing import ViewingBanner
 from kdstudio.gui.setup.wording import DETACHING_KEYS, follow_preset_name, readable
 from kdstudio.gui.widgets.file_dialogs import existing_folder, open_file_name
 
@@ -86,7 +86,7 @@ class SetupPanel(QWidget):
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("setupPanel")
-        self.setStyleSheet(invalid_spin_style() + BANNER_STYLE)
+        self.setStyleSheet(invalid_spin_style())  # colours: widgets/style.py
         self.problems: list[str] = []
         self.load_problems: list[str] = []  # values the last loaded config had, not held
         self._loaded: dict[str, Any] = {}

@@ -9,10 +9,6 @@ from typing import Any
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QWidget
 
-BANNER_STYLE = """
-QFrame#viewingBanner { background: #e8f1fb; border: 1px solid #b6cde6; border-radius: 4px; }
-"""
-
 
 def viewing_text(run: dict[str, Any]) -> str:
     """E.g. "Viewing run #7 mnist1d-kd (completed)"."""

@@ -31,6 +31,7 @@ from kdstudio.gui.widgets.chart_export import export_png, export_svg
 from kdstudio.gui.widgets.chart_legend import ChartLegend
 from kdstudio.gui.widgets.file_dialogs import export_with_dialog
 from kdstudio.gui.widgets.smoothing import SmoothedSeries
+from kdstudio.gui.widgets.theme import themed_ink, themed_plot
 
 EXPORT_FORMATS = {"png": "PNG image (*.png)", "svg": "SVG drawing (*.svg)",
                   "csv": "CSV table (*.csv)"}
@@ -159,7 +160,7 @@ class ChartPanel(QWidget):
 
         self.plot = pg.PlotWidget(axisItems={"left": CompactAxis("left")})
         self.plot.setObjectName(object_name)
-        self.plot.setBackground("w")
+        themed_plot(self.plot)  # background, axes and text follow the light/dark theme
         self.plot.setMinimumHeight(120)
         item = self.plot.getPlotItem()
         item.showGrid(x=False, y=True, alpha=0.25)  # x grid lines would double axis redraws
@@ -227,6 +228,7 @@ class ChartPanel(QWidget):
 
     def add_series(self, name: str, color: str, dashed: bool = False,
                    symbol: str | None = None) -> Series:
+        color = themed_ink(color)  # near-black curves turn near-white in the dark theme
         pen = pg.mkPen(color, width=2, style=Qt.PenStyle.DashLine if dashed else
                        Qt.PenStyle.SolidLine)
         item = self.plot.plot([], [], name=name, pen=pen, connect="finite",
