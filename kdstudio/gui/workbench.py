@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from kdstudio.gui.run.live_view import LiveView
+from kdstudio.gui.widgets.elided_label import ElidedLabel
 
 LOADING_TEXT = "Loading the engine (PyTorch)…"
 
@@ -42,7 +43,7 @@ class Workbench(QWidget):
         self.sweep_button.setObjectName("sweepButton")
         self.sweep_button.setToolTip("Run this config over several values of its keys and "
                                      "seeds (Run ▸ Sweep…)")
-        self.status_label = QLabel(LOADING_TEXT)
+        self.status_label = ElidedLabel(LOADING_TEXT)
         self.status_label.setObjectName("runStatusLabel")
         self.problems_label = QLabel()
         self.problems_label.setObjectName("problemsLabel")

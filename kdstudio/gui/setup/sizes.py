@@ -13,6 +13,7 @@ from kdstudio.core.data import DATASETS, dataset_params, get_dataset
 from kdstudio.core.models import MODELS, ModelSize, model_size
 from kdstudio.gui.setup.data_preview import reads_files
 from kdstudio.gui.setup.inputs import LayerInput
+from kdstudio.gui.widgets.elided_label import ElidedLabel
 
 if TYPE_CHECKING:
     from kdstudio.gui.setup.panel import SetupPanel
@@ -25,8 +26,8 @@ def _describe(size: ModelSize | None) -> str:
     return f"{size.parameters:,} params · {shown}"
 
 
-def _named_label(name: str) -> QLabel:
-    label = QLabel()
+def _named_label(name: str) -> ElidedLabel:
+    label = ElidedLabel()
     label.setObjectName(name)
     return label
 
