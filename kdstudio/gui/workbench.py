@@ -64,7 +64,7 @@ class Workbench(QWidget):
         self.loading_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.loading_label.setWordWrap(True)
         self.setup_stack.addWidget(self.loading_label)
-        self.setup_stack.setMinimumWidth(380)
+        self.setup_stack.setMinimumWidth(360)
 
         left = QWidget()
         column = QVBoxLayout(left)
@@ -80,7 +80,7 @@ class Workbench(QWidget):
         self.splitter.setStretchFactor(0, 0)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setChildrenCollapsible(False)
-        self.splitter.setSizes([430, 1000])
+        self.splitter.setSizes([400, 1000])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addWidget(self.splitter)

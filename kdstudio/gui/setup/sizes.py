@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QWidget
 
 from kdstudio.core.config import config_from_dict
@@ -23,7 +24,7 @@ def _describe(size: ModelSize | None) -> str:
     if size is None:
         return "—"
     shown = f"{size.size_mb:.2f} MB" if size.size_mb >= 0.1 else f"{size.size_mb * 1000:.1f} kB"
-    return f"{size.parameters:,} params · {shown}"
+    return f"{size.parameters:,} params\n{shown}"
 
 
 def _named_label(name: str) -> ElidedLabel:
@@ -53,8 +54,8 @@ class SizesCard(QFrame):
             for widget in (caption, label):
                 widget.setToolTip(tip)
             grid.addWidget(caption, 0, column)
-            grid.addWidget(label, 1, column)
-            grid.setColumnStretch(column, 1)
+            grid.addWidget(label, 1, column, Qt.AlignmentFlag.AlignTop)
+        grid.setColumnStretch(3, 1)  # columns as wide as their texts, the room left after them
 
     def show_sizes(self, teacher: ModelSize | None, student: ModelSize | None,
                    uses_teacher: bool) -> None:

@@ -1,5 +1,5 @@
-"""A one-line label that shrinks below its text: it elides the text to its width ("Learning
-ra…") and shows the whole text as its tooltip while elided."""
+"""A plain-text label that shrinks below its text: it elides each line to its width
+("Learning ra…") and shows the whole text as its tooltip while elided."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ MIN_CHARS = 6  # the narrowest an elided label gets, in average character widths
 
 
 class ElidedLabel(QLabel):
-    """A plain-text QLabel elided on the right to fit; `full_text` is what was set."""
+    """A plain-text QLabel whose lines are elided on the right to fit; `full_text` is what
+    was set."""
 
     def __init__(self, text: str = "", parent: QWidget | None = None, bold: bool = False) -> None:
         super().__init__(parent)
@@ -60,13 +61,16 @@ class ElidedLabel(QLabel):
         painter = QPainter(self)
         painter.setPen(self.palette().color(self.foregroundRole()))
         room = self.contentsRect()
-        shown = self.fontMetrics().elidedText(self._full_text, Qt.TextElideMode.ElideRight,
-                                              room.width())
+        metrics = self.fontMetrics()
+        shown = "\n".join(metrics.elidedText(line, Qt.TextElideMode.ElideRight, room.width())
+                          for line in self._full_text.split("\n"))
         painter.drawText(room, int(self.alignment()), shown)
 
     def _update_elision(self) -> None:
         room = self.contentsRect().width()
-        self._elided = self.fontMetrics().horizontalAdvance(self._full_text) > room > 0
+        widest = max(self.fontMetrics().horizontalAdvance(line)
+                     for line in self._full_text.split("\n"))
+        self._elided = widest > room > 0
         self._update_tip()
         self.update()
 
