@@ -8,6 +8,7 @@ from PySide6.QtWidgets import QAbstractButton, QApplication, QGroupBox, QLabel, 
 
 from kdstudio.gui import MainWindow
 from kdstudio.gui.widgets.elided_label import ElidedLabel
+from tests.gui.conftest import set_tiny_run
 
 SMALL = (1024, 700)
 
@@ -55,10 +56,7 @@ def cut_widgets(root: QWidget) -> list[str]:
     return found
 
 
-def test_every_tab_fits_1024x700_uncut(window: MainWindow, qtbot) -> None:
-    window.resize(*SMALL)
-    qtbot.waitUntil(lambda: window.setup is not None, timeout=10_000)
-    QApplication.processEvents()
+def check_every_tab(window: MainWindow) -> None:
     assert window.width() <= SMALL[0] and window.height() <= SMALL[1]
     assert window.minimumSizeHint().width() <= SMALL[0]
     for index in range(window.tabs.count()):
@@ -67,6 +65,25 @@ def test_every_tab_fits_1024x700_uncut(window: MainWindow, qtbot) -> None:
         assert window.width() <= SMALL[0] and window.height() <= SMALL[1], \
             window.tabs.tabText(index)
         assert cut_widgets(window) == [], window.tabs.tabText(index)
+
+
+def test_every_tab_fits_1024x700_uncut(window: MainWindow, qtbot) -> None:
+    window.resize(*SMALL)
+    qtbot.waitUntil(lambda: window.setup is not None, timeout=10_000)
+    QApplication.processEvents()
+    check_every_tab(window)
+
+
+def test_a_finished_run_fits_1024x700_uncut(window: MainWindow, qtbot) -> None:
+    """With a run's summary, status and history row shown (a real run of a few steps)."""
+    window.resize(*SMALL)
+    set_tiny_run(window)
+    with qtbot.waitSignal(window.run_finished, timeout=60_000) as finished:
+        window.start_button.click()
+    assert finished.args[0]["status"] == "completed"
+    QApplication.processEvents()
+    assert window.status_label.full_text.startswith("Run #")
+    check_every_tab(window)
 
 
 def test_elided_label_shrinks_and_tells_its_text(qtbot) -> None:
