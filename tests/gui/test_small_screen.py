@@ -56,11 +56,19 @@ def cut_widgets(root: QWidget) -> list[str]:
     return found
 
 
-def check_every_tab(window: MainWindow) -> None:
+def _dark_knowledge_shown(window: MainWindow) -> bool:
+    view = window.dark_knowledge
+    return view.stack.currentWidget() is view.content
+
+
+def check_every_tab(window: MainWindow, qtbot, run_shown: bool = False) -> None:
+    """Each tab at the small size; `run_shown`: wait for the Dark knowledge of the run."""
     assert window.width() <= SMALL[0] and window.height() <= SMALL[1]
     assert window.minimumSizeHint().width() <= SMALL[0]
     for index in range(window.tabs.count()):
         window.tabs.setCurrentIndex(index)
+        if run_shown and window.tabs.currentWidget() is window.dark_knowledge:
+            qtbot.waitUntil(lambda: _dark_knowledge_shown(window), timeout=30_000)
         QApplication.processEvents()
         assert window.width() <= SMALL[0] and window.height() <= SMALL[1], \
             window.tabs.tabText(index)
@@ -71,7 +79,7 @@ def test_every_tab_fits_1024x700_uncut(window: MainWindow, qtbot) -> None:
     window.resize(*SMALL)
     qtbot.waitUntil(lambda: window.setup is not None, timeout=10_000)
     QApplication.processEvents()
-    check_every_tab(window)
+    check_every_tab(window, qtbot)
 
 
 def test_a_finished_run_fits_1024x700_uncut(window: MainWindow, qtbot) -> None:
@@ -83,7 +91,7 @@ def test_a_finished_run_fits_1024x700_uncut(window: MainWindow, qtbot) -> None:
     assert finished.args[0]["status"] == "completed"
     QApplication.processEvents()
     assert window.status_label.full_text.startswith("Run #")
-    check_every_tab(window)
+    check_every_tab(window, qtbot, run_shown=True)
 
 
 def test_elided_label_shrinks_and_tells_its_text(qtbot) -> None:
