@@ -1,6 +1,6 @@
-"""The Workbench tab: Start, Pause, Stop and Sweep… with the run's status, the problems that keep a
-run from starting, the setup form (a loading note until the engine is in) and the live view
-beside it. The window connects the buttons and fills the form's place."""
+"""The Workbench tab: Start, Pause, Stop and Sweep…, the run's status below them, the problems
+that keep a run from starting, the setup form (a loading note until the engine is in) and the
+live view beside it. The window connects the buttons and fills the form's place."""
 
 from __future__ import annotations
 
@@ -55,8 +55,7 @@ class Workbench(QWidget):
         for button in (self.start_button, self.pause_button, self.stop_button,
                        self.sweep_button):
             bar.addWidget(button)
-        bar.addSpacing(12)
-        bar.addWidget(self.status_label, 1)
+        bar.addStretch(1)
 
         self.setup_stack = QStackedWidget()
         self.setup_stack.setObjectName("setupStack")
@@ -70,6 +69,7 @@ class Workbench(QWidget):
         column = QVBoxLayout(left)
         column.setContentsMargins(0, 0, 0, 0)
         column.addLayout(bar)
+        column.addWidget(self.status_label)  # its own row: the whole pane's width for it
         column.addWidget(self.problems_label)
         column.addWidget(self.setup_stack, 1)
 
