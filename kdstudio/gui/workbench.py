@@ -1,6 +1,6 @@
-"""The Workbench tab: Start, Pause, Stop and Sweep… with the run's status, the problems that keep a
-run from starting, the setup form (a loading note until the engine is in) and the live view
-beside it. The window connects the buttons and fills the form's place."""
+"""The Workbench tab: Start, Pause, Stop and Sweep…, the run's status below them, the problems
+that keep a run from starting, the setup form (a loading note until the engine is in) and the
+live view beside it. The window connects the buttons and fills the form's place."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from kdstudio.gui.run.live_view import LiveView
+from kdstudio.gui.widgets.elided_label import ElidedLabel
 
 LOADING_TEXT = "Loading the engine (PyTorch)…"
 
@@ -42,7 +43,7 @@ class Workbench(QWidget):
         self.sweep_button.setObjectName("sweepButton")
         self.sweep_button.setToolTip("Run this config over several values of its keys and "
                                      "seeds (Run ▸ Sweep…)")
-        self.status_label = QLabel(LOADING_TEXT)
+        self.status_label = ElidedLabel(LOADING_TEXT)
         self.status_label.setObjectName("runStatusLabel")
         self.problems_label = QLabel()
         self.problems_label.setObjectName("problemsLabel")
@@ -54,8 +55,7 @@ class Workbench(QWidget):
         for button in (self.start_button, self.pause_button, self.stop_button,
                        self.sweep_button):
             bar.addWidget(button)
-        bar.addSpacing(12)
-        bar.addWidget(self.status_label, 1)
+        bar.addStretch(1)
 
         self.setup_stack = QStackedWidget()
         self.setup_stack.setObjectName("setupStack")
@@ -63,12 +63,13 @@ class Workbench(QWidget):
         self.loading_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.loading_label.setWordWrap(True)
         self.setup_stack.addWidget(self.loading_label)
-        self.setup_stack.setMinimumWidth(380)
+        self.setup_stack.setMinimumWidth(360)
 
         left = QWidget()
         column = QVBoxLayout(left)
         column.setContentsMargins(0, 0, 0, 0)
         column.addLayout(bar)
+        column.addWidget(self.status_label)  # its own row: the whole pane's width for it
         column.addWidget(self.problems_label)
         column.addWidget(self.setup_stack, 1)
 
@@ -79,7 +80,7 @@ class Workbench(QWidget):
         self.splitter.setStretchFactor(0, 0)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setChildrenCollapsible(False)
-        self.splitter.setSizes([430, 1000])
+        self.splitter.setSizes([400, 1000])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addWidget(self.splitter)

@@ -268,9 +268,9 @@ def test_settings_keep_the_last_config_and_the_layout(qtbot, tmp_path):
     first.show()
     set_tiny_run(first)
     find(first, NumberEdit, "temperatureSpin").setValue(2.5)
-    first.resize(1300, 700)  # not the default 1440 x 900
+    first.resize(800, 700)  # not the default 1440 x 900; as wide as the offscreen screen
     splitter = find(first, QSplitter, "liveSplitter")
-    splitter.setSizes([300, 250])
+    splitter.setSizes([330, 220])  # not the default split
     qtbot.wait(10)
     sizes, height = splitter.sizes(), first.height()
     first.close()

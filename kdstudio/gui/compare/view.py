@@ -97,9 +97,13 @@ class CompareView(QWidget):
         self.metric_box = QComboBox()
         self.metric_box.setObjectName("compareMetric")
         self.metric_box.setToolTip("The metric drawn for every run")
-        self.metric_box.setMinimumContentsLength(14)
+        self.metric_box.setMinimumContentsLength(9)
+        self.metric_box.setSizeAdjustPolicy(  # long metric names must not widen the window
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.phase = QComboBox()
         self.phase.setObjectName("comparePhase")
+        self.phase.setMinimumContentsLength(8)
+        self.phase.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.phase.setToolTip("Which model's curve: the teacher, the student alone (baseline), "
                               "the distilled student, or all three end to end")
         for name, text in (("student", "student + KD"), ("baseline", "student alone"),
@@ -174,6 +178,7 @@ class CompareView(QWidget):
         top_layout.addWidget(charts, 1)
         self.hint = QLabel()
         self.hint.setObjectName("compareHint")
+        self.hint.setWordWrap(True)
         top_layout.addWidget(self.hint)
         right.addWidget(top)
         right.addWidget(self.tables)

@@ -69,6 +69,7 @@ class ExamplePanel(Panel):
         self.example_info = QLabel()
         self.example_info.setObjectName("exampleInfo")
         self.example_info.setTextFormat(Qt.TextFormat.RichText)
+        self.example_info.setWordWrap(True)  # a narrow window wraps it
         self.temperature_slider = QSlider(Qt.Orientation.Horizontal)
         self.temperature_slider.setObjectName("temperatureSlider")
         self.temperature_slider.setRange(slider_value(T_MIN), slider_value(T_MAX))

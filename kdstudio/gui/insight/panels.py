@@ -34,6 +34,7 @@ class Panel(QWidget):
         self.item.setMenuEnabled(False)
         self.item.hideButtons()
         self.title = QLabel()
+        self.title.setWordWrap(True)  # a narrow window wraps it
         self.title.setToolTip(tooltip)
         self.set_title(title)
         self.hover = QLabel()

@@ -36,7 +36,7 @@ class LiveCharts(QWidget):
         self.loss_chart.set_log_y(True)  # the KD term starts T² times larger than the rest
         self.accuracy_chart = ChartPanel("Accuracy per epoch", "epoch", "accuracy",
                                          "accuracyPlot", legend="top", y_range="fraction")
-        self.agreement_chart = ChartPanel("Agreement", "epoch", "top-1 agreement with teacher",
+        self.agreement_chart = ChartPanel("Agreement", "epoch", "agreement",
                                           "agreementPlot", legend="top",
                                           y_range="fraction")
         self.lr_chart = ChartPanel("Learning rate and schedules", "run step", "value",

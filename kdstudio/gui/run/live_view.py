@@ -13,7 +13,8 @@ from collections import deque
 from collections.abc import Sequence
 
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtGui import QResizeEvent
+from PySide6.QtWidgets import QBoxLayout, QLabel, QSlider, QSplitter, QVBoxLayout, QWidget
 
 from kdstudio.core.events import (
     Epoch,
@@ -33,6 +34,7 @@ from kdstudio.gui.run.summary_card import SummaryCard
 from kdstudio.gui.widgets.colours import PHASE_LABELS
 
 REFRESH_MS = 100  # 10 redraws per second
+NARROW_WIDTH = 760  # below it the smoothing control leaves the progress row
 
 
 class LiveView(QWidget):
@@ -88,13 +90,15 @@ class LiveView(QWidget):
         return self.run_progress.run_steps
 
     def _layout(self) -> None:
-        header = QHBoxLayout()
+        header = QBoxLayout(QBoxLayout.Direction.LeftToRight)
         header.addWidget(self.run_progress, 7)
-        smooth = QVBoxLayout()
+        smooth = QBoxLayout(QBoxLayout.Direction.TopToBottom)
         smooth.setSpacing(1)
+        smooth.addStretch(1)
         smooth.addWidget(self.smoothing_label)
         smooth.addWidget(self.smoothing)
         header.addLayout(smooth)
+        self._header, self._smooth = header, smooth
 
         bottom = QSplitter(Qt.Orientation.Horizontal)
         bottom.setObjectName("bottomSplitter")
@@ -116,6 +120,15 @@ class LiveView(QWidget):
         layout.setContentsMargins(4, 0, 0, 0)
         layout.addLayout(header)
         layout.addWidget(self.splitter, 1)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802
+        """Narrow: the smoothing control goes below the progress bars, which need the room."""
+        super().resizeEvent(event)
+        narrow = self.width() < NARROW_WIDTH
+        self._header.setDirection(QBoxLayout.Direction.TopToBottom if narrow
+                                  else QBoxLayout.Direction.LeftToRight)
+        self._smooth.setDirection(QBoxLayout.Direction.LeftToRight if narrow
+                                  else QBoxLayout.Direction.TopToBottom)
 
     def _on_smoothing(self, value: int) -> None:
         weight = value / 100.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QWidget
 
 from kdstudio.core.config import config_from_dict
@@ -13,6 +14,7 @@ from kdstudio.core.data import DATASETS, dataset_params, get_dataset
 from kdstudio.core.models import MODELS, ModelSize, model_size
 from kdstudio.gui.setup.data_preview import reads_files
 from kdstudio.gui.setup.inputs import LayerInput
+from kdstudio.gui.widgets.elided_label import ElidedLabel
 
 if TYPE_CHECKING:
     from kdstudio.gui.setup.panel import SetupPanel
@@ -22,11 +24,11 @@ def _describe(size: ModelSize | None) -> str:
     if size is None:
         return "—"
     shown = f"{size.size_mb:.2f} MB" if size.size_mb >= 0.1 else f"{size.size_mb * 1000:.1f} kB"
-    return f"{size.parameters:,} params · {shown}"
+    return f"{size.parameters:,} params\n{shown}"
 
 
-def _named_label(name: str) -> QLabel:
-    label = QLabel()
+def _named_label(name: str) -> ElidedLabel:
+    label = ElidedLabel()
     label.setObjectName(name)
     return label
 
@@ -52,8 +54,8 @@ class SizesCard(QFrame):
             for widget in (caption, label):
                 widget.setToolTip(tip)
             grid.addWidget(caption, 0, column)
-            grid.addWidget(label, 1, column)
-            grid.setColumnStretch(column, 1)
+            grid.addWidget(label, 1, column, Qt.AlignmentFlag.AlignTop)
+        grid.setColumnStretch(3, 1)  # columns as wide as their texts, the room left after them
 
     def show_sizes(self, teacher: ModelSize | None, student: ModelSize | None,
                    uses_teacher: bool) -> None:

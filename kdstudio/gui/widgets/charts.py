@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 
 from kdstudio.gui.widgets.chart_export import export_png, export_svg
 from kdstudio.gui.widgets.chart_legend import ChartLegend
+from kdstudio.gui.widgets.elided_label import ElidedLabel
 from kdstudio.gui.widgets.file_dialogs import export_with_dialog
 from kdstudio.gui.widgets.smoothing import SmoothedSeries
 from kdstudio.gui.widgets.theme import themed_ink, themed_plot
@@ -161,7 +162,7 @@ class ChartPanel(QWidget):
         self.plot = pg.PlotWidget(axisItems={"left": CompactAxis("left")})
         self.plot.setObjectName(object_name)
         themed_plot(self.plot)  # background, axes and text follow the light/dark theme
-        self.plot.setMinimumHeight(120)
+        self.plot.setMinimumHeight(80)  # room for a 1024x700 window
         item = self.plot.getPlotItem()
         item.showGrid(x=False, y=True, alpha=0.25)  # x grid lines would double axis redraws
         item.setLabel("bottom", x_label)
@@ -185,7 +186,7 @@ class ChartPanel(QWidget):
         self.plot.scene().sigMouseMoved.connect(self._on_mouse_moved)
         item.vb.sigRangeChangedManually.connect(self._on_manual_range)
 
-        self.title_label = QLabel(f"<b>{title}</b>")
+        self.title_label = ElidedLabel(title, bold=True)  # shrinks in a narrow window
         self.hover_label = QLabel()
         self.hover_label.setObjectName(f"{object_name}Hover")
         self.hover_label.setTextFormat(Qt.TextFormat.RichText)
