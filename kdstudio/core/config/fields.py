@@ -262,6 +262,7 @@ def _build_fields() -> tuple[Field, ...]:
         f("distill.cache_teacher", "Cache the teacher's outputs", "bool", "cacheTeacherCheck",
           group="more", heading="Speed"),
         f("autocast", "Mixed precision (CUDA)", "bool", "autocastCheck", group="more"),
+        f("compile", "Compile the models (torch.compile)", "bool", "compileCheck", group="more"),
         f("threads", "CPU threads", "int", "threadsSpin", group="more", special="auto"),
         f("keep_checkpoints", "Keep the resumable checkpoint after the run", "bool",
           "keepCheckpointsCheck", group="more"),

@@ -94,6 +94,8 @@ TIPS = {
                              "epoch (same results, faster; skipped when too big).",
     "autocast": "Mixed precision on CUDA (bf16 where supported, else fp16 with a gradient "
                 "scaler); no effect on the CPU.",
+    "compile": "Run the models through torch.compile: the first step compiles "
+               "(seconds), later steps may be faster. Needs a C++ compiler on the CPU.",
     "threads": "CPU threads for training; 0 picks automatically (1 for small models).",
     "keep_checkpoints": "keep_checkpoints: every epoch end saves what a stopped or interrupted "
                         "run needs to be resumed (History > Resume); once the run completes it "
