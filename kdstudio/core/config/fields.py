@@ -309,6 +309,7 @@ def _build_fields() -> tuple[Field, ...]:
           enabled=lambda v: not str(value_at(v, "device")).startswith(("cpu", "mps")),
           unused_tip=lambda v: f"Not used: mixed precision is for CUDA (device "
           f"{value_at(v, 'device')})."),
+        f("compile", "Compile the models (torch.compile)", "bool", "compileCheck", group="more"),
         f("threads", "CPU threads", "int", "threadsSpin", group="more", special="auto"),
         f("keep_checkpoints", "Keep the resumable checkpoint after the run", "bool",
           "keepCheckpointsCheck", group="more"),

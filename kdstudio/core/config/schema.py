@@ -94,6 +94,7 @@ class RunConfig:
     seed: int = 0
     device: str = "auto"
     autocast: bool = False  # CUDA only: bf16 where supported, else fp16 with a grad scaler
+    compile: bool = False  # torch.compile the student's and teacher's forward passes
     threads: int = 0  # CPU threads for training; 0 = auto (1 for small models)
     keep_checkpoints: bool = False  # keep the resumable checkpoint once the run completes
     data: DataConfig = field(default_factory=DataConfig)

@@ -97,6 +97,8 @@ _TIPS = {
                              "epoch: same results, faster.",
     "autocast": "Mixed precision on CUDA (bf16, else fp16 with a gradient scaler); no "
                 "effect on the CPU.",
+    "compile": "Run the models through torch.compile: the first step compiles "
+               "(seconds), later steps may be faster. Needs a C++ compiler on the CPU.",
     "threads": "CPU threads for training; 0 picks automatically.",
     "keep_checkpoints": "Keep the checkpoint that lets a run be resumed (History ▸ Resume) "
                         "after it completes; it is deleted otherwise.",

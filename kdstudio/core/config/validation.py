@@ -324,6 +324,27 @@ def _device_problems(config: RunConfig) -> list[str]:
     return []
 
 
+def compile_problem() -> str | None:
+    """Why `compile = true` cannot work here (torch.compile unsupported on this Python, or no
+    C++ compiler for inductor), else None."""
+    import shutil
+
+    import torch
+
+    try:
+        supported = torch._dynamo.is_dynamo_supported()
+    except Exception:  # noqa: BLE001 - any failure means it cannot be used
+        supported = False
+    if not supported:
+        return ("compile: torch.compile is not supported on this Python / torch build; "
+                "set compile = false")
+    compilers = [os.environ.get("CXX", ""), "g++", "c++", "clang++"]
+    if not any(name and shutil.which(name) for name in compilers):
+        return ("compile: torch.compile needs a C++ compiler (g++ or clang++, or $CXX) and "
+                "none was found; install one or set compile = false")
+    return None
+
+
 def validate(config: RunConfig, store: TeacherRuns | None = None,
              data: tuple[list[str], Any] | None = None, asks_consent: bool = False
              ) -> list[str]:
@@ -363,6 +384,10 @@ def validate(config: RunConfig, store: TeacherRuns | None = None,
     from kdstudio.core.distill.checks import distill_problems, feature_problems
 
     problems += distill_problems(config) + feature_problems(config, student, teacher)
+    if config.compile:
+        problem = compile_problem()
+        if problem:
+            problems.append(problem)
     return problems
 
 

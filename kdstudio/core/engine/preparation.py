@@ -3,8 +3,10 @@ label budget and build the models, every bad input a ConfigError naming its key.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -38,6 +40,7 @@ class Prepared:
     teacher_epochs: int = 0  # what the teacher phase trains (0: loaded, or opaque)
     teacher_notes: list[str] = field(default_factory=list)  # for the run's log
     distributed: Distributed | None = None  # under torchrun: this process's rank and shard
+    compiled: list[CompiledForward] = field(default_factory=list)  # compile = true
 
     @property
     def two_streams(self) -> bool:
@@ -66,6 +69,47 @@ class Prepared:
             shard = self.distributed.shard
             train_size, epoch_size = shard.length(train_size), shard.length(epoch_size)
         return plan_run(self.config, train_size, epoch_size, self.teacher_epochs)
+
+
+class CompileFailed(RuntimeError):
+    """torch.compile raised at a model's first call; the message names `compile`."""
+
+
+class CompiledForward:
+    """A model's forward through torch.compile; its first call (the compilation) is timed
+    and reported through `log` (until the engine sets it, kept in `messages`)."""
+
+    def __init__(self, role: str, model: torch.nn.Module) -> None:
+        self.role = role
+        self.eager = model.forward
+        self.compiled = torch.compile(self.eager)
+        self.first_seconds: float | None = None
+        self.messages: list[str] = []
+        self.log: Callable[[str], None] = self.messages.append
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self.first_seconds is not None:
+            return self.compiled(*args, **kwargs)
+        started = time.perf_counter()
+        try:
+            out = self.compiled(*args, **kwargs)
+        except Exception as error:  # noqa: BLE001 - any backend failure, reported by name
+            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise CompileFailed(f"compile: torch.compile failed on the {self.role}'s first "
+                                f"step ({type(error).__name__}: {first[:160]}); set "
+                                "compile = false") from None
+        self.first_seconds = time.perf_counter() - started
+        self.log(f"Compiled the {self.role}'s forward pass in {self.first_seconds:.1f} s "
+                 "(torch.compile, first step)")
+        return out
+
+
+def compile_model(role: str, model: torch.nn.Module) -> CompiledForward:
+    """Route `model`'s forward through torch.compile in place (the module, its parameters
+    and state-dict keys unchanged)."""
+    compiled = CompiledForward(role, model)
+    model.forward = compiled  # type: ignore[method-assign]
+    return compiled
 
 
 def seed_everything(seed: int) -> None:
@@ -97,9 +141,15 @@ def prepare(config: RunConfig) -> Prepared:
     built = build_teacher(config, data) if method.uses_teacher else None
     seed_everything(config.seed + 1)
     student = build_model_for("student", config.student.arch, config.student.params, data)
-    return Prepared(config, device, data, built.model if built else None, student, method,
+    teacher = built.model if built else None
+    compiled = []
+    if config.compile:
+        compiled.append(compile_model("student", student))
+        if teacher is not None:
+            compiled.append(compile_model("teacher", teacher))
+    return Prepared(config, device, data, teacher, student, method,
                     labelled, transfer_inputs, built.epochs if built else 0,
-                    built.notes if built else [])
+                    built.notes if built else [], compiled=compiled)
 
 
 def label_budget(config: RunConfig, data: Splits) -> tuple[torch.Tensor, torch.Tensor | None]:

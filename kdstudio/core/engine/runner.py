@@ -280,6 +280,8 @@ def _start(run: RunContext, resumed: tuple[int, TrainingState] | None) -> None:
             " (automatic; set threads = N to choose)"))
     if config.autocast or run.precision.enabled:
         run.log(run.precision.message)
+    for compiled in p.compiled:  # compile = true: each first step's compile time
+        compiled.log = run.log
 
 
 def _keep_code(run: RunContext) -> None:
