@@ -30,7 +30,8 @@ def _metrics(store: Store, run_id: int) -> dict[tuple, float]:
             for r in store.metrics(run_id) if r["name"] != "samples_per_s"}
 
 
-@pytest.mark.skipif(validation_module.compile_problem() is not None, reason="torch.compile unavailable here")
+@pytest.mark.skipif(validation_module.compile_problem() is not None,
+                    reason="torch.compile unavailable here")
 def test_compiled_run_matches_the_eager_run_and_logs_its_compile_time(tmp_path: Path) -> None:
     events: list[Event] = []
     with Store(tmp_path / "h.db") as store:
