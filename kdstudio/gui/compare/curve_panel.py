@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from kdstudio.gui.compare.curves import CurveOverlay
-from kdstudio.gui.widgets.charts import EXPORT_FORMATS
+from kdstudio.gui.widgets.charts import EXPORT_FORMATS, hover_text
 from kdstudio.gui.widgets.file_dialogs import export_with_dialog
 
 
@@ -84,9 +84,8 @@ class CurvePanel(QWidget):
             return
         self.crosshair.setPos(x)
         self.crosshair.setVisible(True)
-        parts = [f"<span style='color:{self.overlay.curves[name].opts['pen'].color().name()}'>"
-                 f"{name}</span> {y:.4g}" for name, (_x, y) in values.items()]
-        self.hover.setText(f"x={next(iter(values.values()))[0]:g}  " + "  ".join(parts))
+        self.hover.setText(hover_text(
+            values, lambda name: self.overlay.curves[name].opts["pen"].color().name()))
 
     def _export_dialog(self, fmt: str) -> None:
         export_with_dialog(self, "Export compare plot", f"compare.{fmt}", EXPORT_FORMATS[fmt],

@@ -8,7 +8,7 @@ live view does from a GUI-thread timer, not once per training step.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,6 +83,14 @@ class CompactAxis(pg.AxisItem):
         if self.logMode:  # 10, 1, 0.1, 0.01, ... 1e-05 (pyqtgraph writes 10 as "10¹")
             return [f"{10.0 ** value * scale:.3g}" for value in values]
         return compact_labels([value * scale for value in values], spacing * scale)
+
+
+def hover_text(values: dict[str, tuple[float, float]], color_of: Callable[[str], str]) -> str:
+    """The read-out line of the values at the mouse: "x=8  <name> 0.9123 ...", each name in
+    its curve's colour."""
+    parts = [f"<span style='color:{color_of(name)}'>{name}</span> {y:.4g}"
+             for name, (_x, y) in values.items()]
+    return f"x={next(iter(values.values()))[0]:g}  " + "  ".join(parts)
 
 
 @dataclass
@@ -418,12 +426,8 @@ class ChartPanel(QWidget):
             return
         self.crosshair.setPos(x)
         self.crosshair.setVisible(True)
-        parts = []
-        for name, (_px, py) in values.items():
-            color = self.series[name].item.opts["pen"].color().name()
-            parts.append(f"<span style='color:{color}'>{name}</span> {py:.4g}")
-        at = next(iter(values.values()))[0]
-        self.hover_label.setText(f"x={at:g}  " + "  ".join(parts))
+        self.hover_label.setText(hover_text(
+            values, lambda name: self.series[name].item.opts["pen"].color().name()))
 
     # ------------------------------------------------------------ export
 
