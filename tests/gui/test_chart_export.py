@@ -4,6 +4,8 @@ renders like the PNG, and a PNG with the chart's title and a legend scaled with 
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -113,3 +115,27 @@ def test_png_has_a_title_band_and_a_legend_scaled_with_the_chart(accuracy_chart,
     small = QImage(str(accuracy_chart.export(tmp_path / "small.png", width=plot.width())))
     ratio = legend_ink_rows(image, scale) / legend_ink_rows(small, 1.0)
     assert ratio > 0.8 * scale  # the legend grows with the image (it stayed 1x before)
+
+
+def test_svg_curves_are_in_pixels_so_renderers_without_non_scaling_stroke_draw_lines(
+        accuracy_chart, tmp_path):
+    """librsvg ignores vector-effect="non-scaling-stroke": a 2 px line under the data-to-pixel
+    transform (y scaled by hundreds) would be drawn as a filled band."""
+    path = accuracy_chart.export(tmp_path / "accuracy.svg")
+    root = ET.parse(path).getroot()
+    curves = 0
+    for group in root.iter(f"{SVG}g"):
+        if group.get("stroke") not in ("#d62728", "#1f77b4"):
+            continue
+        for shape in group:
+            if shape.tag in (f"{SVG}polyline", f"{SVG}path") and group.get("fill") == "none":
+                curves += 1
+                assert scale_of(group.get("transform", "")) <= 2, group.get("transform")
+    assert curves >= 2
+    if shutil.which("rsvg-convert"):  # and librsvg itself draws no filled band
+        out = tmp_path / "rsvg.png"
+        subprocess.run(["rsvg-convert", str(path), "-o", str(out)], check=True, timeout=30)
+        image = QImage(str(out)).convertToFormat(QImage.Format.Format_RGB32)
+        red = sum(QColor(image.pixel(x, y)).red() > 180 and QColor(image.pixel(x, y)).green()
+                  < 90 for x in range(0, image.width(), 2) for y in range(0, image.height(), 2))
+        assert 0 < red < image.width() * image.height() / 4 * 0.05  # a line, not an area

@@ -4,6 +4,7 @@ painter with vector markers (not pyqtgraph's pixmap atlas) and stroke-only curve
 from __future__ import annotations
 
 import io
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -17,6 +18,8 @@ from PySide6.QtWidgets import QGraphicsItem, QWidget
 SVG_NS = "http://www.w3.org/2000/svg"
 TITLE_POINT_SIZE = 10.0
 STROKE_ONLY = ("path", "polyline", "polygon", "line", "rect", "circle", "ellipse")
+MATRIX = re.compile(r"matrix\(([^)]*)\)")
+PATH_STEP = re.compile(r"([MLZ])\s*(?:([-+\d.eE]+)[ ,]([-+\d.eE]+))?")
 
 
 def title_font() -> QFont:
@@ -145,6 +148,7 @@ def clean_svg(svg: bytes, size: QSize) -> bytes:
     root.set("width", str(size.width()))
     root.set("height", str(size.height()))
     for group in root.iter(f"{{{SVG_NS}}}g"):
+        bake_data_transform(group)
         if group.get("fill") != "none":
             continue
         for child in group:
@@ -153,3 +157,41 @@ def clean_svg(svg: bytes, size: QSize) -> bytes:
     out = io.BytesIO()
     ET.ElementTree(root).write(out, encoding="UTF-8", xml_declaration=True)
     return out.getvalue()
+
+
+def bake_data_transform(group: ET.Element) -> None:
+    """Curves are written in data coordinates under a group transform that scales them to
+    pixels, with a "non-scaling-stroke" that librsvg ignores (its 2 px line scaled by the
+    y-axis' hundreds becomes a filled area). Write such a group's polylines and straight
+    paths in pixels instead, under no transform; a group holding anything else is left."""
+    found = MATRIX.fullmatch(group.get("transform", "").strip())
+    children = list(group)
+    if found is None or not children or any(
+            child.tag.rsplit("}", 1)[-1] not in ("polyline", "path") for child in children):
+        return
+    a, b, c, d, e, f = (float(v) for v in found.group(1).split(","))
+    if (a, b, c, d) == (1.0, 0.0, 0.0, 1.0):
+        return
+
+    def to_pixels(x: str, y: str) -> str:
+        px, py = float(x), float(y)
+        return f"{a * px + c * py + e:.2f},{b * px + d * py + f:.2f}"
+
+    baked: list[tuple[ET.Element, str, str]] = []
+    for child in children:
+        if child.tag.endswith("polyline"):
+            points = [pair.split(",") for pair in child.get("points", "").split()]
+            if any(len(pair) != 2 for pair in points):
+                return
+            baked.append((child, "points", " ".join(to_pixels(x, y) for x, y in points)))
+        else:
+            path = child.get("d", "")
+            steps = PATH_STEP.findall(path)
+            if re.sub(r"[MLZ\s,\d.eE+-]", "", path):  # curves or arcs: not straight lines
+                return
+            baked.append((child, "d", " ".join(
+                f"{op}{to_pixels(x, y) if x else ''}" for op, x, y in steps)))
+    for child, key, value in baked:
+        child.set(key, value)
+        child.attrib.pop("vector-effect", None)
+    group.set("transform", "matrix(1,0,0,1,0,0)")
