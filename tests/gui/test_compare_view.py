@@ -290,7 +290,9 @@ def test_hover_shows_each_curves_value_and_export_writes_files(view: CompareView
     for suffix in ("png", "svg"):
         written = panel.export(tmp_path / f"c.{suffix}")
         assert written.stat().st_size > 1000
-    assert (tmp_path / "c.svg").read_text().lstrip().startswith("<?xml")
+    svg = (tmp_path / "c.svg").read_text()
+    assert svg.lstrip().startswith("<?xml") and "Compare: " in svg  # titled
+    assert "non-scaling-stroke" not in svg.split("<polyline", 1)[-1].split(">", 1)[0]
     with pytest.raises(ValueError, match="unknown export format"):
         panel.export(tmp_path / "c.txt")
 

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from kdstudio.gui.compare.curves import CurveOverlay
+from kdstudio.gui.widgets.chart_export import export_png, export_svg
 from kdstudio.gui.widgets.charts import EXPORT_FORMATS, hover_text
 from kdstudio.gui.widgets.file_dialogs import export_with_dialog
 
@@ -106,23 +107,12 @@ class CurvePanel(QWidget):
                     for x, y in zip(item.xData, item.yData, strict=True):
                         writer.writerow([name, f"{x:g}", f"{y:.6g}"])
         elif fmt == "png":
-            if not self.plot.grab().save(str(target), "PNG"):
-                raise OSError("Qt could not write the PNG")
+            export_png([self.plot], self.export_title(), target, self.plot.width())
         else:
-            self._export_svg(target)
+            export_svg([self.plot], self.export_title(), target)
         return target
 
-    def _export_svg(self, target: Path) -> None:
-        from PySide6.QtGui import QPainter
-        from PySide6.QtSvg import QSvgGenerator
-
-        generator = QSvgGenerator()
-        generator.setFileName(str(target))
-        generator.setSize(self.plot.size())
-        generator.setViewBox(self.plot.rect())
-        generator.setTitle("Compare")
-        painter = QPainter(generator)
-        try:
-            self.plot.render(painter)
-        finally:
-            painter.end()
+    def export_title(self) -> str:
+        """"Compare: <y axis label>", the title above an exported plot."""
+        label = self.plot.getPlotItem().getAxis("left").labelText
+        return f"Compare: {label}" if label else "Compare"
