@@ -105,7 +105,7 @@ OVERRIDES: list[tuple[list[str], list[str]]] = [
     (['name="unclosed'], ['--set name="unclosed: the value is not valid TOML']),
     (["name=\"a\"\nseed=4"], ["the value must be one TOML value, not several lines"]),
     (["noequals"], ["--set noequals: expected key.path=value"]),
-    (["bogus.key=1"], ["bogus: unknown key (expected one of: autocast, data, device"]),
+    (["bogus.key=1"], ["bogus: unknown key (expected one of: autocast, compile, data, device"]),
     (["optim.colour=1"], ["optim.colour: unknown key"]),
     (["name.sub=1"], ["--set name.sub=1: 'name' is not a table"]),
     (["teacher.checkpoint=\"a\\u0000b\""], ["teacher.checkpoint: 'a\\x00b' holds a NUL byte"]),
