@@ -10,6 +10,12 @@ GUI thread deleting a menu).
 So automatic collection is switched off and a GUI-thread timer collects instead, generation
 by generation, with the interpreter's own thresholds. Objects without cycles are still freed
 at once by reference counting; only cycles wait up to one tick.
+
+Once the engine is loaded, what is alive then (torch, the registries: hundreds of thousands
+of objects that live as long as the process) is moved out of the collector's sight with
+`gc.freeze()`: the interpreter skips most full collections by its own rule (only when the
+objects new since the last one are a quarter of the old), which these ticks cannot see, and a
+full collection over all of torch holds the interpreter lock for 150 ms, freezing the window.
 """
 
 from __future__ import annotations
@@ -32,8 +38,17 @@ class GuiThreadCollector(QObject):
         self.timer = QTimer(self)
         self.timer.setInterval(TICK_MS)
         self.timer.timeout.connect(self.collect_due)
+        self.frozen = False
         gc.disable()
         self.timer.start()
+
+    def freeze_loaded(self) -> None:
+        """After the engine's imports (once per process): collect, then freeze what is left
+        so that later full collections only look at objects made since."""
+        if not self.frozen:
+            self.frozen = True
+            gc.collect()
+            gc.freeze()
 
     def collect_due(self) -> int:
         """Collect the oldest generation whose count is over its threshold, as the

@@ -331,6 +331,7 @@ class MainWindow(QMainWindow):
         self.status_label.setText("Ready")
         self._update_buttons()
         self.run_control.show_start_status()
+        collect_on_gui_thread().freeze_loaded()  # torch's objects out of every collection
         self.engine_ready.emit()
 
     @property

@@ -36,3 +36,26 @@ def test_qt_objects_in_a_cycle_are_destroyed_on_the_gui_thread(qtbot) -> None:
     gc.collect()  # whatever generation the cycle reached, on this (the GUI) thread
     qtbot.waitUntil(lambda: bool(destroyed_in), timeout=2_000)
     assert destroyed_in == [QThread.currentThread()]
+
+
+def test_the_loaded_engine_is_frozen_out_of_full_collections(qtbot, tmp_path) -> None:
+    """A full collection over torch's objects holds the interpreter lock for ~150 ms (a frozen
+    window); once the engine is loaded they are frozen, and a cycle made later still goes."""
+    from kdstudio.gui import MainWindow
+    from tests.gui.conftest import settings_in
+
+    window = MainWindow(db_path=tmp_path / "history.db", settings=settings_in(tmp_path))
+    qtbot.addWidget(window)
+    assert window.setup is not None and collect_on_gui_thread().frozen
+    assert gc.get_freeze_count() > 100_000  # torch and the registries: ~175k objects
+    collected: list[str] = []
+
+    class Node:
+        def __del__(self) -> None:
+            collected.append("node")
+
+    node = Node()
+    node.self = node
+    del node
+    gc.collect()
+    assert collected == ["node"]
