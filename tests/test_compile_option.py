@@ -47,6 +47,14 @@ def test_compiled_run_matches_the_eager_run_and_logs_its_compile_time(tmp_path: 
     assert any(line.startswith("Compiled the teacher's forward pass in ") for line in lines)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_compile_check():
+    """The dynamo check is cached per process; these tests change what it looks at."""
+    validation_module._dynamo_supported.cache_clear()
+    yield
+    validation_module._dynamo_supported.cache_clear()
+
+
 def test_compile_is_refused_without_a_cpp_compiler(monkeypatch: pytest.MonkeyPatch) -> None:
     assert validate(_short(True)) == []
     monkeypatch.setenv("CXX", "")

@@ -324,18 +324,22 @@ def _device_problems(config: RunConfig) -> list[str]:
     return []
 
 
+@functools.cache  # importing torch._dynamo takes seconds: once, not on every form edit
+def _dynamo_supported() -> bool:
+    import torch
+
+    try:
+        return bool(torch._dynamo.is_dynamo_supported())
+    except Exception:  # noqa: BLE001 - any failure means it cannot be used
+        return False
+
+
 def compile_problem() -> str | None:
     """Why `compile = true` cannot work here (torch.compile unsupported on this Python, or no
     C++ compiler for inductor), else None."""
     import shutil
 
-    import torch
-
-    try:
-        supported = torch._dynamo.is_dynamo_supported()
-    except Exception:  # noqa: BLE001 - any failure means it cannot be used
-        supported = False
-    if not supported:
+    if not _dynamo_supported():
         return ("compile: torch.compile is not supported on this Python / torch build; "
                 "set compile = false")
     compilers = [os.environ.get("CXX", ""), "g++", "c++", "clang++"]

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 
 from kdstudio.gui.compare.curves import CurveOverlay
 from kdstudio.gui.widgets.chart_export import export_png, export_svg
-from kdstudio.gui.widgets.charts import EXPORT_FORMATS, hover_text
+from kdstudio.gui.widgets.charts import EXPORT_FORMATS, show_hover
 from kdstudio.gui.widgets.file_dialogs import export_with_dialog
 
 
@@ -78,15 +78,8 @@ class CurvePanel(QWidget):
         return found
 
     def show_values_at(self, x: float) -> None:
-        values = self.values_at(x)
-        if not values:
-            self.hover.clear()
-            self.crosshair.setVisible(False)
-            return
-        self.crosshair.setPos(x)
-        self.crosshair.setVisible(True)
-        self.hover.setText(hover_text(
-            values, lambda name: self.overlay.curves[name].opts["pen"].color().name()))
+        show_hover(self.hover, self.crosshair, x, self.values_at(x),
+                   lambda name: self.overlay.curves[name].opts["pen"].color().name())
 
     def _export_dialog(self, fmt: str) -> None:
         export_with_dialog(self, "Export compare plot", f"compare.{fmt}", EXPORT_FORMATS[fmt],

@@ -93,6 +93,19 @@ def hover_text(values: dict[str, tuple[float, float]], color_of: Callable[[str],
     return f"x={next(iter(values.values()))[0]:g}  " + "  ".join(parts)
 
 
+def show_hover(label: QLabel, crosshair: pg.InfiniteLine, x: float,
+               values: dict[str, tuple[float, float]], color_of: Callable[[str], str]) -> None:
+    """The crosshair at `x` and the read-out of `values` in `label`; both hidden without
+    values."""
+    if not values:
+        label.clear()
+        crosshair.setVisible(False)
+        return
+    crosshair.setPos(x)
+    crosshair.setVisible(True)
+    label.setText(hover_text(values, color_of))
+
+
 @dataclass
 class Series:
     """One curve: raw points, their smoothed copy, and whether it changed since drawn."""
@@ -419,15 +432,8 @@ class ChartPanel(QWidget):
         return found
 
     def show_values_at(self, x: float) -> None:
-        values = self.values_at(x)
-        if not values:
-            self.hover_label.clear()
-            self.crosshair.setVisible(False)
-            return
-        self.crosshair.setPos(x)
-        self.crosshair.setVisible(True)
-        self.hover_label.setText(hover_text(
-            values, lambda name: self.series[name].item.opts["pen"].color().name()))
+        show_hover(self.hover_label, self.crosshair, x, self.values_at(x),
+                   lambda name: self.series[name].item.opts["pen"].color().name())
 
     # ------------------------------------------------------------ export
 
