@@ -106,7 +106,7 @@ class LiveCharts(QWidget):
                 self.agreement_chart.add_series(label, PHASE_COLORS[phase], symbol="o")
         for chart in self.step_charts:
             for phase in phases:
-                chart.add_marker(0.0, PHASE_LABELS[phase] if chart is self.loss_chart else "")
+                chart.add_marker(0.0, PHASE_LABELS[phase], labelled=chart is self.loss_chart)
             chart.place_markers([])  # shown where the phases start, once that is known
 
     def lay_out(self, plan: RunPlan) -> None:
