@@ -3,11 +3,15 @@ against test accuracy, with baselines hollow, teachers as stars and the front da
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QFontMetricsF
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from kdstudio.gui.compare.data import mean_and_std, pareto_front
@@ -28,8 +32,49 @@ def compact_number(value: float) -> str:
     return f"{value:.3g}"
 
 
+TICK_SETS = ((1, 2, 3, 4, 5, 6, 7, 8, 9), (1, 2, 5), (1, 3), (1,))  # richest first
+TICK_GAP_PX = 8  # the least room between two tick labels
+
+
+def log_ticks(low: float, high: float, size: float, width_of: Callable[[float], float],
+              gap: float = TICK_GAP_PX) -> list[float]:
+    """Tick values (log10 units) between `low` and `high` on an axis `size` px long whose
+    labels, `width_of(value)` px wide and centred on their tick, stay `gap` apart: the
+    richest of 1-9, 1-2-5, 1-3 or 1 times each power of ten that leaves no two labels
+    closer, else every second, third, ... power of ten."""
+    if high <= low or size <= 0:
+        return []
+    per_unit = size / (high - low)
+
+    def spaced(values: list[float]) -> bool:
+        ends = [((v - low) * per_unit - width_of(v) / 2, (v - low) * per_unit + width_of(v) / 2)
+                for v in values]
+        return all(left >= end + gap for (_l, end), (left, _r) in pairwise(ends))
+
+    decades = range(math.floor(low), math.ceil(high) + 1)
+    for mantissas in TICK_SETS:
+        values = [d + math.log10(m) for d in decades for m in mantissas]
+        values = [v for v in values if low - 1e-9 <= v <= high + 1e-9]
+        if spaced(values):
+            return values
+    powers = [float(d) for d in decades if low - 1e-9 <= d <= high + 1e-9]
+    for every in range(2, len(powers) + 1):
+        if spaced(powers[::every]):
+            return powers[::every]
+    return powers[:1]
+
+
 class CompactLogAxis(pg.AxisItem):
-    """A log axis whose ticks read 1k, 15.2k, 1.2M instead of 1.521e+04."""
+    """A log axis whose ticks read 1k, 15.2k, 1.2M instead of 1.521e+04, never so many
+    that two labels touch (`log_ticks`)."""
+
+    def logTickValues(self, minVal: float, maxVal: float, size: float,  # noqa: N802, N803
+                      stdTicks: list) -> list:  # noqa: N803
+        metrics = QFontMetricsF(self.style["tickFont"] or self.font())
+        values = log_ticks(minVal, maxVal, size,
+                           lambda v: metrics.horizontalAdvance(compact_number(10 ** v)))
+        powers = [v for v in values if abs(v - round(v)) < 1e-9]
+        return [(1.0, powers), (None, [v for v in values if v not in powers])]
 
     def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
         if not self.logMode:
