@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pyqtgraph as pg
 import pytest
 
 from kdstudio.core.store import Store
@@ -354,3 +355,30 @@ def test_pareto_parameter_ticks_never_overlap(qtbot, size: tuple[int, int],
     rects = sorted((rect for rect, _flags, _text in texts), key=lambda r: r.left())
     for left, right in itertools.pairwise(rects):
         assert left.right() + 4 <= right.left(), shown
+
+
+def test_equal_accuracies_keep_readable_axes_and_both_markers_visible(qtbot) -> None:
+    from kdstudio.gui.compare.pareto import KEY, ParetoPanel
+
+    panel = ParetoPanel()
+    qtbot.addWidget(panel)
+    panel.resize(470, 330)
+    panel.show()
+    runs = [{"id": i + 1, "name": f"r{i}", "student_params": count, "teacher_params": 420,
+             "student_test_acc": 1.0, "baseline_test_acc": 1.0, "teacher_test_acc": 1.0}
+            for i, count in enumerate((108, 836))]
+    panel.draw([[run] for run in runs], {})
+    (x_low, x_high), (y_low, y_high) = panel.plot.getPlotItem().getViewBox().viewRange()
+    assert y_high - y_low >= 1.0 and y_low < 100 < y_high  # not 100 ± 1e-13
+    assert x_low < math.log10(108) and x_high > math.log10(836) + 0.1  # room for "#2"
+    left = panel.plot.getPlotItem().getAxis("left")
+    shown = [s for _spacing, values in left.tickValues(y_low, y_high, 250)
+             for s in left.tickStrings(values, 1.0, 0.2)]
+    assert shown and all(len(s) <= 6 for s in shown), shown
+    scatter = next(i for i in panel.plot.getPlotItem().items
+                   if isinstance(i, pg.ScatterPlotItem))
+    sizes = {spot.data().split(" · ")[1].split(":")[0]: spot.size() for spot in scatter.points()}
+    assert sizes["baseline"] > sizes["student"]  # the ring shows round the dot it shares
+    drawn = [spot.data().split(" · ")[1].split(":")[0] for spot in scatter.points()]
+    assert drawn.index("student") > drawn.index("baseline")  # the dot on top
+    assert panel.note.text().startswith(KEY)  # the marker key is off the plot

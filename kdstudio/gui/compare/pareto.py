@@ -17,11 +17,16 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidg
 from kdstudio.gui.compare.data import mean_and_std, pareto_front
 from kdstudio.gui.compare.tables import run_label
 from kdstudio.gui.widgets.colours import run_colour
-from kdstudio.gui.widgets.plots import corner_legend, white_plot
+from kdstudio.gui.widgets.plots import white_plot
 
 SIZE_AXES = {"parameters": "Parameters", "MB": "Size (MB)",
              "latency": "CPU latency per batch (ms, measured at export)"}
 MARKERS = (("student", "o", True), ("baseline", "o", False), ("teacher", "star", True))
+SPOT_SIZES = {"student": 10, "baseline": 16, "teacher": 16}  # a baseline rings its student
+DRAW_ORDER = {"baseline": 0, "student": 1, "teacher": 2}  # a student's dot over its ring
+KEY = "● student + KD · ○ student alone · ★ teacher."
+LEAST_ACCURACY_SPAN = 1.0  # percentage points the y axis shows at least
+LEAST_SIZE_SPAN = 0.5  # decades the x axis shows at least
 
 
 def compact_number(value: float) -> str:
@@ -80,6 +85,15 @@ class CompactLogAxis(pg.AxisItem):
         if not self.logMode:
             return super().tickStrings(values, scale, spacing)
         return [compact_number(10 ** v) for v in values]
+
+
+def at_least(values: list[float], span: float) -> tuple[float, float]:
+    """The range of `values`, widened about its middle to `span` if narrower."""
+    low, high = min(values), max(values)
+    if high - low >= span:
+        return low, high
+    middle = (low + high) / 2
+    return middle - span / 2, middle + span / 2
 
 
 def model_size(run: dict[str, Any], who: str, axis: str,
@@ -145,16 +159,12 @@ class ParetoPanel(QWidget):
         item.setAxisItems({"bottom": CompactLogAxis("bottom")})
         item.setLabel("left", "Test accuracy (%)")
         item.setLogMode(x=True, y=False)
-        self.legend = corner_legend(item)
-        for name, symbol, filled in (("student + KD", "o", True), ("student alone", "o", False),
-                                     ("teacher", "star", True)):
-            sample = pg.ScatterPlotItem(symbol=symbol, size=10, pen=pg.mkPen(90, 90, 90),
-                                        brush=pg.mkBrush(90, 90, 90) if filled
-                                        else pg.mkBrush(255, 255, 255))
-            self.legend.addItem(sample, name)
         self.note = QLabel()
         self.note.setObjectName("compareParetoNote")
         self.note.setWordWrap(True)
+        self.note.setToolTip("Filled circle: the distilled student (student + KD); hollow ring: "
+                             "the same student trained alone; star: the teacher.\nHover a "
+                             "point for its run, accuracy and size.")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         top = QHBoxLayout()
@@ -201,7 +211,7 @@ class ParetoPanel(QWidget):
                 if len(pairs) > 1:
                     text += f" (mean of {len(pairs)} seeds, ± {spread * 100:.2f} points)"
                 spots.append({"pos": (np.log10(x), y * 100), "symbol": symbol,
-                              "size": 16 if who == "teacher" else 11,
+                              "size": SPOT_SIZES[who],
                               "pen": pg.mkPen(colour, width=2), "data": text,
                               "brush": pg.mkBrush(*colour) if filled
                               else pg.mkBrush(255, 255, 255)})
@@ -213,11 +223,15 @@ class ParetoPanel(QWidget):
                 if who == "student":
                     labels.append((np.log10(x), y * 100, f"#{lead['id']}", colour))
         # ScatterPlotItem is not log-aware: its positions are given as log10(size) already.
+        order = [DRAW_ORDER[p["who"]] for p in self.points]
+        spots = [spot for _order, _i, spot in sorted(zip(order, range(len(spots)), spots,
+                                                         strict=True))]
         plot.addItem(pg.ScatterPlotItem(spots=spots, hoverable=True,
                                         tip=lambda x, y, data: data))
         self.run_labels = place_labels(plot, labels)
         self._draw_front(plot)
-        notes = []
+        self._show_all(plot)
+        notes = [KEY]
         if missing and axis == "latency":
             notes.append(f"{missing} run(s) have no measured latency: export their student "
                          "to time it.")
@@ -226,6 +240,21 @@ class ParetoPanel(QWidget):
         notes.append("Dashed line: Pareto front (no other model is both smaller and more "
                      "accurate).")
         self.note.setText(" ".join(notes))
+
+    def _show_all(self, plot: pg.PlotItem) -> None:
+        """A view of every point with room right of them for their labels; at least
+        LEAST_ACCURACY_SPAN points by LEAST_SIZE_SPAN decades, so equal values do not
+        stretch the axes into ticks such as 100.0000000000002."""
+        if not self.points:
+            return
+        xs = [float(np.log10(p["x"])) for p in self.points]
+        ys = [p["y"] * 100 for p in self.points]
+        (x_low, x_high), (y_low, y_high) = (at_least(xs, LEAST_SIZE_SPAN),
+                                            at_least(ys, LEAST_ACCURACY_SPAN))
+        x_span, y_span = x_high - x_low, y_high - y_low
+        plot.getViewBox().setRange(xRange=(x_low - 0.08 * x_span, x_high + 0.2 * x_span),
+                                   yRange=(y_low - 0.1 * y_span, y_high + 0.15 * y_span),
+                                   padding=0)
 
     def _draw_front(self, plot: pg.PlotItem) -> None:
         points = [(p["x"], p["y"]) for p in self.points]
