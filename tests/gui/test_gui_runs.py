@@ -87,7 +87,7 @@ def test_form_run_to_the_end_fills_charts_and_summary_from_the_db(qtbot, window,
     assert {phase: (bar.bar.value(), bar.bar.maximum())
             for phase, bar in live.phase_bars.items()} == bars
     assert live.progress_bar.value() == live.progress_bar.maximum() == 9
-    assert live.progress_bar.format().startswith("completed after")
+    assert live.progress_bar.full_text.startswith("completed after")
     assert card.cells["student_test_acc"].text() == f"{row['student_test_acc']:.2%}"
     log = live.log_view.toPlainText()
     assert "Replayed from the history" in log
@@ -209,7 +209,7 @@ def test_a_config_the_engine_refuses_is_reported_and_nothing_is_recorded(
     assert label.isVisible() and "teacher.checkpoint: " in label.text()
     assert "does not fit mlp" in label.text()
     assert "teacher.checkpoint" in window.live.log_view.toPlainText()
-    assert window.live.progress_bar.format() == "did not start"
+    assert window.live.progress_bar.full_text == "did not start"
     assert find(window, QPushButton, "startButton").isEnabled()
     with Store(tmp_path / "history.db") as store:
         assert store.list_runs() == []
