@@ -52,6 +52,7 @@ def test_labels_of_short_phases_do_not_overlap(loss_chart, starts):
     rects = [label.sceneBoundingRect() for label in labels]
     for a, b in itertools.combinations(rects, 2):
         assert not a.intersects(b), (a, b)
+    assert all(label.fill.color().alpha() >= 200 for label in labels)  # curves pass under
     plot_area = loss_chart.plot.getPlotItem().vb.sceneBoundingRect()
     for rect in rects:  # each inside the plot, none run off its right edge
         assert plot_area.contains(rect), (rect, plot_area)

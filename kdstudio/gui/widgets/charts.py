@@ -33,7 +33,7 @@ from kdstudio.gui.widgets.elided_label import ElidedLabel
 from kdstudio.gui.widgets.file_dialogs import export_with_dialog
 from kdstudio.gui.widgets.marker_labels import arrange_marker_labels
 from kdstudio.gui.widgets.smoothing import SmoothedSeries
-from kdstudio.gui.widgets.theme import themed_ink, themed_plot
+from kdstudio.gui.widgets.theme import chart_colours, themed_ink, themed_plot
 
 EXPORT_FORMATS = {"png": "PNG image (*.png)", "svg": "SVG drawing (*.svg)",
                   "csv": "CSV table (*.csv)"}
@@ -313,12 +313,14 @@ class ChartPanel(QWidget):
         """A vertical line, e.g. where a phase starts; `name` labels it (with `labelled`)
         and is its tooltip. Labels are placed so that they never overlap
         (`marker_labels`)."""
-        options = ({"label": name, "labelOpts": {"position": 0.97, "color": (90, 90, 90),
-                                                 "anchors": [(0, 0), (0, 0)]}}
-                   if name and labelled else {})
+        colours = chart_colours()  # the label on a box of the background: curves under it
+        options = ({"label": name, "labelOpts": {  # do not run through its text
+            "position": 0.97, "color": colours.text, "anchors": [(0, 0), (0, 0)],
+            "fill": pg.mkBrush(*colours.legend_brush)}} if name and labelled else {})
         line = pg.InfiniteLine(pos=x, angle=90, movable=False,
                                pen=pg.mkPen((160, 160, 160), style=Qt.PenStyle.DashLine),
                                **options)
+        line.setZValue(5)  # over the curves
         self.plot.addItem(line, ignoreBounds=True)
         self._markers.append(line)
         self._marker_names.append(name)
