@@ -1,6 +1,7 @@
 """The Workbench tab: Start, Pause, Stop and Sweep…, the run's status below them, the problems
-that keep a run from starting, the setup form (its skeleton, gui/setup/skeleton.py, until the engine is in) and the
-live view beside it. The window connects the buttons and fills the form's place."""
+that keep a run from starting, the setup form (its skeleton, gui/setup/skeleton.py, until
+the engine is in) and the live view beside it. The window connects the buttons and fills
+the form's place."""
 
 from __future__ import annotations
 
