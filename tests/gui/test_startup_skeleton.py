@@ -135,7 +135,8 @@ def test_the_skeleton_is_built_without_importing_torch():
             "t = time.perf_counter(); SetupSkeleton(); ms = (time.perf_counter() - t) * 1000; "
             "print(type(w.setup_stack.currentWidget()).__name__, 'torch' in sys.modules, ms)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120, check=True, env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+                         timeout=120, check=True,
+                         env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
     shown, torch_loaded, ms = out.stdout.split()
     assert (shown, torch_loaded) == ("SetupSkeleton", "False")
     assert float(ms) < 500  # milliseconds, even on a loaded machine
