@@ -329,6 +329,7 @@ class MainWindow(QMainWindow):
         self.setup_stack.setCurrentWidget(self.setup)
         self.skeleton.stop()
         self.setup_stack.removeWidget(self.skeleton)
+        self.skeleton.setParent(None)  # out of the window's children now, deleted later
         self.skeleton.deleteLater()
         self.config_files.fill_presets_menu()
         self.config_files.restore_last_config()

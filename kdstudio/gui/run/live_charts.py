@@ -90,9 +90,12 @@ class LiveCharts(QWidget):
         """In the middle of the loss chart, the first a run draws."""
         area = self.loss_chart.geometry()
         width = min(EMPTY_NOTE_WIDTH, max(area.width() - 40, 100))
-        height = self.empty_note.heightForWidth(width) + 2
-        self.empty_note.setGeometry(area.center().x() - width // 2,
-                                    area.center().y() - height // 2, width, height)
+        note = self.empty_note
+        note.resize(width, note.heightForWidth(width))
+        inside = note.contentsRect()  # less the style sheet's border and padding
+        height = note.heightForWidth(inside.width()) + note.height() - inside.height() + 2
+        note.setGeometry(area.center().x() - width // 2, area.center().y() - height // 2,
+                         width, height)
 
     def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt override
         super().resizeEvent(event)

@@ -71,6 +71,7 @@ class SetupSkeleton(QWidget):
         column.setContentsMargins(4, 4, 16, 4)
         forms: dict[str, QFormLayout] = {}
         self.more = MoreOptions()
+        self.more.button.setObjectName("")  # the real form's button keeps the name
         for group, title in GROUPS.items():
             box = self.more if group == "more" else QGroupBox(title)
             forms[group] = self.more.form if group == "more" else _form(box)
