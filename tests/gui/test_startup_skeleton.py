@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QCoreApplication, QEvent
-from PySide6.QtWidgets import QComboBox, QGroupBox, QLineEdit, QWidget
+from PySide6.QtCore import QCoreApplication, QEvent, QPoint
+from PySide6.QtWidgets import QApplication, QComboBox, QGroupBox, QLineEdit, QWidget
 
 from kdstudio.core.config.fields import GROUPS
 from kdstudio.gui import MainWindow
@@ -91,8 +91,15 @@ def test_the_charts_show_an_empty_state_not_placeholder_legends(loading_window, 
 def test_the_real_form_replaces_the_skeleton_when_the_engine_is_in(loading_window, qtbot):
     win = loading_window
     skeleton = win.skeleton
+    first_box = skeleton.body.findChildren(QGroupBox)[0]
+    before = (first_box.title(), first_box.mapTo(win, QPoint(0, 0)), first_box.width())
     with qtbot.waitSignal(win.engine_ready, timeout=30_000):
         win.load_engine()
+    qtbot.waitUntil(lambda: win.setup.isVisible())
+    QApplication.processEvents()
+    real_box = win.setup.scroll.widget().findChildren(QGroupBox)[0]
+    # the form's first box stays where the skeleton had it: no jump at the top
+    assert (real_box.title(), real_box.mapTo(win, QPoint(0, 0)), real_box.width()) == before
     assert win.setup is not None
     assert win.setup_stack.currentWidget() is win.setup and win.setup.isVisible()
     assert win.setup.isEnabled() and win.setup.scroll.widget().isEnabled()

@@ -34,6 +34,7 @@ from kdstudio.gui.setup.more_options import MoreOptions
 LOADING_NOTE = "Loading PyTorch…"
 LOADING_DETAIL = "The form becomes editable when the training engine is ready."
 TICK_MS = 100
+NOTE_PADDING = 10  # the note's border and padding: then as tall as the sizes card
 COMPOSITE_KINDS = ("params", "schedule")  # built from the registries: not in the skeleton
 
 
@@ -57,6 +58,8 @@ class SetupSkeleton(QWidget):
         self.note.setObjectName("engineLoadingNote")
         self.note.setWordWrap(True)
         self.note.setTextFormat(Qt.TextFormat.RichText)
+        # as tall as the sizes card that takes its place (three lines): the form stays put
+        self.note.setMinimumHeight(3 * self.note.fontMetrics().lineSpacing() + NOTE_PADDING)
         outer.addWidget(self.note)
 
         scroll = QScrollArea()
