@@ -12,6 +12,7 @@
     python bench/gui_responsiveness.py               # offscreen; one run, three launches
     python bench/gui_responsiveness.py --launches 5 --preset synthetic-quick
     python bench/gui_responsiveness.py --launches 5 --no-heartbeat   # start-up only
+    python bench/gui_responsiveness.py --launches 5 --no-heartbeat --against ../main
 
 Writes its figures, with the machine and its load average, to
 bench/results/gui_responsiveness.md.
@@ -106,28 +107,38 @@ def heartbeat(preset: str, folder: Path, cold: bool) -> dict[str, float]:
     }
 
 
-def launch_times(launches: int, folder: Path) -> list[tuple[float, float]]:
-    """(seconds to first paint, seconds to a ready form) for each launch of `kdstudio gui`;
-    the first paint must show the form's skeleton."""
+def launch_once(folder: Path, name: str, checkout: str | None = None) -> tuple[float, float]:
+    """(seconds to first paint, seconds to a ready form) of one launch of `kdstudio gui`:
+    this checkout's (whose first paint must show the form's skeleton) or `checkout`'s."""
     command = shutil.which("kdstudio")
-    argv = [command] if command else [sys.executable, "-m", "kdstudio"]
-    times = []
+    argv = [command] if command and checkout is None else [sys.executable, "-m", "kdstudio"]
+    probe = folder / f"probe-{name}.txt"
+    env = dict(os.environ, KDSTUDIO_STARTUP_PROBE=str(probe),
+               XDG_CONFIG_HOME=str(folder / "config"))
+    if checkout is not None:
+        env["PYTHONPATH"] = checkout
+    env.setdefault("QT_QPA_PLATFORM", "offscreen")
+    launched = time.time()
+    done = subprocess.run([*argv, "gui", "--db", str(folder / "launch.db")], env=env,
+                          capture_output=True, text=True, timeout=120, cwd=checkout)
+    if done.returncode != 0:
+        raise SystemExit(f"kdstudio gui exited with {done.returncode}: {done.stderr}")
+    lines = [line.split() for line in probe.read_text().splitlines()]
+    marks = {line[0]: float(line[1]) for line in lines}
+    if checkout is None and "form=setupSkeleton" not in lines[0]:
+        raise SystemExit(f"the first paint did not show the form's skeleton: {lines[0]}")
+    return marks["shown"] - launched, marks["ready"] - launched
+
+
+def launch_times(launches: int, folder: Path, against: str | None = None
+                 ) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+    """Launch times of this checkout and, launched in turn with it, of `against`'s."""
+    ours, theirs = [], []
     for index in range(launches):
-        probe = folder / f"probe-{index}.txt"
-        env = dict(os.environ, KDSTUDIO_STARTUP_PROBE=str(probe),
-                   XDG_CONFIG_HOME=str(folder / "config"))
-        env.setdefault("QT_QPA_PLATFORM", "offscreen")
-        launched = time.time()
-        done = subprocess.run([*argv, "gui", "--db", str(folder / "launch.db")], env=env,
-                              capture_output=True, text=True, timeout=120)
-        if done.returncode != 0:
-            raise SystemExit(f"kdstudio gui exited with {done.returncode}: {done.stderr}")
-        lines = [line.split() for line in probe.read_text().splitlines()]
-        marks = {line[0]: float(line[1]) for line in lines}
-        if "form=setupSkeleton" not in lines[0]:
-            raise SystemExit(f"the first paint did not show the form's skeleton: {lines[0]}")
-        times.append((marks["shown"] - launched, marks["ready"] - launched))
-    return times
+        ours.append(launch_once(folder, f"{index}"))
+        if against is not None:
+            theirs.append(launch_once(folder, f"against-{index}", against))
+    return ours, theirs
 
 
 def heartbeat_lines(beat: dict, preset: str, cold: bool) -> list[str]:
@@ -144,13 +155,14 @@ def heartbeat_lines(beat: dict, preset: str, cold: bool) -> list[str]:
     ]
 
 
-def launch_lines(launches: list[tuple[float, float]]) -> list[str]:
+def launch_lines(launches: list[tuple[float, float]], what: str = "",
+                 shown_as: str = "window shown, with the form's skeleton and its "
+                                 "\"Loading PyTorch…\" note") -> list[str]:
     shown = [s for s, _ in launches]
     ready = [r for _, r in launches]
     return [
-        f"Launch of `kdstudio gui` ({len(launches)} times), seconds from launch:",
-        f"- window shown, with the form's skeleton and its \"Loading PyTorch…\" note: "
-        f"{statistics.median(shown):.2f} s (median; min {min(shown):.2f}, "
+        f"Launch of `kdstudio gui`{what} ({len(launches)} times), seconds from launch:",
+        f"- {shown_as}: {statistics.median(shown):.2f} s (median; min {min(shown):.2f}, "
         f"max {max(shown):.2f})",
         f"- form ready (torch loaded, the real form in place): "
         f"{statistics.median(ready):.2f} s (median; min {min(ready):.2f}, "
@@ -174,6 +186,9 @@ def main() -> int:
                              "then happen during the run)")
     parser.add_argument("--no-heartbeat", action="store_true",
                         help="measure the start-up only")
+    parser.add_argument("--against", metavar="CHECKOUT",
+                        help="also launch another checkout's kdstudio (its folder), in turn "
+                             "with this one, to compare them under the same load")
     args = parser.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     load_before = load_average()
@@ -181,12 +196,15 @@ def main() -> int:
         folder = Path(temp)
         os.environ["XDG_CONFIG_HOME"] = str(folder / "config")
         os.environ["KDSTUDIO_CACHE"] = str(folder / "cache")
-        launches = launch_times(args.launches, folder)
+        launches, theirs = launch_times(args.launches, folder, args.against)
         beat = None if args.no_heartbeat else heartbeat(args.preset, folder, args.cold)
 
     lines = [f"Qt platform {os.environ['QT_QPA_PLATFORM']}; load average before "
              f"{load_before}, after {load_average()} (other processes make this noisy)", ""]
     lines += launch_lines(launches)
+    if theirs:
+        lines += ["", *launch_lines(theirs, f" from {args.against}, launched in turn",
+                                    "window shown")]
     if beat is not None:
         lines += ["", *heartbeat_lines(beat, args.preset, args.cold)]
     from _common import write_result
