@@ -25,7 +25,7 @@ Two measurements, side by side:
 
 `--suite resnet` (the default with `--device cuda`) measures resnet32x4 -> resnet8x4 on
 CIFAR-sized inputs instead, per batch size, precision and eager or compiled forward passes
-(bench/overhead_resnet.py), into bench/results/overhead-resnet-<device>.md:
+(bench/overhead_resnet.py), into bench/results/overhead-resnet-<cpu|cuda>[-compiled].md:
 
     python bench/overhead.py --device cuda --batch 64 256 --precision float32 bf16
     python bench/overhead.py --device cuda --batch 256 --compile
@@ -295,7 +295,7 @@ def resnet_main(args: argparse.Namespace) -> None:
                        [False, True] if args.compile else [False], args.train_size, epochs,
                        args.pairs or 3, Path(folder))
     kind = "cuda" if args.device.startswith("cuda") else "cpu"
-    write_result(f"overhead-resnet-{kind}",
+    write_result(f"overhead-resnet-{kind}" + ("-compiled" if args.compile else ""),
                  f"Engine overhead on resnet32x4 -> resnet8x4, 3x32x32 ({kind.upper()})",
                  report(rows, args.device, args.train_size, epochs))
 
