@@ -304,10 +304,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_data_options(parser, repeats=0, epochs_help=(
         "epochs per run (0 = per dataset: 10 for MNIST-1D, whose steps take about 3 ms, "
-        "3 for Fashion-MNIST)"))
+        "3 for Fashion-MNIST; 3 for the resnet suite)"))
     parser.add_argument("--pairs", type=int, default=0,
                         help="pairs of separate runs per dataset (0 = per dataset: 31 for "
-                             "MNIST-1D, 5 for Fashion-MNIST)")
+                             "MNIST-1D, 5 for Fashion-MNIST; 3 for the resnet suite)")
     resnet_options(parser)
     args = parser.parse_args()
     apply_threads(args)

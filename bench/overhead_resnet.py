@@ -42,7 +42,7 @@ from _common import table, timed_kd_recipe  # noqa: E402
 from kdstudio.core.checkpoint import load_weights  # noqa: E402
 from kdstudio.core.config import RunConfig  # noqa: E402
 from kdstudio.core.data import Splits, prepare_data  # noqa: E402
-from kdstudio.core.distill.precision import Precision, resolve_precision  # noqa: E402
+from kdstudio.core.distill.precision import Precision, resolve_precision, to_device  # noqa: E402
 from kdstudio.core.engine import run  # noqa: E402
 from kdstudio.core.engine.preparation import compile_model  # noqa: E402
 from kdstudio.core.events import Epoch, Event, PhaseFinished, PhaseStarted  # noqa: E402
@@ -155,7 +155,9 @@ class DeviceKDLoop:
         self.epoch_seconds: list[float] = []
 
     def to_device(self, tensor: torch.Tensor) -> torch.Tensor:
-        return tensor.to(self.device, non_blocking=True) if self.pinned else tensor
+        """As the engine copies: through pinned memory, without blocking (a pinned tensor
+        is not copied again); on the CPU the tensor itself."""
+        return to_device(tensor, self.device) if self.pinned else tensor
 
     def gather(self, values: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """`values[rows]`, gathered into pinned memory for a CUDA copy."""
@@ -242,6 +244,7 @@ class ResNetBench:
         self.store = Store(folder / "resnet.db")
         config = resnet_config(data_path, device, epochs, models)
         config.data.batch_size = 256
+        config.optim.epochs = 1  # this run is for its teacher; its student is not timed
         first = run(config, self.store)  # trains the teacher once (one float32 epoch)
         assert first.status == "completed", first.error
         self.checkpoint = self.store.artifacts(first.run_id, "teacher")[0]["path"]
