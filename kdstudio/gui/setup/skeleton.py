@@ -17,10 +17,8 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
-    QFrame,
     QGroupBox,
     QLabel,
-    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
@@ -28,7 +26,7 @@ from PySide6.QtWidgets import (
 from kdstudio.core.config import RunConfig
 from kdstudio.core.config.fields import FIELDS, GROUPS, Field
 from kdstudio.core.config.rules import value_at
-from kdstudio.gui.setup.inputs import make_input
+from kdstudio.gui.setup.inputs import form_scroll, make_input
 from kdstudio.gui.setup.more_options import MoreOptions
 
 LOADING_NOTE = "Loading PyTorch…"
@@ -62,16 +60,10 @@ class SetupSkeleton(QWidget):
         self.note.setMinimumHeight(3 * self.note.fontMetrics().lineSpacing() + NOTE_PADDING)
         outer.addWidget(self.note)
 
-        scroll = QScrollArea()
-        scroll.setObjectName("setupSkeletonScroll")
-        scroll.setWidgetResizable(True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
         self.body = QWidget()
         self.body.setEnabled(False)
         self.body.setToolTip("Editable once PyTorch has loaded")
-        column = QVBoxLayout(self.body)
-        column.setContentsMargins(4, 4, 16, 4)
+        scroll, column = form_scroll("setupSkeletonScroll", self.body)
         forms: dict[str, QFormLayout] = {}
         self.more = MoreOptions()
         self.more.button.setObjectName("")  # the real form's button keeps the name
@@ -80,7 +72,6 @@ class SetupSkeleton(QWidget):
             forms[group] = self.more.form if group == "more" else _form(box)
             column.addWidget(box)
         column.addStretch(1)
-        scroll.setWidget(self.body)
         outer.addWidget(scroll, 1)
         self.captions: list[str] = []
         defaults = RunConfig().to_dict()
