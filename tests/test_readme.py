@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from kdstudio.cli.parser import build_parser
-from kdstudio.core.config import RunConfig
+from kdstudio.core.config import RunConfig, config_from_dict
+from kdstudio.core.presets import list_presets, load_preset, preset_description
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -95,3 +96,50 @@ def test_the_table_check_sees_a_missing_command_or_option() -> None:
     assert _not_in_table(without_classes) == ["show --classes"]
     without_metrics = [row for row in rows if "`kdstudio export-metrics" not in row]
     assert _not_in_table(without_metrics) == ["export-metrics"]
+
+
+def _resolved(config: RunConfig) -> dict[str, Any]:
+    """A config as a dict with every model's and the dataset's parameters filled in with
+    their defaults, and without the name."""
+    from kdstudio.core.data import DATASETS
+    from kdstudio.core.models import model_defaults
+
+    data = config.to_dict()
+    data.pop("name")
+    data["data"]["params"] = {**DATASETS.get(config.data.dataset).defaults,
+                              **config.data.params}
+    for role in ("teacher", "student"):
+        part = data[role]
+        part["params"] = {**model_defaults(part["arch"]), **part["params"]}
+    return data
+
+
+def test_an_empty_config_is_the_digits_kd_preset() -> None:
+    """The README says an empty config runs digits-kd's recipe (and quotes its figures)."""
+    preset, problems = config_from_dict(load_preset("digits-kd"))
+    assert problems == []
+    assert _resolved(RunConfig()) == _resolved(preset)
+
+
+def _preset_rows() -> dict[str, str]:
+    rows = {}
+    for line in _section("Presets").splitlines():
+        found = re.match(r"\| `([\w-]+)` \|", line)
+        if found:
+            rows[found.group(1)] = line
+    return rows
+
+
+def test_preset_descriptions_quote_the_readmes_accuracies() -> None:
+    """Every accuracy a preset's description (its tooltip and `kdstudio presets` line)
+    quotes is one of the figures in the README's presets table for that preset."""
+    rows = _preset_rows()
+    quoted = {}
+    for name in list_presets():
+        figures = re.findall(r"(\d+(?:\.\d+)?) %", preset_description(name))
+        if figures:
+            assert name in rows, f"README presets table: no row for {name}"
+            table = re.findall(r"(\d+(?:\.\d+)?) %", rows[name])
+            quoted[name] = [f for f in figures if f not in table]
+    assert quoted, "no preset description quotes an accuracy: the check checks nothing"
+    assert all(not extra for extra in quoted.values()), f"not in the README: {quoted}"
