@@ -5,11 +5,17 @@
    QTimer in the GUI thread records when it fires. The worst gap between two beats is how
    long the GUI thread was ever kept from its event loop (target: at most 50 ms).
 2. Start-up: `kdstudio gui` is launched as a new process; it reports (through the
-   KDSTUDIO_STARTUP_PROBE hook) the wall time of its first paint and of the moment the form
-   is ready (torch imported, registries loaded). Both are measured from just before launch.
+   KDSTUDIO_STARTUP_PROBE hook) the wall time of its first paint (the window with the setup
+   form's skeleton and its "Loading PyTorch…" note) and of the moment the real form is ready
+   (torch imported, registries loaded). Both are measured from just before launch.
 
     python bench/gui_responsiveness.py               # offscreen; one run, three launches
     python bench/gui_responsiveness.py --launches 5 --preset synthetic-quick
+    python bench/gui_responsiveness.py --launches 5 --no-heartbeat   # start-up only
+    python bench/gui_responsiveness.py --launches 5 --no-heartbeat --against ../main
+
+Writes its figures, with the machine and its load average, to
+bench/results/gui_responsiveness.md.
 
 Settings and history go to a temporary folder. Other processes loading the CPU make the
 numbers noisy: run it on an idle machine for figures to quote.
@@ -101,25 +107,74 @@ def heartbeat(preset: str, folder: Path, cold: bool) -> dict[str, float]:
     }
 
 
-def launch_times(launches: int, folder: Path) -> list[tuple[float, float]]:
-    """(seconds to first paint, seconds to a ready form) for each launch of `kdstudio gui`."""
+def launch_once(folder: Path, name: str, checkout: str | None = None) -> tuple[float, float]:
+    """(seconds to first paint, seconds to a ready form) of one launch of `kdstudio gui`:
+    this checkout's (whose first paint must show the form's skeleton) or `checkout`'s."""
     command = shutil.which("kdstudio")
-    argv = [command] if command else [sys.executable, "-m", "kdstudio"]
-    times = []
+    argv = [command] if command and checkout is None else [sys.executable, "-m", "kdstudio"]
+    probe = folder / f"probe-{name}.txt"
+    env = dict(os.environ, KDSTUDIO_STARTUP_PROBE=str(probe),
+               XDG_CONFIG_HOME=str(folder / "config"))
+    if checkout is not None:
+        env["PYTHONPATH"] = checkout
+    env.setdefault("QT_QPA_PLATFORM", "offscreen")
+    launched = time.time()
+    done = subprocess.run([*argv, "gui", "--db", str(folder / "launch.db")], env=env,
+                          capture_output=True, text=True, timeout=120, cwd=checkout)
+    if done.returncode != 0:
+        raise SystemExit(f"kdstudio gui exited with {done.returncode}: {done.stderr}")
+    lines = [line.split() for line in probe.read_text().splitlines()]
+    marks = {line[0]: float(line[1]) for line in lines}
+    if checkout is None and "form=setupSkeleton" not in lines[0]:
+        raise SystemExit(f"the first paint did not show the form's skeleton: {lines[0]}")
+    return marks["shown"] - launched, marks["ready"] - launched
+
+
+def launch_times(launches: int, folder: Path, against: str | None = None
+                 ) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+    """Launch times of this checkout and, launched in turn with it, of `against`'s."""
+    ours, theirs = [], []
     for index in range(launches):
-        probe = folder / f"probe-{index}.txt"
-        env = dict(os.environ, KDSTUDIO_STARTUP_PROBE=str(probe),
-                   XDG_CONFIG_HOME=str(folder / "config"))
-        env.setdefault("QT_QPA_PLATFORM", "offscreen")
-        launched = time.time()
-        done = subprocess.run([*argv, "gui", "--db", str(folder / "launch.db")], env=env,
-                              capture_output=True, text=True, timeout=120)
-        if done.returncode != 0:
-            raise SystemExit(f"kdstudio gui exited with {done.returncode}: {done.stderr}")
-        marks = {line.split()[0]: float(line.split()[1])
-                 for line in probe.read_text().splitlines()}
-        times.append((marks["shown"] - launched, marks["ready"] - launched))
-    return times
+        ours.append(launch_once(folder, f"{index}"))
+        if against is not None:
+            theirs.append(launch_once(folder, f"against-{index}", against))
+    return ours, theirs
+
+
+def heartbeat_lines(beat: dict, preset: str, cold: bool) -> list[str]:
+    return [
+        f"Heartbeat ({HEARTBEAT_MS} ms QTimer) during a '{preset}' run in the window"
+        f"{' (cold: no warm-up)' if cold else ''}:",
+        f"- run {beat['status']}, {beat['steps']} steps in {beat['run_s']:.1f} s, "
+        f"{beat['beats']} beats",
+        f"- worst gap {beat['worst_ms']:.1f} ms (target <= {TARGET_GAP_MS:.0f}), "
+        f"p99 {beat['p99_ms']:.1f} ms, median {beat['median_ms']:.1f} ms, "
+        f"{beat['over_50ms']} gaps over {TARGET_GAP_MS:.0f} ms",
+        f"- after the first {STARTUP_S:.0f} s: worst gap {beat['later_worst_ms']:.1f} ms",
+        f"- gaps over {TARGET_GAP_MS:.0f} ms (s after Start, ms): {beat['big_gaps']}",
+    ]
+
+
+def launch_lines(launches: list[tuple[float, float]], what: str = "",
+                 shown_as: str = "window shown, with the form's skeleton and its "
+                                 "\"Loading PyTorch…\" note") -> list[str]:
+    shown = [s for s, _ in launches]
+    ready = [r for _, r in launches]
+    return [
+        f"Launch of `kdstudio gui`{what} ({len(launches)} times), seconds from launch:",
+        f"- {shown_as}: {statistics.median(shown):.2f} s (median; min {min(shown):.2f}, "
+        f"max {max(shown):.2f})",
+        f"- form ready (torch loaded, the real form in place): "
+        f"{statistics.median(ready):.2f} s (median; min {min(ready):.2f}, "
+        f"max {max(ready):.2f})",
+        "- each launch (shown / ready): " + ", ".join(f"{s:.2f} / {r:.2f}"
+                                                     for s, r in launches),
+    ]
+
+
+def load_average() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f}, {five:.2f}, {fifteen:.2f} (1, 5, 15 min)"
 
 
 def main() -> int:
@@ -129,34 +184,33 @@ def main() -> int:
     parser.add_argument("--cold", action="store_true",
                         help="start the run without the start-up warm-up (first-use imports "
                              "then happen during the run)")
+    parser.add_argument("--no-heartbeat", action="store_true",
+                        help="measure the start-up only")
+    parser.add_argument("--against", metavar="CHECKOUT",
+                        help="also launch another checkout's kdstudio (its folder), in turn "
+                             "with this one, to compare them under the same load")
     args = parser.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    load_before = load_average()
     with tempfile.TemporaryDirectory(prefix="kdstudio-bench-") as temp:
         folder = Path(temp)
         os.environ["XDG_CONFIG_HOME"] = str(folder / "config")
         os.environ["KDSTUDIO_CACHE"] = str(folder / "cache")
-        launches = launch_times(args.launches, folder)
-        beat = heartbeat(args.preset, folder, args.cold)
+        launches, theirs = launch_times(args.launches, folder, args.against)
+        beat = None if args.no_heartbeat else heartbeat(args.preset, folder, args.cold)
 
-    print(f"Machine: {os.cpu_count()} cores, Qt platform {os.environ['QT_QPA_PLATFORM']}; "
-          f"load average {os.getloadavg()[0]:.2f} (other processes make this noisy)")
-    print(f"\nHeartbeat ({HEARTBEAT_MS} ms QTimer) during a '{args.preset}' run in the window"
-          f"{' (cold: no warm-up)' if args.cold else ''}:")
-    print(f"  run {beat['status']}, {beat['steps']} steps in {beat['run_s']:.1f} s, "
-          f"{beat['beats']} beats")
-    print(f"  worst gap {beat['worst_ms']:.1f} ms (target <= {TARGET_GAP_MS:.0f}), "
-          f"p99 {beat['p99_ms']:.1f} ms, median {beat['median_ms']:.1f} ms, "
-          f"{beat['over_50ms']} gaps over {TARGET_GAP_MS:.0f} ms")
-    print(f"  after the first {STARTUP_S:.0f} s: worst gap {beat['later_worst_ms']:.1f} ms")
-    print(f"  gaps over {TARGET_GAP_MS:.0f} ms (s after Start, ms): {beat['big_gaps']}")
-    shown = [s for s, _ in launches]
-    ready = [r for _, r in launches]
-    print(f"\nLaunch of `kdstudio gui` ({len(launches)} times):")
-    print(f"  window visible after {statistics.median(shown):.2f} s (median; "
-          f"min {min(shown):.2f}, max {max(shown):.2f})")
-    print(f"  form ready (torch loaded) after {statistics.median(ready):.2f} s (median; "
-          f"min {min(ready):.2f}, max {max(ready):.2f})")
-    return 0 if beat["worst_ms"] <= TARGET_GAP_MS else 1
+    lines = [f"Qt platform {os.environ['QT_QPA_PLATFORM']}; load average before "
+             f"{load_before}, after {load_average()} (other processes make this noisy)", ""]
+    lines += launch_lines(launches)
+    if theirs:
+        lines += ["", *launch_lines(theirs, f" from {args.against}, launched in turn",
+                                    "window shown")]
+    if beat is not None:
+        lines += ["", *heartbeat_lines(beat, args.preset, args.cold)]
+    from _common import write_result
+
+    write_result("gui_responsiveness", "GUI start-up and responsiveness", "\n".join(lines))
+    return 0 if beat is None or beat["worst_ms"] <= TARGET_GAP_MS else 1
 
 
 if __name__ == "__main__":

@@ -22,6 +22,14 @@ Two measurements, side by side:
 
     python bench/overhead.py --threads 1          # both datasets, ~10 minutes
     python bench/overhead.py --datasets mnist1d --repeats 31 --threads 1
+
+`--suite resnet` (the default with `--device cuda`) measures resnet32x4 -> resnet8x4 on
+CIFAR-sized inputs instead, per batch size, precision and eager or compiled forward passes
+(bench/overhead_resnet.py), into bench/results/overhead-resnet-<cpu|cuda>[-compiled].md:
+
+    python bench/overhead.py --device cuda --batch 64 256 --precision float32 bf16
+    python bench/overhead.py --device cuda --batch 256 --compile
+    python bench/overhead.py --suite resnet --batch 64 --train-size 640 --epochs 2 --threads 1
 """
 
 from __future__ import annotations
@@ -254,16 +262,61 @@ class Bench:
         return f"{len(self.data.y_train):,} x {self.config.optim.epochs}"
 
 
+def resnet_options(parser: argparse.ArgumentParser) -> None:
+    """The options of the resnet suite (bench/overhead_resnet.py)."""
+    parser.add_argument("--suite", choices=["mlp", "resnet"], default=None,
+                        help="mlp: CNN -> MLP on --datasets, interleaved (the default on the "
+                             "CPU); resnet: resnet32x4 -> resnet8x4 on 3x32x32 inputs (the "
+                             "default with --device cuda)")
+    parser.add_argument("--device", default="cpu",
+                        help="cpu, cuda or cuda:N (cuda: the resnet suite)")
+    parser.add_argument("--batch", type=int, nargs="+", default=[64, 256],
+                        help="resnet suite: batch sizes")
+    parser.add_argument("--precision", nargs="+", choices=["float32", "bf16"],
+                        default=["float32", "bf16"],
+                        help="resnet suite: bf16 = autocast (bfloat16) + channels_last")
+    parser.add_argument("--compile", action="store_true",
+                        help="resnet suite: each setting eager and compiled (compile = true "
+                             "in the engine, the engine's compile_model in the bare loop)")
+    parser.add_argument("--train-size", type=int, default=10240,
+                        help="resnet suite: synthetic images before the validation split")
+
+
+def resnet_main(args: argparse.Namespace) -> None:
+    """The resnet suite: rows of settings, written to results/overhead-resnet-<device>.md."""
+    from overhead_resnet import measure, report
+
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit(f"--device {args.device}: torch sees no CUDA device here "
+                         f"(torch {torch.__version__})")
+    epochs = args.epochs or 3
+    with tempfile.TemporaryDirectory() as folder:
+        rows = measure(args.device, args.batch, args.precision,
+                       [False, True] if args.compile else [False], args.train_size, epochs,
+                       args.pairs or 3, Path(folder))
+    kind = "cuda" if args.device.startswith("cuda") else "cpu"
+    write_result(f"overhead-resnet-{kind}" + ("-compiled" if args.compile else ""),
+                 f"Engine overhead on resnet32x4 -> resnet8x4, 3x32x32 ({kind.upper()})",
+                 report(rows, args.device, args.train_size, epochs))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_data_options(parser, repeats=0, epochs_help=(
         "epochs per run (0 = per dataset: 10 for MNIST-1D, whose steps take about 3 ms, "
-        "3 for Fashion-MNIST)"))
+        "3 for Fashion-MNIST; 3 for the resnet suite)"))
     parser.add_argument("--pairs", type=int, default=0,
                         help="pairs of separate runs per dataset (0 = per dataset: 31 for "
-                             "MNIST-1D, 5 for Fashion-MNIST)")
+                             "MNIST-1D, 5 for Fashion-MNIST; 3 for the resnet suite)")
+    resnet_options(parser)
     args = parser.parse_args()
     apply_threads(args)
+    if (args.suite or ("resnet" if args.device.startswith("cuda") else "mlp")) == "resnet":
+        resnet_main(args)
+        return
+    if args.device != "cpu":
+        parser.error("--suite mlp runs on the CPU only; use --suite resnet with "
+                     f"--device {args.device}")
     interleaved, separate = [], []
     with tempfile.TemporaryDirectory() as folder:
         for name in args.datasets:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -60,18 +61,36 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=8, help="baseline and student epochs")
     parser.add_argument("--teacher-epochs", type=int, default=8)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="rounds over the worker counts, every other one in reverse order")
     args = parser.parse_args()
+    measured: list[tuple[int, int, dict[str, float]]] = []  # (round, workers, result)
     with tempfile.TemporaryDirectory() as tmp:
-        results = {w: one_sweep(args, w, Path(tmp)) for w in args.workers}
-    first = results[args.workers[0]]["wall"]
-    rows = [[str(w), f"{r['wall']:.1f}", f"{first / r['wall']:.2f}x",
-             f"{r['completed']}/{r['trials']}", str(r["teachers"]), f"{r['trial_s']:.1f}",
-             f"{r['load_before']} / {r['load_after']}"] for w, r in results.items()]
+        for round_ in range(args.repeats):
+            order = args.workers if round_ % 2 == 0 else args.workers[::-1]
+            for w in order:
+                folder = Path(tmp) / f"round{round_}"
+                folder.mkdir(exist_ok=True)
+                measured.append((round_, w, one_sweep(args, w, folder)))
+    first = args.workers[0]
+    rows = []
+    for round_, w, r in measured:
+        reference = next(x["wall"] for n, v, x in measured if n == round_ and v == first)
+        rows.append([str(round_ + 1), str(w), f"{r['wall']:.1f}",
+                     f"{reference / r['wall']:.2f}x", f"{r['completed']}/{r['trials']}",
+                     str(r["teachers"]), f"{r['trial_s']:.1f}",
+                     f"{r['load_before']} / {r['load_after']}"])
+    means = {w: statistics.fmean(r["wall"] for _, v, r in measured if v == w)
+             for w in args.workers}
+    summary = ", ".join(f"{w} worker(s) {means[w]:.1f} s ({means[first] / means[w]:.2f}x)"
+                        for w in args.workers)
     body = (f"12-trial grid over `{args.preset}` (temperature 2/4/8 x kd_weight 0.5/0.9 x "
             f"seed 0/1; teacher {args.teacher_epochs} epochs, baseline and student "
-            f"{args.epochs} epochs each), local backend, 1 thread per trial.\n\n"
-            + table(["workers", "wall (s)", "speed-up", "completed", "teacher trainings",
-                     "mean run time (s)", "load average before / after"], rows))
+            f"{args.epochs} epochs each), local backend, 1 thread per trial; {args.repeats} "
+            f"round(s), every other one in reverse order. Mean wall: {summary}.\n\n"
+            + table(["round", "workers", "wall (s)", "speed-up (same round)", "completed",
+                     "teacher trainings", "mean run time (s)", "load average before / after"],
+                    rows))
     write_result("sweep", "Sweep: 1 worker against 2 (local backend)", body)
 
 

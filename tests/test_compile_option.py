@@ -3,6 +3,7 @@ unavailable backend or a failing compile is refused with a message naming `compi
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,47 @@ def test_compiled_run_matches_the_eager_run_and_logs_its_compile_time(tmp_path: 
     lines = [e.message for e in events if isinstance(e, Log)]
     assert any(line.startswith("Compiled the student's forward pass in ") for line in lines)
     assert any(line.startswith("Compiled the teacher's forward pass in ") for line in lines)
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@pytest.mark.skipif(validation_module.compile_problem() is not None,
+                    reason="torch.compile unavailable here")
+def test_compiled_runs_of_one_session_stay_under_the_recompile_limit(
+        tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """Two runs in one process (as the GUI does), teacher and student of one class, other
+    sizes in the second run, a ragged last batch (144 training examples in batches of 50),
+    training and evaluation: no model reaches dynamo's recompile limit."""
+    records = _Records()
+    dynamo_log = logging.getLogger("torch._dynamo")
+    dynamo_log.addHandler(records)
+    events: list[Event] = []
+    try:
+        with Store(tmp_path / "h.db") as store:
+            for index, (teacher, student) in enumerate(((32, 8), (24, 12))):
+                config = tiny_config()
+                config.name = f"compiled-{index}"
+                config.compile = True
+                config.data.batch_size = 50
+                config.teacher.params = {"hidden_sizes": [teacher]}
+                config.student.params = {"hidden_sizes": [student]}
+                result = run(config, store, events.append)
+                assert result.status == "completed", result.error
+    finally:
+        dynamo_log.removeHandler(records)
+    printed = capfd.readouterr().err
+    assert "recompile_limit" not in printed and "recompile limit" not in printed.lower()
+    assert not [m for m in records.messages if "recompile" in m.lower()], records.messages
+    compiled = [e.message for e in events if isinstance(e, Log)
+                and e.message.startswith("Compiled the ")]
+    assert len(compiled) == 4  # teacher and student in each run, each compiled afresh
 
 
 @pytest.fixture(autouse=True)

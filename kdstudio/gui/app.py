@@ -7,7 +7,8 @@ appears when it is ready. `MainWindow(db_path=...)` without `defer_engine` build
 at once (tests). The window itself is in gui/main_window.py.
 
 Bench hook: with `KDSTUDIO_STARTUP_PROBE=<file>` set, `main()` appends `shown <epoch s>`
-at the window's first paint and `ready <epoch s>` when the form is built, then quits.
+at the window's first paint (with what the form's place shows: `form=setupSkeleton`) and
+`ready <epoch s>` when the form is built, then quits.
 With `KDSTUDIO_START_CONFIG=<config.toml>` also set it loads that config, presses Start and
 appends `training <run id>` at the first step instead (see gui/lifecycle.py).
 """
@@ -42,10 +43,11 @@ class FirstPaint(QObject):
         return False
 
 
-def note_startup(path: str, what: str) -> None:
-    """Append `what <epoch s> torch=0|1` to the startup probe file."""
+def note_startup(path: str, what: str, form: str = "") -> None:
+    """Append `what <epoch s> torch=0|1 [form=<objectName>]` to the startup probe file."""
+    shown = f" form={form}" if form else ""
     with open(path, "a", encoding="utf-8") as handle:
-        handle.write(f"{what} {time.time():.6f} torch={int('torch' in sys.modules)}\n")
+        handle.write(f"{what} {time.time():.6f} torch={int('torch' in sys.modules)}{shown}\n")
 
 
 def main(db_path: str | None = None) -> int:
@@ -74,7 +76,7 @@ def main(db_path: str | None = None) -> int:
 
     def first_paint() -> None:
         if probe:
-            note_startup(probe, "shown")
+            note_startup(probe, "shown", window.setup_stack.currentWidget().objectName())
         window.preload_engine()
 
     painted = FirstPaint(first_paint)

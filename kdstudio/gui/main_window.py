@@ -32,7 +32,7 @@ from kdstudio.gui.sweep_control import SweepControl
 from kdstudio.gui.tasks import Task, shutdown_tasks
 from kdstudio.gui.widgets.style import apply_window_style
 from kdstudio.gui.widgets.theme import add_theme_menu, follow_theme
-from kdstudio.gui.workbench import Workbench
+from kdstudio.gui.workbench import LOADING_START_TIP, Workbench
 
 ORGANIZATION, APPLICATION = "kdstudio", "KD Studio"
 CLOSE_WAIT_MS = 3000
@@ -95,6 +95,7 @@ class MainWindow(QMainWindow):
         self.stop_button, self.status_label = page.stop_button, page.status_label
         self.problems_label, self.splitter = page.problems_label, page.splitter
         self.setup_stack, self.loading_label = page.setup_stack, page.loading_label
+        self.skeleton = page.skeleton
         self.start_button.clicked.connect(self.start_run)
         self.pause_button.clicked.connect(self.toggle_pause)
         self.stop_button.clicked.connect(self.stop_run)
@@ -309,9 +310,9 @@ class MainWindow(QMainWindow):
 
     def _import_failed(self, error: BaseException) -> None:
         if self.setup is None:  # the warm-up after the imports may fail: it only costs time
-            self.loading_label.setText(f"Could not load the training engine:\n"
-                                       f"{type(error).__name__}: {error}\n\n"
-                                       "Check that PyTorch is installed (pip install torch).")
+            self.skeleton.show_failure(f"Could not load the training engine:\n"
+                                   f"{type(error).__name__}: {error}\n\n"
+                                   "Check that PyTorch is installed (pip install torch).")
             self.status_label.setText("The engine could not be loaded")
 
     def load_engine(self) -> None:
@@ -326,6 +327,10 @@ class MainWindow(QMainWindow):
         self.setup.rerun_requested.connect(self.start_run)
         self.setup_stack.addWidget(self.setup)
         self.setup_stack.setCurrentWidget(self.setup)
+        self.skeleton.stop()
+        self.setup_stack.removeWidget(self.skeleton)
+        self.skeleton.setParent(None)  # out of the window's children now, deleted later
+        self.skeleton.deleteLater()
         self.config_files.fill_presets_menu()
         self.config_files.restore_last_config()
         self.status_label.setText("Ready")
@@ -370,7 +375,7 @@ class MainWindow(QMainWindow):
         ready = self.setup is not None and not self._problems
         self.start_button.setEnabled(ready and not running)
         if self.setup is None:
-            self.start_button.setToolTip("The engine is still loading")
+            self.start_button.setToolTip(LOADING_START_TIP)
         elif self._problems:
             self.start_button.setToolTip("Fix first:\n" + "\n".join(self._problems))
         else:

@@ -27,6 +27,7 @@ from kdstudio.core.events import (
 )
 from kdstudio.core.plan import PHASES
 from kdstudio.gui import consent
+from kdstudio.gui.widgets.colours import PHASE_LABELS
 
 if TYPE_CHECKING:
     from kdstudio.gui.main_window import MainWindow
@@ -56,6 +57,15 @@ def run_layout(config: Any) -> tuple[list[str], list[str], list[str]]:
     return phase_names(config), list(method.parts), moving
 
 
+def phase_message(name: str, event: PhaseStarted) -> str:
+    """What the status bar says while a run trains a phase."""
+    label = PHASE_LABELS.get(event.phase, event.phase)
+    epochs = f"{event.epochs} epoch{'s' if event.epochs != 1 else ''}"
+    if event.first_epoch:
+        epochs = f"from epoch {event.first_epoch + 1} of {event.epochs}"
+    return f"Running {name}: {label} phase ({epochs})"
+
+
 def before_resume(event: Event, resumed: ResumePoint) -> bool:
     """Whether a replayed event of a resumed run is from before the point it went on from
     (the run may have written more rows by the time its start reaches the window)."""
@@ -79,6 +89,7 @@ class RunControl(QObject):
         self.window = window
         self.controller = window.controller
         self.window_error = ""  # the first error of the window's own code in this run
+        self.run_name = ""  # of the run in progress, for the status bar
         self.stopped_for_error = False  # the window stopped the run because of it
         self.controller.event.connect(self.on_event)
         self.controller.event.connect(self.continue_curves)
@@ -120,9 +131,17 @@ class RunControl(QObject):
         window.live.repaint()
         self.controller.start(config, window.db_path)
         window.status_label.setText(f"Running {config.name}")
+        self.show_running(config.name)
         window.problems_label.hide()
         window._update_buttons()
         return True
+
+    def show_running(self, name: str) -> None:
+        """The status bar during a run: what the run does, never a message from before
+        it ("Preset … loaded")."""
+        self.run_name = name
+        self.window.statusBar().showMessage(f"Running {name}: preparing the data and "
+                                            "models…")
 
     def _code_trusted(self, config: Any) -> bool:
         """Whether the config's custom model files (if any) may be imported: trusted
@@ -147,11 +166,13 @@ class RunControl(QObject):
             self.controller.resume()
             progress.resume(time.monotonic())
             window.status_label.setText("Running")
+            window.statusBar().showMessage(f"Running {self.run_name}")
             window.live.log("Resumed")
         else:
             self.controller.pause()
             progress.pause(time.monotonic())
             window.status_label.setText("Paused: press Resume to continue")
+            window.statusBar().showMessage(f"Paused {self.run_name}")
             window.live.log("Paused after the current batch")
         window._update_buttons()
 
@@ -159,6 +180,8 @@ class RunControl(QObject):
         if self.controller.running:
             self.controller.stop()
             self.window.status_label.setText("Stopping after the current batch…")
+            self.window.statusBar().showMessage(f"Stopping {self.run_name} after the "
+                                                "current batch…")
             self.window._update_buttons()
 
     def resume(self, run_id: int) -> bool:
@@ -192,6 +215,7 @@ class RunControl(QObject):
         window.live.repaint()
         self.controller.start(config, window.db_path, resume_id=run_id)
         window.status_label.setText(f"Running {row['name']} (resumed)")
+        self.show_running(f"{row['name']} (resumed)")
         window.problems_label.hide()
         window.tabs.setCurrentIndex(0)
         window._update_buttons()
@@ -202,6 +226,8 @@ class RunControl(QObject):
     def on_event(self, event: Event) -> None:
         if isinstance(event, RunStarted):
             self.window.last_run_id = event.run_id
+        elif isinstance(event, PhaseStarted) and self.controller.running:
+            self.window.statusBar().showMessage(phase_message(self.run_name, event))
         if self.window_error:
             return  # the run is stopping because of it
         try:
@@ -283,6 +309,7 @@ class RunControl(QObject):
                                            f"{window.db_path}", 10000)
             window.dark_knowledge.set_run(window.db_path, result["run_id"])  # loads when shown
         elif result is None:
+            window.statusBar().clearMessage()  # the problems are shown above the form
             window.status_label.setText("The run did not start")
             window.live.progress_bar.setFormat("did not start")
             window.live.summary_card.title.setText("The run did not start: see the problems "

@@ -1,6 +1,7 @@
 """The Workbench tab: Start, Pause, Stop and Sweep…, the run's status below them, the problems
-that keep a run from starting, the setup form (a loading note until the engine is in) and the
-live view beside it. The window connects the buttons and fills the form's place."""
+that keep a run from starting, the setup form (its skeleton, gui/setup/skeleton.py, until
+the engine is in) and the live view beside it. The window connects the buttons and fills
+the form's place."""
 
 from __future__ import annotations
 
@@ -17,9 +18,11 @@ from PySide6.QtWidgets import (
 )
 
 from kdstudio.gui.run.live_view import LiveView
+from kdstudio.gui.setup.skeleton import SetupSkeleton
 from kdstudio.gui.widgets.elided_label import ElidedLabel
 
 LOADING_TEXT = "Loading the engine (PyTorch)…"
+LOADING_START_TIP = "Start is enabled once PyTorch and the training engine have loaded"
 
 
 class Workbench(QWidget):
@@ -59,10 +62,9 @@ class Workbench(QWidget):
 
         self.setup_stack = QStackedWidget()
         self.setup_stack.setObjectName("setupStack")
-        self.loading_label = QLabel(LOADING_TEXT)
-        self.loading_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.loading_label.setWordWrap(True)
-        self.setup_stack.addWidget(self.loading_label)
+        self.skeleton = SetupSkeleton()  # the form's layout, disabled, while torch loads
+        self.loading_label = self.skeleton.note
+        self.setup_stack.addWidget(self.skeleton)
         self.setup_stack.setMinimumWidth(360)
 
         left = QWidget()

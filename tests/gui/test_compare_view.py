@@ -4,10 +4,12 @@ and the Qt-free helpers behind it."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
 import numpy as np
+import pyqtgraph as pg
 import pytest
 
 from kdstudio.core.store import Store
@@ -303,3 +305,80 @@ def test_crowded_run_labels_stack_instead_of_overlapping() -> None:
     labels = [(3.0, 80.0, "#1", None), (3.01, 80.2, "#2", None), (3.02, 80.1, "#3", None),
               (5.0, 80.0, "#4", None)]
     assert label_rows(labels, 0.1, 1.0) == [0, 1, 2, 0]
+
+
+def test_log_ticks_thin_out_until_no_two_labels_touch() -> None:
+    from kdstudio.gui.compare.pareto import log_ticks
+
+    def width(_value: float) -> float:
+        return 30.0
+
+    rich = log_ticks(2.0, 4.0, 2000, width)  # 1000 px a decade: every mantissa fits
+    assert len(rich) == 19 and rich[0] == 2.0 and rich[-1] == 4.0
+    assert log_ticks(2.0, 4.0, 400, width) == pytest.approx(  # 200 px: 1, 2, 5
+        [2.0, 2.30103, 2.69897, 3.0, 3.30103, 3.69897, 4.0], abs=1e-5)
+    assert log_ticks(2.0, 6.0, 240, width) == [2.0, 3.0, 4.0, 5.0, 6.0]  # 60 px a decade
+    assert log_ticks(2.0, 8.0, 150, width) == [2.0, 4.0, 6.0, 8.0]  # 25 px: every other
+    assert log_ticks(2.0, 4.0, 0, width) == []
+
+
+@pytest.mark.parametrize("size", [(470, 330), (760, 470)])  # its room at 1024x700, 1600x1000
+@pytest.mark.parametrize(("params", "teacher", "expected"), [
+    ((900, 1_000, 15_200, 120_000), 1.5e6, {"1k", "10k", "100k", "1M"}),
+    ((600, 900, 2_000, 15_200), 20_000, {"1k", "2k", "5k", "10k"})])
+def test_pareto_parameter_ticks_never_overlap(qtbot, size: tuple[int, int],
+                                              params: tuple[int, ...], teacher: float,
+                                              expected: set[str]) -> None:
+    from PySide6.QtGui import QImage, QPainter
+
+    from kdstudio.gui.compare.pareto import ParetoPanel
+
+    panel = ParetoPanel()
+    qtbot.addWidget(panel)
+    panel.resize(*size)
+    panel.show()
+    runs = [{"id": i + 1, "name": f"r{i}", "student_params": count, "teacher_params": teacher,
+             "student_test_acc": 0.8 + i / 100, "teacher_test_acc": 0.95}
+            for i, count in enumerate(params)]
+    panel.draw([[run] for run in runs], {})
+    qtbot.waitExposed(panel)
+    axis = panel.plot.getPlotItem().getAxis("bottom")
+    qtbot.waitUntil(lambda: axis.range[1] > math.log10(teacher))  # the points are in view
+    image = QImage(10, 10, QImage.Format.Format_ARGB32)
+    painter = QPainter(image)
+    try:
+        _axis, _ticks, texts = axis.generateDrawSpecs(painter)
+    finally:
+        painter.end()
+    shown = [text for _rect, _flags, text in texts]
+    assert expected <= set(shown), shown
+    rects = sorted((rect for rect, _flags, _text in texts), key=lambda r: r.left())
+    for left, right in itertools.pairwise(rects):
+        assert left.right() + 4 <= right.left(), shown
+
+
+def test_equal_accuracies_keep_readable_axes_and_both_markers_visible(qtbot) -> None:
+    from kdstudio.gui.compare.pareto import KEY, ParetoPanel
+
+    panel = ParetoPanel()
+    qtbot.addWidget(panel)
+    panel.resize(470, 330)
+    panel.show()
+    runs = [{"id": i + 1, "name": f"r{i}", "student_params": count, "teacher_params": 420,
+             "student_test_acc": 1.0, "baseline_test_acc": 1.0, "teacher_test_acc": 1.0}
+            for i, count in enumerate((108, 836))]
+    panel.draw([[run] for run in runs], {})
+    (x_low, x_high), (y_low, y_high) = panel.plot.getPlotItem().getViewBox().viewRange()
+    assert y_high - y_low >= 1.0 and y_low < 100 < y_high  # not 100 ± 1e-13
+    assert x_low < math.log10(108) and x_high > math.log10(836) + 0.1  # room for "#2"
+    left = panel.plot.getPlotItem().getAxis("left")
+    shown = [s for _spacing, values in left.tickValues(y_low, y_high, 250)
+             for s in left.tickStrings(values, 1.0, 0.2)]
+    assert shown and all(len(s) <= 6 for s in shown), shown
+    scatter = next(i for i in panel.plot.getPlotItem().items
+                   if isinstance(i, pg.ScatterPlotItem))
+    sizes = {spot.data().split(" · ")[1].split(":")[0]: spot.size() for spot in scatter.points()}
+    assert sizes["baseline"] > sizes["student"]  # the ring shows round the dot it shares
+    drawn = [spot.data().split(" · ")[1].split(":")[0] for spot in scatter.points()]
+    assert drawn.index("student") > drawn.index("baseline")  # the dot on top
+    assert panel.note.text().startswith(KEY)  # the marker key is off the plot

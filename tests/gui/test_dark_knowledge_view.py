@@ -293,3 +293,32 @@ def test_confusion_difference_colours_better_alike_and_has_a_labelled_colour_bar
         expected = "#707070" if text == "0" else ("#2e7d32" if text.startswith("+")
                                                   else "#c62828")
         assert colour == expected, text
+
+
+@pytest.mark.parametrize(("size", "may_elide"), [((1010, 600), True), ((1590, 900), False)])
+def test_panel_titles_stay_on_one_line_whole_or_elided_with_a_tooltip(
+        qtbot, finished_run, size: tuple[int, int], may_elide: bool) -> None:
+    """At the room the window gives the view at 1024x700 and 1600x1000: every panel title is
+    one line, whole, or (only in the small window) elided with the whole title as tooltip."""
+    from kdstudio.gui.insight.panels import Panel
+
+    db, run_id = finished_run
+    view = _loaded_view(qtbot, db, run_id)
+    view.resize(*size)
+    panels = view.findChildren(Panel)
+    assert len(panels) == 5
+    for panel in panels:  # a long read-out under the cursor must not squeeze the title
+        panel.hover.setText("true <b>class 3</b> → <b>class 2</b>: 0.123 " * 3)
+    qtbot.wait(50)
+    line = panels[0].title.fontMetrics().height()
+    for panel in panels:
+        title = panel.title
+        assert title.height() < 2 * line, title.full_text  # never wrapped onto a 2nd line
+        assert title.full_text.strip() and "<" not in title.full_text
+        if title.is_elided:
+            assert may_elide, f"{title.full_text!r} elided at {size}"
+            assert title.toolTip().startswith(title.full_text)
+        else:
+            needed = title.fontMetrics().horizontalAdvance(title.full_text)
+            assert needed <= title.contentsRect().width(), title.full_text
+        assert panel.plot.toolTip() in title.toolTip()  # what the panel shows, explained

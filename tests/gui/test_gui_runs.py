@@ -87,7 +87,7 @@ def test_form_run_to_the_end_fills_charts_and_summary_from_the_db(qtbot, window,
     assert {phase: (bar.bar.value(), bar.bar.maximum())
             for phase, bar in live.phase_bars.items()} == bars
     assert live.progress_bar.value() == live.progress_bar.maximum() == 9
-    assert live.progress_bar.format().startswith("completed after")
+    assert live.progress_bar.full_text.startswith("completed after")
     assert card.cells["student_test_acc"].text() == f"{row['student_test_acc']:.2%}"
     log = live.log_view.toPlainText()
     assert "Replayed from the history" in log
@@ -209,7 +209,27 @@ def test_a_config_the_engine_refuses_is_reported_and_nothing_is_recorded(
     assert label.isVisible() and "teacher.checkpoint: " in label.text()
     assert "does not fit mlp" in label.text()
     assert "teacher.checkpoint" in window.live.log_view.toPlainText()
-    assert window.live.progress_bar.format() == "did not start"
+    assert window.live.progress_bar.full_text == "did not start"
     assert find(window, QPushButton, "startButton").isEnabled()
     with Store(tmp_path / "history.db") as store:
         assert store.list_runs() == []
+
+
+def test_the_status_bar_says_what_the_run_does_not_a_stale_message(qtbot, window):
+    qtbot.waitUntil(lambda: window.setup is not None, timeout=10_000)
+    window.load_preset("synthetic-quick")
+    bar = window.statusBar()
+    assert bar.currentMessage() == "Preset synthetic-quick loaded"
+    set_tiny_run(window, teacher_epochs=1, epochs=2)
+    messages: list[str] = []
+    bar.messageChanged.connect(messages.append)
+    with qtbot.waitSignal(window.run_finished, timeout=RUN_TIMEOUT_MS) as finished:
+        click(qtbot, window, "startButton")
+        assert bar.currentMessage() == "Running gui-test: preparing the data and models…"
+    run_id = finished.args[0]["run_id"]
+    assert not any("Preset" in message for message in messages)
+    phases = [m for m in messages if " phase (" in m]
+    assert phases == ["Running gui-test: Teacher phase (1 epoch)",
+                      "Running gui-test: Student alone phase (2 epochs)",
+                      "Running gui-test: Student + KD phase (2 epochs)"]
+    assert bar.currentMessage().startswith(f"Run #{run_id} completed; saved in ")

@@ -29,6 +29,7 @@ def test_kdstudio_shows_the_window_then_loads_the_engine(tmp_path: Path):
     lines = [line.split() for line in probe.read_text().splitlines()]
     assert [line[0] for line in lines] == ["shown", "ready"]
     assert lines[0][2] == "torch=0"  # painted before torch was even imported
+    assert lines[0][3] == "form=setupSkeleton"  # the form's skeleton in that first paint
     assert lines[1][2] == "torch=1"
     assert float(lines[0][1]) < float(lines[1][1])
     assert "Traceback" not in done.stderr

@@ -3,11 +3,21 @@ box or group title is cut: its text fits, or it is elided with the whole text as
 
 from __future__ import annotations
 
+import time
+
 from PySide6.QtGui import Qt
-from PySide6.QtWidgets import QAbstractButton, QApplication, QGroupBox, QLabel, QWidget
+from PySide6.QtWidgets import (
+    QAbstractButton,
+    QApplication,
+    QGroupBox,
+    QLabel,
+    QProgressBar,
+    QWidget,
+)
 
 from kdstudio.gui import MainWindow
 from kdstudio.gui.widgets.elided_label import ElidedLabel
+from kdstudio.gui.widgets.fitted_bar import TEXT_MARGIN_PX
 from tests.gui.conftest import set_tiny_run
 
 SMALL = (1024, 700)
@@ -37,6 +47,10 @@ def _cut_text(widget: QWidget) -> str | None:
             return None
         needed = widget.sizeHint().width()
         return None if needed <= widget.width() or text in widget.toolTip() else text
+    if isinstance(widget, QProgressBar) and widget.isTextVisible() and widget.text():
+        text = widget.text()
+        fits = widget.fontMetrics().horizontalAdvance(text) + TEXT_MARGIN_PX <= widget.width()
+        return None if fits else text
     if isinstance(widget, QGroupBox) and widget.title():
         title = widget.title().replace("&", "")
         fits = widget.fontMetrics().horizontalAdvance(title) + 16 <= widget.width()
@@ -91,6 +105,8 @@ def test_a_finished_run_fits_1024x700_uncut(window: MainWindow, qtbot) -> None:
     assert finished.args[0]["status"] == "completed"
     QApplication.processEvents()
     assert window.status_label.full_text.startswith("Run #")
+    window.live.run_progress.show_run(time.monotonic())  # the run's bar at its longest text
+    assert window.live.progress_bar.full_text.count(" · ") == 2
     check_every_tab(window, qtbot, run_shown=True)
 
 

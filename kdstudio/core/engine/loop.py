@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -14,7 +15,7 @@ from kdstudio.core.distill.cache import TeacherSource, teacher_source
 from kdstudio.core.distill.features import FeatureRecorder
 from kdstudio.core.distill.methods import Method
 from kdstudio.core.distill.precision import to_device
-from kdstudio.core.engine.batches import BatchSource
+from kdstudio.core.engine.batches import Batch, BatchSource
 from kdstudio.core.engine.context import RunContext, RunStopped, failure_reason
 from kdstudio.core.engine.evaluation import predict, validation_metrics
 from kdstudio.core.engine.optim import describe_optimizer, make_optimizer
@@ -86,10 +87,15 @@ def train_phase(run: RunContext, plan: PhasePlan, model: FeatureModel, method: M
         try:
             for epoch in range(first_epoch, plan.epochs):
                 step.start_epoch(epoch)
-                for batch in batches.epoch(epoch):
+                epoch_batches = iter(batches.epoch(epoch))
+                for _ in range(plan.steps_per_epoch):
+                    # asked before the batch is drawn: a stop draws no batch it won't use,
+                    # and a batch goes to the step straight from being gathered
                     if should_stop():
                         raise RunStopped
-                    step.run(batch)
+                    step.run(next_batch(epoch_batches, plan))
+                if next(epoch_batches, None) is not None:
+                    raise ValueError(batch_count_error(plan, "more"))
                 step.publish()
                 end_epoch(run, plan, model, epoch + 1, step.count, step.totals)
                 if checkpoint_due(run, plan, epoch + 1):
@@ -100,6 +106,18 @@ def train_phase(run: RunContext, plan: PhasePlan, model: FeatureModel, method: M
             step.publish()  # the steps done before a stop or an error are recorded
             raise
     run.recorder.emit(PhaseFinished(run.run_id, plan.name))
+
+
+def next_batch(epoch_batches: Iterator[Batch], plan: PhasePlan) -> Batch:
+    batch = next(epoch_batches, None)
+    if batch is None:
+        raise ValueError(batch_count_error(plan, "fewer"))
+    return batch
+
+
+def batch_count_error(plan: PhasePlan, more_or_fewer: str) -> str:
+    return (f"the {plan.name} phase's batch source gave {more_or_fewer} batches in an epoch "
+            f"than the {plan.steps_per_epoch} it said it gives")
 
 
 def make_teacher_source(run: RunContext, teacher: FeatureModel, recorder: FeatureRecorder,
@@ -192,12 +210,15 @@ CHECKPOINT_EVERY_S = 1.0  # at most one checkpoint per second of training
 
 
 def checkpoint_due(run: RunContext, plan: PhasePlan, epochs_done: int) -> bool:
-    """Whether this epoch's end writes a checkpoint: always at the phase's last epoch and
-    under DDP (every rank stops after the same checkpoint), otherwise once
+    """Whether this epoch's end writes a checkpoint: always under DDP (every rank stops
+    after the same checkpoint) and at a phase's last epoch, except the run's last phase
+    when checkpoints are not kept (the completed run deletes it at once); otherwise once
     CHECKPOINT_EVERY_S has passed since the last one, so that epochs of a fraction of a
     second do not pay a checkpoint each; a stop loses at most that much training."""
-    if epochs_done == plan.epochs or run.p.distributed is not None:
+    if run.p.distributed is not None:
         return True
+    if epochs_done == plan.epochs:
+        return run.config.keep_checkpoints or plan.name != run.plan.phases[-1].name
     return time.perf_counter() - run.checkpoints.last_at >= CHECKPOINT_EVERY_S
 
 

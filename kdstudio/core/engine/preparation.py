@@ -75,14 +75,32 @@ class CompileFailed(RuntimeError):
     """torch.compile raised at a model's first call; the message names `compile`."""
 
 
+def with_own_code(function: Callable[..., Any], name: str) -> Callable[..., Any]:
+    """`function` called through a wrapper with a code object of its own, named `name`.
+
+    Dynamo keeps compiled graphs, and counts recompiles against its limit, per code object:
+    compiled directly, a teacher and a student of one class, and every run of a GUI session,
+    would share one limit (8), and a model whose code hit it runs uncompiled from then on.
+    """
+    def forward(*args: Any, **kwargs: Any) -> Any:
+        return function(*args, **kwargs)
+
+    forward.__code__ = forward.__code__.replace(co_name=name)
+    return forward
+
+
 class CompiledForward:
     """A model's forward through torch.compile; its first call (the compilation) is timed
-    and reported through `log` (until the engine sets it, kept in `messages`)."""
+    and reported through `log` (until the engine sets it, kept in `messages`).
+
+    Each has its own compile cache (`with_own_code`): the variants one run needs (training
+    and evaluation, gradients on and off, a ragged last batch, a frozen teacher) stay well
+    under dynamo's recompile limit."""
 
     def __init__(self, role: str, model: torch.nn.Module) -> None:
         self.role = role
         self.eager = model.forward
-        self.compiled = torch.compile(self.eager)
+        self.compiled = torch.compile(with_own_code(self.eager, f"{role}_forward"))
         self.first_seconds: float | None = None
         self.messages: list[str] = []
         self.log: Callable[[str], None] = self.messages.append

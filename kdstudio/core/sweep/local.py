@@ -52,6 +52,7 @@ class LocalBackend:
         self.current: dict[int, int] = {}  # pid -> the trial index it runs now
         self.stderr: dict[int, list[str]] = {}  # pid -> its last lines
         self.messages: queue.Queue[Message] = queue.Queue()
+        self.given: set[int] = set()  # pids that were given a trial
 
     def warm(self, count: int) -> None:
         """Have `count` idle processes (importing the engine) before trials need them."""
@@ -72,6 +73,7 @@ class LocalBackend:
         process = self.idle.pop(0) if self.idle else self._spawn()
         self.current[process.pid] = index
         self.busy[index] = process
+        self.given.add(process.pid)
         assert process.stdin is not None
         try:
             process.stdin.write(json.dumps(payload) + "\n")
@@ -134,8 +136,13 @@ class LocalBackend:
                     os.kill(process.pid, signal.SIGTERM)
 
     def close(self) -> None:
-        """End the processes: stdin closed, they exit once their trial (if any) ends."""
+        """End the processes: stdin closed, they exit once their trial (if any) ends; one
+        that was never given a trial (the sweep ended before it) is killed at once."""
         processes = [*self.busy.values(), *self.idle]
+        for process in self.idle:
+            if process.pid not in self.given:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
         for process in processes:
             with contextlib.suppress(OSError):
                 if process.stdin is not None:

@@ -94,23 +94,26 @@ def run_sweep(spec: SweepSpec, db_path: str | Path, workers: int = 0, backend: s
     workers = workers or auto_workers(threads)
     gid = group_id(spec)
     with Store(db_path) as store:
-        earlier = [run for run in store.runs_in_group(gid) if run["status"] == "completed"]
-        search = make_search(spec, base, earlier)
-        check_trials(spec, base, search.planned())
-        if backend == "ray":
-            from kdstudio.core.sweep.ray_backend import RayBackend
-
-            runner: Any = RayBackend(threads, address, workers,
-                                     lambda: _running_pids(store, gid))
-        else:
+        runner: Any = None
+        if backend == "local":
             from kdstudio.core.sweep.local import LocalBackend
 
             runner = LocalBackend(threads)
+            runner.warm(workers)  # they import torch while this process checks the trials
         try:
+            earlier = [run for run in store.runs_in_group(gid) if run["status"] == "completed"]
+            search = make_search(spec, base, earlier)
+            check_trials(spec, base, search.planned())
+            if runner is None:
+                from kdstudio.core.sweep.ray_backend import RayBackend
+
+                runner = RayBackend(threads, address, workers,
+                                    lambda: _running_pids(store, gid))
             return _Sweep(spec, gid, store, search, runner, workers, emit, stop, base,
                           earlier).run()
         finally:
-            runner.close()
+            if runner is not None:
+                runner.close()
 
 
 def _running_pids(store: Store, gid: str) -> list[int]:

@@ -3,21 +3,30 @@ against test accuracy, with baselines hollow, teachers as stars and the front da
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QFontMetricsF
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from kdstudio.gui.compare.data import mean_and_std, pareto_front
 from kdstudio.gui.compare.tables import run_label
 from kdstudio.gui.widgets.colours import run_colour
-from kdstudio.gui.widgets.plots import corner_legend, white_plot
+from kdstudio.gui.widgets.plots import white_plot
 
 SIZE_AXES = {"parameters": "Parameters", "MB": "Size (MB)",
              "latency": "CPU latency per batch (ms, measured at export)"}
 MARKERS = (("student", "o", True), ("baseline", "o", False), ("teacher", "star", True))
+SPOT_SIZES = {"student": 10, "baseline": 16, "teacher": 16}  # a baseline rings its student
+DRAW_ORDER = {"baseline": 0, "student": 1, "teacher": 2}  # a student's dot over its ring
+KEY = "● student + KD · ○ student alone · ★ teacher."
+LEAST_ACCURACY_SPAN = 1.0  # percentage points the y axis shows at least
+LEAST_SIZE_SPAN = 0.5  # decades the x axis shows at least
 
 
 def compact_number(value: float) -> str:
@@ -28,13 +37,63 @@ def compact_number(value: float) -> str:
     return f"{value:.3g}"
 
 
+TICK_SETS = ((1, 2, 3, 4, 5, 6, 7, 8, 9), (1, 2, 5), (1, 3), (1,))  # richest first
+TICK_GAP_PX = 8  # the least room between two tick labels
+
+
+def log_ticks(low: float, high: float, size: float, width_of: Callable[[float], float],
+              gap: float = TICK_GAP_PX) -> list[float]:
+    """Tick values (log10 units) between `low` and `high` on an axis `size` px long whose
+    labels, `width_of(value)` px wide and centred on their tick, stay `gap` apart: the
+    richest of 1-9, 1-2-5, 1-3 or 1 times each power of ten that leaves no two labels
+    closer, else every second, third, ... power of ten."""
+    if high <= low or size <= 0:
+        return []
+    per_unit = size / (high - low)
+
+    def spaced(values: list[float]) -> bool:
+        ends = [((v - low) * per_unit - width_of(v) / 2, (v - low) * per_unit + width_of(v) / 2)
+                for v in values]
+        return all(left >= end + gap for (_l, end), (left, _r) in pairwise(ends))
+
+    decades = range(math.floor(low), math.ceil(high) + 1)
+    for mantissas in TICK_SETS:
+        values = [d + math.log10(m) for d in decades for m in mantissas]
+        values = [v for v in values if low - 1e-9 <= v <= high + 1e-9]
+        if spaced(values):
+            return values
+    powers = [float(d) for d in decades if low - 1e-9 <= d <= high + 1e-9]
+    for every in range(2, len(powers) + 1):
+        if spaced(powers[::every]):
+            return powers[::every]
+    return powers[:1]
+
+
 class CompactLogAxis(pg.AxisItem):
-    """A log axis whose ticks read 1k, 15.2k, 1.2M instead of 1.521e+04."""
+    """A log axis whose ticks read 1k, 15.2k, 1.2M instead of 1.521e+04, never so many
+    that two labels touch (`log_ticks`)."""
+
+    def logTickValues(self, minVal: float, maxVal: float, size: float,  # noqa: N802, N803
+                      stdTicks: list) -> list:  # noqa: N803
+        metrics = QFontMetricsF(self.style["tickFont"] or self.font())
+        values = log_ticks(minVal, maxVal, size,
+                           lambda v: metrics.horizontalAdvance(compact_number(10 ** v)))
+        powers = [v for v in values if abs(v - round(v)) < 1e-9]
+        return [(1.0, powers), (None, [v for v in values if v not in powers])]
 
     def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
         if not self.logMode:
             return super().tickStrings(values, scale, spacing)
         return [compact_number(10 ** v) for v in values]
+
+
+def at_least(values: list[float], span: float) -> tuple[float, float]:
+    """The range of `values`, widened about its middle to `span` if narrower."""
+    low, high = min(values), max(values)
+    if high - low >= span:
+        return low, high
+    middle = (low + high) / 2
+    return middle - span / 2, middle + span / 2
 
 
 def model_size(run: dict[str, Any], who: str, axis: str,
@@ -100,16 +159,12 @@ class ParetoPanel(QWidget):
         item.setAxisItems({"bottom": CompactLogAxis("bottom")})
         item.setLabel("left", "Test accuracy (%)")
         item.setLogMode(x=True, y=False)
-        self.legend = corner_legend(item)
-        for name, symbol, filled in (("student + KD", "o", True), ("student alone", "o", False),
-                                     ("teacher", "star", True)):
-            sample = pg.ScatterPlotItem(symbol=symbol, size=10, pen=pg.mkPen(90, 90, 90),
-                                        brush=pg.mkBrush(90, 90, 90) if filled
-                                        else pg.mkBrush(255, 255, 255))
-            self.legend.addItem(sample, name)
         self.note = QLabel()
         self.note.setObjectName("compareParetoNote")
         self.note.setWordWrap(True)
+        self.note.setToolTip("Filled circle: the distilled student (student + KD); hollow ring: "
+                             "the same student trained alone; star: the teacher.\nHover a "
+                             "point for its run, accuracy and size.")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         top = QHBoxLayout()
@@ -156,7 +211,7 @@ class ParetoPanel(QWidget):
                 if len(pairs) > 1:
                     text += f" (mean of {len(pairs)} seeds, ± {spread * 100:.2f} points)"
                 spots.append({"pos": (np.log10(x), y * 100), "symbol": symbol,
-                              "size": 16 if who == "teacher" else 11,
+                              "size": SPOT_SIZES[who],
                               "pen": pg.mkPen(colour, width=2), "data": text,
                               "brush": pg.mkBrush(*colour) if filled
                               else pg.mkBrush(255, 255, 255)})
@@ -168,11 +223,15 @@ class ParetoPanel(QWidget):
                 if who == "student":
                     labels.append((np.log10(x), y * 100, f"#{lead['id']}", colour))
         # ScatterPlotItem is not log-aware: its positions are given as log10(size) already.
+        order = [DRAW_ORDER[p["who"]] for p in self.points]
+        spots = [spot for _order, _i, spot in sorted(zip(order, range(len(spots)), spots,
+                                                         strict=True))]
         plot.addItem(pg.ScatterPlotItem(spots=spots, hoverable=True,
                                         tip=lambda x, y, data: data))
         self.run_labels = place_labels(plot, labels)
         self._draw_front(plot)
-        notes = []
+        self._show_all(plot)
+        notes = [KEY]
         if missing and axis == "latency":
             notes.append(f"{missing} run(s) have no measured latency: export their student "
                          "to time it.")
@@ -181,6 +240,21 @@ class ParetoPanel(QWidget):
         notes.append("Dashed line: Pareto front (no other model is both smaller and more "
                      "accurate).")
         self.note.setText(" ".join(notes))
+
+    def _show_all(self, plot: pg.PlotItem) -> None:
+        """A view of every point with room right of them for their labels; at least
+        LEAST_ACCURACY_SPAN points by LEAST_SIZE_SPAN decades, so equal values do not
+        stretch the axes into ticks such as 100.0000000000002."""
+        if not self.points:
+            return
+        xs = [float(np.log10(p["x"])) for p in self.points]
+        ys = [p["y"] * 100 for p in self.points]
+        (x_low, x_high), (y_low, y_high) = (at_least(xs, LEAST_SIZE_SPAN),
+                                            at_least(ys, LEAST_ACCURACY_SPAN))
+        x_span, y_span = x_high - x_low, y_high - y_low
+        plot.getViewBox().setRange(xRange=(x_low - 0.08 * x_span, x_high + 0.2 * x_span),
+                                   yRange=(y_low - 0.1 * y_span, y_high + 0.15 * y_span),
+                                   padding=0)
 
     def _draw_front(self, plot: pg.PlotItem) -> None:
         points = [(p["x"], p["y"]) for p in self.points]

@@ -125,7 +125,7 @@ class DarkKnowledgeView(QWidget):
             "distilled student minus that of the student trained alone, in test samples.\n"
             "Blue: better with KD (more right on the diagonal, fewer of that mistake off it);"
             " red: worse.", BENEFIT_COLORMAP, "predicted class", "+.0f", label_all=True,
-            colorbar_label="KD benefit (Δ samples; + = better)")
+            colorbar_label="Δ samples (+ = better)")
 
         self.accuracy_panel = AccuracyPanel()
         self.example_panel = ExamplePanel()

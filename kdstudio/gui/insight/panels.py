@@ -14,6 +14,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QImage, QPainter
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
+from kdstudio.gui.widgets.elided_label import ElidedLabel
 from kdstudio.gui.widgets.plots import white_plot
 
 MAX_LABELLED_CLASSES = 20  # more classes: no values written in the heat maps' cells
@@ -33,8 +34,8 @@ class Panel(QWidget):
         self.item = self.plot.getPlotItem()
         self.item.setMenuEnabled(False)
         self.item.hideButtons()
-        self.title = QLabel()
-        self.title.setWordWrap(True)  # a narrow window wraps it
+        self.title = ElidedLabel(bold=True)  # one line; elided (whole in the tooltip) if narrow
+        self.title.setObjectName(f"{object_name}Title")
         self.title.setToolTip(tooltip)
         self.set_title(title)
         self.hover = QLabel()
@@ -58,8 +59,7 @@ class Panel(QWidget):
         self.plot.scene().sigMouseMoved.connect(self._mouse_moved)
 
     def set_title(self, title: str, detail: str = "") -> None:
-        self.title.setText(f"<b>{html.escape(title)}</b>"
-                           + (f" {html.escape(detail)}" if detail else ""))
+        self.title.setText(f"{title} {detail}" if detail else title)
 
     def say(self, text: str) -> None:
         """A grey note in the middle of the plot (empty: none)."""

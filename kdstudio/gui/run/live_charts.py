@@ -1,12 +1,14 @@
 """The live view's five charts: loss, accuracy, agreement, learning rate and schedules,
-throughput; their curves for a run, the points of its events, and when each is redrawn."""
+throughput; their curves for a run, the points of its events, and when each is redrawn.
+Until a first run is shown they say so (a note over the grid), without their legends."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QGridLayout, QWidget
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QResizeEvent
+from PySide6.QtWidgets import QGridLayout, QLabel, QWidget
 
 from kdstudio.core.events import Epoch, Step
 from kdstudio.core.plan import RunPlan
@@ -23,6 +25,9 @@ from kdstudio.gui.widgets.colours import (
 RELEASE_MS = 30  # one held-back chart repaints per 30 ms after a run is set up
 DEFAULT_PARTS = ("ce", "kd")
 OTHER_PART_COLOR = "#9467bd"
+EMPTY_NOTE = ("<b>No run yet</b><br>Press Start to train, or open a run from the History: "
+              "its curves appear here.")
+EMPTY_NOTE_WIDTH = 420
 
 
 class LiveCharts(QWidget):
@@ -63,6 +68,39 @@ class LiveCharts(QWidget):
         grid.addWidget(self.speed_chart, 1, 4, 1, 2)
         grid.setRowStretch(0, 3)
         grid.setRowStretch(1, 2)
+        self.empty_note = QLabel(EMPTY_NOTE, self)
+        self.empty_note.setObjectName("chartsEmptyNote")
+        self.empty_note.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_note.setWordWrap(True)
+        self.empty = False
+        self.set_empty(True)
+
+    def set_empty(self, empty: bool) -> None:
+        """No run shown yet: the note over the charts, their legends hidden."""
+        self.empty = empty
+        self.empty_note.setVisible(empty)
+        for chart in self.charts:
+            if chart.legend is not None:
+                chart.legend.setVisible(not empty and bool(chart.legend.entries))
+        if empty:
+            self.empty_note.raise_()
+            self._place_note()
+
+    def _place_note(self) -> None:
+        """In the middle of the loss chart, the first a run draws."""
+        area = self.loss_chart.geometry()
+        width = min(EMPTY_NOTE_WIDTH, max(area.width() - 40, 100))
+        note = self.empty_note
+        note.resize(width, note.heightForWidth(width))
+        inside = note.contentsRect()  # less the style sheet's border and padding
+        height = note.heightForWidth(inside.width()) + note.height() - inside.height() + 2
+        note.setGeometry(area.center().x() - width // 2, area.center().y() - height // 2,
+                         width, height)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        if self.empty:
+            self._place_note()
 
     def set_smoothing(self, weight: float) -> None:
         for chart in self.charts:
@@ -75,6 +113,7 @@ class LiveCharts(QWidget):
         """Empty curves for a run of these phases, loss parts and scheduled values."""
         self.hold()
         self.make_curves(tuple(phases), tuple(loss_parts), tuple(scheduled))
+        self.set_empty(False)
         # a temperature of 4 and a learning rate of 0.05 share one chart only on a log axis
         self.lr_chart.set_log_y(bool(scheduled))
 
@@ -106,7 +145,7 @@ class LiveCharts(QWidget):
                 self.agreement_chart.add_series(label, PHASE_COLORS[phase], symbol="o")
         for chart in self.step_charts:
             for phase in phases:
-                chart.add_marker(0.0, PHASE_LABELS[phase] if chart is self.loss_chart else "")
+                chart.add_marker(0.0, PHASE_LABELS[phase], labelled=chart is self.loss_chart)
             chart.place_markers([])  # shown where the phases start, once that is known
 
     def lay_out(self, plan: RunPlan) -> None:

@@ -83,6 +83,7 @@ class LiveView(QWidget):
         self._on_smoothing(self.smoothing.value())
         # the curves of the default preset
         self.live_charts.make_curves(tuple(PHASE_LABELS), DEFAULT_PARTS)
+        self.live_charts.set_empty(True)  # their legends wait for a run
 
     @property
     def run_steps(self) -> int:

@@ -9,12 +9,13 @@ import time
 from collections.abc import Sequence
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from kdstudio.core.events import Step
 from kdstudio.core.plan import RunPlan
 from kdstudio.core.progress import TimeEstimate, clock, seconds_left
 from kdstudio.gui.widgets.colours import PHASE_COLORS, PHASE_LABELS
+from kdstudio.gui.widgets.fitted_bar import FittedBar
 
 
 def time_left(started: float, done: float, now: float) -> float | None:
@@ -31,12 +32,11 @@ class PhaseBar(QWidget):
         self.phase = phase
         self.steps = max(steps, 0)
         self.started = 0.0
-        self.bar = QProgressBar()
+        self.bar = FittedBar(f"Progress of the {PHASE_LABELS.get(phase, phase).lower()} "
+                             "phase and its time left")
         self.bar.setObjectName(f"progress_{phase}")
         self.bar.setRange(0, max(self.steps, 1))
         self.bar.setValue(0)
-        self.bar.setTextVisible(True)
-        self.bar.setToolTip(f"Progress of the {PHASE_LABELS.get(phase, phase).lower()} phase")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(1)
@@ -45,7 +45,7 @@ class PhaseBar(QWidget):
         self.set_epoch("")
         layout.addWidget(self.title)
         layout.addWidget(self.bar)
-        self.set_text("waiting" if self.steps else "loaded, no training")
+        self.show_waiting()
 
     def reset(self, steps: int | None) -> None:
         """Ready for a run with this many steps in the phase; None: not in this run."""
@@ -55,11 +55,20 @@ class PhaseBar(QWidget):
         self.bar.setValue(0)
         self.set_epoch("")
         self.bar.setEnabled(steps is not None)
-        self.set_text("not in this run" if steps is None else
-                      "waiting" if self.steps else "loaded, no training")
+        if steps is None:
+            self.set_text("not in this run", "—")
+        else:
+            self.show_waiting()
 
-    def set_text(self, text: str) -> None:
-        self.bar.setFormat(text)
+    def show_waiting(self) -> None:
+        if self.steps:
+            self.set_text("waiting")
+        else:
+            self.set_text("loaded, no training", "loaded")
+
+    def set_text(self, *texts: str) -> None:
+        """The bar's text, longest first: it shows the first that fits."""
+        self.bar.set_texts(*texts)
 
     def set_epoch(self, text: str) -> None:
         color = PHASE_COLORS.get(self.phase, "#333")
@@ -72,10 +81,11 @@ class PhaseBar(QWidget):
         self.bar.setValue(min(step, self.bar.maximum()))
         if left is None:
             left = time_left(self.started, step / max(self.steps, 1), now)
-        text = f"{step / max(self.steps, 1):.0%}"
+        share = f"{step / max(self.steps, 1):.0%}"
         if left is not None and step < self.steps:
-            text += f" · ETA {clock(left)}"
-        self.set_text(text)
+            self.set_text(f"{share} · ETA {clock(left)}", share)
+        else:
+            self.set_text(share)
 
     def finish(self, now: float, took_seconds: float | None = None) -> None:
         """Show the phase done; `took_seconds` (paused time left out) else `now - started`."""
@@ -83,7 +93,10 @@ class PhaseBar(QWidget):
         if took_seconds is None and self.started:
             took_seconds = now - self.started
         took = f" in {clock(took_seconds)}" if took_seconds is not None else ""
-        self.set_text(f"done{took}" if self.steps else "loaded")
+        if self.steps:
+            self.set_text(f"done{took}", "done")
+        else:
+            self.set_text("loaded")
 
 
 class RunProgress(QWidget):
@@ -95,9 +108,9 @@ class RunProgress(QWidget):
         self.run_steps = 0
         self.run_started = 0.0
         self.estimate: TimeEstimate | None = None
-        self.bar = QProgressBar()
+        self.bar = FittedBar("Progress of the whole run (all phases), time elapsed and time "
+                             "left")
         self.bar.setObjectName("progressBar")
-        self.bar.setToolTip("Progress of the whole run (all phases) and time left")
         self.bar.setRange(0, 1)
         self.bar.setValue(0)
         self.bar.setFormat("idle")
@@ -130,7 +143,7 @@ class RunProgress(QWidget):
                 phase_bar.set_text("waiting")
         self.bar.setRange(0, 1)
         self.bar.setValue(0)
-        self.bar.setFormat("preparing data and models…")
+        self.bar.set_texts("preparing data and models…", "preparing…")
 
     def start(self, plan: RunPlan, started: float) -> None:
         """The run trains by `plan` from `started` on."""
@@ -187,12 +200,15 @@ class RunProgress(QWidget):
         done = estimate.fraction_done()
         left = estimate.left()
         self.bar.setValue(round(done * self.bar.maximum()))
-        text = f"{done:.0%} · elapsed {clock(self.elapsed(now))}"
+        share = f"{done:.0%}"
+        text = f"{share} · elapsed {clock(self.elapsed(now))}"
         if estimate.paused_since is not None:
-            text += " · paused"
+            self.bar.set_texts(f"{text} · paused", f"{share} · paused", share)
         elif left is not None:
-            text += f" · ETA {clock(left)}"
-        self.bar.setFormat(text)
+            self.bar.set_texts(f"{text} · ETA {clock(left)}", f"{share} · ETA {clock(left)}",
+                               share)
+        else:
+            self.bar.set_texts(text, share)
 
     def show_step(self, event: Step, now: float) -> None:
         """Move the run's bar and its phase's bar to `event`, with the time left."""
@@ -213,9 +229,10 @@ class RunProgress(QWidget):
         if status == "completed":
             self.bar.setValue(self.bar.maximum())
         took = clock(self.elapsed(now))
-        self.bar.setFormat(f"{status} after {took}")
+        self.bar.set_texts(f"{status} after {took}", status)
         for phase_bar in self.phase_bars.values():
             bar = phase_bar.bar
             if bar.value() < bar.maximum() and status != "completed":
-                phase_bar.set_text(f"{bar.value() / bar.maximum():.0%} · {status}")
+                share = f"{bar.value() / bar.maximum():.0%}"
+                phase_bar.set_text(f"{share} · {status}", share)
         return took

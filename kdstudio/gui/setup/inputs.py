@@ -18,10 +18,13 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QCompleter,
+    QFrame,
     QHBoxLayout,
     QLineEdit,
     QPushButton,
+    QScrollArea,
     QSpinBox,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -373,3 +376,17 @@ def _ecosystem_models() -> list[str]:
     from kdstudio.core.models.ecosystem import ecosystem_models
 
     return ecosystem_models()
+
+
+def form_scroll(name: str, body: QWidget) -> tuple[QScrollArea, QVBoxLayout]:
+    """A vertical scroll area named `name` around `body`, and the column of `body` that
+    the form's group boxes go in (the real form and its skeleton share this layout)."""
+    scroll = QScrollArea()
+    scroll.setObjectName(name)
+    scroll.setWidgetResizable(True)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    scroll.setFrameShape(QFrame.Shape.NoFrame)
+    column = QVBoxLayout(body)
+    column.setContentsMargins(4, 4, 16, 4)
+    scroll.setWidget(body)
+    return scroll, column

@@ -19,11 +19,9 @@ from typing import Any
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QFormLayout,
-    QFrame,
     QGroupBox,
     QLabel,
     QLineEdit,
-    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
@@ -48,7 +46,7 @@ from kdstudio.gui.setup.data_preview import (
     reads_files,
 )
 from kdstudio.gui.setup.field_state import DATA_PATHS, path_dataset, refresh_field_state
-from kdstudio.gui.setup.inputs import Input, make_input, read_inputs
+from kdstudio.gui.setup.inputs import Input, form_scroll, make_input, read_inputs
 from kdstudio.gui.setup.marks import Marks, invalid_spin_style
 from kdstudio.gui.setup.more_options import MoreOptions
 from kdstudio.gui.setup.sizes import SizesCard, update_model_sizes
@@ -113,14 +111,7 @@ class SetupPanel(QWidget):
         outer.addWidget(self.banner)
         self.sizes = SizesCard()
         outer.addWidget(self.sizes)
-        scroll = QScrollArea()
-        scroll.setObjectName("setupScroll")
-        scroll.setWidgetResizable(True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        body = QWidget()
-        column = QVBoxLayout(body)
-        column.setContentsMargins(4, 4, 16, 4)
+        scroll, column = form_scroll("setupScroll", QWidget())
         self._forms: dict[str, QFormLayout] = {}
         self.more = MoreOptions()
         for group, title in GROUPS.items():
@@ -130,7 +121,6 @@ class SetupPanel(QWidget):
             if group == "teacher":
                 self.teacher_group = box
         column.addStretch(1)
-        scroll.setWidget(body)
         outer.addWidget(scroll, 1)
         self.scroll = scroll
         for field in FIELDS:

@@ -31,8 +31,9 @@ from kdstudio.gui.widgets.chart_export import export_png, export_svg
 from kdstudio.gui.widgets.chart_legend import ChartLegend
 from kdstudio.gui.widgets.elided_label import ElidedLabel
 from kdstudio.gui.widgets.file_dialogs import export_with_dialog
+from kdstudio.gui.widgets.marker_labels import arrange_marker_labels
 from kdstudio.gui.widgets.smoothing import SmoothedSeries
-from kdstudio.gui.widgets.theme import themed_ink, themed_plot
+from kdstudio.gui.widgets.theme import chart_colours, themed_ink, themed_plot
 
 EXPORT_FORMATS = {"png": "PNG image (*.png)", "svg": "SVG drawing (*.svg)",
                   "csv": "CSV table (*.csv)"}
@@ -179,6 +180,7 @@ class ChartPanel(QWidget):
         self.series: dict[str, Series] = {}
         self._weight = 0.0
         self._markers: list[pg.InfiniteLine] = []
+        self._marker_names: list[str] = []
 
         self.plot = pg.PlotWidget(axisItems={"left": CompactAxis("left")})
         self.plot.setObjectName(object_name)
@@ -206,6 +208,8 @@ class ChartPanel(QWidget):
         item.addItem(self.crosshair, ignoreBounds=True)
         self.plot.scene().sigMouseMoved.connect(self._on_mouse_moved)
         item.vb.sigRangeChangedManually.connect(self._on_manual_range)
+        item.vb.sigXRangeChanged.connect(self.arrange_marker_labels)
+        item.vb.sigResized.connect(self.arrange_marker_labels)
 
         self.title_label = ElidedLabel(title, bold=True)  # shrinks in a narrow window
         self.hover_label = QLabel()
@@ -288,6 +292,7 @@ class ChartPanel(QWidget):
         for marker in self._markers:
             self.plot.removeItem(marker)
         self._markers = []
+        self._marker_names = []
         self.hover_label.clear()
         self.plot.getPlotItem().vb.enableAutoRange(x=True, y=self.y_mode == "auto")
         self._y_range = self._x_range = None
@@ -304,15 +309,21 @@ class ChartPanel(QWidget):
         self.hover_label.clear()
         self._user_zoomed = False
 
-    def add_marker(self, x: float, text: str = "") -> None:
-        """A vertical line, labelled when `text` is given, e.g. where a phase starts."""
-        options = ({"label": text, "labelOpts": {"position": 0.97, "color": (90, 90, 90),
-                                                 "anchors": [(0, 0), (0, 0)]}} if text else {})
+    def add_marker(self, x: float, name: str = "", labelled: bool = True) -> None:
+        """A vertical line, e.g. where a phase starts; `name` labels it (with `labelled`)
+        and is its tooltip. Labels are placed so that they never overlap
+        (`marker_labels`)."""
+        colours = chart_colours()  # the label on a box of the background: curves under it
+        options = ({"label": name, "labelOpts": {  # do not run through its text
+            "position": 0.97, "color": colours.text, "anchors": [(0, 0), (0, 0)],
+            "fill": pg.mkBrush(*colours.legend_brush)}} if name and labelled else {})
         line = pg.InfiniteLine(pos=x, angle=90, movable=False,
                                pen=pg.mkPen((160, 160, 160), style=Qt.PenStyle.DashLine),
                                **options)
+        line.setZValue(5)  # over the curves
         self.plot.addItem(line, ignoreBounds=True)
         self._markers.append(line)
+        self._marker_names.append(name)
 
     def place_markers(self, positions: Sequence[float]) -> None:
         """Move the markers made by `add_marker`, in order; extra ones are hidden."""
@@ -320,6 +331,17 @@ class ChartPanel(QWidget):
             marker.setVisible(index < len(positions))
             if index < len(positions):
                 marker.setPos(positions[index])
+                name = self._marker_names[index]
+                if name:
+                    tip = f"{name}: from run step {math.floor(positions[index]) + 1}"
+                    marker.setToolTip(tip)
+                    if getattr(marker, "label", None) is not None:
+                        marker.label.setToolTip(tip)
+        self.arrange_marker_labels()
+
+    def arrange_marker_labels(self, *_args: object) -> None:
+        """Re-place the markers' labels for the plot's current size and x range."""
+        arrange_marker_labels(self.plot.getPlotItem().vb, self._markers)
 
     def set_x_range(self, low: float, high: float) -> None:
         """Fix the x axis (e.g. to the whole run) from the next `redraw()` on: the axis is

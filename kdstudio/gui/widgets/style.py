@@ -41,6 +41,18 @@ QFrame#viewingBanner {{
     border: 1px solid {banner_border};
     border-radius: 4px;
 }}
+QLabel#engineLoadingNote {{
+    background: {banner_background};
+    border: 1px solid {banner_border};
+    border-radius: 4px;
+    padding: 6px 8px;
+}}
+QLabel#chartsEmptyNote {{
+    background: {card_background};
+    border: 1px solid {card_border};
+    border-radius: 6px;
+    padding: 10px 14px;
+}}
 QLabel#dataPreviewError {{ color: {problem_text}; }}
 QLabel#dataPreviewCaption {{ color: {caption_text}; font-size: 8pt; }}
 QLabel#methodFormula {{ color: {caption_text}; font-size: 9pt; }}
