@@ -18,7 +18,8 @@ def tiny_config(**distill: object) -> RunConfig:
     config.student.arch = "mlp"
     config.student.params = {"hidden_sizes": [8]}
     config.optim.epochs = 2
-    config.optim.lr = 0.01
+    config.optim.name, config.optim.lr = "adam", 0.01
+    config.distill.ce_weight = config.distill.kd_weight = 1.0
     for key, value in distill.items():
         setattr(config.distill, key, value)
     return config

@@ -99,7 +99,8 @@ def test_visibility_follows_the_method_dataset_and_optimiser() -> None:
     assert not FIELDS_BY_KEY["optim.step_size"].is_shown(values)
     values["optim"]["schedule"] = "step"
     assert FIELDS_BY_KEY["optim.step_size"].is_shown(values)
-    assert not FIELDS_BY_KEY["optim.momentum"].is_enabled(values)  # adam
+    values["optim"]["name"] = "adam"
+    assert not FIELDS_BY_KEY["optim.momentum"].is_enabled(values)
     values["optim"]["name"] = "sgd"
     assert FIELDS_BY_KEY["optim.momentum"].is_enabled(values)
     assert not FIELDS_BY_KEY["distill.student_layer"].is_shown(values)  # kd

@@ -29,7 +29,7 @@ def test_registry_lists_and_rejects_duplicates() -> None:
 
 def test_builtin_models_are_registered() -> None:
     assert {"mlp", "cnn", "resnet", "resnet8x4", "resnet32x4"} <= set(list_models())
-    assert model_defaults("mlp") == {"hidden_sizes": [256, 128], "dropout": 0.0}
+    assert model_defaults("mlp") == {"hidden_sizes": [32], "dropout": 0.0}
     assert model_defaults("resnet") == {"depth": 20, "width": 1}
 
 

@@ -49,7 +49,7 @@ class TeacherConfig:
     arch: str = "cnn"
     params: dict[str, Any] = field(default_factory=dict)
     checkpoint: str = ""
-    epochs: int = 10
+    epochs: int = 15
     lr: float = 0.0  # 0 means: the same as optim.lr
 
 
@@ -63,8 +63,8 @@ class StudentConfig:
 class DistillConfig:
     method: str = "kd"
     temperature: float = 4.0
-    ce_weight: float = 1.0
-    kd_weight: float = 1.0
+    ce_weight: float = 0.5
+    kd_weight: float = 0.5
     feature_weight: float = 0.0
     student_layer: str = ""
     teacher_layer: str = ""
@@ -76,12 +76,12 @@ class DistillConfig:
 
 @dataclass
 class OptimConfig:
-    name: str = "adam"
-    lr: float = 1e-3
+    name: str = "sgd"
+    lr: float = 0.05
     momentum: float = 0.9
     nesterov: bool = True  # SGD: Nesterov momentum (false: plain momentum, as RepDistiller)
     weight_decay: float = 0.0
-    epochs: int = 10
+    epochs: int = 15
     schedule: str = "cosine"
     step_size: int = 0  # epochs between decays for 'step'; 0 means a third of the epochs
     gamma: float = 0.1

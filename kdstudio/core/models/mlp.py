@@ -45,7 +45,7 @@ class MLP(FeatureModel):
 def mlp(
     input_shape: tuple[int, ...],
     num_classes: int,
-    hidden_sizes: list[int] = [256, 128],  # noqa: B006 - read-only default shown in the form
+    hidden_sizes: list[int] = [32],  # noqa: B006 - read-only default shown in the form
     dropout: float = 0.0,
 ) -> MLP:
     """Fully connected network; `hidden_sizes` lists the width of each hidden layer."""
