@@ -31,7 +31,7 @@ from kdstudio.core.store.errors import (
 from kdstudio.core.store.files import is_damage_error
 from kdstudio.core.store.rows import now_iso, sha256_of
 
-FLUSH_SECONDS = 0.5
+FLUSH_SECONDS = 1.0  # as often as epoch-end checkpoints at most (which flush first)
 FLUSH_BUSY_MS = 20  # how long a flush during a run waits for another process's write lock
 MAX_BUFFERED_ROWS = 200_000  # metric rows kept while locked out (~30 MB); then a flush waits
 RESERVE_BYTES = 64 * 1024  # disk kept free during a run to record its end on a full disk
