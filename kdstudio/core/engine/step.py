@@ -242,8 +242,11 @@ class PhaseStep:
         r.run_step += 1
         seen = y.shape[0] if transfer_x is None else y.shape[0] + transfer_x.shape[0]
         pending = self.pending
-        pending.append((self.count, r.run_step, self.epoch + 1, started, seen, lr, total, parts,
-                        logits, y, current))
+        # detached: the step's autograd graph is freed now, while it is in the caches,
+        # not when the kept tensors go at the epoch's end
+        pending.append((self.count, r.run_step, self.epoch + 1, started, seen, lr,
+                        total.detach(), {name: part.detach() for name, part in parts.items()},
+                        logits.detach(), y, current))
         if started - pending[0][3] >= self.PUBLISH_SECONDS or len(pending) >= self.MAX_PENDING:
             self.publish()
 
