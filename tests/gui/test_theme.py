@@ -103,3 +103,18 @@ def test_system_follows_the_desktop(window: MainWindow) -> None:
     assert window.settings.value(SETTINGS_KEY) == "system"
     assert theme().dark == system_is_dark()
     assert (window_lightness() < 100) == system_is_dark()
+
+
+def test_phase_marker_labels_follow_a_change(qtbot) -> None:
+    """A marker's label (drawn on a box of the chart's background) is recoloured with the
+    chart, not left in the theme it was made in."""
+    theme().set_mode("light")
+    chart = ChartPanel("Loss", "step", "loss", "markerThemeChart")
+    qtbot.addWidget(chart)
+    chart.add_marker(10.0, "Student + KD")
+    label = chart._markers[0].label
+    assert label.fill.color().lightness() > 200 and label.color.lightness() < 100
+    theme().set_mode("dark")
+    assert label.fill.color().lightness() < 60 and label.color.lightness() > 180
+    theme().set_mode("light")
+    assert label.fill.color().lightness() > 200

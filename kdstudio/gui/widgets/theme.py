@@ -223,6 +223,12 @@ def style_plot_item(item: pg.PlotItem, colours: ChartColours | None = None) -> N
         axis.setTextPen(colours.text)
     if item.titleLabel.text:
         item.titleLabel.setText(item.titleLabel.text, color=pg.mkColor(colours.text))
+    for child in item.items:  # marker labels (phase starts) sit on a box of the background
+        label = getattr(child, "label", None)
+        if isinstance(child, pg.InfiniteLine) and isinstance(label, pg.InfLineLabel):
+            label.setColor(colours.text)
+            label.fill = pg.mkBrush(*colours.legend_brush)
+            label.update()
     legend = item.legend
     if legend is not None:
         legend.setLabelTextColor(colours.legend_text)
