@@ -201,7 +201,8 @@ def main() -> int:
 
     lines = [f"Qt platform {os.environ['QT_QPA_PLATFORM']}; load average before "
              f"{load_before}, after {load_average()} (other processes make this noisy)", ""]
-    lines += launch_lines(launches)
+    if launches:  # --launches 0: the heartbeat alone
+        lines += launch_lines(launches)
     if theirs:
         lines += ["", *launch_lines(theirs, f" from {args.against}, launched in turn",
                                     "window shown")]
