@@ -51,21 +51,13 @@ def student_loop(epochs: int) -> Callable[[], None]:
     x, y = torch.randn(1437, 64), torch.randint(0, 10, (1437,))
     teacher_logits = torch.randn(1437, 10) * 3
     model = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
 
-    def loop() -> None:
-        for _ in range(epochs):
-            order = torch.randperm(len(x))
-            for start in range(0, len(x), 64):
-                index = order[start:start + 64]
-                logits = model(x[index])
-                kd = F.kl_div(F.log_softmax(logits / 4, 1), F.softmax(teacher_logits[index] / 4, 1),
-                              reduction="batchmean") * 16
-                loss = 0.5 * F.cross_entropy(logits, y[index]) + 0.5 * kd
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-    return loop
+    def loss(index: torch.Tensor) -> torch.Tensor:
+        logits = model(x[index])
+        kd = F.kl_div(F.log_softmax(logits / 4, 1), F.softmax(teacher_logits[index] / 4, 1),
+                      reduction="batchmean") * 16
+        return 0.5 * F.cross_entropy(logits, y[index]) + 0.5 * kd
+    return training_loop(model, len(x), epochs, loss)
 
 
 def teacher_loop(epochs: int) -> Callable[[], None]:
@@ -76,16 +68,23 @@ def teacher_loop(epochs: int) -> Callable[[], None]:
         nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
         nn.Flatten(), nn.Linear(64 * 2 * 2, 10))
+    return training_loop(model, len(x), epochs,
+                         lambda index: F.cross_entropy(model(x[index]), y[index]))
+
+
+def training_loop(model: nn.Module, n: int, epochs: int,
+                  loss: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[], None]:
+    """`epochs` of SGD with momentum over shuffled batches of 64 of `n` examples;
+    `loss(index)` is a batch's loss."""
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
 
     def loop() -> None:
         for _ in range(epochs):
-            order = torch.randperm(len(x))
-            for start in range(0, len(x), 64):
-                index = order[start:start + 64]
-                loss = F.cross_entropy(model(x[index]), y[index])
+            order = torch.randperm(n)
+            for start in range(0, n, 64):
+                value = loss(order[start:start + 64])
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                value.backward()
                 optimizer.step()
     return loop
 
