@@ -319,6 +319,7 @@ def engine_child(args: argparse.Namespace, bare: BareLoop | None = None) -> dict
     d.loader, d.workers, d.batch_size = args.loader, args.workers, args.batch
     d.val_fraction = VAL_FRACTION
     config.distill.method, config.distill.baseline = "none", False
+    config.distill.ce_weight = 1.0  # plain cross-entropy, as the bare loop
     config.student.arch, config.student.params = "mlp", dict(STUDENT)
     o = config.optim
     o.name, o.lr, o.momentum, o.schedule, o.epochs = "sgd", LR, 0.9, "constant", 1
