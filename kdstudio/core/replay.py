@@ -75,8 +75,11 @@ def run_plan(run: Row, by_phase: dict[str, list[Row]]) -> RunPlan:
 
 def _phase_events(run_id: int, plan: PhasePlan, rows: list[Row], offset: int,
                   run_steps: int, ran_to_end: bool) -> list[tuple[float, Event]]:
-    """One phase's start, steps, epochs and (if it got there) end."""
+    """One phase's start, steps, epochs and (if it got there) end. Rows are taken in step
+    order, a step's own rows before its epoch's: a baseline trained before its late teacher
+    came has that teacher's figures written afterwards, at the epochs' steps."""
     trained = plan.steps > 0  # a teacher loaded from a file has its val rows only
+    rows = sorted(rows, key=lambda r: (r["step"], not is_step_metric(r["name"])))
     body: list[tuple[float, Event]] = []
     if trained:
         body.append((rows[0]["wall_time"], PhaseStarted(run_id, plan.name, plan.epochs,

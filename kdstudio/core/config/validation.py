@@ -350,13 +350,15 @@ def compile_problem() -> str | None:
 
 
 def validate(config: RunConfig, store: TeacherRuns | None = None,
-             data: tuple[list[str], Any] | None = None, asks_consent: bool = False
-             ) -> list[str]:
+             data: tuple[list[str], Any] | None = None, asks_consent: bool = False,
+             teacher_file_later: bool = False) -> list[str]:
     """Every problem with a config, one line each; empty when it can run. With `store` (the
     history), a teacher checkpoint that is a saved run's teacher must come from a run on the
     same dataset. `data`: what `data_problems` gave for this config, when already known. A
     custom model's file not trusted yet is never imported: its line says how to consent,
-    unless the caller `asks_consent` itself before the run (the window)."""
+    unless the caller `asks_consent` itself before the run (the window).
+    `teacher_file_later`: the teacher checkpoint is still being written by another run
+    (a sweep's shared teacher); its file is checked when it is loaded."""
     problems = _number_problems(config)
     problems += _method_problems(config)
     problems += _device_problems(config)
@@ -375,9 +377,10 @@ def validate(config: RunConfig, store: TeacherRuns | None = None,
         teacher_problems, teacher = _model_problems(
             "teacher", config.teacher.arch, config.teacher.params, info, asks_consent)
         problems += teacher_problems
-        path_problems = _checkpoint_path_problems(config.teacher.checkpoint)
+        path_problems = ([] if teacher_file_later
+                         else _checkpoint_path_problems(config.teacher.checkpoint))
         problems += path_problems
-        if config.teacher.checkpoint and not path_problems:
+        if config.teacher.checkpoint and not path_problems and not teacher_file_later:
             problems += _reused_run_problems(config, store)
             if info is not None and not teacher_problems and teacher is not None:
                 problems += _checkpoint_fit_problems(config, info)

@@ -16,7 +16,8 @@ who listens. Its parts:
 - `context`: the state of a run in progress;
 - `loop`: the phase loop over epochs and batches, and the checkpoints;
 - `runner`: `run`, `resume`, the phases in order, the run's start and end;
-- `distributed`: DDP under torchrun (the process group, shards, collectives).
+- `distributed`: DDP under torchrun (the process group, shards, collectives);
+- `late_teacher`: a teacher checkpoint still being written (a sweep's shared teacher).
 """
 
 from kdstudio.core.engine.batches import (
@@ -35,6 +36,7 @@ from kdstudio.core.engine.evaluation import (
     predict,
     validation_metrics,
 )
+from kdstudio.core.engine.late_teacher import LateTeacher, TeacherUnavailable
 from kdstudio.core.engine.optim import fused_optimizer_supported, lr_factor, make_optimizer
 from kdstudio.core.engine.preparation import Prepared, prepare
 from kdstudio.core.engine.recorder import Recorder, SilentRecorder
@@ -53,6 +55,7 @@ __all__ = [
     "EpochTotals",
     "InMemoryBatches",
     "LabelledCycle",
+    "LateTeacher",
     "NonFiniteLoss",
     "PhasePlan",
     "Prepared",
@@ -61,6 +64,7 @@ __all__ = [
     "RunResult",
     "RunStopped",
     "SilentRecorder",
+    "TeacherUnavailable",
     "StreamBatches",
     "TeacherReference",
     "accuracy",

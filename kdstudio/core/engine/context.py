@@ -8,7 +8,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kdstudio.core.distill.precision import resolve_precision
 from kdstudio.core.engine.batches import BatchFactory
@@ -19,6 +19,9 @@ from kdstudio.core.engine.streaming import default_batches
 from kdstudio.core.events import Epoch, ResumePoint
 from kdstudio.core.resume import TrainingState
 from kdstudio.core.store import HistoryError
+
+if TYPE_CHECKING:
+    from kdstudio.core.engine.late_teacher import KeptValidation
 
 
 class RunStopped(Exception):
@@ -87,6 +90,10 @@ class RunContext:
         self.checkpoints = CheckpointCosts()
         self.checkpoint_deferred_logged = False
         self.checkpoint_failed_logged = False
+        # a late teacher (late_teacher.py): not loaded yet, and the baseline's validation
+        # logits kept until it is
+        self.teacher_pending = prepared.teacher_later is not None
+        self.kept_validation: list[KeptValidation] = []
 
     @property
     def run_id(self) -> int:

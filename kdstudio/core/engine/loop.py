@@ -18,6 +18,7 @@ from kdstudio.core.distill.precision import to_device
 from kdstudio.core.engine.batches import Batch, BatchSource
 from kdstudio.core.engine.context import RunContext, RunStopped, failure_reason
 from kdstudio.core.engine.evaluation import predict, validation_metrics
+from kdstudio.core.engine.late_teacher import keep_baseline_validation
 from kdstudio.core.engine.optim import describe_optimizer, make_optimizer
 from kdstudio.core.engine.preparation import seed_everything
 from kdstudio.core.engine.step import EpochTotals, PhaseStep
@@ -167,8 +168,10 @@ def end_epoch(run: RunContext, plan: PhasePlan, model: FeatureModel, epoch: int,
         totals.loss, totals.correct, totals.seen = loss, int(correct), int(seen)
     values = {"train/loss": totals.mean_loss(), "train/acc": totals.accuracy()}
     reference = run.teacher_val if plan.name != "teacher" else None
-    values |= validation_metrics(predict(model, data.inputs("val"), device), data.y_val,
-                                 reference)
+    logits = predict(model, data.inputs("val"), device)
+    values |= validation_metrics(logits, data.y_val, reference)
+    if run.teacher_pending and plan.name == "baseline":  # compared once the teacher comes
+        keep_baseline_validation(run, epoch, step, logits)
     run.record_epoch(plan.name, epoch, plan.epochs, step, values)
 
 
@@ -214,9 +217,12 @@ def checkpoint_due(run: RunContext, plan: PhasePlan, epochs_done: int) -> bool:
     after the same checkpoint) and at a phase's last epoch, except the run's last phase
     when checkpoints are not kept (the completed run deletes it at once); otherwise once
     CHECKPOINT_EVERY_S has passed since the last one, so that epochs of a fraction of a
-    second do not pay a checkpoint each; a stop loses at most that much training."""
+    second do not pay a checkpoint each; a stop loses at most that much training. None
+    while a late teacher is awaited (a baseline trained first)."""
     if run.p.distributed is not None:
         return True
+    if run.teacher_pending:  # the teacher a resumed run would need is not in the run yet
+        return False
     if epochs_done == plan.epochs:
         return run.config.keep_checkpoints or plan.name != run.plan.phases[-1].name
     return time.perf_counter() - run.checkpoints.last_at >= CHECKPOINT_EVERY_S

@@ -21,6 +21,7 @@ from kdstudio.core.plan import RunPlan, plan_run
 
 if TYPE_CHECKING:
     from kdstudio.core.engine.distributed import Distributed
+    from kdstudio.core.engine.late_teacher import LateTeacher
 
 
 @dataclass
@@ -41,6 +42,8 @@ class Prepared:
     teacher_notes: list[str] = field(default_factory=list)  # for the run's log
     distributed: Distributed | None = None  # under torchrun: this process's rank and shard
     compiled: list[CompiledForward] = field(default_factory=list)  # compile = true
+    # teacher.checkpoint is still being written (by another sweep trial): see late_teacher
+    teacher_later: LateTeacher | None = None
 
     @property
     def two_streams(self) -> bool:
@@ -134,9 +137,11 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def prepare(config: RunConfig) -> Prepared:
-    """Validate, load the data and build the models; raises ConfigError on any bad input."""
-    problems = validate(config)
+def prepare(config: RunConfig, teacher_later: LateTeacher | None = None) -> Prepared:
+    """Validate, load the data and build the models; raises ConfigError on any bad input.
+    With `teacher_later`, the teacher is built but its checkpoint (not there yet) is
+    neither checked nor loaded: the run loads it when it comes."""
+    problems = validate(config, teacher_file_later=teacher_later is not None)
     if problems:
         raise ConfigError(problems)
     device = resolve_device(config.device)
@@ -156,7 +161,8 @@ def prepare(config: RunConfig) -> Prepared:
     d = config.distill
     method = create_method(d.method, d.temperature, d.student_layer, d.teacher_layer, d.params)
     seed_everything(config.seed)
-    built = build_teacher(config, data) if method.uses_teacher else None
+    built = (build_teacher(config, data, load=teacher_later is None) if method.uses_teacher
+             else None)
     seed_everything(config.seed + 1)
     student = build_model_for("student", config.student.arch, config.student.params, data)
     teacher = built.model if built else None
@@ -167,7 +173,8 @@ def prepare(config: RunConfig) -> Prepared:
             compiled.append(compile_model("teacher", teacher))
     return Prepared(config, device, data, teacher, student, method,
                     labelled, transfer_inputs, built.epochs if built else 0,
-                    built.notes if built else [], compiled=compiled)
+                    built.notes if built else [], compiled=compiled,
+                    teacher_later=teacher_later)
 
 
 def label_budget(config: RunConfig, data: Splits) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -25,6 +25,12 @@ from kdstudio.core.engine.evaluation import (
     predict,
     validation_metrics,
 )
+from kdstudio.core.engine.late_teacher import (
+    LateTeacher,
+    record_kept_agreement,
+    trains_baseline_first,
+    wait_for_teacher,
+)
 from kdstudio.core.engine.loop import settle_checkpoint, train_phase
 from kdstudio.core.engine.preparation import Prepared, prepare
 from kdstudio.core.engine.recorder import Recorder, SilentRecorder
@@ -70,13 +76,16 @@ def choose_threads(config: RunConfig, models: list[FeatureModel]) -> int:
 
 def run(config: RunConfig, store: Store | None, on_event: EventSink | None = None,
         should_stop: Callable[[], bool] | None = None,
-        batches: BatchFactory | None = None) -> RunResult:
+        batches: BatchFactory | None = None,
+        teacher_later: LateTeacher | None = None) -> RunResult:
     """Run teacher, baseline and distilled student; everything is recorded in `store`.
 
     Bad input raises ConfigError before anything is written. Otherwise the run ends
     `completed`, `stopped` (should_stop said yes) or `failed` (NaN loss, error), and the
     result says which; it does not raise. `batches` makes each phase's batch source
     (default: `streaming.default_batches`, memory or stream as `data.loader` chose).
+    `teacher_later`: `teacher.checkpoint` is still being written by another process; the
+    run trains its baseline meanwhile (see `late_teacher`). Not under torchrun.
 
     Under torchrun (see `distributed`) every process calls it: rank 0 records (and may
     be given `store` None elsewhere), the others record and emit nothing.
@@ -84,7 +93,10 @@ def run(config: RunConfig, store: Store | None, on_event: EventSink | None = Non
     world = distributed.detect()
     if world is not None and (problems := distributed.refusals(config)):
         raise ConfigError(problems)
-    prepared = prepare(config)
+    if teacher_later is not None and (world is not None or config.teacher.epochs):
+        raise ValueError("a late teacher is loaded as it is, in a run of one process: "
+                         "not fine-tuned (teacher.epochs > 0), not under torchrun")
+    prepared = prepare(config, teacher_later)
     if world is None:
         assert store is not None, "the recording process needs the history"
         return _with_threads(prepared, Recorder(store, on_event), should_stop, None, batches)
@@ -339,6 +351,12 @@ def _train_phases(run: RunContext) -> None:
     p, config = run.p, run.config
     initial_student = {k: v.clone() for k, v in p.student.state_dict().items()}
     teacher = p.teacher
+    baseline_trained = False
+    if run.teacher_pending:  # its file is still being written: the baseline goes first
+        if trains_baseline_first(run):
+            _train_baseline(run, initial_student)
+            baseline_trained = True
+        wait_for_teacher(run)
     if teacher is not None:
         trained_before = run.done_before("teacher")
         loaded = not trained_before and not run.plan["teacher"].epochs
@@ -353,6 +371,8 @@ def _train_phases(run: RunContext) -> None:
         teacher.eval().requires_grad_(False)
         val_logits = predict(teacher, p.data.inputs("val"), p.device)
         run.teacher_val = TeacherReference.of(val_logits)
+        if run.kept_validation:
+            record_kept_agreement(run)
         if loaded:  # its validation figures
             run.record_epoch("teacher", 0, 0, 0, validation_metrics(val_logits, p.data.y_val))
         if not trained_before:
@@ -361,16 +381,8 @@ def _train_phases(run: RunContext) -> None:
         elif "teacher_test_acc" in run.summary:  # measured before the run was resumed
             run.recorder.emit(PhaseTested(run.run_id, "teacher",
                                           run.summary["teacher_test_acc"]))
-    if "baseline" in run.plan and not run.done_before("baseline"):
-        # a custom student is copied, not rebuilt: its file may have changed since
-        baseline = (copy.deepcopy(p.student) if isinstance(p.student, CustomModel) else
-                    create_model(p.student.arch, p.data.input_shape, p.data.num_classes,
-                                 **p.student.arch_params))
-        train_phase(run, run.plan["baseline"], baseline, create_method("none", 1.0),
-                    config.optim.lr, initial_student, p.labelled)
-        run.log(f"Baseline (student alone) test accuracy "
-                f"{_test_phase(run, 'baseline', baseline):.2%}")
-        _save(run, "baseline", baseline)
+    if "baseline" in run.plan and not run.done_before("baseline") and not baseline_trained:
+        _train_baseline(run, initial_student)
     train_phase(run, run.plan["student"], p.student, p.method, config.optim.lr,
                 initial_student, p.labelled)
     run.log(f"Distilled student test accuracy {_test_phase(run, 'student', p.student):.2%}")
@@ -380,6 +392,20 @@ def _train_phases(run: RunContext) -> None:
     if "baseline_test_acc" in run.summary:
         run.summary["kd_gain"] = (run.summary["student_test_acc"]
                                   - run.summary["baseline_test_acc"])
+
+
+def _train_baseline(run: RunContext, initial_student: dict[str, torch.Tensor]) -> None:
+    """The student alone, from the distilled student's initial weights; tested and saved."""
+    p = run.p
+    # a custom student is copied, not rebuilt: its file may have changed since
+    baseline = (copy.deepcopy(p.student) if isinstance(p.student, CustomModel) else
+                create_model(p.student.arch, p.data.input_shape, p.data.num_classes,
+                             **p.student.arch_params))
+    train_phase(run, run.plan["baseline"], baseline, create_method("none", 1.0),
+                run.config.optim.lr, initial_student, p.labelled)
+    run.log(f"Baseline (student alone) test accuracy "
+            f"{_test_phase(run, 'baseline', baseline):.2%}")
+    _save(run, "baseline", baseline)
 
 
 def _test_phase(run: RunContext, phase: str, model: FeatureModel) -> float:

@@ -38,16 +38,19 @@ def build_model_for(role: str, arch: str, params: dict[str, Any], data: Splits) 
         raise ConfigError([f"{role}.params: {error}"]) from None
 
 
-def build_teacher(config: RunConfig, data: Splits) -> BuiltTeacher:
+def build_teacher(config: RunConfig, data: Splits, load: bool = True) -> BuiltTeacher:
     """The run's teacher: opaque (`arch = ""`), or built and loaded from its checkpoint
     (fine-tuned with a new head when the checkpoint's head has other classes and
-    teacher.epochs > 0), or built to be trained."""
+    teacher.epochs > 0; not loaded when not `load`: the checkpoint comes later), or built
+    to be trained."""
     t = config.teacher
     if not t.arch:
         return _opaque(t.checkpoint, data)
     model = build_model_for("teacher", t.arch, t.params, data)
     if not t.checkpoint:
         return BuiltTeacher(model, t.epochs)
+    if not load:
+        return BuiltTeacher(model, 0)
     try:
         note = load_teacher_weights(model, t.checkpoint, fine_tune=t.epochs > 0)
     except ValueError as error:
