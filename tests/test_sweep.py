@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from kdstudio.cli import main
-from kdstudio.core.config import save_toml
+from kdstudio.core.config import config_from_dict, save_toml
+from kdstudio.core.engine import run as engine_run
 from kdstudio.core.store import Store
 from kdstudio.core.sweep import (
     SweepStarted,
@@ -167,6 +168,43 @@ def test_a_killed_trial_fails_the_others_complete_and_a_rerun_does_only_it(
     assert new["status"] == "completed" and new["seed"] == 1
     assert new["temperature"] == 4.0 and new["config"]["teacher"]["checkpoint"] == teacher_file
     assert (again.completed, again.failed) == (4, 0) and len(again.run_ids) == 4
+
+
+def test_trials_train_their_baseline_while_the_teacher_is_trained_and_record_the_same(
+        tmp_path: Path) -> None:
+    config = tiny_config()
+    config.data.params = {"samples": 900, "dims": 6, "classes": 3, "separation": 1.0}
+    config.teacher.epochs = 300  # about 2 s: the other trials start meanwhile
+    save_toml(config, tmp_path / "base.toml")
+    spec = read_sweep(write_sweep(tmp_path, "[axes]\nseed = [0, 1, 2]\n"))
+    db = tmp_path / "h.db"
+    result = run_sweep(spec, db, workers=2)
+    assert (result.completed, result.failed) == (3, 0)
+    runs = rows(db, result.group_id)
+    owner = next(run for run in runs if run["config"]["teacher"]["epochs"] > 0)
+    with Store(db) as store:
+        logs = {run["id"]: [line["message"] for line in store.logs(run["id"])] for run in runs}
+        early = [run for run in runs
+                 if f"Waiting for run {owner['id']}'s teacher" in logs[run["id"]]]
+        assert early and owner not in early and len(runs) == 3
+        for run in early:
+            lines = logs[run["id"]]
+            wait = lines.index(f"Waiting for run {owner['id']}'s teacher")
+            assert lines[wait - 1].startswith("Baseline (student alone) test accuracy")
+            assert lines[wait + 1].startswith(f"Run {owner['id']}'s teacher came after ")
+            assert run["config"]["teacher"]["checkpoint"] == str(
+                store.artifact_dir(owner["id"]) / "teacher.safetensors")
+        # what a trial started early recorded is what it records with the file there
+        again, problems = config_from_dict(early[0]["config"])
+        assert not problems
+        plain = engine_run(again, store)
+        assert plain.status == "completed"
+        assert figures(store, plain.run_id) == figures(store, early[0]["id"])
+
+
+def figures(store: Store, run_id: int) -> list[tuple[Any, ...]]:
+    return sorted((r["phase"], r["step"], r["epoch"], r["name"], r["value"])
+                  for r in store.metrics(run_id) if r["name"] != "samples_per_s")
 
 
 def test_a_stopped_sweep_starts_nothing_more_and_its_running_trial_ends_stopped(

@@ -43,7 +43,10 @@ def death_reason(returncode: int, stderr_tail: str) -> str:
 class LocalBackend:
     """Trial processes on this machine, each running one trial at a time and kept for the
     next (torch is imported once per process); `poll` gives their messages (started,
-    teacher, finished, died). A process that dies takes only its current trial."""
+    teacher, waiting, resumed, finished, died). A process that dies takes only its current
+    trial."""
+
+    defers = True  # a trial may wait for its teacher in its process (see runner.py)
 
     def __init__(self, threads: int) -> None:
         self.threads = threads

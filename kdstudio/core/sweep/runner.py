@@ -1,5 +1,10 @@
 """`run_sweep`: the sweep's trials on a backend, every one a run row of the sweep's group;
-completed trials of an earlier attempt skipped, one teacher trained per teacher config."""
+completed trials of an earlier attempt skipped, one teacher trained per teacher config.
+
+While a teacher is being trained, a free worker of the local backend starts a trial that
+needs it anyway: the trial trains its baseline, then waits for the file (parked: it holds
+no worker) and goes on from there, recording what it would have recorded had it started
+after the teacher (see `engine.late_teacher`)."""
 
 from __future__ import annotations
 
@@ -30,6 +35,7 @@ from kdstudio.core.sweep.trials import (
 )
 
 BACKENDS = ("local", "ray")
+PARKED_PER_WORKER = 2  # trials waiting for their teacher, at most, per worker
 
 
 @dataclass
@@ -56,6 +62,8 @@ class _Running:
     key: str | None
     run_id: int | None = None
     pid: int | None = None
+    teacher_from: int | None = None  # started before its teacher: the run training it
+    parked: bool = False  # waiting for that teacher (holds no worker)
 
 
 @dataclass
@@ -114,6 +122,17 @@ def run_sweep(spec: SweepSpec, db_path: str | Path, workers: int = 0, backend: s
         finally:
             if runner is not None:
                 runner.close()
+
+
+def _on_cpu(config: dict[str, Any]) -> bool:
+    """Whether a trial config runs on the CPU here (a trial waiting on a GPU would hold
+    its memory)."""
+    from kdstudio.core.devices import resolve_device
+
+    try:
+        return resolve_device(str(config.get("device", "auto"))).type == "cpu"
+    except (ValueError, RuntimeError):
+        return False
 
 
 def _running_pids(store: Store, gid: str) -> list[int]:
@@ -180,15 +199,22 @@ class _Sweep:
             skipped += 1
         return skipped
 
+    def _busy(self) -> int:
+        return sum(not state.parked for state in self.running.values())
+
     def _fill(self) -> None:
-        while len(self.running) < self.workers:
+        while self._busy() < self.workers:
             picked = self._ready_waiting()
             if picked is None:
                 trial = self.search.next() if not self.waiting or self.search.lookahead \
                     else None
                 if trial is None:
+                    early = self._startable_early()
+                    if early is not None:
+                        self._start(*early)
+                        continue
                     if self.waiting:  # a free worker waits for a teacher: prepare a process
-                        self.backend.warm(self.workers - len(self.running))
+                        self.backend.warm(self.workers - self._busy())
                     return
                 self.waiting.append((trial, trial_config(self.spec, self.base, trial)))
                 continue
@@ -203,10 +229,36 @@ class _Sweep:
                 return trial, config
         return None
 
-    def _start(self, trial: Trial, config: dict[str, Any]) -> None:
+    def _startable_early(self) -> tuple[Trial, dict[str, Any], int] | None:
+        """A waiting trial whose teacher a running trial (with its run row) is training,
+        to start now; None unless the backend keeps waiting trials on this machine's CPU
+        and fewer than PARKED_PER_WORKER per worker are parked."""
+        if not getattr(self.backend, "defers", False):
+            return None
+        if sum(state.parked for state in self.running.values()) \
+                >= PARKED_PER_WORKER * self.workers:
+            return None
+        for position, (trial, config) in enumerate(self.waiting):
+            key = teacher_key(config)
+            teacher = self.teachers.get(key) if key else None
+            owner = self.running.get(teacher.owner) if teacher and teacher.owner is not None \
+                else None
+            if owner is not None and owner.run_id is not None and _on_cpu(config):
+                del self.waiting[position]
+                return trial, config, owner.run_id
+        return None
+
+    def _start(self, trial: Trial, config: dict[str, Any],
+               teacher_from: int | None = None) -> None:
         key = teacher_key(config)
         notes = f"sweep {sweep_name(self.spec)}, trial {trial.index}"
-        if key is not None:
+        payload: dict[str, Any] = {}
+        if teacher_from is not None:
+            config = use_teacher(config, str(self.store.artifact_dir(teacher_from)
+                                             / "teacher.safetensors"))
+            notes += f"; teacher from run {teacher_from}"
+            payload["teacher_from"] = teacher_from
+        elif key is not None:
             teacher = self.teachers.setdefault(key, _Teacher())
             if teacher.path:
                 config = use_teacher(config, teacher.path)
@@ -214,10 +266,11 @@ class _Sweep:
             else:
                 teacher.owner = trial.index
                 notes += "; trains the sweep's teacher"
-        payload = {"config": config, "db": str(self.store.path), "group_id": self.gid,
-                   "notes": notes}
+        payload |= {"config": config, "db": str(self.store.path), "group_id": self.gid,
+                    "notes": notes}
         pid = self.backend.start(trial.index, payload)
-        self.running[trial.index] = _Running(trial, config, key, pid=pid)
+        self.running[trial.index] = _Running(trial, config, key, pid=pid,
+                                             teacher_from=teacher_from)
         if getattr(self.backend, "streams", True) is False:
             self.emit(TrialStarted(trial.index, dict(trial.overrides), None, None))
 
@@ -233,6 +286,8 @@ class _Sweep:
             if getattr(self.backend, "streams", True):
                 self.emit(TrialStarted(index, dict(state.trial.overrides), state.run_id,
                                        state.pid))
+        elif kind in ("waiting", "resumed"):
+            state.parked = kind == "waiting"
         elif kind == "teacher" and state.key is not None:
             teacher = self.teachers[state.key]
             if teacher.owner == index and not teacher.path:
@@ -246,6 +301,8 @@ class _Sweep:
                 error, summary = message.get("error"), message.get("summary") or {}
                 if run_id is None and status == "failed":
                     run_id = self._failed_row(state, error or "the trial failed")
+                if self._teacher_never_came(state, status, error):
+                    return
             teacher = self.teachers.get(state.key) if state.key else None
             if teacher is not None and teacher.owner == index:
                 teacher.owner = None
@@ -255,6 +312,16 @@ class _Sweep:
             self.search.tell(state.trial, value if status == "completed" else None)
             self.emit(TrialFinished(index, run_id, status, value, error,
                                     dict(state.trial.overrides)))
+
+    def _teacher_never_came(self, state: _Running, status: str, error: str | None) -> bool:
+        """A trial started early whose teacher's run ended without the teacher: its row
+        stays `failed` with why, and the trial goes back to the queue (to load the teacher
+        another trial trains)."""
+        if state.teacher_from is None or status != "failed" or self.stopping \
+                or not (error or "").startswith("TeacherUnavailable"):
+            return False
+        self.waiting.insert(0, (state.trial, trial_config(self.spec, self.base, state.trial)))
+        return True
 
     def _learn_teacher(self, key: str, run_id: int) -> None:
         """The teacher a finished trial trained, from its artifacts."""

@@ -1,7 +1,8 @@
 """A trial process: `python -m kdstudio.core.sweep.worker` runs the trials it is given on
 stdin (one JSON object a line) one after the other, importing torch once.
 
-Each holds the trial's config, the history's path and the sweep's group id. The run is
+Each holds the trial's config, the history's path and the sweep's group id (and, for a
+trial started before the sweep's teacher was trained, the run training it). The run is
 recorded by this process as any run (its row has the group id and this pid); progress
 goes to stdout as one JSON object a line, prefixed with `MARK`. SIGTERM or SIGINT stops
 the run between two batches (kept as `stopped`)."""
@@ -39,6 +40,45 @@ def say(**message: Any) -> None:
     sys.stdout.flush()
 
 
+class SweepTeacher:
+    """The sweep's teacher, being trained by another trial (run `owner`): complete once
+    that run's teacher sidecar (written after the weights) is there; unavailable once that
+    run has ended without it. Says "waiting" and "resumed" to the sweep (a waiting trial
+    does not hold a worker)."""
+
+    def __init__(self, store: Store, owner: int, report: Any) -> None:
+        self.store, self.owner, self.report = store, owner, report
+        self.sidecar = store.artifact_dir(owner) / "teacher.json"
+        self.waited = False
+
+    def describe(self) -> str:
+        return f"run {self.owner}'s teacher"
+
+    def ready(self) -> bool:
+        from kdstudio.core.engine import TeacherUnavailable
+
+        if not self.sidecar.is_file():
+            row = self.store.get_run(self.owner)
+            if row is None or row["status"] != "running":
+                if self.sidecar.is_file():  # saved just before the run ended
+                    return self._came()
+                status = row["status"] if row else "deleted"
+                why = f" ({row['error']})" if row and row.get("error") else ""
+                raise TeacherUnavailable(f"the sweep's teacher was not trained: run "
+                                         f"{self.owner} ended {status}{why}")
+            if not self.waited:
+                self.waited = True
+                self.report(type="waiting", teacher_run_id=self.owner)
+            return False
+        return self._came()
+
+    def _came(self) -> bool:
+        if self.waited:
+            self.report(type="resumed", teacher_run_id=self.owner)
+            self.waited = False
+        return True
+
+
 def run_trial(payload: dict[str, Any], should_stop: Any = None,
               report: Any = say) -> dict[str, Any]:
     """Validate and run one trial; returns {run_id, status, summary, error}."""
@@ -48,8 +88,10 @@ def run_trial(payload: dict[str, Any], should_stop: Any = None,
 
     config, problems = config_from_dict(payload["config"])
     store = SweepStore(payload["db"], payload["group_id"], payload.get("notes", ""))
+    owner = payload.get("teacher_from")
+    late = SweepTeacher(store, owner, report) if owner is not None else None
     try:
-        problems += validate(config, store=store)
+        problems += validate(config, store=store, teacher_file_later=late is not None)
         if problems:
             return {"run_id": None, "status": "failed", "summary": {},
                     "error": "; ".join(problems)}
@@ -68,7 +110,7 @@ def run_trial(payload: dict[str, Any], should_stop: Any = None,
                            path=str(folder / "teacher.safetensors"))
 
         try:
-            result = run(config, store, on_event, should_stop)
+            result = run(config, store, on_event, should_stop, teacher_later=late)
         except ConfigError as error:
             return {"run_id": None, "status": "failed", "summary": {},
                     "error": "; ".join(error.problems)}
@@ -88,7 +130,10 @@ def main(argv: list[str]) -> int:
 
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, handle)
-    import kdstudio.core.engine  # noqa: F401 - imported while the sweep may still be waiting
+    # imported while the sweep may still be waiting; torch.optim imports dynamo on first use
+    import torch._dynamo  # noqa: F401
+
+    import kdstudio.core.engine  # noqa: F401
 
     lines = [Path(argv[0]).read_text(encoding="utf-8")] if argv else sys.stdin
     for line in lines:
