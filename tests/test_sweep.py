@@ -202,6 +202,37 @@ def test_trials_train_their_baseline_while_the_teacher_is_trained_and_record_the
         assert figures(store, plain.run_id) == figures(store, early[0]["id"])
 
 
+def test_when_the_teacher_trial_dies_a_trial_waiting_for_it_goes_back_to_the_queue(
+        tmp_path: Path) -> None:
+    config = tiny_config()
+    config.data.params = {"samples": 900, "dims": 6, "classes": 3, "separation": 1.0}
+    config.teacher.epochs = 300
+    save_toml(config, tmp_path / "base.toml")
+    spec = read_sweep(write_sweep(tmp_path, "[axes]\nseed = [0, 1, 2]\n"))
+    db = tmp_path / "h.db"
+    pids: dict[int, int] = {}
+
+    def on_event(event: Any) -> None:
+        if isinstance(event, TrialStarted) and event.pid is not None:
+            pids.setdefault(event.index, event.pid)
+            if event.index == 1 and len(pids) == 2:  # it started while 0 trains the teacher
+                os.kill(pids[0], signal.SIGKILL)
+
+    result = run_sweep(spec, db, workers=2, on_event=on_event)
+    assert (result.completed, result.failed) == (2, 1)
+    runs = rows(db, result.group_id)
+    first = runs[0]
+    assert first["status"] == "failed" and first["error"] == "trial process died (signal 9)"
+    gave_up = [run for run in runs if (run["error"] or "").startswith("TeacherUnavailable")]
+    assert len(gave_up) == 1 and gave_up[0]["seed"] == 1
+    assert gave_up[0]["error"] == ("TeacherUnavailable: the sweep's teacher was not trained: "
+                                   f"run {first['id']} ended failed (trial process died "
+                                   "(signal 9))")
+    completed = sorted(run["seed"] for run in runs if run["status"] == "completed")
+    assert completed == [1, 2] and len(runs) == 4
+    assert sorted(result.run_ids) == sorted(r["id"] for r in runs if r is not gave_up[0])
+
+
 def figures(store: Store, run_id: int) -> list[tuple[Any, ...]]:
     return sorted((r["phase"], r["step"], r["epoch"], r["name"], r["value"])
                   for r in store.metrics(run_id) if r["name"] != "samples_per_s")
