@@ -62,6 +62,9 @@ class LocalBackend:
         while len(self.idle) < count:
             self.idle.append(self._spawn())
 
+    def has_idle(self) -> bool:
+        return bool(self.idle)
+
     def _spawn(self) -> subprocess.Popen[str]:
         process = subprocess.Popen(
             worker_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -139,20 +142,27 @@ class LocalBackend:
                     os.kill(process.pid, signal.SIGTERM)
 
     def close(self) -> None:
-        """End the processes: stdin closed, they exit once their trial (if any) ends; one
-        that was never given a trial (the sweep ended before it) is killed at once."""
-        processes = [*self.busy.values(), *self.idle]
+        """End the processes: stdin closed, they exit once their trial (if any) ends, which
+        this waits for; one that was never given a trial (the sweep ended before it) is
+        killed at once. An idle process has written its last trial (its history was closed
+        before it said `finished`): its exit is left to a thread, not waited for."""
         for process in self.idle:
             if process.pid not in self.given:
                 with contextlib.suppress(ProcessLookupError):
                     process.kill()
-        for process in processes:
+        for process in [*self.busy.values(), *self.idle]:
             with contextlib.suppress(OSError):
                 if process.stdin is not None:
                     process.stdin.close()
-        for process in processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        threading.Thread(target=_reap, args=(list(self.idle),), daemon=True).start()
+        _reap(list(self.busy.values()))
+
+
+def _reap(processes: list[subprocess.Popen[str]]) -> None:
+    """Wait for processes whose stdin is closed; kill one still there after 30 s."""
+    for process in processes:
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -1,10 +1,11 @@
 """`run_sweep`: the sweep's trials on a backend, every one a run row of the sweep's group;
 completed trials of an earlier attempt skipped, one teacher trained per teacher config.
 
-While a teacher is being trained, a free worker of the local backend starts a trial that
-needs it anyway: the trial trains its baseline, then waits for the file (parked: it holds
-no worker) and goes on from there, recording what it would have recorded had it started
-after the teacher (see `engine.late_teacher`)."""
+While a teacher is being trained, a free worker of the local backend whose process is
+already there starts a trial that needs it anyway: the trial trains its baseline, then
+waits for the file (parked: it holds no worker, but its process is not replaced: a new one
+costs seconds of imports) and goes on from there, recording what it would have recorded had
+it started after the teacher (see `engine.late_teacher`)."""
 
 from __future__ import annotations
 
@@ -35,7 +36,6 @@ from kdstudio.core.sweep.trials import (
 )
 
 BACKENDS = ("local", "ray")
-PARKED_PER_WORKER = 2  # trials waiting for their teacher, at most, per worker
 
 
 @dataclass
@@ -214,7 +214,7 @@ class _Sweep:
                         self._start(*early)
                         continue
                     if self.waiting:  # a free worker waits for a teacher: prepare a process
-                        self.backend.warm(self.workers - self._busy())
+                        self.backend.warm(self.workers - len(self.running))
                     return
                 self.waiting.append((trial, trial_config(self.spec, self.base, trial)))
                 continue
@@ -231,12 +231,9 @@ class _Sweep:
 
     def _startable_early(self) -> tuple[Trial, dict[str, Any], int] | None:
         """A waiting trial whose teacher a running trial (with its run row) is training,
-        to start now; None unless the backend keeps waiting trials on this machine's CPU
-        and fewer than PARKED_PER_WORKER per worker are parked."""
-        if not getattr(self.backend, "defers", False):
-            return None
-        if sum(state.parked for state in self.running.values()) \
-                >= PARKED_PER_WORKER * self.workers:
+        to start now; None unless the backend can keep a waiting trial in its process and
+        has an idle process for it."""
+        if not getattr(self.backend, "defers", False) or not self.backend.has_idle():
             return None
         for position, (trial, config) in enumerate(self.waiting):
             key = teacher_key(config)
@@ -292,6 +289,9 @@ class _Sweep:
             teacher = self.teachers[state.key]
             if teacher.owner == index and not teacher.path:
                 teacher.path, teacher.run_id = message["path"], message["run_id"]
+                for other in self.running.values():  # they resume now: not a free worker
+                    if other.teacher_from == teacher.run_id:
+                        other.parked = False
         elif kind in ("finished", "died"):
             del self.running[index]
             if kind == "died":

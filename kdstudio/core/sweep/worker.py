@@ -135,6 +135,8 @@ def main(argv: list[str]) -> int:
 
     import kdstudio.core.engine  # noqa: F401
 
+    gc.freeze()  # the collection after each trial then skips the imported modules' objects
+
     lines = [Path(argv[0]).read_text(encoding="utf-8")] if argv else sys.stdin
     for line in lines:
         if not line.strip():
