@@ -8,6 +8,7 @@ teacher-output cache (`chunks`), and a fingerprint of what they hold (the cache 
 from __future__ import annotations
 
 import hashlib
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -46,31 +47,31 @@ def as_is(item: Any) -> Any:
     return item
 
 
-class Examples:
+class Examples(ABC):
     """Normalised inputs of one split; `tensor` is all of them when they are in memory."""
 
     tensor: torch.Tensor | None = None
 
-    def __len__(self) -> int:
-        raise NotImplementedError
+    @abstractmethod
+    def __len__(self) -> int: ...
 
+    @abstractmethod
     def gather(self, rows: torch.Tensor | np.ndarray) -> torch.Tensor:
         """The inputs at `rows`, as one (B, ...) float32 tensor."""
-        raise NotImplementedError
 
-    def subset(self, rows: torch.Tensor) -> Examples:
-        raise NotImplementedError
+    @abstractmethod
+    def subset(self, rows: torch.Tensor) -> Examples: ...
 
+    @abstractmethod
     def chunks(self, size: int) -> Iterator[torch.Tensor]:
         """All inputs in order, `size` at a time."""
-        raise NotImplementedError
 
     def head(self, count: int) -> torch.Tensor:
         return self.gather(torch.arange(min(count, len(self))))
 
+    @abstractmethod
     def fingerprint(self, digest: Any) -> None:
         """Feed what identifies these inputs to a hashlib digest."""
-        raise NotImplementedError
 
 
 class TensorExamples(Examples):

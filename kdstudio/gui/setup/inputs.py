@@ -99,7 +99,9 @@ def parse_list(text: str, item_type: type) -> list[Any]:
 
 
 class Input(QObject):
-    """One field's widget: `row` goes into the form, `widget` is marked and focused."""
+    """One field's widget: `row` goes into the form, `widget` is marked and focused.
+    Abstract: each kind of widget below defines `get` and `set` (a QObject cannot take
+    ABCMeta as its metaclass, hence NotImplementedError)."""
 
     changed = Signal()
 
