@@ -13,9 +13,11 @@ import threading
 from pathlib import Path
 from typing import IO, Any
 
+from kdstudio.core.sweep.trials import TrialFacts
 from kdstudio.core.sweep.worker import MARK
 
 Message = tuple[int, dict[str, Any]]  # (trial index, message)
+CHECK = -1  # the "trial index" of a process checking the trials
 
 
 def worker_command() -> list[str]:
@@ -62,6 +64,29 @@ class LocalBackend:
         while len(self.idle) < count:
             self.idle.append(self._spawn())
 
+    def check(self, labelled: list[tuple[str, dict[str, Any]]]) -> TrialFacts | None:
+        """The trials' facts, from an idle process (which imports torch anyway, so this
+        one need not); None if that process died first."""
+        self.warm(1)
+        process = self.idle[0]
+        self.current[process.pid] = CHECK
+        assert process.stdin is not None
+        try:
+            process.stdin.write(json.dumps({"check": labelled}) + "\n")
+            process.stdin.flush()
+        except OSError:  # it died while starting: its reader says so
+            pass
+        while True:
+            with contextlib.suppress(queue.Empty):
+                index, message = self.messages.get(timeout=0.5)
+                if index != CHECK or message["type"] == "exited":
+                    continue
+                if message["type"] == "checked":
+                    return TrialFacts(message["problems"], message["teacher_methods"],
+                                      message["auto_device"])
+                self.idle.remove(process)  # it died
+                return None
+
     def has_idle(self) -> bool:
         return bool(self.idle)
 
@@ -98,10 +123,11 @@ class LocalBackend:
             if not line.startswith(MARK) or index is None:
                 continue
             message = json.loads(line[len(MARK):])
-            if message.get("type") == "finished":
+            if message.get("type") in ("finished", "checked"):
                 del self.current[process.pid]
                 self.messages.put((index, message))
-                self.messages.put((index, {"type": "idle"}))
+                if index != CHECK:
+                    self.messages.put((index, {"type": "idle"}))
             else:
                 self.messages.put((index, message))
         code = process.wait()

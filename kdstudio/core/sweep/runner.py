@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,11 +28,13 @@ from kdstudio.core.sweep.events import (
 from kdstudio.core.sweep.search import Search, make_search
 from kdstudio.core.sweep.spec import SweepSpec, Trial, group_id, sweep_name
 from kdstudio.core.sweep.trials import (
+    TrialFacts,
     base_config,
-    check_trials,
+    labelled_trials,
     same_trial,
     teacher_key,
     trial_config,
+    trial_facts,
     use_teacher,
 )
 
@@ -107,32 +110,33 @@ def run_sweep(spec: SweepSpec, db_path: str | Path, workers: int = 0, backend: s
             from kdstudio.core.sweep.local import LocalBackend
 
             runner = LocalBackend(threads)
-            runner.warm(workers)  # they import torch while this process checks the trials
+            runner.warm(workers)  # they import torch while this process plans the trials
         try:
             earlier = [run for run in store.runs_in_group(gid) if run["status"] == "completed"]
             search = make_search(spec, base, earlier)
-            check_trials(spec, base, search.planned())
+            labelled = labelled_trials(spec, base, search.planned())
+            # a trial process checks them unless torch is here already (importing it here
+            # would take seconds of CPU from the trial processes importing it too)
+            facts = runner.check(labelled) if runner and "torch" not in sys.modules else None
+            facts = facts or trial_facts(labelled)
+            facts.raise_problems()
             if runner is None:
                 from kdstudio.core.sweep.ray_backend import RayBackend
 
                 runner = RayBackend(threads, address, workers,
                                     lambda: _running_pids(store, gid))
             return _Sweep(spec, gid, store, search, runner, workers, emit, stop, base,
-                          earlier).run()
+                          earlier, facts).run()
         finally:
             if runner is not None:
                 runner.close()
 
 
-def _on_cpu(config: dict[str, Any]) -> bool:
+def _on_cpu(config: dict[str, Any], auto_device: str) -> bool:
     """Whether a trial config runs on the CPU here (a trial waiting on a GPU would hold
-    its memory)."""
-    from kdstudio.core.devices import resolve_device
-
-    try:
-        return resolve_device(str(config.get("device", "auto"))).type == "cpu"
-    except (ValueError, RuntimeError):
-        return False
+    its memory); `auto_device`: the device type `auto` is here."""
+    name = str(config.get("device", "auto")).strip().lower()
+    return name == "cpu" or (name == "auto" and auto_device == "cpu")
 
 
 def _running_pids(store: Store, gid: str) -> list[int]:
@@ -147,8 +151,10 @@ class _Sweep:
 
     def __init__(self, spec: SweepSpec, gid: str, store: Store, search: Search, backend: Any,
                  workers: int, emit: Callable[[SweepEvent], None], stop: Callable[[], bool],
-                 base: dict[str, Any], earlier: list[dict[str, Any]]) -> None:
+                 base: dict[str, Any], earlier: list[dict[str, Any]],
+                 facts: TrialFacts) -> None:
         self.spec, self.gid, self.store, self.search = spec, gid, store, search
+        self.facts = facts
         self.backend, self.workers, self.emit, self.stop = backend, workers, emit, stop
         self.base = base
         self.earlier = list(earlier)
@@ -184,7 +190,7 @@ class _Sweep:
         axes = list(self.spec.axes)
         unused = list(self.earlier)
         for run in self.earlier:
-            key = teacher_key(run["config"])
+            key = self._key(run["config"])
             if key and key not in self.teachers:
                 self._learn_teacher(key, run["id"])
         skipped = 0
@@ -198,6 +204,9 @@ class _Sweep:
             self._count(trial.index, "completed", match["id"], match["summary"])
             skipped += 1
         return skipped
+
+    def _key(self, config: dict[str, Any]) -> str | None:
+        return teacher_key(config, self.facts.teacher_methods)
 
     def _busy(self) -> int:
         return sum(not state.parked for state in self.running.values())
@@ -222,7 +231,7 @@ class _Sweep:
 
     def _ready_waiting(self) -> tuple[Trial, dict[str, Any]] | None:
         for position, (trial, config) in enumerate(self.waiting):
-            key = teacher_key(config)
+            key = self._key(config)
             teacher = self.teachers.get(key) if key else None
             if key is None or teacher is None or teacher.path or teacher.owner is None:
                 del self.waiting[position]
@@ -236,18 +245,19 @@ class _Sweep:
         if not getattr(self.backend, "defers", False) or not self.backend.has_idle():
             return None
         for position, (trial, config) in enumerate(self.waiting):
-            key = teacher_key(config)
+            key = self._key(config)
             teacher = self.teachers.get(key) if key else None
             owner = self.running.get(teacher.owner) if teacher and teacher.owner is not None \
                 else None
-            if owner is not None and owner.run_id is not None and _on_cpu(config):
+            if owner is not None and owner.run_id is not None \
+                    and _on_cpu(config, self.facts.auto_device):
                 del self.waiting[position]
                 return trial, config, owner.run_id
         return None
 
     def _start(self, trial: Trial, config: dict[str, Any],
                teacher_from: int | None = None) -> None:
-        key = teacher_key(config)
+        key = self._key(config)
         notes = f"sweep {sweep_name(self.spec)}, trial {trial.index}"
         payload: dict[str, Any] = {}
         if teacher_from is not None:

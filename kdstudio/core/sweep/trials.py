@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,17 +62,27 @@ def _short(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def trains_teacher(config: dict[str, Any]) -> bool:
+def trains_teacher(config: dict[str, Any], teacher_methods: dict[str, bool] | None = None
+                   ) -> bool:
+    """Whether the trial trains a teacher. `teacher_methods` (method name: whether it uses a
+    teacher, from `TrialFacts`) saves importing the method registry, and torch with it."""
     from kdstudio.core.config import config_from_dict
     from kdstudio.core.config.validation import _uses_teacher
 
-    return _uses_teacher(config_from_dict(config)[0]) and config["teacher"]["epochs"] > 0
+    run_config = config_from_dict(config)[0]
+    method = run_config.distill.method
+    if teacher_methods is not None:
+        uses = teacher_methods.get(method, True)  # an unknown method: as validation says
+    else:
+        uses = _uses_teacher(run_config)
+    return uses and config["teacher"]["epochs"] > 0
 
 
-def teacher_key(config: dict[str, Any]) -> str | None:
+def teacher_key(config: dict[str, Any], teacher_methods: dict[str, bool] | None = None
+                ) -> str | None:
     """What the teacher a trial trains depends on (None: it trains none). The seed is left
     out on purpose: trials that differ in seed share one teacher, as papers do."""
-    if not trains_teacher(config):
+    if not trains_teacher(config, teacher_methods):
         return None
     optim = {k: v for k, v in config["optim"].items() if k != "epochs"}
     if config["teacher"].get("lr"):
@@ -94,19 +105,45 @@ def same_trial(run: dict[str, Any], config: dict[str, Any], axes: list[str]) -> 
     return all(get_key(run["config"], key) == get_key(config, key) for key in axes)
 
 
-def check_trials(spec: SweepSpec, base: dict[str, Any], trials: list[Trial]) -> None:
-    """Every planned trial's config validates; raises ConfigError naming the trial."""
-    from kdstudio.core.config import ConfigError, config_from_dict, validate
+@dataclass(frozen=True)
+class TrialFacts:
+    """What checking a sweep's trials finds out with torch imported: their problems (one
+    line each, naming the trial), whether each method uses a teacher, and the device type
+    `auto` is here. A local sweep has its first trial process find them (it imports torch
+    anyway), so that the sweep's own process need not."""
+
+    problems: list[str]
+    teacher_methods: dict[str, bool]
+    auto_device: str
+
+    def raise_problems(self) -> None:
+        from kdstudio.core.config import ConfigError
+
+        if self.problems:
+            raise ConfigError(self.problems)
+
+
+def labelled_trials(spec: SweepSpec, base: dict[str, Any],
+                    trials: list[Trial]) -> list[tuple[str, dict[str, Any]]]:
+    """(how a problem names the trial, its config) for each trial."""
+    return [(f"trial {trial.index} ({_label(trial)})", trial_config(spec, base, trial))
+            for trial in trials]
+
+
+def trial_facts(labelled: list[tuple[str, dict[str, Any]]]) -> TrialFacts:
+    """Validate every trial (stopping after 5 problems) and learn the facts; imports torch."""
+    from kdstudio.core.config import config_from_dict, validate
+    from kdstudio.core.devices import resolve_device
+    from kdstudio.core.distill.methods import METHODS, list_methods
 
     problems: list[str] = []
-    for trial in trials:
-        config, _ = config_from_dict(trial_config(spec, base, trial))
-        problems += [f"trial {trial.index} ({_label(trial)}): {problem}"
-                     for problem in validate(config)]
+    for label, data in labelled:
+        config, _ = config_from_dict(data)
+        problems += [f"{label}: {problem}" for problem in validate(config)]
         if len(problems) >= 5:
             break
-    if problems:
-        raise ConfigError(problems)
+    return TrialFacts(problems, {name: bool(METHODS.get(name).uses_teacher)
+                                 for name in list_methods()}, resolve_device("auto").type)
 
 
 def _label(trial: Trial) -> str:

@@ -1,5 +1,7 @@
 """A trial process: `python -m kdstudio.core.sweep.worker` runs the trials it is given on
-stdin (one JSON object a line) one after the other, importing torch once.
+stdin (one JSON object a line) one after the other, importing torch once. A line
+`{"check": [[label, config], ...]}` asks for the trials' `TrialFacts` instead (answered
+`checked`).
 
 Each holds the trial's config, the history's path and the sweep's group id (and, for a
 trial started before the sweep's teacher was trained, the run training it). The run is
@@ -120,6 +122,20 @@ def run_trial(payload: dict[str, Any], should_stop: Any = None,
         store.close()
 
 
+def check_trials(labelled: list[list[Any]]) -> dict[str, Any]:
+    """The `TrialFacts` of (label, config) pairs, as a message's fields; an error in the
+    check itself is the sweep's one problem."""
+    from dataclasses import asdict
+
+    from kdstudio.core.sweep.trials import trial_facts
+
+    try:
+        return asdict(trial_facts([(label, config) for label, config in labelled]))
+    except Exception as error:  # noqa: BLE001 - reported to the sweep, which stops
+        return {"problems": [f"checking the trials failed: {type(error).__name__}: {error}"],
+                "teacher_methods": {}, "auto_device": "cpu"}
+
+
 def main(argv: list[str]) -> int:
     """Run the trials given on stdin, one JSON object a line, until stdin ends (or the one
     in the file `argv[0]`)."""
@@ -142,8 +158,12 @@ def main(argv: list[str]) -> int:
         if not line.strip():
             continue
         stop.clear()
+        payload = json.loads(line)
+        if "check" in payload:
+            say(type="checked", **check_trials(payload["check"]))
+            continue
         try:
-            result = run_trial(json.loads(line), lambda: bool(stop))
+            result = run_trial(payload, lambda: bool(stop))
         except Exception as error:  # noqa: BLE001 - reported to the sweep as the trial's error
             result = {"run_id": None, "status": "failed", "summary": {},
                       "error": f"{type(error).__name__}: {error}"}
