@@ -196,6 +196,27 @@ def test_student_alone_method_has_no_teacher(tmp_path: Path) -> None:
         assert {r["phase"] for r in store.metrics(result.run_id)} == {"student"}
 
 
+def test_a_student_alone_run_is_the_baseline_of_a_run_with_a_teacher(tmp_path: Path) -> None:
+    """Method none trains on plain CE whatever ce_weight says (a weight on its one term
+    would only rescale the learning rate), so it records what a KD run's baseline does."""
+    picked = ("loss/ce", "train/loss", "train/acc", "val/loss", "val/acc")
+    with Store(tmp_path / "h.db") as store:
+        kd = run(tiny_config(method="kd", ce_weight=0.5, kd_weight=0.5), store)
+        alone = run(tiny_config(method="none", ce_weight=0.5), store)
+
+        def figures(run_id: int, phase: str) -> list[tuple[int, str, float]]:
+            return [(m["step"], m["name"], m["value"]) for m in store.metrics(run_id)
+                    if m["phase"] == phase and m["name"] in picked]
+
+        baseline = figures(kd.run_id, "baseline")
+        assert len(baseline) == 18  # 2 epochs of 6 steps: loss/ce per step, 4 per epoch
+        assert figures(alone.run_id, "student") == baseline
+        assert alone.summary["student_test_acc"] == kd.summary["baseline_test_acc"]
+        logs = [line["message"] for line in store.logs(alone.run_id)]
+        assert ("Method none: the student trains on plain cross-entropy, as a baseline does; "
+                "distill.ce_weight and its schedule are not used") in logs
+
+
 def test_sgd_is_nesterov_unless_the_config_says_plain_momentum() -> None:
     from kdstudio.core.engine.optim import make_optimizer
 

@@ -107,8 +107,14 @@ def test_visibility_follows_the_method_dataset_and_optimiser() -> None:
     values["distill"]["method"] = "fitnets"
     assert FIELDS_BY_KEY["distill.student_layer"].is_shown(values)
     assert not FIELDS_BY_KEY["data.path"].is_shown(values)  # digits is built in
+    assert FIELDS_BY_KEY["distill.ce_weight"].is_enabled(values)  # fitnets
     values["distill"]["method"] = "none"
     assert not FIELDS_BY_KEY["distill.baseline"].is_enabled(values)
+    ce_weight = FIELDS_BY_KEY["distill.ce_weight"]
+    assert not ce_weight.is_enabled(values)
+    assert ce_weight.disabled_reason(values) == ("Not used: none trains on the labels' "
+                                                  "cross-entropy alone, with weight 1, as a run's "
+                                                  "baseline does.")
 
 
 def test_registry_parameters_become_fields_with_their_rules() -> None:

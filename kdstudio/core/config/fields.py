@@ -245,8 +245,11 @@ def _build_fields() -> tuple[Field, ...]:
         f("distill.temperature", "Temperature T", "float", "temperatureSpin",
           enabled=_uses_temperature, unused_tip=lambda v: f"Not used: {_method_name(v)} "
           "does not soften the logits with a temperature."),
-        f("distill.ce_weight", "CE weight α", "float", "ceWeightSpin", enabled=_uses_part("ce"),
-          unused_tip=_not_in_loss("ce", "label loss")),
+        f("distill.ce_weight", "CE weight α", "float", "ceWeightSpin",
+          enabled=lambda v: uses_teacher(v) and _uses_part("ce")(v),
+          unused_tip=lambda v: _not_in_loss("ce", "label loss")(v) if uses_teacher(v) else
+          f"Not used: {_method_name(v)} trains on the labels' cross-entropy alone, with "
+          "weight 1, as a run's baseline does."),
         f("distill.kd_weight", "KD weight β", "float", "kdWeightSpin", enabled=_uses_part("kd"),
           unused_tip=_not_in_loss("kd", "KL term")),
         f("distill.feature_weight", "Feature weight γ", "float", "featureWeightSpin",

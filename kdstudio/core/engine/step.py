@@ -126,11 +126,19 @@ class PhaseStep:
         self.adapters, self.source, self.student_rec = adapters, source, student_rec
         self.optimizer, self.lr = optimizer, lr
         distill = run.config.distill
+        # the weights balance a teacher's terms against the labels' CE; a student trained
+        # alone (method none, as the baseline phase) takes plain CE: a weight would only
+        # rescale its learning rate, and its run would not be the baseline it stands for
+        weighted = plan.name == "student" and method.uses_teacher
         self.weights = ({part: getattr(distill, WEIGHT_KEYS[part]) for part in method.parts}
-                        if plan.name == "student" else {"ce": 1.0})  # others: labels alone
+                        if weighted else {"ce": 1.0})
+        if plan.name == "student" and not weighted and (distill.ce_weight != 1
+                                                         or distill.schedules):
+            run.log(f"Method {distill.method}: the student trains on plain cross-entropy, as "
+                    "a baseline does; distill.ce_weight and its schedule are not used")
         self.schedules = PhaseSchedules(
             {k: getattr(distill, k) for k in SCHEDULED_KEYS},
-            distill.schedules if plan.name == "student" else {},
+            distill.schedules if weighted else {},
             plan.steps_per_epoch, plan.epochs)
         self.moving = bool(self.schedules.moving)  # any schedule that is not constant
         self.count = 0

@@ -11,7 +11,8 @@ from kdstudio.core.distill.methods import Method, StepOutputs, register_method
 
 @register_method("none")
 class StudentAlone(Method):
-    """The student trained on the labels alone: `ce_weight * CE(s, y)`."""
+    """The student trained on the labels alone: `CE(s, y)`, as a run's baseline phase
+    (`ce_weight` is not used: with one term it would only rescale the learning rate)."""
 
     label = "None (student alone)"
     uses_teacher = False
