@@ -62,24 +62,17 @@ def _short(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def trains_teacher(config: dict[str, Any], teacher_methods: dict[str, bool] | None = None
-                   ) -> bool:
-    """Whether the trial trains a teacher. `teacher_methods` (method name: whether it uses a
-    teacher, from `TrialFacts`) saves importing the method registry, and torch with it."""
+def trains_teacher(config: dict[str, Any], teacher_methods: dict[str, bool]) -> bool:
+    """Whether the trial trains a teacher; `teacher_methods` (method name: whether it uses a
+    teacher, from `TrialFacts`) spares this process the method registry, and torch."""
     from kdstudio.core.config import config_from_dict
-    from kdstudio.core.config.validation import _uses_teacher
 
-    run_config = config_from_dict(config)[0]
-    method = run_config.distill.method
-    if teacher_methods is not None:
-        uses = teacher_methods.get(method, True)  # an unknown method: as validation says
-    else:
-        uses = _uses_teacher(run_config)
+    method = config_from_dict(config)[0].distill.method
+    uses = teacher_methods.get(method, True)  # an unknown method: as validation says
     return uses and config["teacher"]["epochs"] > 0
 
 
-def teacher_key(config: dict[str, Any], teacher_methods: dict[str, bool] | None = None
-                ) -> str | None:
+def teacher_key(config: dict[str, Any], teacher_methods: dict[str, bool]) -> str | None:
     """What the teacher a trial trains depends on (None: it trains none). The seed is left
     out on purpose: trials that differ in seed share one teacher, as papers do."""
     if not trains_teacher(config, teacher_methods):
