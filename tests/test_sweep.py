@@ -122,7 +122,8 @@ def test_a_killed_trial_fails_the_others_complete_and_a_rerun_does_only_it(
     def on_event(event: Any) -> None:
         events.append(event)
         if isinstance(event, TrialStarted) and event.index == 3:  # its row exists, running
-            assert rows(db, group_id(spec))[-1]["pid"] == event.pid
+            row = next(run for run in rows(db, group_id(spec)) if run["id"] == event.run_id)
+            assert (row["pid"], row["status"]) == (event.pid, "running")
             os.kill(event.pid, signal.SIGKILL)
             killed.append(event.run_id)
 
