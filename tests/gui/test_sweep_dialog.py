@@ -107,7 +107,7 @@ def test_bad_values_are_shown_inline_and_block_start(qtbot, window):
 def test_a_local_sweep_from_the_dialog_fills_the_queue_and_the_history(qtbot, window,
                                                                       tmp_path):
     # no teacher: both trials at once, each long enough for the two to overlap
-    dialog = open_dialog(window, epochs=40, method="none", samples=2000)
+    dialog = open_dialog(window, epochs=200, method="none", samples=2000)
     dialog.add_axis("optim.lr").list_edit.setText("0.05, 0.1")
     dialog.workers.setValue(2)
     queue = window.sweeps.queue
