@@ -119,6 +119,23 @@ def _not_in_loss(part: str, term: str) -> Callable[[Values], str]:
     return lambda v: f"Not used: the loss of {_method_name(v)} has no {term} ('{part}' part)."
 
 
+_has_ce = _uses_part("ce")
+_no_ce_tip = _not_in_loss("ce", "label loss")
+
+
+def _weighs_ce(values: Values) -> bool:
+    """Whether ce_weight weighs the labels' CE against a teacher's terms (a student trained
+    alone takes plain CE, as a baseline does)."""
+    return uses_teacher(values) and _has_ce(values)
+
+
+def _ce_weight_unused(values: Values) -> str:
+    if uses_teacher(values):
+        return _no_ce_tip(values)
+    return (f"Not used: {_method_name(values)} trains on the labels' cross-entropy alone, "
+            "with weight 1, as a run's baseline does.")
+
+
 def has_official_test(values: Values) -> bool:
     """Whether the dataset is known to bring its own test split (files: see the data check)."""
     from kdstudio.core.data import DATASETS
@@ -246,10 +263,7 @@ def _build_fields() -> tuple[Field, ...]:
           enabled=_uses_temperature, unused_tip=lambda v: f"Not used: {_method_name(v)} "
           "does not soften the logits with a temperature."),
         f("distill.ce_weight", "CE weight α", "float", "ceWeightSpin",
-          enabled=lambda v: uses_teacher(v) and _uses_part("ce")(v),
-          unused_tip=lambda v: _not_in_loss("ce", "label loss")(v) if uses_teacher(v) else
-          f"Not used: {_method_name(v)} trains on the labels' cross-entropy alone, with "
-          "weight 1, as a run's baseline does."),
+          enabled=_weighs_ce, unused_tip=_ce_weight_unused),
         f("distill.kd_weight", "KD weight β", "float", "kdWeightSpin", enabled=_uses_part("kd"),
           unused_tip=_not_in_loss("kd", "KL term")),
         f("distill.feature_weight", "Feature weight γ", "float", "featureWeightSpin",
