@@ -20,6 +20,7 @@ from kdstudio.core.engine import (
     run,
     weighted_total,
 )
+from kdstudio.core.engine.evaluation import log_probabilities, top_class
 from kdstudio.core.events import (
     Epoch,
     Event,
@@ -337,6 +338,22 @@ def test_epoch_totals_count_every_batch_however_they_fall_into_groups(
     assert totals.mean_loss() == pytest.approx(loss_sum / seen)
     assert totals.accuracy() == correct / seen  # asking twice counts nothing twice
     assert EpochTotals().accuracy() == 0.0 and EpochTotals().mean_loss() == 0.0
+
+
+@pytest.mark.parametrize("classes", [2, 10, 16, 100])
+def test_top_class_and_log_probabilities_match_argmax_and_log_softmax(classes: int) -> None:
+    generator = torch.Generator().manual_seed(classes)
+    tied = torch.randint(0, 3, (500, classes), generator=generator).float()  # many ties
+    tied[0] = float("nan")
+    tied[1, 1:] = float("nan")
+    tied[2] = float("-inf")
+    assert torch.equal(top_class(tied), tied.argmax(1))
+    logits = 4 * torch.randn(500, classes, generator=generator)
+    assert torch.equal(top_class(logits), logits.argmax(1))
+    expected = torch.log_softmax(logits, 1)
+    assert torch.allclose(log_probabilities(logits), expected, rtol=0, atol=2e-6)
+    half = logits.to(torch.bfloat16)
+    assert log_probabilities(half).dtype == torch.float32
 
 
 def test_weighted_total_skips_parts_switched_off_even_when_nan() -> None:

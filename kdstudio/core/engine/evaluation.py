@@ -30,6 +30,20 @@ def predict(model: nn.Module, x: torch.Tensor | Examples, device: torch.device
     return (out[0] if len(out) == 1 else torch.cat(out)).cpu()
 
 
+def top_class(logits: torch.Tensor) -> torch.Tensor:
+    """`logits.argmax(1)` (the first of equal maxima, as argmax): `max(1)`'s indices, which
+    the CPU reduces faster than argmax for any number of classes."""
+    return logits.max(1).indices
+
+
+def log_probabilities(logits: torch.Tensor) -> torch.Tensor:
+    """`log_softmax(logits, 1)` in float32, as `x - logsumexp(x)`: the same values to float
+    rounding, and about four times faster on the CPU for 10 classes (log_softmax's CPU
+    kernel is slow for class counts that are not a multiple of its vector width)."""
+    logits = logits.float()
+    return logits - torch.logsumexp(logits, 1, keepdim=True)
+
+
 @dataclass(frozen=True)
 class TeacherReference:
     """The teacher's predictions on a split, worked out once per run: what each epoch's
@@ -41,8 +55,8 @@ class TeacherReference:
 
     @classmethod
     def of(cls, logits: torch.Tensor) -> TeacherReference:
-        log_probs = torch.log_softmax(logits.float(), dim=1)
-        return cls(log_probs, log_probs.exp(), logits.argmax(1))
+        log_probs = log_probabilities(logits)
+        return cls(log_probs, log_probs.exp(), top_class(logits))
 
 
 def validation_metrics(logits: torch.Tensor, y: torch.Tensor,
@@ -53,8 +67,8 @@ def validation_metrics(logits: torch.Tensor, y: torch.Tensor,
     n = len(y)
     if n == 0:
         return {"val/loss": float("nan"), "val/acc": float("nan")}
-    log_probs = torch.log_softmax(logits.float(), dim=1)
-    predictions = logits.argmax(1)
+    log_probs = log_probabilities(logits)
+    predictions = top_class(logits)
     # counts are read as float64 (exact) and divided here, as Python floats
     figures = [torch.nn.functional.nll_loss(log_probs, y), (predictions == y).sum()]
     if teacher is not None:
@@ -69,4 +83,4 @@ def validation_metrics(logits: torch.Tensor, y: torch.Tensor,
 
 
 def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
-    return (logits.argmax(1) == y).float().mean().item() if len(y) else float("nan")
+    return (top_class(logits) == y).float().mean().item() if len(y) else float("nan")

@@ -18,6 +18,7 @@ from kdstudio.core.distill.precision import to_device
 from kdstudio.core.distill.schedules import SCHEDULED_KEYS, PhaseSchedules
 from kdstudio.core.engine.batches import Batch
 from kdstudio.core.engine.context import NonFiniteLoss, RunStopped
+from kdstudio.core.engine.evaluation import top_class
 from kdstudio.core.engine.optim import constant_lr, epoch_lrs, lr_factor
 from kdstudio.core.events import Step
 from kdstudio.core.models import FeatureModel
@@ -45,11 +46,12 @@ def weighted_total(parts: dict[str, torch.Tensor], weights: dict[str, float]) ->
 
 def read_scalars(tensors: list[torch.Tensor], device: torch.device) -> list[float]:
     """The values of 0-d tensors as floats, in one read-back: on a GPU one wait for the
-    device instead of one per tensor. `device` is where the tensors are."""
+    device instead of one per tensor. `device` is where the tensors are. Tensors of mixed
+    floating types are stacked in the widest of them."""
     if not tensors:
         return []
     with torch.no_grad():
-        return torch.stack([tensor.float() for tensor in tensors]).tolist()
+        return torch.stack(tensors).tolist()
 
 
 class EpochTotals:
@@ -85,7 +87,7 @@ class EpochTotals:
         if self._kept:
             logits = torch.cat([kept[0] for kept in self._kept])
             labels = torch.cat([kept[1] for kept in self._kept])
-            self.correct += int((logits.argmax(1) == labels).sum())
+            self.correct += int((top_class(logits) == labels).sum())
             self._kept.clear()
             self._kept_elements = 0
 
