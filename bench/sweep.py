@@ -9,6 +9,10 @@ other programs took.
 
     python bench/sweep.py                      # ~3 minutes on 2 cores
     python bench/sweep.py --epochs 10 --workers 1 2
+    python bench/sweep.py --teacher-epochs 15 --epochs 300 --repeats 3   # trials of ~5 s
+
+A sweep's worker processes take about 2 s to import torch, once whatever their number, so
+the shorter the trials, the more that start weighs against the speed-up.
 """
 
 from __future__ import annotations
