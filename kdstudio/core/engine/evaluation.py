@@ -38,8 +38,8 @@ def top_class(logits: torch.Tensor) -> torch.Tensor:
 
 def log_probabilities(logits: torch.Tensor) -> torch.Tensor:
     """`log_softmax(logits, 1)` in float32, as `x - logsumexp(x)`: the same values to float
-    rounding, and about four times faster on the CPU for 10 classes (log_softmax's CPU
-    kernel is slow for class counts that are not a multiple of its vector width)."""
+    rounding, and faster on the CPU for class counts that are not a multiple of
+    log_softmax's vector width (10, say)."""
     logits = logits.float()
     return logits - torch.logsumexp(logits, 1, keepdim=True)
 
